@@ -1,0 +1,106 @@
+//! The command line: `kagi demo`, `kagi serve`, `kagi help`.
+
+use std::path::PathBuf;
+
+/// What the user asked for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Demo {
+        listen: Option<String>,
+        data_dir: Option<PathBuf>,
+        config: Option<PathBuf>,
+    },
+    Serve {
+        config: PathBuf,
+    },
+    Help,
+    Version,
+}
+
+pub const HELP: &str = "\
+kagi — self-hosted login recovery (介護電子請求受付システム の再設定フロー)
+
+Usage:
+  kagi demo [--listen ADDR] [--data-dir DIR] [--config FILE]
+      Start the demo: demo accounts from data/demo.toml, mail kept in the
+      database and shown at /dev/mail instead of being sent.
+        --listen ADDR     address to listen on (default 127.0.0.1:8080)
+        --data-dir DIR    database directory (default: a new temporary one)
+        --config FILE     TOML file with further settings (see README)
+
+  kagi serve --config FILE
+      Run for real: the file must set public_url, data_dir and the mail
+      settings; kagi names the field and stops if one is missing or wrong.
+
+  kagi help       this text
+  kagi --version  the version
+
+Pages: /kaigo (login and recovery), /healthz, and in demo mode /dev/mail
+and /dev/mail.json.
+";
+
+/// Reads the arguments after the program name.
+pub fn parse(args: &[String]) -> Result<Command, String> {
+    let mut args = args.iter();
+    let command = match args.next().map(String::as_str) {
+        None | Some("help" | "--help" | "-h") => return Ok(Command::Help),
+        Some("--version" | "-V" | "version") => return Ok(Command::Version),
+        Some(c @ ("demo" | "serve")) => c,
+        Some(other) => return Err(format!("unknown command `{other}`; try `kagi help`")),
+    };
+    let (mut listen, mut data_dir, mut config) = (None, None, None);
+    while let Some(flag) = args.next() {
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (flag.as_str(), None),
+        };
+        if matches!(name, "--help" | "-h") {
+            return Ok(Command::Help);
+        }
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next().cloned())
+                .ok_or_else(|| format!("`{name}` needs a value"))
+        };
+        match (command, name) {
+            ("demo", "--listen") => listen = Some(value()?),
+            ("demo", "--data-dir") => data_dir = Some(PathBuf::from(value()?)),
+            (_, "--config") => config = Some(PathBuf::from(value()?)),
+            _ => return Err(format!("`kagi {command}` has no option `{name}`; try `kagi help`")),
+        }
+    }
+    Ok(match command {
+        "demo" => Command::Demo { listen, data_dir, config },
+        _ => Command::Serve {
+            config: config.ok_or("`kagi serve` needs --config FILE")?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Command, String> {
+        parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!(p(&[]), Ok(Command::Help));
+        assert_eq!(
+            p(&["demo", "--listen", "0.0.0.0:9000", "--data-dir=/tmp/x"]),
+            Ok(Command::Demo {
+                listen: Some("0.0.0.0:9000".into()),
+                data_dir: Some("/tmp/x".into()),
+                config: None
+            })
+        );
+        assert_eq!(p(&["serve", "--config", "k.toml"]), Ok(Command::Serve { config: "k.toml".into() }));
+        assert!(p(&["serve"]).unwrap_err().contains("--config"));
+        assert!(p(&["serve", "--listen", "x"]).unwrap_err().contains("--listen"));
+        assert!(p(&["demo", "--listen"]).unwrap_err().contains("needs a value"));
+        assert!(p(&["start"]).unwrap_err().contains("unknown command"));
+    }
+}

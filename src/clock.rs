@@ -1,0 +1,86 @@
+//! The one clock. Only the request loop, the mail thread and the sweeper read
+//! it; everything below them receives `now` (Unix seconds) as a parameter, so
+//! tests can move time forward instead of sleeping.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// System time plus an adjustable offset shared by every clone.
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    offset_secs: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// The real time.
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    /// Seconds since the Unix epoch, as this clock sees them.
+    pub fn now(&self) -> u64 {
+        let real = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        (real + self.offset_secs.load(Ordering::Relaxed)).max(0) as u64
+    }
+
+    /// Moves this clock (and every clone of it) forward: tests use it to make
+    /// codes expire without waiting.
+    pub fn advance(&self, secs: i64) {
+        self.offset_secs.fetch_add(secs, Ordering::Relaxed);
+    }
+}
+
+/// Wall-clock time of day `HH:MM:SS` at `now` in a zone `offset_secs` east of UTC.
+pub fn time_of_day(now: u64, offset_secs: i32) -> String {
+    let local = (now as i64 + offset_secs as i64).rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", local / 3600, local / 60 % 60, local % 60)
+}
+
+/// Calendar date and time `YYYY-MM-DD HH:MM:SS` at `now`, for logs and operator pages.
+pub fn date_time(now: u64, offset_secs: i32) -> String {
+    let local = now as i64 + offset_secs as i64;
+    let (days, secs) = (local.div_euclid(86_400), local.rem_euclid(86_400));
+    // Civil-from-days, after Howard Hinnant's date algorithms.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_jst_time_and_date() {
+        // 2026-11-23 03:04:05 UTC is 12:04:05 in Japan.
+        let t = 1_795_392_000 + 3 * 3600 + 4 * 60 + 5;
+        assert_eq!(date_time(t, 0), "2026-11-23 03:04:05");
+        assert_eq!(time_of_day(t, 9 * 3600), "12:04:05");
+        assert_eq!(date_time(t, 9 * 3600), "2026-11-23 12:04:05");
+    }
+
+    #[test]
+    fn advancing_moves_every_clone() {
+        let clock = Clock::system();
+        let other = clock.clone();
+        let before = other.now();
+        clock.advance(3600);
+        assert!(other.now() >= before + 3600);
+    }
+}

@@ -1,0 +1,487 @@
+//! One `Config` struct: the design's defaults, read from a TOML file, then
+//! checked. Every lifetime, limit and cost kagi applies is a field here.
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Everything an operator can set. Field names are the TOML keys.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server binds, e.g. `127.0.0.1:8080`.
+    pub listen: String,
+    /// The address users reach kagi at, e.g. `https://login.example.jp`.
+    /// Mailed links are built from it, never from a request's Host header.
+    pub public_url: Option<String>,
+    /// Directory of the sled database. `kagi demo` uses a fresh temporary
+    /// directory when this is unset.
+    pub data_dir: Option<PathBuf>,
+    /// Zone of the `時刻` clock on every screen: `JST`, `UTC` or `+HH:MM`.
+    pub time_zone: String,
+    pub kaigo: KaigoConfig,
+    pub session: SessionConfig,
+    pub argon2: Argon2Config,
+    pub http: HttpConfig,
+    pub store: StoreConfig,
+    pub mail: MailConfig,
+}
+
+/// The kaigo recovery flow.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KaigoConfig {
+    /// How long a one-time password stays valid. The seed says 30 minutes.
+    pub otp_lifetime_secs: u64,
+    /// Wrong entries after which a one-time password dies and the flow must
+    /// restart. DESIGN §3 rule 4 says 5.
+    pub otp_attempts: u32,
+    /// How long an unfinished recovery (before or after the code) is kept.
+    pub flow_lifetime_secs: u64,
+    /// The `[問い合わせ先]` line of kaigo mails.
+    pub helpdesk: String,
+}
+
+/// Logged-in sessions.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// A session unused this long ends.
+    pub idle_secs: u64,
+    /// A session ends this long after login, however busy.
+    pub absolute_secs: u64,
+    /// Wrong security codes after which a half-done login must start over.
+    pub security_code_attempts: u32,
+}
+
+/// Cost of argon2id password and security-code hashes.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Argon2Config {
+    /// Memory in KiB. OWASP's argon2id minimum: 19456 (19 MiB).
+    pub memory_kib: u32,
+    /// Passes over the memory. OWASP: 2.
+    pub iterations: u32,
+    /// Lanes. OWASP: 1.
+    pub parallelism: u32,
+}
+
+/// HTTP plumbing.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request body accepted; larger ones get 413. Every kagi form
+    /// fits in far less.
+    pub max_body_bytes: usize,
+}
+
+/// The sled database.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// sled's page cache in bytes; the main share of kagi's memory.
+    pub cache_bytes: u64,
+    /// How often the sweeper deletes expired flows and sessions. Reads treat
+    /// expired records as absent whether or not the sweep has run.
+    pub sweep_interval_secs: u64,
+}
+
+/// Outgoing mail.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    /// `smtp` delivers through a mail server; `capture` keeps messages in the
+    /// database and shows them at `/dev/mail` (demo and labs).
+    pub transport: Option<Transport>,
+    /// The From address of every mail, e.g. `kagi <no-reply@example.jp>`.
+    pub from: Option<String>,
+    /// First retry delay after a temporary delivery failure; it doubles per try.
+    pub retry_initial_secs: u64,
+    /// Longest delay between two delivery tries.
+    pub retry_max_secs: u64,
+    pub smtp: SmtpConfig,
+}
+
+/// How mail leaves kagi.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Smtp,
+    Capture,
+}
+
+/// The SMTP relay.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: Option<String>,
+    /// Defaults to 25 (plain), 587 (STARTTLS) or 465 (TLS).
+    pub port: Option<u16>,
+    pub security: Security,
+    /// AUTH user; AUTH is used only when both user and password are set.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Connection and command timeout.
+    pub timeout_secs: u64,
+}
+
+impl fmt::Debug for SmtpConfig {
+    // Hand-written so that the AUTH password never reaches a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "…"))
+            .field("timeout_secs", &self.timeout_secs)
+            .finish()
+    }
+}
+
+/// Transport security of the SMTP connection.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// No TLS; for a relay on the same host or a trusted lab network.
+    Plain,
+    /// Plain connection upgraded with STARTTLS (usually port 587).
+    Starttls,
+    /// TLS from the first byte (usually port 465).
+    Tls,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            data_dir: None,
+            time_zone: "JST".into(),
+            kaigo: KaigoConfig::default(),
+            session: SessionConfig::default(),
+            argon2: Argon2Config::default(),
+            http: HttpConfig::default(),
+            store: StoreConfig::default(),
+            mail: MailConfig::default(),
+        }
+    }
+}
+
+impl Default for KaigoConfig {
+    fn default() -> KaigoConfig {
+        KaigoConfig {
+            otp_lifetime_secs: 30 * 60,
+            otp_attempts: 5,
+            flow_lifetime_secs: 30 * 60,
+            helpdesk: "ヘルプデスク: 0570-059-402".into(),
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> SessionConfig {
+        SessionConfig {
+            idle_secs: 30 * 60,
+            absolute_secs: 12 * 3600,
+            security_code_attempts: 5,
+        }
+    }
+}
+
+impl Default for Argon2Config {
+    fn default() -> Argon2Config {
+        Argon2Config {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> HttpConfig {
+        HttpConfig {
+            max_body_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> StoreConfig {
+        StoreConfig {
+            cache_bytes: 8 * 1024 * 1024,
+            sweep_interval_secs: 60,
+        }
+    }
+}
+
+impl Default for MailConfig {
+    fn default() -> MailConfig {
+        MailConfig {
+            transport: None,
+            from: None,
+            retry_initial_secs: 10,
+            retry_max_secs: 600,
+            smtp: SmtpConfig::default(),
+        }
+    }
+}
+
+impl Default for SmtpConfig {
+    fn default() -> SmtpConfig {
+        SmtpConfig {
+            host: None,
+            port: None,
+            security: Security::Starttls,
+            username: None,
+            password: None,
+            timeout_secs: 30,
+        }
+    }
+}
+
+impl SmtpConfig {
+    /// The configured port, or the usual one for the security mode.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            Security::Plain => 25,
+            Security::Starttls => 587,
+            Security::Tls => 465,
+        })
+    }
+}
+
+/// A configuration that cannot be used, naming the field at fault.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config field `{}`: {}", self.field, self.problem)
+    }
+}
+
+fn bad(field: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field,
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; fields it leaves out keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+
+    /// Checks what every mode needs: parsable addresses, sane limits.
+    pub fn validate_common(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        self.utc_offset_secs()?;
+        if let Some(url) = &self.public_url {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| bad("public_url", format!("`{url}` is not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                return Err(bad("public_url", "must be an http:// or https:// URL with a host"));
+            }
+            if parsed.query().is_some() || parsed.fragment().is_some() {
+                return Err(bad("public_url", "must not carry a query or fragment"));
+            }
+        }
+        if self.kaigo.otp_lifetime_secs == 0 {
+            return Err(bad("kaigo.otp_lifetime_secs", "must be above 0"));
+        }
+        if self.kaigo.otp_attempts == 0 {
+            return Err(bad("kaigo.otp_attempts", "must be above 0"));
+        }
+        if contains_line_break(&self.kaigo.helpdesk) {
+            return Err(bad("kaigo.helpdesk", "must be one line"));
+        }
+        argon2::Params::new(
+            self.argon2.memory_kib,
+            self.argon2.iterations,
+            self.argon2.parallelism,
+            None,
+        )
+        .map_err(|e| bad("argon2", format!("parameters rejected by argon2: {e}")))?;
+        if let Some(from) = &self.mail.from {
+            if !is_plausible_mailbox(from) {
+                return Err(bad("mail.from", format!("`{from}` is not a mail address")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks what `kagi serve` needs on top: where it lives, how mail leaves.
+    pub fn validate_for_serve(&self) -> Result<(), ConfigError> {
+        if self.public_url.is_none() {
+            return Err(bad(
+                "public_url",
+                "missing; set it to the address users open, e.g. https://login.example.jp",
+            ));
+        }
+        if self.data_dir.is_none() {
+            return Err(bad("data_dir", "missing; set it to the database directory"));
+        }
+        self.validate_common()?;
+        let transport = self.mail.transport.ok_or_else(|| {
+            bad("mail.transport", "missing; set it to \"smtp\" (or \"capture\" for a lab)")
+        })?;
+        if self.mail.from.is_none() {
+            return Err(bad("mail.from", "missing; set the sender address of kagi's mails"));
+        }
+        if transport == Transport::Smtp {
+            let smtp = &self.mail.smtp;
+            match &smtp.host {
+                None => return Err(bad("mail.smtp.host", "missing; set the mail relay's host name")),
+                Some(h) if h.trim().is_empty() || h.contains(char::is_whitespace) => {
+                    return Err(bad("mail.smtp.host", format!("`{h}` is not a host name")))
+                }
+                Some(_) => {}
+            }
+            if smtp.port == Some(0) {
+                return Err(bad("mail.smtp.port", "must be 1–65535"));
+            }
+            if smtp.username.is_some() != smtp.password.is_some() {
+                return Err(bad(
+                    "mail.smtp.password",
+                    "username and password must be set together",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The listen address, parsed.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen
+            .parse()
+            .map_err(|_| bad("listen", format!("`{}` is not an IP:port address", self.listen)))
+    }
+
+    /// The clock's zone as seconds east of UTC.
+    pub fn utc_offset_secs(&self) -> Result<i32, ConfigError> {
+        parse_zone(&self.time_zone)
+            .ok_or_else(|| bad("time_zone", format!("`{}`: use JST, UTC or +HH:MM", self.time_zone)))
+    }
+
+    /// The public URL without a trailing slash.
+    pub fn public_base(&self) -> String {
+        self.public_url
+            .as_deref()
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// Whether cookies must carry `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+fn parse_zone(zone: &str) -> Option<i32> {
+    match zone {
+        "JST" | "Asia/Tokyo" => return Some(9 * 3600),
+        "UTC" | "Z" => return Some(0),
+        _ => {}
+    }
+    let (sign, rest) = match zone.as_bytes().first()? {
+        b'+' => (1, &zone[1..]),
+        b'-' => (-1, &zone[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 14 && m < 60 && h >= 0 && m >= 0).then_some(sign * (h * 3600 + m * 60))
+}
+
+/// Whether a string holds a CR or LF, which must never reach a mail header.
+pub fn contains_line_break(s: &str) -> bool {
+    s.contains(['\r', '\n'])
+}
+
+/// A loose check for `local@domain` or `Name <local@domain>`.
+fn is_plausible_mailbox(s: &str) -> bool {
+    let addr = match (s.find('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &s[a + 1..b],
+        _ => s,
+    };
+    !contains_line_break(s)
+        && addr
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !addr.contains(' '))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_config() -> Config {
+        toml::from_str(
+            r#"
+            public_url = "https://login.example.jp"
+            data_dir = "/var/lib/kagi"
+            [mail]
+            transport = "smtp"
+            from = "no-reply@example.jp"
+            [mail.smtp]
+            host = "relay.example.jp"
+            "#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn defaults_are_the_designs() {
+        let c = Config::default();
+        assert_eq!(c.kaigo.otp_lifetime_secs, 1800);
+        assert_eq!(c.kaigo.otp_attempts, 5);
+        assert_eq!(
+            (c.argon2.memory_kib, c.argon2.iterations, c.argon2.parallelism),
+            (19_456, 2, 1)
+        );
+        assert_eq!(c.utc_offset_secs(), Ok(9 * 3600));
+    }
+
+    #[test]
+    fn serve_names_the_missing_field() {
+        assert!(serve_config().validate_for_serve().is_ok());
+        let mut c = serve_config();
+        c.public_url = None;
+        assert_eq!(c.validate_for_serve().unwrap_err().field, "public_url");
+        let mut c = serve_config();
+        c.public_url = Some("ftp://x".into());
+        assert_eq!(c.validate_for_serve().unwrap_err().field, "public_url");
+        let mut c = serve_config();
+        c.mail.smtp.host = None;
+        assert_eq!(c.validate_for_serve().unwrap_err().field, "mail.smtp.host");
+        let mut c = serve_config();
+        c.mail.transport = None;
+        assert_eq!(c.validate_for_serve().unwrap_err().field, "mail.transport");
+        let mut c = serve_config();
+        c.mail.from = Some("a@b\r\nBcc: x@y".into());
+        assert_eq!(c.validate_for_serve().unwrap_err().field, "mail.from");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn zones() {
+        assert_eq!(parse_zone("+05:30"), Some(19_800));
+        assert_eq!(parse_zone("-03:00"), Some(-10_800));
+        assert_eq!(parse_zone("Tokyo"), None);
+    }
+}

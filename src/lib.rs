@@ -1,0 +1,334 @@
+//! kagi — a self-hosted login-recovery server in one binary.
+//!
+//! It reproduces the self-service recovery of the 介護電子請求受付システム
+//! (kaigo): office number + security e-mail → a mailed one-time password →
+//! new password, with the security code cleared.
+//!
+//! # Code map
+//!
+//! A request comes in on the one request thread (`http`), goes through the
+//! top router (`app`) to a site's flow (`sites::kaigo`), which reads and
+//! writes `store` and answers with a `pages` screen. Beside the request
+//! thread run only the mail thread (`mail`: outbox → SMTP or capture) and the
+//! sweeper (deletes expired flows and sessions).
+//!
+//! - `cli`     the command line
+//! - `config`  one `Config`, defaults, TOML, validation
+//! - `clock`   the one clock; tests move it
+//! - `http`    tiny_http → `Request`, `Response` → wire, security headers, panics → 500
+//! - `app`     the top router, `/dev/` and `/healthz`
+//! - `sites`   the flows: visit cookie, CSRF, each site's state machine
+//! - `pages`   maud screens, pure
+//! - `policy`  password rules with one message each
+//! - `secret`  random tokens, OTPs, keyed digests, argon2id
+//! - `store`   sled trees, records, expiry index, sweep
+//! - `mail`    outbox, templates, transports
+//! - `demo`    the demo accounts of `data/demo.toml`
+//!
+//! # Invariants
+//!
+//! - Only `http` knows tiny_http; only `store` knows sled; only `mail` knows SMTP.
+//! - `pages` is pure: no store, no clock.
+//! - Nothing below the request loop reads the clock: `now` is a parameter.
+//! - No handler talks to a mail server: it writes to the outbox.
+//! - No secret (password, code, token, cookie) is stored or logged in clear;
+//!   the outbox holds a mail's text only until the server accepts it.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod store;
+
+mod app;
+mod demo;
+mod http;
+mod mail;
+mod pages;
+mod policy;
+mod secret;
+mod sites;
+
+use clock::Clock;
+use config::{Config, Transport};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use store::Store;
+
+/// Why kagi could not run.
+#[derive(Debug)]
+pub enum Error {
+    /// The command line was wrong.
+    Usage(String),
+    /// The configuration was wrong; the message names the field.
+    Config(String),
+    /// Something at startup failed (port taken, database locked, …).
+    Startup(String),
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) | Error::Config(_) => 2,
+            Error::Startup(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(m) | Error::Config(m) | Error::Startup(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// How kagi runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Demo accounts, captured mail, `/dev/` pages, a temporary database.
+    Demo,
+    /// Production: everything from the config file, nothing made up.
+    Serve,
+}
+
+/// What `start` needs.
+pub struct Options {
+    pub config: Config,
+    pub mode: Mode,
+    /// The clock the server reads; tests pass one they can move.
+    pub clock: Clock,
+}
+
+/// A running server.
+pub struct Running {
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    public_url: String,
+    stop: Arc<AtomicBool>,
+    listener: Arc<http::Listener>,
+    request_thread: Option<JoinHandle<()>>,
+    helpers: Vec<JoinHandle<()>>,
+    started: Duration,
+}
+
+impl Running {
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The database directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Blocks until the server stops (it does not stop by itself).
+    pub fn wait(mut self) {
+        if let Some(t) = self.request_thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Stops every thread and closes the database.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.listener.unblock();
+        if let Some(t) = self.request_thread.take() {
+            let _ = t.join();
+        }
+        for t in self.helpers.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Starts the server and returns once it accepts connections.
+pub fn start(options: Options) -> Result<Running, Error> {
+    let began = Instant::now();
+    let Options { mut config, mode, clock } = options;
+    match mode {
+        Mode::Demo => config.validate_common(),
+        Mode::Serve => config.validate_for_serve(),
+    }
+    .map_err(|e| Error::Config(e.to_string()))?;
+    let utc_offset = config.utc_offset_secs().map_err(|e| Error::Config(e.to_string()))?;
+    let listen = config.listen_addr().map_err(|e| Error::Config(e.to_string()))?;
+
+    let data_dir = match &config.data_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("kagi-demo-{}", secret::hex(&secret::random_bytes::<6>()))),
+    };
+    let store = Store::open(&data_dir, config.store.cache_bytes)
+        .map_err(|e| Error::Startup(format!("cannot open the database in {}: {e}", data_dir.display())))?;
+    let store = Arc::new(store);
+    let key = store
+        .digest_key(secret::random_bytes())
+        .map_err(|e| Error::Startup(e.to_string()))?;
+    let hasher = secret::Hasher::new(&config.argon2).map_err(Error::Config)?;
+    let listener = Arc::new(http::Listener::bind(listen).map_err(Error::Startup)?);
+    let addr = listener.local_addr();
+
+    if mode == Mode::Demo {
+        config.mail.transport = Some(Transport::Capture);
+        if config.public_url.is_none() {
+            config.public_url = Some(format!("http://{addr}"));
+        }
+        demo::load(&store, &hasher).map_err(|e| Error::Startup(e.to_string()))?;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (outbox, mail_thread) = mail::start(&config.mail, store.clone(), clock.clone(), stop.clone());
+    let sweeper = spawn_sweeper(store.clone(), clock.clone(), config.store.sweep_interval_secs, stop.clone());
+
+    let public_url = config.public_base();
+    let https = config.is_https();
+    let max_body = config.http.max_body_bytes;
+    let app = app::App {
+        digester: secret::Digester::new(&key),
+        hasher,
+        outbox,
+        utc_offset,
+        dev_pages: mode == Mode::Demo,
+        banner: (mode == Mode::Demo)
+            .then(|| "デモモード: メールは送信されず、/dev/mail に保存されます。".to_string()),
+        store,
+        config,
+    };
+    let (l, s) = (listener.clone(), stop.clone());
+    let request_thread = std::thread::Builder::new()
+        .name("kagi-http".into())
+        .spawn(move || {
+            http::serve(
+                &l,
+                max_body,
+                https,
+                || !s.load(Ordering::SeqCst),
+                |req| app.handle(req, clock.now()),
+            )
+        })
+        .map_err(|e| Error::Startup(format!("cannot start the request thread: {e}")))?;
+
+    Ok(Running {
+        addr,
+        data_dir,
+        public_url,
+        stop,
+        listener,
+        request_thread: Some(request_thread),
+        helpers: vec![mail_thread, sweeper],
+        started: began.elapsed(),
+    })
+}
+
+/// Deletes expired flows and sessions in bounded batches, so that the
+/// database does not grow with abandoned recoveries.
+fn spawn_sweeper(store: Arc<Store>, clock: Clock, interval_secs: u64, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+    const BATCH: usize = 1000;
+    std::thread::Builder::new()
+        .name("kagi-sweep".into())
+        .spawn(move || {
+            let mut next = Instant::now();
+            while !stop.load(Ordering::SeqCst) {
+                if Instant::now() >= next {
+                    let now = clock.now();
+                    loop {
+                        match store.sweep(now, BATCH) {
+                            Ok(n) if n == BATCH && !stop.load(Ordering::SeqCst) => continue,
+                            Ok(_) => break,
+                            Err(e) => {
+                                eprintln!("kagi: sweep: {e}");
+                                break;
+                            }
+                        }
+                    }
+                    next = Instant::now() + Duration::from_secs(interval_secs.max(1));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+        .expect("spawning the sweeper")
+}
+
+/// Runs the command line `args` (without the program name).
+pub fn run(args: &[String]) -> Result<(), Error> {
+    match cli::parse(args).map_err(Error::Usage)? {
+        cli::Command::Help => {
+            print!("{}", cli::HELP);
+            Ok(())
+        }
+        cli::Command::Version => {
+            println!("kagi {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        cli::Command::Demo { listen, data_dir, config } => {
+            let mut c = match config {
+                Some(path) => Config::from_file(&path).map_err(Error::Config)?,
+                None => Config::default(),
+            };
+            if let Some(l) = listen {
+                c.listen = l;
+            }
+            if data_dir.is_some() {
+                c.data_dir = data_dir;
+            }
+            let running = start(Options { config: c, mode: Mode::Demo, clock: Clock::system() })?;
+            print_demo_welcome(&running);
+            running.wait();
+            Ok(())
+        }
+        cli::Command::Serve { config } => {
+            let c = Config::from_file(&config).map_err(Error::Config)?;
+            let running = start(Options { config: c, mode: Mode::Serve, clock: Clock::system() })?;
+            println!(
+                "kagi: serving {} on http://{} (database {}), ready in {} ms",
+                running.public_url,
+                running.addr,
+                running.data_dir.display(),
+                running.started.as_millis()
+            );
+            running.wait();
+            Ok(())
+        }
+    }
+}
+
+fn print_demo_welcome(running: &Running) {
+    let base = &running.public_url;
+    println!("kagi demo — ログイン情報再設定のデモ (Ctrl-C で終了)");
+    println!();
+    println!("  介護電子請求受付システム  {base}/kaigo");
+    println!("  送信メール (capture)      {base}/dev/mail   JSON: {base}/dev/mail.json");
+    println!("  データベース              {} (一時ディレクトリ)", running.data_dir.display());
+    println!();
+    println!("  デモアカウント (kaigo):");
+    println!("    {:<16} {:<13} {:<32} セキュリティコード", "ユーザID", "パスワード", "セキュリティ用メールアドレス");
+    for a in demo::kaigo_accounts() {
+        println!(
+            "    {:<16} {:<13} {:<32} {}",
+            a.user_id(),
+            a.password,
+            a.security_email.as_deref().unwrap_or("(未登録)"),
+            a.security_code.as_deref().unwrap_or("-")
+        );
+    }
+    println!();
+    println!("kagi: ready in {} ms on http://{}", running.started.as_millis(), running.addr);
+}

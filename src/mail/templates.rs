@@ -1,0 +1,162 @@
+//! The texts of kagi's mails, in the seeds' words, and the MIME they travel in.
+
+use mail_send::mail_builder::headers::address::Address;
+use mail_send::mail_builder::MessageBuilder;
+
+/// A mail's subject and body before it becomes MIME.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Letter {
+    pub subject: String,
+    pub body: String,
+}
+
+impl std::fmt::Debug for Letter {
+    // The body may carry a code: only the subject is printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Letter").field("subject", &self.subject).finish_non_exhaustive()
+    }
+}
+
+/// The seed's 文例 ワンタイムパスワード発行通知 (介護保険), with the real code.
+pub fn kaigo_otp(code: &str, lifetime_minutes: u64, helpdesk: &str) -> Letter {
+    Letter {
+        subject: "ワンタイムパスワード発行通知 (介護保険)".into(),
+        body: format!(
+            "介護電子請求受付システムからのお知らせです。
+電子請求受付システムのワンタイムパスワードが発行されました。
+
+[ワンタイムパスワード]
+{code}
+
+ワンタイムパスワードの有効期間は {lifetime_minutes} 分です。
+ワンタイムパスワード入力画面の操作説明に従い、ワンタイムパスワードを入力してください。
+※処理を中断してしまった場合、再度セキュリティ用メールアドレスを設定してください。
+
+メール内容に心当たりがない場合、このメールは破棄するようお願いします。
+
+[問い合わせ先]
+{helpdesk}
+
+本メールはシステムが自動的に送信しております。
+本メールへ返信にてお問い合わせいただいてもご回答できませんので、予めご了承くださいますようお願い申し上げます。
+"
+        ),
+    }
+}
+
+/// The notice sent to the security address after a password change, so that
+/// an owner who did not ask for it learns of it at once.
+pub fn kaigo_password_changed(user_id: &str, when: &str, helpdesk: &str) -> Letter {
+    Letter {
+        subject: "ログイン情報再設定完了通知 (介護保険)".into(),
+        body: format!(
+            "介護電子請求受付システムからのお知らせです。
+ユーザID {user_id} のログイン情報が再設定されました。
+
+[再設定日時]
+{when}
+
+パスワードが変更され、セキュリティコードは解除されました。
+セキュリティコードをご利用の方は、ユーザ情報変更メニューの「セキュリティコード設定」から再度設定してください。
+
+この操作に心当たりがない場合、至急下記までお問い合わせください。
+
+[問い合わせ先]
+{helpdesk}
+
+本メールはシステムが自動的に送信しております。
+本メールへ返信にてお問い合わせいただいてもご回答できませんので、予めご了承くださいますようお願い申し上げます。
+"
+        ),
+    }
+}
+
+/// The whole message as sent: UTF-8 text, encoded headers, CRLF lines.
+pub fn mime(from: &str, to: &str, letter: &Letter, message_id: &str, date: u64) -> String {
+    MessageBuilder::new()
+        .from(mailbox(from))
+        .to(mailbox(to))
+        .subject(letter.subject.as_str())
+        .message_id(message_id)
+        .date(date as i64)
+        .text_body(letter.body.replace('\n', "\r\n"))
+        .write_to_string()
+        .expect("writing to a String cannot fail")
+}
+
+/// `Name <addr>` or a bare `addr` as mail-builder's address type.
+fn mailbox(s: &str) -> Address<'_> {
+    match (s.find('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b => {
+            let name = s[..a].trim().trim_matches('"');
+            let addr = s[a + 1..b].trim();
+            if name.is_empty() {
+                Address::new_address(None::<&str>, addr)
+            } else {
+                Address::new_address(Some(name), addr)
+            }
+        }
+        _ => Address::new_address(None::<&str>, s.trim()),
+    }
+}
+
+/// The bare address of `Name <addr>` or `addr`, for the SMTP envelope.
+pub fn envelope_address(s: &str) -> &str {
+    match (s.find('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b => s[a + 1..b].trim(),
+        _ => s.trim(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mail_parser::MessageParser;
+
+    #[test]
+    fn otp_mail_is_the_seeds_text_with_the_code() {
+        let l = kaigo_otp("042137", 30, "ヘルプデスク: 0570-059-402");
+        assert_eq!(l.subject, "ワンタイムパスワード発行通知 (介護保険)");
+        assert!(l.body.contains("[ワンタイムパスワード]\n042137\n"));
+        assert!(l.body.contains("ワンタイムパスワードの有効期間は 30 分です。"));
+        assert!(l.body.contains("[問い合わせ先]\nヘルプデスク: 0570-059-402\n"));
+        assert!(l.body.starts_with("介護電子請求受付システムからのお知らせです。"));
+    }
+
+    #[test]
+    fn mime_is_valid_and_decodes_to_the_letter() {
+        let letter = kaigo_otp("999999", 30, "ヘルプデスク: 0570-059-402");
+        let raw = mime(
+            "kagi <no-reply@example.jp>",
+            "mailforsecurity-001@example.jp",
+            &letter,
+            "7.kagi@example.jp",
+            1_795_392_000,
+        );
+        // Headers are 7-bit: the Japanese subject is RFC 2047-encoded UTF-8.
+        let head = &raw[..raw.find("\r\n\r\n").unwrap()];
+        assert!(head.is_ascii(), "{head}");
+        let subject_line = head.lines().find(|l| l.starts_with("Subject:")).unwrap();
+        assert!(subject_line.to_ascii_lowercase().contains("=?utf-8?"), "{subject_line}");
+        assert!(head.contains("Content-Type: text/plain; charset=\"utf-8\"") || head.to_ascii_lowercase().contains("charset=\"utf-8\"") || head.to_ascii_lowercase().contains("charset=utf-8"), "{head}");
+
+        // A real MIME parser gets the letter back.
+        let parsed = MessageParser::default().parse(raw.as_bytes()).unwrap();
+        assert_eq!(parsed.subject(), Some(letter.subject.as_str()));
+        let body = parsed.body_text(0).unwrap().replace("\r\n", "\n");
+        assert_eq!(body.trim_end(), letter.body.trim_end());
+        assert_eq!(parsed.message_id(), Some("7.kagi@example.jp"));
+        assert_eq!(
+            parsed.to().unwrap().first().unwrap().address(),
+            Some("mailforsecurity-001@example.jp")
+        );
+        assert_eq!(parsed.from().unwrap().first().unwrap().name(), Some("kagi"));
+        assert_eq!(parsed.date().unwrap().to_timestamp(), 1_795_392_000);
+    }
+
+    #[test]
+    fn envelope_addresses() {
+        assert_eq!(envelope_address("kagi <a@b.jp>"), "a@b.jp");
+        assert_eq!(envelope_address(" a@b.jp "), "a@b.jp");
+    }
+}

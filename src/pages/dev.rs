@@ -1,0 +1,41 @@
+//! Pages that exist only in demo mode: the captured mailbox.
+
+use super::layout;
+use maud::{html, Markup};
+
+/// One captured mail as the page shows it.
+pub struct MailView<'a> {
+    pub id: u64,
+    pub date: String,
+    pub to: &'a str,
+    pub subject: &'a str,
+    pub body: &'a str,
+}
+
+/// `/dev/mail`: every captured mail, newest first, each in full.
+pub fn mailbox(mails: &[MailView<'_>], banner: &str) -> Markup {
+    layout(
+        "送信メール (capture)",
+        Some(banner),
+        html! {
+            main.dev {
+                h1 { "送信メール (capture)" }
+                p { "メールは配送されず、ここに保存されます。新しい順に表示しています。"
+                    " JSON: " a href="/dev/mail.json" { "/dev/mail.json" } }
+                @if mails.is_empty() {
+                    p.empty { "まだメールはありません。" }
+                }
+                @for m in mails {
+                    article.mail id={ "mail-" (m.id) } {
+                        dl {
+                            dt { "日時" } dd { (m.date) }
+                            dt { "To" } dd.to { (m.to) }
+                            dt { "Subject" } dd.subject { (m.subject) }
+                        }
+                        pre.body { (m.body) }
+                    }
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,78 @@
+//! HTML, rendered with maud. Pure: data in, `Markup` out; no store, no clock
+//! (the time shown on screens arrives as a string). Nothing a user typed is
+//! ever wrapped in `PreEscaped`.
+
+pub mod dev;
+pub mod kaigo;
+
+use maud::{html, Markup, DOCTYPE};
+
+/// The stylesheet, served at `/static/kagi.css`; the CSP allows no inline style.
+pub const STYLESHEET: &str = include_str!("kagi.css");
+
+/// The HTML document around every page. `banner` is a warning shown on
+/// top of every page (the demo says it is a demo).
+pub fn layout(title: &str, banner: Option<&str>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="ja" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                link rel="stylesheet" href="/static/kagi.css";
+            }
+            body {
+                @if let Some(text) = banner {
+                    div.banner role="status" { (text) }
+                }
+                (body)
+            }
+        }
+    }
+}
+
+/// The page for an error status, in plain Japanese.
+pub fn error_page(status: u16) -> Markup {
+    let (title, text) = match status {
+        400 => ("不正なリクエスト", "送信された内容を読み取れませんでした。入力内容をご確認のうえ、もう一度お試しください。"),
+        403 => ("操作を続行できません", "画面の有効期限が切れたか、正しくない操作が行われました。お手数ですが、最初からやり直してください。"),
+        404 => ("ページが見つかりません", "指定されたページは存在しません。アドレスをご確認ください。"),
+        405 => ("この操作は受け付けられません", "このページではその操作を行えません。画面のボタンからお進みください。"),
+        413 => ("送信内容が大きすぎます", "送信された内容が上限を超えています。入力内容を短くして、もう一度お試しください。"),
+        415 => ("送信形式が正しくありません", "画面のフォームから送信してください。"),
+        503 => ("ただいま処理できません", "一時的に処理できない状態です。しばらくしてからもう一度お試しください。"),
+        _ => ("システムエラー", "申し訳ありません。システムエラーが発生しました。しばらくしてからもう一度お試しください。"),
+    };
+    layout(
+        title,
+        None,
+        html! {
+            main.error {
+                h1 { (title) }
+                p { (text) }
+                p.status { "(HTTP " (status) ")" }
+                p { a href="/" { "トップページへ戻る" } }
+            }
+        },
+    )
+}
+
+/// kagi's own front page: where the sites are.
+pub fn index(demo: bool) -> Markup {
+    layout(
+        "kagi",
+        None,
+        html! {
+            main.index {
+                h1 { "kagi — ログイン情報再設定サーバ" }
+                ul {
+                    li { a href="/kaigo" { "介護電子請求受付システム" } }
+                }
+                @if demo {
+                    p { "デモモード: 送信されたメールは " a href="/dev/mail" { "/dev/mail" } " で確認できます。" }
+                }
+            }
+        },
+    )
+}

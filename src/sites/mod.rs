@@ -1,0 +1,120 @@
+//! What the sites share: the visit cookie that keys a browser's flow and
+//! session, the CSRF token derived from it, and the audit helper.
+
+pub mod kaigo;
+
+use crate::app::App;
+use crate::http::{Request, Response};
+use crate::secret::{constant_time_eq, Purpose, Token};
+use crate::store::{AuditEvent, Site, StoreError};
+
+/// A handler's result: a page, or a storage failure (a 500 in one place).
+pub type Outcome = Result<Response, StoreError>;
+
+/// The browser's visit: a random cookie, one per site. The server keeps
+/// only its digest (as the key of the flow and session records) and derives
+/// the CSRF token from it, so a form is bound to the browser that got it.
+pub struct Visit {
+    token: Token,
+    /// Digest of the cookie: the key of this visit's records.
+    pub key: String,
+    /// The token every form of this visit carries.
+    pub csrf: String,
+    /// The cookie was made by this request and must be set on the answer.
+    pub is_new: bool,
+    site: Site,
+}
+
+impl Visit {
+    /// The visit named by the request's cookie, or a new one.
+    pub fn of(app: &App, req: &Request, site: Site) -> Visit {
+        match req.cookie(&cookie_name(site)).and_then(Token::parse) {
+            Some(token) => Visit::from_token(app, token, site, false),
+            None => Visit::new(app, site),
+        }
+    }
+
+    /// A new visit: a fresh cookie (at first sight, and at login so that a
+    /// cookie planted before login is worth nothing after it).
+    pub fn new(app: &App, site: Site) -> Visit {
+        Visit::from_token(app, Token::generate(), site, true)
+    }
+
+    fn from_token(app: &App, token: Token, site: Site, is_new: bool) -> Visit {
+        Visit {
+            key: app.digester.digest(Purpose::Visit, token.expose()),
+            csrf: app.digester.digest(Purpose::Csrf, token.expose()),
+            token,
+            is_new,
+            site,
+        }
+    }
+
+    /// Whether a POST carries this visit's CSRF token. A visit made by this
+    /// very request cannot have sent a form.
+    pub fn csrf_ok(&self, req: &Request) -> bool {
+        !self.is_new && constant_time_eq(req.field("csrf"), &self.csrf)
+    }
+
+    /// Adds the cookie to `response`.
+    pub fn set_on(&self, app: &App, response: Response) -> Response {
+        let secure = if app.config.is_https() { "; Secure" } else { "" };
+        response.with_header(
+            "Set-Cookie",
+            format!(
+                "{}={}; Path=/{}; HttpOnly; SameSite=Strict{secure}",
+                cookie_name(self.site),
+                self.token.expose(),
+                self.site.name()
+            ),
+        )
+    }
+}
+
+pub fn cookie_name(site: Site) -> String {
+    format!("kagi_{}", site.name())
+}
+
+/// Appends to the audit trail. A failed audit write fails the request: an
+/// event that cannot be recorded must not happen silently.
+pub fn audit(
+    app: &App,
+    req: &Request,
+    now: u64,
+    site: Site,
+    event: &str,
+    account: Option<&str>,
+    outcome: &str,
+) -> Result<(), StoreError> {
+    app.store.audit(&AuditEvent {
+        time: now,
+        site,
+        event: event.into(),
+        account: account.map(str::to_string),
+        client: req.client.to_string(),
+        outcome: outcome.into(),
+    })
+}
+
+/// Turns full-width digits (０–９) into ASCII, as Japanese keyboards often
+/// type them, and trims spaces of both widths.
+pub fn normalize_digits(s: &str) -> String {
+    s.trim_matches(|c: char| c.is_whitespace() || c == '\u{3000}')
+        .chars()
+        .map(|c| match c {
+            '０'..='９' => char::from(b'0' + (c as u32 - '０' as u32) as u8),
+            c => c,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_width_digits_become_ascii() {
+        assert_eq!(normalize_digits("　１３１１１１１１１１ "), "1311111111");
+        assert_eq!(normalize_digits("12ａ"), "12ａ");
+    }
+}

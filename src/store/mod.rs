@@ -1,0 +1,463 @@
+//! Storage: the sled trees behind a narrow interface. Only this module knows
+//! sled. Records with a lifetime are written together with an entry in the
+//! expiry index, keyed (expiry time, tree, key), so that a sweep reads only
+//! what has expired; reads treat an expired record as absent whether or not
+//! the sweep has run.
+
+mod records;
+
+pub use records::*;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::Path;
+
+/// A storage failure: the disk, or a record that no longer decodes.
+#[derive(Debug)]
+pub struct StoreError(String);
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "storage: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> StoreError {
+        StoreError(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> StoreError {
+        StoreError(format!("record does not decode: {e}"))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The trees that hold expiring records; the byte is their tag in the
+/// expiry index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expiring {
+    Flows = 1,
+    Sessions = 2,
+}
+
+/// A record with its expiry time (Unix seconds).
+#[derive(Serialize, Deserialize)]
+struct Timed<T> {
+    expires: u64,
+    value: T,
+}
+
+/// The database.
+pub struct Store {
+    db: sled::Db,
+    /// `site:id` → `Account`.
+    accounts: sled::Tree,
+    /// kaigo office number + billing prefecture → user ID.
+    offices: sled::Tree,
+    flows: sled::Tree,
+    sessions: sled::Tree,
+    /// Mail not yet accepted by a server, by id.
+    outbox: sled::Tree,
+    /// Mail kept by the capture transport, by id.
+    mailbox: sled::Tree,
+    postal: sled::Tree,
+    audit: sled::Tree,
+    /// (expires: u64 BE, tree tag: u8, key) → ().
+    expiry: sled::Tree,
+    /// Server-wide values such as the digest key.
+    meta: sled::Tree,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Store(…)")
+    }
+}
+
+fn account_key(site: Site, id: &str) -> Vec<u8> {
+    format!("{}:{id}", site.name()).into_bytes()
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    Ok(serde_json::to_vec(value)?)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()?;
+        Ok(Store {
+            accounts: db.open_tree("accounts")?,
+            offices: db.open_tree("offices")?,
+            flows: db.open_tree("flows")?,
+            sessions: db.open_tree("sessions")?,
+            outbox: db.open_tree("outbox")?,
+            mailbox: db.open_tree("mailbox")?,
+            postal: db.open_tree("postal")?,
+            audit: db.open_tree("audit")?,
+            expiry: db.open_tree("expiry")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
+    /// The server's 32-byte key for keyed digests, made on first use.
+    pub fn digest_key(&self, fresh: [u8; 32]) -> Result<[u8; 32]> {
+        // compare_and_swap keeps the first key if two processes ever raced.
+        let _ = self
+            .meta
+            .compare_and_swap("digest_key", None as Option<&[u8]>, Some(&fresh[..]))?;
+        let stored = self
+            .meta
+            .get("digest_key")?
+            .ok_or_else(|| StoreError("digest key vanished".into()))?;
+        stored
+            .as_ref()
+            .try_into()
+            .map_err(|_| StoreError("digest key has the wrong length".into()))
+    }
+
+    /// Writes everything to disk before returning.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A fresh id, increasing across restarts.
+    fn next_id(&self) -> Result<u64> {
+        Ok(self.db.generate_id()?)
+    }
+
+    // ----- accounts -------------------------------------------------------
+
+    pub fn account(&self, site: Site, id: &str) -> Result<Option<Account>> {
+        self.accounts
+            .get(account_key(site, id))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Creates or replaces an account and its office index entry.
+    pub fn put_account(&self, account: &Account) -> Result<()> {
+        let mut index_key = account.office.clone().into_bytes();
+        index_key.extend_from_slice(account.prefecture.as_bytes());
+        // Account first: an index entry never points at nothing.
+        self.accounts
+            .insert(account_key(account.site, &account.id), encode(account)?)?;
+        self.offices.insert(index_key, account.id.as_bytes())?;
+        Ok(())
+    }
+
+    /// The kaigo accounts of an office, ordered by billing prefecture.
+    pub fn kaigo_accounts_of_office(&self, office: &str) -> Result<Vec<Account>> {
+        let mut found = Vec::new();
+        for entry in self.offices.scan_prefix(office.as_bytes()) {
+            let (_, id) = entry?;
+            let id = String::from_utf8_lossy(&id).into_owned();
+            if let Some(account) = self.account(Site::Kaigo, &id)? {
+                found.push(account);
+            }
+        }
+        Ok(found)
+    }
+
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
+    // ----- expiring records ----------------------------------------------
+
+    fn tree(&self, which: Expiring) -> &sled::Tree {
+        match which {
+            Expiring::Flows => &self.flows,
+            Expiring::Sessions => &self.sessions,
+        }
+    }
+
+    fn get_live<T: DeserializeOwned>(&self, which: Expiring, key: &str, now: u64) -> Result<Option<T>> {
+        let Some(bytes) = self.tree(which).get(key)? else {
+            return Ok(None);
+        };
+        let timed: Timed<T> = decode(&bytes)?;
+        Ok((timed.expires > now).then_some(timed.value))
+    }
+
+    fn put_live<T: Serialize>(&self, which: Expiring, key: &str, value: &T, expires: u64) -> Result<()> {
+        let mut index_key = expires.to_be_bytes().to_vec();
+        index_key.push(which as u8);
+        index_key.extend_from_slice(key.as_bytes());
+        // Index first: a crash between the two writes leaves an index entry
+        // that the sweep discards, never a record that is never swept.
+        self.expiry.insert(index_key, &[])?;
+        self.tree(which).insert(key, encode(&Timed { expires, value })?)?;
+        Ok(())
+    }
+
+    /// The recovery flow of a visit, unless absent or expired.
+    pub fn flow(&self, key: &str, now: u64) -> Result<Option<Flow>> {
+        self.get_live(Expiring::Flows, key, now)
+    }
+
+    pub fn put_flow(&self, key: &str, flow: &Flow, expires: u64) -> Result<()> {
+        self.put_live(Expiring::Flows, key, flow, expires)
+    }
+
+    pub fn remove_flow(&self, key: &str) -> Result<()> {
+        self.flows.remove(key)?;
+        Ok(())
+    }
+
+    /// The session of a visit, unless absent or expired.
+    pub fn session(&self, key: &str, now: u64) -> Result<Option<Session>> {
+        self.get_live(Expiring::Sessions, key, now)
+    }
+
+    pub fn put_session(&self, key: &str, session: &Session, expires: u64) -> Result<()> {
+        self.put_live(Expiring::Sessions, key, session, expires)
+    }
+
+    pub fn remove_session(&self, key: &str) -> Result<()> {
+        self.sessions.remove(key)?;
+        Ok(())
+    }
+
+    /// Deletes up to `batch` records whose time has come, with their index
+    /// entries, and returns how many index entries it processed. A record
+    /// rewritten with a later expiry keeps living; only its stale index
+    /// entry goes.
+    pub fn sweep(&self, now: u64, batch: usize) -> Result<usize> {
+        let mut done = 0;
+        for entry in self.expiry.range(..(now + 1).to_be_bytes().to_vec()) {
+            if done == batch {
+                break;
+            }
+            let (index_key, _) = entry?;
+            if index_key.len() < 9 {
+                self.expiry.remove(&index_key)?;
+                continue;
+            }
+            let which = match index_key[8] {
+                1 => Expiring::Flows,
+                2 => Expiring::Sessions,
+                _ => {
+                    self.expiry.remove(&index_key)?;
+                    continue;
+                }
+            };
+            let key = &index_key[9..];
+            let tree = self.tree(which);
+            if let Some(bytes) = tree.get(key)? {
+                let expires = decode::<Timed<serde::de::IgnoredAny>>(&bytes)
+                    .map(|t| t.expires)
+                    .unwrap_or(0);
+                if expires <= now {
+                    // Only if unchanged since read: a concurrent rewrite wins.
+                    let _ = tree.compare_and_swap(key, Some(bytes), None as Option<&[u8]>)?;
+                }
+            }
+            self.expiry.remove(&index_key)?;
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    /// Records (of any expiring kind) physically present, expired or not.
+    pub fn expiring_record_count(&self) -> usize {
+        self.flows.len() + self.sessions.len()
+    }
+
+    // ----- mail -----------------------------------------------------------
+
+    /// Puts a mail in the outbox and returns its id. `prepare` receives the
+    /// id so that the Message-ID can be derived from it.
+    pub fn enqueue_mail(&self, prepare: impl FnOnce(u64) -> OutboxMail) -> Result<u64> {
+        let id = self.next_id()?;
+        let mail = prepare(id);
+        self.outbox.insert(id.to_be_bytes(), encode(&mail)?)?;
+        Ok(id)
+    }
+
+    /// Every mail still in the outbox, oldest first.
+    pub fn outbox(&self) -> Result<Vec<OutboxMail>> {
+        self.outbox.iter().values().map(|v| decode(&v?)).collect()
+    }
+
+    pub fn update_mail(&self, mail: &OutboxMail) -> Result<()> {
+        self.outbox.insert(mail.id.to_be_bytes(), encode(mail)?)?;
+        Ok(())
+    }
+
+    pub fn remove_mail(&self, id: u64) -> Result<()> {
+        self.outbox.remove(id.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Moves a mail from the outbox into the capture mailbox in one step.
+    pub fn capture_mail(&self, mail: &CapturedMail) -> Result<()> {
+        let key = mail.id.to_be_bytes();
+        let value = encode(mail)?;
+        (&self.outbox, &self.mailbox)
+            .transaction(|(outbox, mailbox)| {
+                outbox.remove(&key)?;
+                mailbox.insert(&key, value.as_slice())?;
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| StoreError(format!("{e:?}")))?;
+        Ok(())
+    }
+
+    /// Captured mail, newest first.
+    pub fn captured_mail(&self, limit: usize) -> Result<Vec<CapturedMail>> {
+        self.mailbox
+            .iter()
+            .values()
+            .rev()
+            .take(limit)
+            .map(|v| decode(&v?))
+            .collect()
+    }
+
+    // ----- postal requests and audit ----------------------------------------
+
+    pub fn add_postal_request(&self, make: impl FnOnce(u64) -> PostalRequest) -> Result<u64> {
+        let id = self.next_id()?;
+        self.postal.insert(id.to_be_bytes(), encode(&make(id))?)?;
+        Ok(id)
+    }
+
+    /// Postal requests, oldest first.
+    pub fn postal_requests(&self) -> Result<Vec<PostalRequest>> {
+        self.postal.iter().values().map(|v| decode(&v?)).collect()
+    }
+
+    pub fn audit(&self, event: &AuditEvent) -> Result<()> {
+        let id = self.next_id()?;
+        self.audit.insert(id.to_be_bytes(), encode(event)?)?;
+        Ok(())
+    }
+
+    /// The audit trail, oldest first.
+    pub fn audit_events(&self) -> Result<Vec<AuditEvent>> {
+        self.audit.iter().values().map(|v| decode(&v?)).collect()
+    }
+}
+
+use sled::Transactional;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_store() -> (Store, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "kagi-store-test-{}",
+            crate::secret::hex(&crate::secret::random_bytes::<8>())
+        ));
+        (Store::open(&dir, 1 << 20).unwrap(), dir)
+    }
+
+    fn flow() -> Flow {
+        Flow::Kaigo(KaigoFlow::Failed)
+    }
+
+    #[test]
+    fn expired_records_are_absent_before_any_sweep() {
+        let (store, dir) = temp_store();
+        store.put_flow("a", &flow(), 100).unwrap();
+        assert_eq!(store.flow("a", 99).unwrap(), Some(flow()));
+        assert_eq!(store.flow("a", 100).unwrap(), None);
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn sweep_removes_exactly_what_expired() {
+        let (store, dir) = temp_store();
+        for (key, expires) in [("f1", 100), ("f2", 200), ("f3", 300)] {
+            store.put_flow(key, &flow(), expires).unwrap();
+        }
+        let session = Session {
+            site: Site::Kaigo,
+            account: "KJ131311111111".into(),
+            generation: 0,
+            state: SessionState::Active,
+            created: 0,
+            last_seen: 0,
+        };
+        store.put_session("s1", &session, 150).unwrap();
+        store.put_session("s2", &session, 250).unwrap();
+        // f2 is rewritten to live longer: its old index entry must not kill it.
+        store.put_flow("f2", &flow(), 400).unwrap();
+
+        assert_eq!(store.sweep(200, 1000).unwrap(), 3); // f1@100, s1@150, f2@200 (stale)
+        assert!(store.flows.get("f1").unwrap().is_none());
+        assert!(store.sessions.get("s1").unwrap().is_none());
+        assert!(store.flows.get("f2").unwrap().is_some());
+        assert!(store.flows.get("f3").unwrap().is_some());
+        assert!(store.sessions.get("s2").unwrap().is_some());
+        assert_eq!(store.expiring_record_count(), 3);
+
+        // Bounded batches: one at a time.
+        assert_eq!(store.sweep(1000, 1).unwrap(), 1);
+        assert_eq!(store.sweep(1000, 10).unwrap(), 2);
+        assert_eq!(store.expiring_record_count(), 0);
+        assert_eq!(store.expiry.len(), 0);
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn office_index_lists_an_offices_accounts() {
+        let (store, dir) = temp_store();
+        for pref in ["14", "13"] {
+            store
+                .put_account(&Account {
+                    site: Site::Kaigo,
+                    id: format!("KJ{pref}1311111111"),
+                    office: "1311111111".into(),
+                    prefecture: pref.into(),
+                    email: None,
+                    password_phc: "x".into(),
+                    security_code_phc: None,
+                    generation: 0,
+                })
+                .unwrap();
+        }
+        let ids: Vec<String> = store
+            .kaigo_accounts_of_office("1311111111")
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(ids, ["KJ131311111111", "KJ141311111111"]);
+        assert!(store.kaigo_accounts_of_office("2711111111").unwrap().is_empty());
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn digest_key_survives_reopen() {
+        let (store, dir) = temp_store();
+        let key = store.digest_key([7; 32]).unwrap();
+        assert_eq!(store.digest_key([9; 32]).unwrap(), key);
+        drop(store);
+        let store = Store::open(&dir, 1 << 20).unwrap();
+        assert_eq!(store.digest_key([9; 32]).unwrap(), [7; 32]);
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

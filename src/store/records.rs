@@ -1,0 +1,175 @@
+//! The records kagi keeps. Secrets appear only as argon2id PHC strings or
+//! keyed digests; each type that holds one prints none in `Debug`.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Which site a record belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Site {
+    Kaigo,
+}
+
+impl Site {
+    pub fn name(self) -> &'static str {
+        match self {
+            Site::Kaigo => "kaigo",
+        }
+    }
+}
+
+/// A login. For kaigo, `id` is the user ID `KJ` + billing prefecture + office
+/// number, and one office may own several accounts.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Account {
+    pub site: Site,
+    pub id: String,
+    /// The kaigo office number (10 digits).
+    pub office: String,
+    /// The kaigo billing prefecture (JIS code, 2 digits).
+    pub prefecture: String,
+    /// The registered security e-mail address, if any.
+    pub email: Option<String>,
+    pub password_phc: String,
+    /// The optional second login factor (kaigo セキュリティコード).
+    pub security_code_phc: Option<String>,
+    /// Raised by every password change; a session, flow or code made under
+    /// an older generation is dead.
+    pub generation: u64,
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("site", &self.site)
+            .field("id", &self.id)
+            .field("office", &self.office)
+            .field("prefecture", &self.prefecture)
+            .field("email", &self.email)
+            .field("has_security_code", &self.security_code_phc.is_some())
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+/// A recovery in progress, keyed by the digest of the browser's visit cookie.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Flow {
+    Kaigo(KaigoFlow),
+}
+
+/// The kaigo recovery as explicit states (seed steps 2–8).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum KaigoFlow {
+    /// Office number and address given; the office bills several
+    /// prefectures, so the user picks one (請求先都道府県選択).
+    ChoosingPrefecture {
+        office: String,
+        email: String,
+        prefectures: Vec<String>,
+    },
+    /// A code went out, or seemingly did: `account` is `None` when the office
+    /// and address matched nothing, and then no code can succeed.
+    AwaitingOtp {
+        email: String,
+        account: Option<String>,
+        generation: u64,
+        /// Keyed digest of the code; never the code.
+        otp_digest: String,
+        otp_expires: u64,
+        attempts_left: u32,
+    },
+    /// The code was right; the user may set a new password.
+    Verified { account: String, generation: u64 },
+    /// The password was changed; the flow is spent.
+    Completed { account: String },
+    /// Too many wrong codes; the flow must start over.
+    Failed,
+}
+
+/// A login, keyed by the digest of the visit cookie it was issued to.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Session {
+    pub site: Site,
+    pub account: String,
+    pub generation: u64,
+    pub state: SessionState,
+    pub created: u64,
+    pub last_seen: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum SessionState {
+    /// Password right; the account's security code is still to be given.
+    AwaitingSecurityCode { attempts_left: u32 },
+    /// Fully logged in.
+    Active,
+}
+
+/// A mail waiting for the mail thread. It holds the message as sent, code
+/// included, until the server accepts it; then it is removed.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct OutboxMail {
+    pub id: u64,
+    pub message_id: String,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    /// The whole MIME message, built once so that a retry sends the same bytes.
+    pub mime: String,
+    pub created: u64,
+    /// After this the mail is useless (its code or link expired): dropped.
+    pub not_after: u64,
+    pub attempts: u32,
+    pub next_attempt: u64,
+    pub last_error: Option<String>,
+}
+
+impl fmt::Debug for OutboxMail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboxMail")
+            .field("id", &self.id)
+            .field("message_id", &self.message_id)
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A mail kept by the capture transport (demo and labs), shown at `/dev/mail`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CapturedMail {
+    pub id: u64,
+    pub message_id: String,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub mime: String,
+    pub date: u64,
+}
+
+/// A request for the postal letter (書類郵送), waiting for an operator.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PostalRequest {
+    pub id: u64,
+    pub office: String,
+    pub office_name: String,
+    pub contact: String,
+    pub phone: String,
+    pub client: String,
+    pub created: u64,
+}
+
+/// One line of the audit trail.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub time: u64,
+    pub site: Site,
+    /// What happened: `otp_issued`, `otp_failed`, `password_changed`, …
+    pub event: String,
+    pub account: Option<String>,
+    pub client: String,
+    pub outcome: String,
+}

@@ -1,0 +1,7 @@
+//! kagi's integration tests: one crate, a module per area. Each test drives
+//! a real server over real HTTP as a person would, reading mail from the
+//! capture transport.
+
+mod http;
+mod kaigo;
+mod support;

@@ -1,0 +1,261 @@
+//! A kagi server on a free port with a fresh database, a clock the test
+//! controls, its captured mailbox, and a cookie-keeping HTTP client that
+//! fills in the CSRF token of the last page it saw, as a browser's form does.
+
+use kagi::clock::Clock;
+use kagi::config::Config;
+use kagi::{Mode, Options, Running};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub struct TestServer {
+    running: Option<Running>,
+    pub addr: SocketAddr,
+    pub clock: Clock,
+    pub dir: PathBuf,
+}
+
+/// A demo-mode server with cheap argon2 parameters.
+pub fn spawn() -> TestServer {
+    spawn_with(|_| {})
+}
+
+pub fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+    let dir = std::env::temp_dir().join(format!("kagi-it-{}-{}", std::process::id(), unique()));
+    let mut config = Config::default();
+    config.listen = "127.0.0.1:0".into();
+    config.data_dir = Some(dir.clone());
+    // Cheap hashes keep the tests fast; production uses the OWASP defaults.
+    config.argon2.memory_kib = 256;
+    config.argon2.iterations = 1;
+    adjust(&mut config);
+    let clock = Clock::system();
+    let running = kagi::start(Options { config, mode: Mode::Demo, clock: clock.clone() }).expect("server starts");
+    TestServer { addr: running.addr(), running: Some(running), clock, dir }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+impl TestServer {
+    pub fn client(&self) -> Client {
+        Client { addr: self.addr, cookies: BTreeMap::new(), csrf: None }
+    }
+
+    /// The captured mail, newest first, as `/dev/mail.json` gives it.
+    pub fn mails(&self) -> Vec<Mail> {
+        let page = self.client().get("/dev/mail.json");
+        assert_eq!(page.status, 200);
+        let list: Vec<serde_json::Value> = serde_json::from_str(&page.body).unwrap();
+        list.into_iter()
+            .map(|m| Mail {
+                to: m["to"].as_str().unwrap().into(),
+                subject: m["subject"].as_str().unwrap().into(),
+                body: m["body"].as_str().unwrap().into(),
+                mime: m["mime"].as_str().unwrap().into(),
+            })
+            .collect()
+    }
+
+    /// Waits until `count` mails have been captured (the mail thread
+    /// delivers asynchronously) and returns them, newest first.
+    pub fn wait_for_mails(&self, count: usize) -> Vec<Mail> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mails = self.mails();
+            if mails.len() >= count {
+                return mails;
+            }
+            assert!(Instant::now() < deadline, "expected {count} mails, have {}", mails.len());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Gives the mail thread time to deliver anything queued, then returns
+    /// the mailbox: for asserting that no mail was sent.
+    pub fn settled_mails(&self) -> Vec<Mail> {
+        std::thread::sleep(Duration::from_millis(1500));
+        self.mails()
+    }
+
+    /// Stops the server and returns its database directory (still on disk).
+    pub fn stop(mut self) -> PathBuf {
+        self.running.take().unwrap().stop();
+        std::mem::take(&mut self.dir)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop();
+        }
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A captured mail.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub mime: String,
+}
+
+impl Mail {
+    /// The code on the line after `[ワンタイムパスワード]`.
+    pub fn otp(&self) -> String {
+        let mut lines = self.body.lines();
+        lines.find(|l| *l == "[ワンタイムパスワード]").expect("an OTP mail");
+        lines.next().unwrap().to_string()
+    }
+}
+
+/// An answer as the browser got it.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Page {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn location(&self) -> &str {
+        self.header("Location").expect("a Location header")
+    }
+
+    pub fn has(&self, text: &str) -> bool {
+        self.body.contains(text)
+    }
+
+    /// The value of the hidden `csrf` field, if the page has a form.
+    pub fn csrf(&self) -> Option<String> {
+        let at = self.body.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
+        Some(self.body[at..].split('"').next()?.to_string())
+    }
+
+    /// The screen's title (`<h1>`).
+    pub fn title(&self) -> &str {
+        let start = self.body.find("<h1>").map(|i| i + 4).unwrap_or(0);
+        let end = self.body[start..].find("</h1>").map(|i| start + i).unwrap_or(start);
+        &self.body[start..end]
+    }
+}
+
+/// A browser: keeps cookies, fills the CSRF field from the last page.
+pub struct Client {
+    addr: SocketAddr,
+    cookies: BTreeMap<String, String>,
+    csrf: Option<String>,
+}
+
+impl Client {
+    pub fn get(&mut self, path: &str) -> Page {
+        self.send("GET", path, None)
+    }
+
+    /// Submits a form as the last page's form would (CSRF included) and
+    /// follows the redirect, as a browser does.
+    pub fn submit(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let page = self.post(path, fields);
+        self.follow(page)
+    }
+
+    /// Posts a form with the last page's CSRF token; no redirect is followed.
+    pub fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let mut all: Vec<(String, String)> = Vec::new();
+        if let Some(csrf) = &self.csrf {
+            all.push(("csrf".into(), csrf.clone()));
+        }
+        all.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(all).finish();
+        self.send("POST", path, Some(body))
+    }
+
+    /// Posts exactly these fields, without adding a CSRF token.
+    pub fn post_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        self.send("POST", path, Some(body))
+    }
+
+    pub fn follow(&mut self, mut page: Page) -> Page {
+        for _ in 0..5 {
+            if !matches!(page.status, 301 | 302 | 303) {
+                break;
+            }
+            let to = page.location().to_string();
+            page = self.get(&to);
+        }
+        page
+    }
+
+    fn send(&mut self, method: &str, path: &str, body: Option<String>) -> Page {
+        let cookie: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
+        if !cookie.is_empty() {
+            req += &format!("Cookie: {}\r\n", cookie.join("; "));
+        }
+        if let Some(b) = &body {
+            req += &format!(
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+                b.len()
+            );
+        }
+        req += "\r\n";
+        req += body.as_deref().unwrap_or("");
+        let page = exchange(self.addr, req.as_bytes());
+        for (name, value) in &page.headers {
+            if name.eq_ignore_ascii_case("Set-Cookie") {
+                let pair = value.split(';').next().unwrap();
+                let (k, v) = pair.split_once('=').unwrap();
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+        }
+        if let Some(c) = page.csrf() {
+            self.csrf = Some(c);
+        }
+        page
+    }
+}
+
+/// Sends raw bytes and parses the HTTP/1.1 answer (Content-Length bodies).
+pub fn exchange(addr: SocketAddr, request: &[u8]) -> Page {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(request).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    parse_response(&raw)
+}
+
+pub fn parse_response(raw: &[u8]) -> Page {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
+    let head = std::str::from_utf8(&raw[..split]).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let body = String::from_utf8(raw[split + 4..].to_vec()).expect("UTF-8 body");
+    Page { status, headers, body }
+}

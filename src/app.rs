@@ -31,9 +31,13 @@ impl App {
     pub fn handle(&self, req: &Request, now: u64) -> Response {
         let first = req.path.split('/').nth(1).unwrap_or("");
         let outcome = match first {
-            "" if req.path == "/" => Ok(get_only(req, || Response::html(pages::index(self.dev_pages)))),
+            "" if req.path == "/" => Ok(get_only(req, || {
+                Response::html(pages::index(self.dev_pages))
+            })),
             "kaigo" => sites::kaigo::handle(self, req, now),
-            "static" if req.path == "/static/kagi.css" => Ok(get_only(req, || Response::css(pages::STYLESHEET))),
+            "static" if req.path == "/static/kagi.css" => {
+                Ok(get_only(req, || Response::css(pages::STYLESHEET)))
+            }
             "healthz" if req.path == "/healthz" => Ok(get_only(req, || self.health())),
             "dev" if self.dev_pages => Ok(self.dev(req)),
             _ => Ok(Response::error(404)),

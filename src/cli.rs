@@ -67,11 +67,19 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             ("demo", "--listen") => listen = Some(value()?),
             ("demo", "--data-dir") => data_dir = Some(PathBuf::from(value()?)),
             (_, "--config") => config = Some(PathBuf::from(value()?)),
-            _ => return Err(format!("`kagi {command}` has no option `{name}`; try `kagi help`")),
+            _ => {
+                return Err(format!(
+                    "`kagi {command}` has no option `{name}`; try `kagi help`"
+                ))
+            }
         }
     }
     Ok(match command {
-        "demo" => Command::Demo { listen, data_dir, config },
+        "demo" => Command::Demo {
+            listen,
+            data_dir,
+            config,
+        },
         _ => Command::Serve {
             config: config.ok_or("`kagi serve` needs --config FILE")?,
         },
@@ -97,10 +105,19 @@ mod tests {
                 config: None
             })
         );
-        assert_eq!(p(&["serve", "--config", "k.toml"]), Ok(Command::Serve { config: "k.toml".into() }));
+        assert_eq!(
+            p(&["serve", "--config", "k.toml"]),
+            Ok(Command::Serve {
+                config: "k.toml".into()
+            })
+        );
         assert!(p(&["serve"]).unwrap_err().contains("--config"));
-        assert!(p(&["serve", "--listen", "x"]).unwrap_err().contains("--listen"));
-        assert!(p(&["demo", "--listen"]).unwrap_err().contains("needs a value"));
+        assert!(p(&["serve", "--listen", "x"])
+            .unwrap_err()
+            .contains("--listen"));
+        assert!(p(&["demo", "--listen"])
+            .unwrap_err()
+            .contains("needs a value"));
         assert!(p(&["start"]).unwrap_err().contains("unknown command"));
     }
 }

@@ -37,7 +37,12 @@ impl Clock {
 /// Wall-clock time of day `HH:MM:SS` at `now` in a zone `offset_secs` east of UTC.
 pub fn time_of_day(now: u64, offset_secs: i32) -> String {
     let local = (now as i64 + offset_secs as i64).rem_euclid(86_400);
-    format!("{:02}:{:02}:{:02}", local / 3600, local / 60 % 60, local % 60)
+    format!(
+        "{:02}:{:02}:{:02}",
+        local / 3600,
+        local / 60 % 60,
+        local % 60
+    )
 }
 
 /// Calendar date and time `YYYY-MM-DD HH:MM:SS` at `now`, for logs and operator pages.

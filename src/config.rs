@@ -289,7 +289,10 @@ impl Config {
             let parsed = url::Url::parse(url)
                 .map_err(|e| bad("public_url", format!("`{url}` is not a URL: {e}")))?;
             if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-                return Err(bad("public_url", "must be an http:// or https:// URL with a host"));
+                return Err(bad(
+                    "public_url",
+                    "must be an http:// or https:// URL with a host",
+                ));
             }
             if parsed.query().is_some() || parsed.fragment().is_some() {
                 return Err(bad("public_url", "must not carry a query or fragment"));
@@ -332,15 +335,26 @@ impl Config {
         }
         self.validate_common()?;
         let transport = self.mail.transport.ok_or_else(|| {
-            bad("mail.transport", "missing; set it to \"smtp\" (or \"capture\" for a lab)")
+            bad(
+                "mail.transport",
+                "missing; set it to \"smtp\" (or \"capture\" for a lab)",
+            )
         })?;
         if self.mail.from.is_none() {
-            return Err(bad("mail.from", "missing; set the sender address of kagi's mails"));
+            return Err(bad(
+                "mail.from",
+                "missing; set the sender address of kagi's mails",
+            ));
         }
         if transport == Transport::Smtp {
             let smtp = &self.mail.smtp;
             match &smtp.host {
-                None => return Err(bad("mail.smtp.host", "missing; set the mail relay's host name")),
+                None => {
+                    return Err(bad(
+                        "mail.smtp.host",
+                        "missing; set the mail relay's host name",
+                    ))
+                }
                 Some(h) if h.trim().is_empty() || h.contains(char::is_whitespace) => {
                     return Err(bad("mail.smtp.host", format!("`{h}` is not a host name")))
                 }
@@ -361,15 +375,22 @@ impl Config {
 
     /// The listen address, parsed.
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.listen
-            .parse()
-            .map_err(|_| bad("listen", format!("`{}` is not an IP:port address", self.listen)))
+        self.listen.parse().map_err(|_| {
+            bad(
+                "listen",
+                format!("`{}` is not an IP:port address", self.listen),
+            )
+        })
     }
 
     /// The clock's zone as seconds east of UTC.
     pub fn utc_offset_secs(&self) -> Result<i32, ConfigError> {
-        parse_zone(&self.time_zone)
-            .ok_or_else(|| bad("time_zone", format!("`{}`: use JST, UTC or +HH:MM", self.time_zone)))
+        parse_zone(&self.time_zone).ok_or_else(|| {
+            bad(
+                "time_zone",
+                format!("`{}`: use JST, UTC or +HH:MM", self.time_zone),
+            )
+        })
     }
 
     /// The public URL without a trailing slash.
@@ -447,7 +468,11 @@ mod tests {
         assert_eq!(c.kaigo.otp_lifetime_secs, 1800);
         assert_eq!(c.kaigo.otp_attempts, 5);
         assert_eq!(
-            (c.argon2.memory_kib, c.argon2.iterations, c.argon2.parallelism),
+            (
+                c.argon2.memory_kib,
+                c.argon2.iterations,
+                c.argon2.parallelism
+            ),
             (19_456, 2, 1)
         );
         assert_eq!(c.utc_offset_secs(), Ok(9 * 3600));

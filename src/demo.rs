@@ -66,7 +66,18 @@ pub fn load(store: &Store, hasher: &Hasher) -> Result<Vec<DemoKaigo>, StoreError
 mod tests {
     #[test]
     fn demo_file_parses_into_the_documented_accounts() {
-        let ids: Vec<String> = super::kaigo_accounts().iter().map(|a| a.user_id()).collect();
-        assert_eq!(ids, ["KJ131311111111", "KJ141311111111", "KJ272711111111", "KJ010111111111"]);
+        let ids: Vec<String> = super::kaigo_accounts()
+            .iter()
+            .map(|a| a.user_id())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "KJ131311111111",
+                "KJ141311111111",
+                "KJ272711111111",
+                "KJ010111111111"
+            ]
+        );
     }
 }

@@ -163,21 +163,36 @@ impl Drop for Running {
 /// Starts the server and returns once it accepts connections.
 pub fn start(options: Options) -> Result<Running, Error> {
     let began = Instant::now();
-    let Options { mut config, mode, clock } = options;
+    let Options {
+        mut config,
+        mode,
+        clock,
+    } = options;
     match mode {
         Mode::Demo => config.validate_common(),
         Mode::Serve => config.validate_for_serve(),
     }
     .map_err(|e| Error::Config(e.to_string()))?;
-    let utc_offset = config.utc_offset_secs().map_err(|e| Error::Config(e.to_string()))?;
-    let listen = config.listen_addr().map_err(|e| Error::Config(e.to_string()))?;
+    let utc_offset = config
+        .utc_offset_secs()
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let listen = config
+        .listen_addr()
+        .map_err(|e| Error::Config(e.to_string()))?;
 
     let data_dir = match &config.data_dir {
         Some(dir) => dir.clone(),
-        None => std::env::temp_dir().join(format!("kagi-demo-{}", secret::hex(&secret::random_bytes::<6>()))),
+        None => std::env::temp_dir().join(format!(
+            "kagi-demo-{}",
+            secret::hex(&secret::random_bytes::<6>())
+        )),
     };
-    let store = Store::open(&data_dir, config.store.cache_bytes)
-        .map_err(|e| Error::Startup(format!("cannot open the database in {}: {e}", data_dir.display())))?;
+    let store = Store::open(&data_dir, config.store.cache_bytes).map_err(|e| {
+        Error::Startup(format!(
+            "cannot open the database in {}: {e}",
+            data_dir.display()
+        ))
+    })?;
     let store = Arc::new(store);
     let key = store
         .digest_key(secret::random_bytes())
@@ -195,8 +210,14 @@ pub fn start(options: Options) -> Result<Running, Error> {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let (outbox, mail_thread) = mail::start(&config.mail, store.clone(), clock.clone(), stop.clone());
-    let sweeper = spawn_sweeper(store.clone(), clock.clone(), config.store.sweep_interval_secs, stop.clone());
+    let (outbox, mail_thread) =
+        mail::start(&config.mail, store.clone(), clock.clone(), stop.clone());
+    let sweeper = spawn_sweeper(
+        store.clone(),
+        clock.clone(),
+        config.store.sweep_interval_secs,
+        stop.clone(),
+    );
 
     let public_url = config.public_base();
     let https = config.is_https();
@@ -240,7 +261,12 @@ pub fn start(options: Options) -> Result<Running, Error> {
 
 /// Deletes expired flows and sessions in bounded batches, so that the
 /// database does not grow with abandoned recoveries.
-fn spawn_sweeper(store: Arc<Store>, clock: Clock, interval_secs: u64, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+fn spawn_sweeper(
+    store: Arc<Store>,
+    clock: Clock,
+    interval_secs: u64,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<()> {
     const BATCH: usize = 1000;
     std::thread::Builder::new()
         .name("kagi-sweep".into())
@@ -278,7 +304,11 @@ pub fn run(args: &[String]) -> Result<(), Error> {
             println!("kagi {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        cli::Command::Demo { listen, data_dir, config } => {
+        cli::Command::Demo {
+            listen,
+            data_dir,
+            config,
+        } => {
             let mut c = match config {
                 Some(path) => Config::from_file(&path).map_err(Error::Config)?,
                 None => Config::default(),
@@ -289,14 +319,22 @@ pub fn run(args: &[String]) -> Result<(), Error> {
             if data_dir.is_some() {
                 c.data_dir = data_dir;
             }
-            let running = start(Options { config: c, mode: Mode::Demo, clock: Clock::system() })?;
+            let running = start(Options {
+                config: c,
+                mode: Mode::Demo,
+                clock: Clock::system(),
+            })?;
             print_demo_welcome(&running);
             running.wait();
             Ok(())
         }
         cli::Command::Serve { config } => {
             let c = Config::from_file(&config).map_err(Error::Config)?;
-            let running = start(Options { config: c, mode: Mode::Serve, clock: Clock::system() })?;
+            let running = start(Options {
+                config: c,
+                mode: Mode::Serve,
+                clock: Clock::system(),
+            })?;
             println!(
                 "kagi: serving {} on http://{} (database {}), ready in {} ms",
                 running.public_url,
@@ -316,19 +354,29 @@ fn print_demo_welcome(running: &Running) {
     println!();
     println!("  介護電子請求受付システム  {base}/kaigo");
     println!("  送信メール (capture)      {base}/dev/mail   JSON: {base}/dev/mail.json");
-    println!("  データベース              {} (一時ディレクトリ)", running.data_dir.display());
+    println!(
+        "  データベース              {} (一時ディレクトリ)",
+        running.data_dir.display()
+    );
     println!();
     println!("  デモアカウント (kaigo):");
-    println!("    {:<16} {:<13} {:<32} セキュリティコード", "ユーザID", "パスワード", "セキュリティ用メールアドレス");
+    // Japanese headings are two columns wide per character: laid out by hand.
+    println!(
+        "    ユーザID         パスワード    セキュリティ用メールアドレス     セキュリティコード"
+    );
     for a in demo::kaigo_accounts() {
         println!(
             "    {:<16} {:<13} {:<32} {}",
             a.user_id(),
             a.password,
-            a.security_email.as_deref().unwrap_or("(未登録)"),
+            a.security_email.as_deref().unwrap_or("-"),
             a.security_code.as_deref().unwrap_or("-")
         );
     }
     println!();
-    println!("kagi: ready in {} ms on http://{}", running.started.as_millis(), running.addr);
+    println!(
+        "kagi: ready in {} ms on http://{}",
+        running.started.as_millis(),
+        running.addr
+    );
 }

@@ -99,13 +99,27 @@ mod tests {
         assert_eq!(check("12345678"), vec![NoLetter]);
         assert_eq!(check("abcdefgh"), vec![NoDigit]);
         assert_eq!(check(ID), vec![SameAsUserId]);
-        assert_eq!(check_kaigo(ID, "kaigoNew2026", "kaigoNew2027"), vec![Mismatch]);
-        assert_eq!(check("!!!"), vec![Length { min: 8, max: 16 }, NoLetter, NoDigit]);
+        assert_eq!(
+            check_kaigo(ID, "kaigoNew2026", "kaigoNew2027"),
+            vec![Mismatch]
+        );
+        assert_eq!(
+            check("!!!"),
+            vec![Length { min: 8, max: 16 }, NoLetter, NoDigit]
+        );
     }
 
     #[test]
     fn every_rule_has_its_own_message() {
-        let all = [Empty, Length { min: 8, max: 16 }, Charset, NoLetter, NoDigit, SameAsUserId, Mismatch];
+        let all = [
+            Empty,
+            Length { min: 8, max: 16 },
+            Charset,
+            NoLetter,
+            NoDigit,
+            SameAsUserId,
+            Mismatch,
+        ];
         let messages: std::collections::HashSet<String> = all.iter().map(|v| v.message()).collect();
         assert_eq!(messages.len(), all.len());
     }

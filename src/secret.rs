@@ -129,8 +129,7 @@ impl Digester {
 /// Compares two strings in time that depends only on their lengths.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -217,7 +216,10 @@ mod tests {
                 .iter()
                 .map(|&c| (c as f64 - expected).powi(2) / expected)
                 .sum();
-            assert!(chi2 < 27.9, "digit counts {counts:?} give chi-square {chi2}");
+            assert!(
+                chi2 < 27.9,
+                "digit counts {counts:?} give chi-square {chi2}"
+            );
         }
     }
 
@@ -226,8 +228,12 @@ mod tests {
         // The range check in the other direction: a biased generator that
         // never emits a leading zero, say, fails the uniformity test; this
         // one makes sure values are not clipped.
-        let max = (0..20_000).map(|_| Otp::generate().0.parse::<u32>().unwrap()).max();
-        let min = (0..20_000).map(|_| Otp::generate().0.parse::<u32>().unwrap()).min();
+        let max = (0..20_000)
+            .map(|_| Otp::generate().0.parse::<u32>().unwrap())
+            .max();
+        let min = (0..20_000)
+            .map(|_| Otp::generate().0.parse::<u32>().unwrap())
+            .min();
         assert!(max.unwrap() > 990_000 && max.unwrap() <= 999_999);
         assert!(min.unwrap() < 10_000);
     }
@@ -256,9 +262,18 @@ mod tests {
     fn digests_depend_on_key_and_purpose() {
         let a = Digester::new(&[1; 32]);
         let b = Digester::new(&[2; 32]);
-        assert_eq!(a.digest(Purpose::Otp, "123456"), a.digest(Purpose::Otp, "123456"));
-        assert_ne!(a.digest(Purpose::Otp, "123456"), b.digest(Purpose::Otp, "123456"));
-        assert_ne!(a.digest(Purpose::Otp, "123456"), a.digest(Purpose::Csrf, "123456"));
+        assert_eq!(
+            a.digest(Purpose::Otp, "123456"),
+            a.digest(Purpose::Otp, "123456")
+        );
+        assert_ne!(
+            a.digest(Purpose::Otp, "123456"),
+            b.digest(Purpose::Otp, "123456")
+        );
+        assert_ne!(
+            a.digest(Purpose::Otp, "123456"),
+            a.digest(Purpose::Csrf, "123456")
+        );
         assert!(!a.digest(Purpose::Otp, "123456").contains("123456"));
     }
 

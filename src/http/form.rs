@@ -50,8 +50,14 @@ mod tests {
         let f = parse_urlencoded("a=1&b=%E4%BA%8B%E6%A5%AD+x&c&=&d=a%2Bb").unwrap();
         assert_eq!(
             f,
-            [("a", "1"), ("b", "事業 x"), ("c", ""), ("", ""), ("d", "a+b")]
-                .map(|(a, b)| (a.to_string(), b.to_string()))
+            [
+                ("a", "1"),
+                ("b", "事業 x"),
+                ("c", ""),
+                ("", ""),
+                ("d", "a+b")
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
         );
     }
 

@@ -48,19 +48,6 @@ impl Request {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
-
-    /// A test request; see the tests of the sites.
-    #[cfg(test)]
-    pub fn test(method: Method, path: &str) -> Request {
-        Request {
-            method,
-            path: path.into(),
-            query: vec![],
-            cookies: vec![],
-            form: vec![],
-            client: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        }
-    }
 }
 
 /// A response as data; `respond` puts it on the wire.
@@ -231,7 +218,9 @@ fn parse(raw: &mut tiny_http::Request, max_body_bytes: usize) -> Result<Request,
             .find(|h| h.field.equiv(name))
             .map(|h| h.value.as_str().to_string())
     };
-    let cookies = header("Cookie").map(|c| form::parse_cookies(&c)).unwrap_or_default();
+    let cookies = header("Cookie")
+        .map(|c| form::parse_cookies(&c))
+        .unwrap_or_default();
     let content_type = header("Content-Type").unwrap_or_default();
     let client = raw
         .remote_addr()
@@ -328,11 +317,17 @@ mod tests {
                 },
             )
         });
-        let boom = exchange(addr, b"GET /boom HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let boom = exchange(
+            addr,
+            b"GET /boom HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
         assert!(boom.starts_with("HTTP/1.1 500"), "{boom}");
         assert!(boom.contains("X-Frame-Options: DENY"));
         assert!(boom.contains("システムエラー"));
-        let ok = exchange(addr, b"GET /fine HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let ok = exchange(
+            addr,
+            b"GET /fine HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
         assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
         t.join().unwrap();
     }

@@ -24,9 +24,20 @@ pub struct Outbox {
 
 impl Outbox {
     /// Queues `letter` for `to`; useless (and dropped) after `not_after`.
-    pub fn send(&self, store: &Store, to: &str, letter: &Letter, now: u64, not_after: u64) -> Result<u64, StoreError> {
+    pub fn send(
+        &self,
+        store: &Store,
+        to: &str,
+        letter: &Letter,
+        now: u64,
+        not_after: u64,
+    ) -> Result<u64, StoreError> {
         let id = store.enqueue_mail(|id| {
-            let message_id = format!("{id}.{}@{}", crate::secret::hex(&crate::secret::random_bytes::<6>()), self.domain);
+            let message_id = format!(
+                "{id}.{}@{}",
+                crate::secret::hex(&crate::secret::random_bytes::<6>()),
+                self.domain
+            );
             OutboxMail {
                 id,
                 mime: templates::mime(&self.from, to, letter, &message_id, now),
@@ -55,7 +66,10 @@ pub fn start(
     stop: Arc<AtomicBool>,
 ) -> (Outbox, std::thread::JoinHandle<()>) {
     let (wake, rx) = std::sync::mpsc::channel();
-    let from = config.from.clone().unwrap_or_else(|| "kagi <no-reply@kagi.invalid>".into());
+    let from = config
+        .from
+        .clone()
+        .unwrap_or_else(|| "kagi <no-reply@kagi.invalid>".into());
     let domain = templates::envelope_address(&from)
         .rsplit_once('@')
         .map(|(_, d)| d.to_string())
@@ -77,7 +91,13 @@ pub(crate) enum Delivery {
     Permanent(String),
 }
 
-fn deliver_forever(config: &MailConfig, store: &Store, clock: &Clock, wake: &Receiver<()>, stop: &AtomicBool) {
+fn deliver_forever(
+    config: &MailConfig,
+    store: &Store,
+    clock: &Clock,
+    wake: &Receiver<()>,
+    stop: &AtomicBool,
+) {
     let transport = config.transport.unwrap_or(Transport::Capture);
     let mut smtp = (transport == Transport::Smtp).then(|| smtp::Smtp::new(config));
     while !stop.load(Ordering::Relaxed) {
@@ -94,7 +114,10 @@ fn deliver_forever(config: &MailConfig, store: &Store, clock: &Clock, wake: &Rec
                 return;
             }
             if mail.not_after <= now {
-                eprintln!("kagi: mail {}: dropped, its code or link expired before delivery", mail.message_id);
+                eprintln!(
+                    "kagi: mail {}: dropped, its code or link expired before delivery",
+                    mail.message_id
+                );
                 let _ = store.remove_mail(mail.id);
                 continue;
             }
@@ -115,12 +138,18 @@ fn deliver_forever(config: &MailConfig, store: &Store, clock: &Clock, wake: &Rec
                         .saturating_mul(1 << mail.attempts.min(20).saturating_sub(1))
                         .min(config.retry_max_secs);
                     mail.next_attempt = now + delay;
-                    eprintln!("kagi: mail {}: try {} failed ({why}); next in {delay} s", mail.message_id, mail.attempts);
+                    eprintln!(
+                        "kagi: mail {}: try {} failed ({why}); next in {delay} s",
+                        mail.message_id, mail.attempts
+                    );
                     mail.last_error = Some(why);
                     let _ = store.update_mail(&mail);
                 }
                 Delivery::Permanent(why) => {
-                    eprintln!("kagi: mail {}: refused for good ({why}); removed", mail.message_id);
+                    eprintln!(
+                        "kagi: mail {}: refused for good ({why}); removed",
+                        mail.message_id
+                    );
                     let _ = store.remove_mail(mail.id);
                 }
             }

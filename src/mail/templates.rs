@@ -13,7 +13,9 @@ pub struct Letter {
 impl std::fmt::Debug for Letter {
     // The body may carry a code: only the subject is printed.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Letter").field("subject", &self.subject).finish_non_exhaustive()
+        f.debug_struct("Letter")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
     }
 }
 
@@ -118,9 +120,15 @@ mod tests {
         let l = kaigo_otp("042137", 30, "ヘルプデスク: 0570-059-402");
         assert_eq!(l.subject, "ワンタイムパスワード発行通知 (介護保険)");
         assert!(l.body.contains("[ワンタイムパスワード]\n042137\n"));
-        assert!(l.body.contains("ワンタイムパスワードの有効期間は 30 分です。"));
-        assert!(l.body.contains("[問い合わせ先]\nヘルプデスク: 0570-059-402\n"));
-        assert!(l.body.starts_with("介護電子請求受付システムからのお知らせです。"));
+        assert!(l
+            .body
+            .contains("ワンタイムパスワードの有効期間は 30 分です。"));
+        assert!(l
+            .body
+            .contains("[問い合わせ先]\nヘルプデスク: 0570-059-402\n"));
+        assert!(l
+            .body
+            .starts_with("介護電子請求受付システムからのお知らせです。"));
     }
 
     #[test]
@@ -137,8 +145,16 @@ mod tests {
         let head = &raw[..raw.find("\r\n\r\n").unwrap()];
         assert!(head.is_ascii(), "{head}");
         let subject_line = head.lines().find(|l| l.starts_with("Subject:")).unwrap();
-        assert!(subject_line.to_ascii_lowercase().contains("=?utf-8?"), "{subject_line}");
-        assert!(head.contains("Content-Type: text/plain; charset=\"utf-8\"") || head.to_ascii_lowercase().contains("charset=\"utf-8\"") || head.to_ascii_lowercase().contains("charset=utf-8"), "{head}");
+        assert!(
+            subject_line.to_ascii_lowercase().contains("=?utf-8?"),
+            "{subject_line}"
+        );
+        assert!(
+            head.contains("Content-Type: text/plain; charset=\"utf-8\"")
+                || head.to_ascii_lowercase().contains("charset=\"utf-8\"")
+                || head.to_ascii_lowercase().contains("charset=utf-8"),
+            "{head}"
+        );
 
         // A real MIME parser gets the letter back.
         let parsed = MessageParser::default().parse(raw.as_bytes()).unwrap();

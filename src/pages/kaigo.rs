@@ -290,7 +290,12 @@ pub fn recovery_prefecture(f: &Frame<'_>, prefectures: &[String], error: Option<
 
 /// Step 5: ワンタイムパスワード入力. Shown identically whether or not the
 /// office number and address matched.
-pub fn recovery_otp(f: &Frame<'_>, email: &str, lifetime_minutes: u64, error: Option<&str>) -> Markup {
+pub fn recovery_otp(
+    f: &Frame<'_>,
+    email: &str,
+    lifetime_minutes: u64,
+    error: Option<&str>,
+) -> Markup {
     screen(
         f,
         "ワンタイムパスワード入力",
@@ -448,11 +453,53 @@ pub fn postal_done(f: &Frame<'_>) -> Markup {
 /// The JIS X 0401 name of a prefecture code ("13" → 東京都).
 pub fn prefecture_name(code: &str) -> &'static str {
     const NAMES: [&str; 47] = [
-        "北海道", "青森県", "岩手県", "宮城県", "秋田県", "山形県", "福島県", "茨城県", "栃木県", "群馬県",
-        "埼玉県", "千葉県", "東京都", "神奈川県", "新潟県", "富山県", "石川県", "福井県", "山梨県", "長野県",
-        "岐阜県", "静岡県", "愛知県", "三重県", "滋賀県", "京都府", "大阪府", "兵庫県", "奈良県", "和歌山県",
-        "鳥取県", "島根県", "岡山県", "広島県", "山口県", "徳島県", "香川県", "愛媛県", "高知県", "福岡県",
-        "佐賀県", "長崎県", "熊本県", "大分県", "宮崎県", "鹿児島県", "沖縄県",
+        "北海道",
+        "青森県",
+        "岩手県",
+        "宮城県",
+        "秋田県",
+        "山形県",
+        "福島県",
+        "茨城県",
+        "栃木県",
+        "群馬県",
+        "埼玉県",
+        "千葉県",
+        "東京都",
+        "神奈川県",
+        "新潟県",
+        "富山県",
+        "石川県",
+        "福井県",
+        "山梨県",
+        "長野県",
+        "岐阜県",
+        "静岡県",
+        "愛知県",
+        "三重県",
+        "滋賀県",
+        "京都府",
+        "大阪府",
+        "兵庫県",
+        "奈良県",
+        "和歌山県",
+        "鳥取県",
+        "島根県",
+        "岡山県",
+        "広島県",
+        "山口県",
+        "徳島県",
+        "香川県",
+        "愛媛県",
+        "高知県",
+        "福岡県",
+        "佐賀県",
+        "長崎県",
+        "熊本県",
+        "大分県",
+        "宮崎県",
+        "鹿児島県",
+        "沖縄県",
     ];
     code.parse::<usize>()
         .ok()

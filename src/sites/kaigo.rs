@@ -11,7 +11,9 @@ use crate::mail::templates;
 use crate::pages::kaigo::{self as page, Frame, PostalForm};
 use crate::policy;
 use crate::secret::{constant_time_eq, Otp, Purpose};
-use crate::store::{Account, Flow, KaigoFlow, PostalRequest, Session, SessionState, Site, StoreError};
+use crate::store::{
+    Account, Flow, KaigoFlow, PostalRequest, Session, SessionState, Site, StoreError,
+};
 
 const SITE: Site = Site::Kaigo;
 
@@ -56,10 +58,11 @@ impl Ctx<'_> {
     }
 
     fn flow(&self) -> Result<Option<KaigoFlow>, StoreError> {
-        Ok(match self.app.store.flow(&self.visit.key, self.now)? {
-            Some(Flow::Kaigo(f)) => Some(f),
-            None => None,
-        })
+        Ok(self
+            .app
+            .store
+            .flow(&self.visit.key, self.now)?
+            .map(|Flow::Kaigo(f)| f))
     }
 
     fn put_flow(&self, flow: KaigoFlow, lifetime: u64) -> Result<(), StoreError> {
@@ -119,18 +122,32 @@ fn get(ctx: &Ctx<'_>, path: &str) -> Outcome {
         },
         "/kaigo/menu" => match active_session(ctx)? {
             Some(account) => {
-                let notice = ctx.req.query.iter().find(|(k, _)| k == "done").map(|(_, v)| match v.as_str() {
-                    "set" => "セキュリティコードを設定しました。",
-                    "clear" => "セキュリティコードを解除しました。",
-                    _ => "",
-                });
+                let notice = ctx
+                    .req
+                    .query
+                    .iter()
+                    .find(|(k, _)| k == "done")
+                    .map(|(_, v)| match v.as_str() {
+                        "set" => "セキュリティコードを設定しました。",
+                        "clear" => "セキュリティコードを解除しました。",
+                        _ => "",
+                    });
                 let notice = notice.filter(|n| !n.is_empty());
-                Response::html(page::menu(&f, &account.id, account.security_code_phc.is_some(), notice))
+                Response::html(page::menu(
+                    &f,
+                    &account.id,
+                    account.security_code_phc.is_some(),
+                    notice,
+                ))
             }
             None => Response::see_other("/kaigo/login"),
         },
         "/kaigo/security-code" => match active_session(ctx)? {
-            Some(account) => Response::html(page::security_code_settings(&f, account.security_code_phc.is_some(), &[])),
+            Some(account) => Response::html(page::security_code_settings(
+                &f,
+                account.security_code_phc.is_some(),
+                &[],
+            )),
             None => Response::see_other("/kaigo/login"),
         },
         "/kaigo/recovery" => Response::html(page::recovery_choice(&f, None)),
@@ -142,19 +159,25 @@ fn get(ctx: &Ctx<'_>, path: &str) -> Outcome {
             other => stopped(ctx, other, 2),
         },
         "/kaigo/recovery/otp" => match ctx.flow()? {
-            Some(KaigoFlow::AwaitingOtp { email, .. }) => Response::html(page::recovery_otp(&f, &email, otp_minutes(ctx), None)),
+            Some(KaigoFlow::AwaitingOtp { email, .. }) => {
+                Response::html(page::recovery_otp(&f, &email, otp_minutes(ctx), None))
+            }
             Some(KaigoFlow::Verified { .. }) => Response::see_other("/kaigo/recovery/reset"),
             other => stopped(ctx, other, 3),
         },
         "/kaigo/recovery/reset" => match ctx.flow()? {
-            Some(KaigoFlow::Verified { account, .. }) => Response::html(page::recovery_reset(&f, &account, &[])),
+            Some(KaigoFlow::Verified { account, .. }) => {
+                Response::html(page::recovery_reset(&f, &account, &[]))
+            }
             other => stopped(ctx, other, 4),
         },
         "/kaigo/recovery/done" => match ctx.flow()? {
             Some(KaigoFlow::Completed { .. }) => Response::html(page::recovery_done(&f)),
             _ => Response::see_other("/kaigo/recovery"),
         },
-        "/kaigo/recovery/postal" => Response::html(page::postal_form(&f, &PostalForm::default(), &[])),
+        "/kaigo/recovery/postal" => {
+            Response::html(page::postal_form(&f, &PostalForm::default(), &[]))
+        }
         "/kaigo/recovery/postal/done" => Response::html(page::postal_done(&f)),
         _ => Response::error(404),
     })
@@ -176,7 +199,10 @@ fn post(ctx: &Ctx<'_>, path: &str) -> Outcome {
                 Response::see_other("/kaigo/recovery/auth")
             }
             "postal" => Response::see_other("/kaigo/recovery/postal"),
-            _ => Response::html(page::recovery_choice(&ctx.frame(), Some("メニューを選択してください。"))),
+            _ => Response::html(page::recovery_choice(
+                &ctx.frame(),
+                Some("メニューを選択してください。"),
+            )),
         }),
         "/kaigo/recovery/auth" => start_recovery(ctx),
         "/kaigo/recovery/prefecture" => choose_prefecture(ctx),
@@ -194,13 +220,28 @@ const LOGIN_FAILED: &str = "ユーザIDまたはパスワードが正しくあ�
 fn login(ctx: &Ctx<'_>) -> Outcome {
     let app = ctx.app;
     let user_id = ctx.req.field("user_id").trim().to_ascii_uppercase();
-    let account = if is_user_id(&user_id) { app.store.account(SITE, &user_id)? } else { None };
+    let account = if is_user_id(&user_id) {
+        app.store.account(SITE, &user_id)?
+    } else {
+        None
+    };
     // The hash is checked (against a decoy when there is no account) either
     // way, so "no such user" and "wrong password" take the same time.
-    let ok = app.hasher.verify(account.as_ref().map(|a| a.password_phc.as_str()), ctx.req.field("password"));
+    let ok = app.hasher.verify(
+        account.as_ref().map(|a| a.password_phc.as_str()),
+        ctx.req.field("password"),
+    );
     let Some(account) = account.filter(|_| ok) else {
-        ctx.audit("login", is_user_id(&user_id).then_some(user_id.as_str()), "failed")?;
-        return Ok(Response::html(page::login(&ctx.frame(), &user_id, Some(LOGIN_FAILED))));
+        ctx.audit(
+            "login",
+            is_user_id(&user_id).then_some(user_id.as_str()),
+            "failed",
+        )?;
+        return Ok(Response::html(page::login(
+            &ctx.frame(),
+            &user_id,
+            Some(LOGIN_FAILED),
+        )));
     };
     let state = match account.security_code_phc {
         Some(_) => SessionState::AwaitingSecurityCode {
@@ -212,7 +253,15 @@ fn login(ctx: &Ctx<'_>) -> Outcome {
         SessionState::Active => "/kaigo/menu",
         SessionState::AwaitingSecurityCode { .. } => "/kaigo/login/code",
     };
-    ctx.audit("login", Some(&account.id), if next == "/kaigo/menu" { "ok" } else { "password ok, security code asked" })?;
+    ctx.audit(
+        "login",
+        Some(&account.id),
+        if next == "/kaigo/menu" {
+            "ok"
+        } else {
+            "password ok, security code asked"
+        },
+    )?;
     // A new cookie at login: whatever cookie the browser had before is
     // worth nothing afterwards (no session fixation).
     app.store.remove_session(&ctx.visit.key)?;
@@ -226,7 +275,8 @@ fn login(ctx: &Ctx<'_>) -> Outcome {
         created: ctx.now,
         last_seen: ctx.now,
     };
-    app.store.put_session(&fresh.key, &session, ctx.now + app.config.session.idle_secs)?;
+    app.store
+        .put_session(&fresh.key, &session, ctx.now + app.config.session.idle_secs)?;
     Ok(fresh.set_on(app, Response::see_other(next)))
 }
 
@@ -240,7 +290,9 @@ fn session(ctx: &Ctx<'_>) -> Result<Option<(Session, Account)>, StoreError> {
         return Ok(None);
     };
     let account = store.account(SITE, &s.account)?;
-    let Some(account) = account.filter(|a| a.generation == s.generation && ctx.now < s.created + limits.absolute_secs) else {
+    let Some(account) = account
+        .filter(|a| a.generation == s.generation && ctx.now < s.created + limits.absolute_secs)
+    else {
         store.remove_session(&ctx.visit.key)?;
         return Ok(None);
     };
@@ -263,21 +315,32 @@ fn login_security_code(ctx: &Ctx<'_>) -> Outcome {
         return Ok(Response::see_other("/kaigo/menu"));
     };
     let code = ctx.req.field("security_code").trim();
-    if app.hasher.verify(account.security_code_phc.as_deref(), code) {
+    if app
+        .hasher
+        .verify(account.security_code_phc.as_deref(), code)
+    {
         s.state = SessionState::Active;
-        app.store.put_session(&ctx.visit.key, &s, ctx.now + app.config.session.idle_secs)?;
+        app.store
+            .put_session(&ctx.visit.key, &s, ctx.now + app.config.session.idle_secs)?;
         ctx.audit("login", Some(&account.id), "ok")?;
         return Ok(Response::see_other("/kaigo/menu"));
     }
     ctx.audit("security_code", Some(&account.id), "failed")?;
     if attempts_left <= 1 {
         app.store.remove_session(&ctx.visit.key)?;
-        let message = "セキュリティコードの入力誤りが上限に達しました。もう一度ログインしてください。";
+        let message =
+            "セキュリティコードの入力誤りが上限に達しました。もう一度ログインしてください。";
         return Ok(Response::html(page::login(&ctx.frame(), "", Some(message))));
     }
-    s.state = SessionState::AwaitingSecurityCode { attempts_left: attempts_left - 1 };
-    app.store.put_session(&ctx.visit.key, &s, ctx.now + app.config.session.idle_secs)?;
-    Ok(Response::html(page::security_code_login(&ctx.frame(), Some("セキュリティコードが正しくありません。"))))
+    s.state = SessionState::AwaitingSecurityCode {
+        attempts_left: attempts_left - 1,
+    };
+    app.store
+        .put_session(&ctx.visit.key, &s, ctx.now + app.config.session.idle_secs)?;
+    Ok(Response::html(page::security_code_login(
+        &ctx.frame(),
+        Some("セキュリティコードが正しくありません。"),
+    )))
 }
 
 fn set_security_code(ctx: &Ctx<'_>) -> Outcome {
@@ -288,7 +351,10 @@ fn set_security_code(ctx: &Ctx<'_>) -> Outcome {
     let action = ctx.req.field("action");
     let code = ctx.req.field("code");
     let mut problems = Vec::new();
-    if !app.hasher.verify(Some(&account.password_phc), ctx.req.field("password")) {
+    if !app
+        .hasher
+        .verify(Some(&account.password_phc), ctx.req.field("password"))
+    {
         problems.push("現在のパスワードが正しくありません。".to_string());
     }
     if action == "set" {
@@ -296,14 +362,20 @@ fn set_security_code(ctx: &Ctx<'_>) -> Outcome {
             problems.push("セキュリティコードは半角英数字4文字～16文字で入力してください。".into());
         }
         if code != ctx.req.field("code_confirm") {
-            problems.push("新しいセキュリティコードと新しいセキュリティコード(確認用)が一致しません。".into());
+            problems.push(
+                "新しいセキュリティコードと新しいセキュリティコード(確認用)が一致しません。".into(),
+            );
         }
     } else if action != "clear" || account.security_code_phc.is_none() {
         problems.push("操作を選択してください。".into());
     }
     if !problems.is_empty() {
         let has = account.security_code_phc.is_some();
-        return Ok(Response::html(page::security_code_settings(&ctx.frame(), has, &problems)));
+        return Ok(Response::html(page::security_code_settings(
+            &ctx.frame(),
+            has,
+            &problems,
+        )));
     }
     account.security_code_phc = (action == "set").then(|| app.hasher.hash(code));
     app.store.put_account(&account)?;
@@ -325,11 +397,26 @@ fn otp_minutes(ctx: &Ctx<'_>) -> u64 {
 /// The page for a flow that is missing or cannot take this step.
 fn stopped(ctx: &Ctx<'_>, flow: Option<KaigoFlow>, step: usize) -> Response {
     let (title, message) = match flow {
-        None => ("有効期限切れ", "画面の有効期限が切れました。お手数ですが、最初からやり直してください。"),
-        Some(KaigoFlow::Failed) => ("ワンタイムパスワード入力", "ワンタイムパスワードが無効になりました。お手数ですが、最初からやり直してください。"),
-        Some(KaigoFlow::Completed { .. }) => ("処理終了", "ログイン情報の再設定は完了しています。新しいパスワードでログインしてください。"),
-        Some(KaigoFlow::Verified { .. }) => ("ワンタイムパスワード入力", "このワンタイムパスワードは既に使用されています。"),
-        Some(_) => ("操作を続行できません", "この画面には進めません。お手数ですが、最初からやり直してください。"),
+        None => (
+            "有効期限切れ",
+            "画面の有効期限が切れました。お手数ですが、最初からやり直してください。",
+        ),
+        Some(KaigoFlow::Failed) => (
+            "ワンタイムパスワード入力",
+            "ワンタイムパスワードが無効になりました。お手数ですが、最初からやり直してください。",
+        ),
+        Some(KaigoFlow::Completed { .. }) => (
+            "処理終了",
+            "ログイン情報の再設定は完了しています。新しいパスワードでログインしてください。",
+        ),
+        Some(KaigoFlow::Verified { .. }) => (
+            "ワンタイムパスワード入力",
+            "このワンタイムパスワードは既に使用されています。",
+        ),
+        Some(_) => (
+            "操作を続行できません",
+            "この画面には進めません。お手数ですが、最初からやり直してください。",
+        ),
     };
     Response::html(page::recovery_stopped(&ctx.frame(), step, title, message))
 }
@@ -350,7 +437,12 @@ fn start_recovery(ctx: &Ctx<'_>) -> Outcome {
         problems.push("セキュリティ用メールアドレスを正しく入力してください。".to_string());
     }
     if !problems.is_empty() {
-        return Ok(Response::html(page::recovery_auth(&ctx.frame(), &office, &email, &problems)));
+        return Ok(Response::html(page::recovery_auth(
+            &ctx.frame(),
+            &office,
+            &email,
+            &problems,
+        )));
     }
     let accounts = ctx.app.store.kaigo_accounts_of_office(&office)?;
     let mut prefectures: Vec<String> = accounts.iter().map(|a| a.prefecture.clone()).collect();
@@ -358,7 +450,14 @@ fn start_recovery(ctx: &Ctx<'_>) -> Outcome {
     if prefectures.len() > 1 {
         // As in the seed, the office number alone decides whether this step
         // is shown; whether the address matched is never revealed.
-        ctx.put_flow(KaigoFlow::ChoosingPrefecture { office, email, prefectures }, ctx.flow_lifetime())?;
+        ctx.put_flow(
+            KaigoFlow::ChoosingPrefecture {
+                office,
+                email,
+                prefectures,
+            },
+            ctx.flow_lifetime(),
+        )?;
         return Ok(Response::see_other("/kaigo/recovery/prefecture"));
     }
     issue_otp(ctx, &email, accounts.into_iter().next())
@@ -366,12 +465,21 @@ fn start_recovery(ctx: &Ctx<'_>) -> Outcome {
 
 /// Step 3: the billing prefecture, for offices that bill several.
 fn choose_prefecture(ctx: &Ctx<'_>) -> Outcome {
-    let Some(KaigoFlow::ChoosingPrefecture { office, email, prefectures }) = ctx.flow()? else {
+    let Some(KaigoFlow::ChoosingPrefecture {
+        office,
+        email,
+        prefectures,
+    }) = ctx.flow()?
+    else {
         return Ok(stopped(ctx, ctx.flow()?, 2));
     };
     let chosen = ctx.req.field("prefecture");
     if !prefectures.iter().any(|p| p == chosen) {
-        let page = page::recovery_prefecture(&ctx.frame(), &prefectures, Some("請求先都道府県を選択してください。"));
+        let page = page::recovery_prefecture(
+            &ctx.frame(),
+            &prefectures,
+            Some("請求先都道府県を選択してください。"),
+        );
         return Ok(Response::html(page));
     }
     let account = ctx
@@ -388,18 +496,28 @@ fn choose_prefecture(ctx: &Ctx<'_>) -> Outcome {
 fn issue_otp(ctx: &Ctx<'_>, email: &str, candidate: Option<Account>) -> Outcome {
     let app = ctx.app;
     let lifetime = app.config.kaigo.otp_lifetime_secs;
-    let matched = candidate.filter(|a| a.email.as_deref().map(normalize_email) == Some(normalize_email(email)));
+    let matched = candidate
+        .filter(|a| a.email.as_deref().map(normalize_email) == Some(normalize_email(email)));
     let otp = Otp::generate();
     let otp_digest = app.digester.digest(Purpose::Otp, otp.expose());
     if let Some(account) = &matched {
-        let letter = templates::kaigo_otp(otp.expose(), lifetime.div_ceil(60), &app.config.kaigo.helpdesk);
+        let letter = templates::kaigo_otp(
+            otp.expose(),
+            lifetime.div_ceil(60),
+            &app.config.kaigo.helpdesk,
+        );
         let to = account.email.as_deref().unwrap_or_default();
-        app.outbox.send(&app.store, to, &letter, ctx.now, ctx.now + lifetime)?;
+        app.outbox
+            .send(&app.store, to, &letter, ctx.now, ctx.now + lifetime)?;
     }
     ctx.audit(
         "otp_issued",
         matched.as_ref().map(|a| a.id.as_str()),
-        if matched.is_some() { "sent" } else { "no matching account; not sent" },
+        if matched.is_some() {
+            "sent"
+        } else {
+            "no matching account; not sent"
+        },
     )?;
     let flow = KaigoFlow::AwaitingOtp {
         email: email.to_string(),
@@ -417,7 +535,15 @@ fn issue_otp(ctx: &Ctx<'_>, email: &str, candidate: Option<Account>) -> Outcome 
 fn check_otp(ctx: &Ctx<'_>) -> Outcome {
     let app = ctx.app;
     let flow = ctx.flow()?;
-    let Some(KaigoFlow::AwaitingOtp { email, account, generation, otp_digest, otp_expires, attempts_left }) = flow else {
+    let Some(KaigoFlow::AwaitingOtp {
+        email,
+        account,
+        generation,
+        otp_digest,
+        otp_expires,
+        attempts_left,
+    }) = flow
+    else {
         return Ok(stopped(ctx, flow, 3));
     };
     let f = ctx.frame();
@@ -426,40 +552,80 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
     if entered.len() != 6 || !entered.bytes().all(|b| b.is_ascii_digit()) {
         // Not a guess at the code: no attempt is spent.
         let message = "ワンタイムパスワードは6桁の数字を半角で入力してください。";
-        return Ok(Response::html(page::recovery_otp(&f, &email, minutes, Some(message))));
+        return Ok(Response::html(page::recovery_otp(
+            &f,
+            &email,
+            minutes,
+            Some(message),
+        )));
     }
     if ctx.now >= otp_expires {
         ctx.put_flow(KaigoFlow::Failed, ctx.flow_lifetime())?;
         ctx.audit("otp_failed", account.as_deref(), "expired")?;
         let message = "ワンタイムパスワードの有効期間が過ぎています。お手数ですが、最初からやり直してください。";
-        return Ok(Response::html(page::recovery_stopped(&f, 3, "ワンタイムパスワード入力", message)));
+        return Ok(Response::html(page::recovery_stopped(
+            &f,
+            3,
+            "ワンタイムパスワード入力",
+            message,
+        )));
     }
     let right = constant_time_eq(&app.digester.digest(Purpose::Otp, &entered), &otp_digest);
     // The account must still be the one the code was sent for: a password
     // change since then revokes the code.
     let current = match &account {
-        Some(id) => app.store.account(SITE, id)?.filter(|a| a.generation == generation),
+        Some(id) => app
+            .store
+            .account(SITE, id)?
+            .filter(|a| a.generation == generation),
         None => None,
     };
     if let (true, Some(account)) = (right, current) {
-        ctx.put_flow(KaigoFlow::Verified { account: account.id.clone(), generation }, ctx.flow_lifetime())?;
+        ctx.put_flow(
+            KaigoFlow::Verified {
+                account: account.id.clone(),
+                generation,
+            },
+            ctx.flow_lifetime(),
+        )?;
         ctx.audit("otp_accepted", Some(&account.id), "ok")?;
         return Ok(Response::see_other("/kaigo/recovery/reset"));
     }
     let left = attempts_left.saturating_sub(1);
-    ctx.audit("otp_failed", account.as_deref(), &format!("wrong code; {left} left"))?;
+    ctx.audit(
+        "otp_failed",
+        account.as_deref(),
+        &format!("wrong code; {left} left"),
+    )?;
     if left == 0 {
         ctx.put_flow(KaigoFlow::Failed, ctx.flow_lifetime())?;
         let message = "ワンタイムパスワードの入力誤りが上限に達したため、ワンタイムパスワードは無効になりました。お手数ですが、最初からやり直してください。";
-        return Ok(Response::html(page::recovery_stopped(&f, 3, "ワンタイムパスワード入力", message)));
+        return Ok(Response::html(page::recovery_stopped(
+            &f,
+            3,
+            "ワンタイムパスワード入力",
+            message,
+        )));
     }
     let lifetime = otp_expires.saturating_sub(ctx.now).max(1);
     ctx.put_flow(
-        KaigoFlow::AwaitingOtp { email: email.clone(), account, generation, otp_digest, otp_expires, attempts_left: left },
+        KaigoFlow::AwaitingOtp {
+            email: email.clone(),
+            account,
+            generation,
+            otp_digest,
+            otp_expires,
+            attempts_left: left,
+        },
         lifetime.max(ctx.flow_lifetime()),
     )?;
     let message = format!("ワンタイムパスワードが正しくありません。(あと{left}回入力できます)");
-    Ok(Response::html(page::recovery_otp(&f, &email, minutes, Some(&message))))
+    Ok(Response::html(page::recovery_otp(
+        &f,
+        &email,
+        minutes,
+        Some(&message),
+    )))
 }
 
 /// Step 7: the new password. Changing it clears the security code, raises
@@ -468,29 +634,52 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
 fn reset_password(ctx: &Ctx<'_>) -> Outcome {
     let app = ctx.app;
     let flow = ctx.flow()?;
-    let Some(KaigoFlow::Verified { account: id, generation }) = flow else {
+    let Some(KaigoFlow::Verified {
+        account: id,
+        generation,
+    }) = flow
+    else {
         return Ok(stopped(ctx, flow, 4));
     };
-    let Some(mut account) = app.store.account(SITE, &id)?.filter(|a| a.generation == generation) else {
+    let Some(mut account) = app
+        .store
+        .account(SITE, &id)?
+        .filter(|a| a.generation == generation)
+    else {
         return Ok(stopped(ctx, None, 4));
     };
     let password = ctx.req.field("password");
     let broken = policy::check_kaigo(&account.id, password, ctx.req.field("password_confirm"));
     if !broken.is_empty() {
         let problems: Vec<String> = broken.iter().map(|v| v.message()).collect();
-        return Ok(Response::html(page::recovery_reset(&ctx.frame(), &account.id, &problems)));
+        return Ok(Response::html(page::recovery_reset(
+            &ctx.frame(),
+            &account.id,
+            &problems,
+        )));
     }
     account.password_phc = app.hasher.hash(password);
     account.security_code_phc = None;
     account.generation += 1;
     app.store.put_account(&account)?;
-    ctx.put_flow(KaigoFlow::Completed { account: account.id.clone() }, ctx.flow_lifetime())?;
-    ctx.audit("password_changed", Some(&account.id), "ok; security code cleared")?;
+    ctx.put_flow(
+        KaigoFlow::Completed {
+            account: account.id.clone(),
+        },
+        ctx.flow_lifetime(),
+    )?;
+    ctx.audit(
+        "password_changed",
+        Some(&account.id),
+        "ok; security code cleared",
+    )?;
     if let Some(to) = &account.email {
         let when = clock::date_time(ctx.now, app.utc_offset);
-        let letter = templates::kaigo_password_changed(&account.id, &when, &app.config.kaigo.helpdesk);
+        let letter =
+            templates::kaigo_password_changed(&account.id, &when, &app.config.kaigo.helpdesk);
         // The notice is useful for a day; after that it is stale news.
-        app.outbox.send(&app.store, to, &letter, ctx.now, ctx.now + 86_400)?;
+        app.outbox
+            .send(&app.store, to, &letter, ctx.now, ctx.now + 86_400)?;
     }
     app.store.flush()?;
     Ok(Response::see_other("/kaigo/recovery/done"))
@@ -507,7 +696,10 @@ fn request_postal(ctx: &Ctx<'_>) -> Outcome {
     if !is_office_number(&office) {
         problems.push("事業所番号は半角数字10桁で入力してください。".to_string());
     }
-    if office_name.is_empty() || office_name.chars().count() > 100 || office_name.chars().any(char::is_control) {
+    if office_name.is_empty()
+        || office_name.chars().count() > 100
+        || office_name.chars().any(char::is_control)
+    {
         problems.push("事業所名を100文字以内で入力してください。".to_string());
     }
     if contact.is_empty() || contact.chars().count() > 50 || contact.chars().any(char::is_control) {
@@ -515,11 +707,21 @@ fn request_postal(ctx: &Ctx<'_>) -> Outcome {
     }
     let digits = phone.bytes().filter(u8::is_ascii_digit).count();
     if !(10..=11).contains(&digits) || !phone.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
-        problems.push("電話番号は半角数字(10桁または11桁)とハイフンで入力してください。".to_string());
+        problems
+            .push("電話番号は半角数字(10桁または11桁)とハイフンで入力してください。".to_string());
     }
     if !problems.is_empty() {
-        let form = PostalForm { office: &office, office_name, contact, phone: &phone };
-        return Ok(Response::html(page::postal_form(&ctx.frame(), &form, &problems)));
+        let form = PostalForm {
+            office: &office,
+            office_name,
+            contact,
+            phone: &phone,
+        };
+        return Ok(Response::html(page::postal_form(
+            &ctx.frame(),
+            &form,
+            &problems,
+        )));
     }
     ctx.app.store.add_postal_request(|id| PostalRequest {
         id,
@@ -546,7 +748,8 @@ fn is_office_number(s: &str) -> bool {
 fn is_plausible_email(s: &str) -> bool {
     s.len() <= 254
         && !s.contains(|c: char| c.is_whitespace() || c.is_control())
-        && s.split_once('@').is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
+        && s.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
 }
 
 #[cfg(test)]

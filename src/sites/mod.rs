@@ -58,7 +58,11 @@ impl Visit {
 
     /// Adds the cookie to `response`.
     pub fn set_on(&self, app: &App, response: Response) -> Response {
-        let secure = if app.config.is_https() { "; Secure" } else { "" };
+        let secure = if app.config.is_https() {
+            "; Secure"
+        } else {
+            ""
+        };
         response.with_header(
             "Set-Cookie",
             format!(

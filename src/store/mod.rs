@@ -118,9 +118,9 @@ impl Store {
     /// The server's 32-byte key for keyed digests, made on first use.
     pub fn digest_key(&self, fresh: [u8; 32]) -> Result<[u8; 32]> {
         // compare_and_swap keeps the first key if two processes ever raced.
-        let _ = self
-            .meta
-            .compare_and_swap("digest_key", None as Option<&[u8]>, Some(&fresh[..]))?;
+        let _ =
+            self.meta
+                .compare_and_swap("digest_key", None as Option<&[u8]>, Some(&fresh[..]))?;
         let stored = self
             .meta
             .get("digest_key")?
@@ -188,7 +188,12 @@ impl Store {
         }
     }
 
-    fn get_live<T: DeserializeOwned>(&self, which: Expiring, key: &str, now: u64) -> Result<Option<T>> {
+    fn get_live<T: DeserializeOwned>(
+        &self,
+        which: Expiring,
+        key: &str,
+        now: u64,
+    ) -> Result<Option<T>> {
         let Some(bytes) = self.tree(which).get(key)? else {
             return Ok(None);
         };
@@ -196,14 +201,21 @@ impl Store {
         Ok((timed.expires > now).then_some(timed.value))
     }
 
-    fn put_live<T: Serialize>(&self, which: Expiring, key: &str, value: &T, expires: u64) -> Result<()> {
+    fn put_live<T: Serialize>(
+        &self,
+        which: Expiring,
+        key: &str,
+        value: &T,
+        expires: u64,
+    ) -> Result<()> {
         let mut index_key = expires.to_be_bytes().to_vec();
         index_key.push(which as u8);
         index_key.extend_from_slice(key.as_bytes());
         // Index first: a crash between the two writes leaves an index entry
         // that the sweep discards, never a record that is never swept.
         self.expiry.insert(index_key, &[])?;
-        self.tree(which).insert(key, encode(&Timed { expires, value })?)?;
+        self.tree(which)
+            .insert(key, encode(&Timed { expires, value })?)?;
         Ok(())
     }
 
@@ -444,7 +456,10 @@ mod tests {
             .map(|a| a.id)
             .collect();
         assert_eq!(ids, ["KJ131311111111", "KJ141311111111"]);
-        assert!(store.kaigo_accounts_of_office("2711111111").unwrap().is_empty());
+        assert!(store
+            .kaigo_accounts_of_office("2711111111")
+            .unwrap()
+            .is_empty());
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -44,7 +44,10 @@ fn every_page_and_error_carries_the_security_headers() {
     // No page carries inline script or style: the CSP would block it.
     for path in ["/kaigo/login", "/kaigo/recovery", "/dev/mail"] {
         let body = c.get(path).body;
-        assert!(!body.contains("<script") && !body.contains("style="), "{path}");
+        assert!(
+            !body.contains("<script") && !body.contains("style="),
+            "{path}"
+        );
     }
 }
 
@@ -67,8 +70,15 @@ fn a_post_without_the_csrf_token_is_refused_and_changes_nothing() {
     let mut c = server.client();
     c.get("/kaigo/recovery/auth");
     for fields in [
-        vec![("office", "2711111111"), ("email", "office-osaka@example.jp")],
-        vec![("office", "2711111111"), ("email", "office-osaka@example.jp"), ("csrf", "0")],
+        vec![
+            ("office", "2711111111"),
+            ("email", "office-osaka@example.jp"),
+        ],
+        vec![
+            ("office", "2711111111"),
+            ("email", "office-osaka@example.jp"),
+            ("csrf", "0"),
+        ],
     ] {
         let page = c.post_raw("/kaigo/recovery/auth", &fields);
         assert_eq!(page.status, 403);
@@ -76,7 +86,10 @@ fn a_post_without_the_csrf_token_is_refused_and_changes_nothing() {
     }
     // A browser with no cookie at all (a cross-site form) is refused too.
     let mut stranger = server.client();
-    let page = stranger.post_raw("/kaigo/login", &[("user_id", "KJ131311111111"), ("password", "kaigoDemo13")]);
+    let page = stranger.post_raw(
+        "/kaigo/login",
+        &[("user_id", "KJ131311111111"), ("password", "kaigoDemo13")],
+    );
     assert_eq!(page.status, 403);
     assert!(page.header("Location").is_none());
     assert!(server.settled_mails().is_empty(), "no code may be sent");
@@ -88,7 +101,13 @@ fn bad_input_gets_a_readable_error_never_a_500() {
     let addr = server.addr;
     let mut c = server.client();
     let login = c.get("/kaigo/login");
-    let cookie = login.header("Set-Cookie").unwrap().split(';').next().unwrap().to_string();
+    let cookie = login
+        .header("Set-Cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     let csrf = login.csrf().unwrap();
     let post = |path: &str, content_type: &str, body: &[u8]| {
         let mut req = format!(
@@ -103,21 +122,76 @@ fn bad_input_gets_a_readable_error_never_a_500() {
     let big = format!("csrf={csrf}&user_id={}", "A".repeat(20_000));
     let cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
         ("/kaigo/login", form, big.into_bytes(), 413),
-        ("/kaigo/login", form, format!("csrf={csrf}&user_id=%ZZ").into_bytes(), 400),
-        ("/kaigo/login", form, format!("csrf={csrf}&user_id=%FF%FE").into_bytes(), 400),
+        (
+            "/kaigo/login",
+            form,
+            format!("csrf={csrf}&user_id=%ZZ").into_bytes(),
+            400,
+        ),
+        (
+            "/kaigo/login",
+            form,
+            format!("csrf={csrf}&user_id=%FF%FE").into_bytes(),
+            400,
+        ),
         ("/kaigo/login", form, b"\xff\xfe\x00garbage".to_vec(), 400),
-        ("/kaigo/login", "application/json", b"{\"user_id\":1}".to_vec(), 415),
-        ("/kaigo/menu", form, format!("csrf={csrf}").into_bytes(), 405),
-        ("/kaigo/logoutx", form, format!("csrf={csrf}").into_bytes(), 404),
-        ("/kaigo/recovery/auth", form, format!("csrf={csrf}&office=1311111111&email=a%0D%0ABcc:%20x@y").into_bytes(), 200),
-        ("/kaigo/recovery/otp", form, format!("csrf={csrf}&otp=%00%00%00").into_bytes(), 200),
-        ("/kaigo/recovery/prefecture", form, format!("csrf={csrf}&prefecture=99").into_bytes(), 200),
-        ("/kaigo/recovery/reset", form, format!("csrf={csrf}&password=x").into_bytes(), 200),
-        ("/kaigo/login/code", form, format!("csrf={csrf}&security_code=x").into_bytes(), 303),
+        (
+            "/kaigo/login",
+            "application/json",
+            b"{\"user_id\":1}".to_vec(),
+            415,
+        ),
+        (
+            "/kaigo/menu",
+            form,
+            format!("csrf={csrf}").into_bytes(),
+            405,
+        ),
+        (
+            "/kaigo/logoutx",
+            form,
+            format!("csrf={csrf}").into_bytes(),
+            404,
+        ),
+        (
+            "/kaigo/recovery/auth",
+            form,
+            format!("csrf={csrf}&office=1311111111&email=a%0D%0ABcc:%20x@y").into_bytes(),
+            200,
+        ),
+        (
+            "/kaigo/recovery/otp",
+            form,
+            format!("csrf={csrf}&otp=%00%00%00").into_bytes(),
+            200,
+        ),
+        (
+            "/kaigo/recovery/prefecture",
+            form,
+            format!("csrf={csrf}&prefecture=99").into_bytes(),
+            200,
+        ),
+        (
+            "/kaigo/recovery/reset",
+            form,
+            format!("csrf={csrf}&password=x").into_bytes(),
+            200,
+        ),
+        (
+            "/kaigo/login/code",
+            form,
+            format!("csrf={csrf}&security_code=x").into_bytes(),
+            303,
+        ),
     ];
     for (path, content_type, body, status) in cases {
         let page = post(path, content_type, &body);
-        assert_eq!(page.status, status, "{path} {:?}", String::from_utf8_lossy(&body[..body.len().min(60)]));
+        assert_eq!(
+            page.status,
+            status,
+            "{path} {:?}",
+            String::from_utf8_lossy(&body[..body.len().min(60)])
+        );
         assert_eq!(page.header("X-Frame-Options"), Some("DENY"));
         if status >= 400 {
             assert!(page.body.contains("<h1>"), "a readable page for {status}");
@@ -127,9 +201,12 @@ fn bad_input_gets_a_readable_error_never_a_500() {
     let page = post(
         "/kaigo/recovery/auth",
         form,
-        format!("csrf={csrf}&office=2711111111&email=office-osaka@example.jp%0D%0ABcc:%20x@y").as_bytes(),
+        format!("csrf={csrf}&office=2711111111&email=office-osaka@example.jp%0D%0ABcc:%20x@y")
+            .as_bytes(),
     );
-    assert!(page.body.contains("セキュリティ用メールアドレスを正しく入力してください。"));
+    assert!(page
+        .body
+        .contains("セキュリティ用メールアドレスを正しく入力してください。"));
 
     // Odd requests on the wire.
     for (raw, status) in [
@@ -144,10 +221,15 @@ fn bad_input_gets_a_readable_error_never_a_500() {
     // A header that is not even text is dropped by the HTTP layer before
     // kagi sees it: the connection closes without an answer.
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nCookie: \xff\xfe\r\n\r\n").unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nCookie: \xff\xfe\r\n\r\n")
+        .unwrap();
     let mut answer = Vec::new();
     let _ = s.read_to_end(&mut answer);
-    assert!(answer.is_empty() || answer.starts_with(b"HTTP/1.1 400"), "{:?}", String::from_utf8_lossy(&answer));
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 400"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
     // The server still works.
     assert_eq!(server.client().get("/kaigo/login").status, 200);
 }
@@ -155,13 +237,19 @@ fn bad_input_gets_a_readable_error_never_a_500() {
 #[test]
 fn serve_refuses_to_start_without_public_url_or_mail_settings() {
     let dir = std::env::temp_dir().join(format!("kagi-it-serve-{}", std::process::id()));
-    let mut config = kagi::config::Config::default();
-    config.listen = "127.0.0.1:0".into();
-    config.data_dir = Some(dir.clone());
+    let mut config = kagi::config::Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: Some(dir.clone()),
+        ..Default::default()
+    };
     let start = |config: kagi::config::Config| {
-        kagi::start(kagi::Options { config, mode: kagi::Mode::Serve, clock: kagi::clock::Clock::system() })
-            .err()
-            .map(|e| e.to_string())
+        kagi::start(kagi::Options {
+            config,
+            mode: kagi::Mode::Serve,
+            clock: kagi::clock::Clock::system(),
+        })
+        .err()
+        .map(|e| e.to_string())
     };
     let message = start(config.clone()).expect("refused");
     assert!(message.contains("public_url"), "{message}");
@@ -175,10 +263,17 @@ fn serve_refuses_to_start_without_public_url_or_mail_settings() {
     config.mail.smtp.host = Some("127.0.0.1".into());
     config.mail.smtp.security = kagi::config::Security::Plain;
     config.mail.smtp.port = Some(2525);
-    let running = kagi::start(kagi::Options { config, mode: kagi::Mode::Serve, clock: kagi::clock::Clock::system() })
-        .expect("a complete config starts");
+    let running = kagi::start(kagi::Options {
+        config,
+        mode: kagi::Mode::Serve,
+        clock: kagi::clock::Clock::system(),
+    })
+    .expect("a complete config starts");
     // No /dev/ pages outside the demo.
-    let page = exchange(running.addr(), b"GET /dev/mail HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let page = exchange(
+        running.addr(),
+        b"GET /dev/mail HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(page.status, 404);
     running.stop();
     let _ = std::fs::remove_dir_all(dir);

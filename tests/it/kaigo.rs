@@ -11,7 +11,10 @@ const TOKYO_MAIL: &str = "mailforsecurity-001@example.jp";
 /// Login with user ID and password; returns the page reached.
 fn login(client: &mut Client, user_id: &str, password: &str) -> Page {
     client.get("/kaigo/login");
-    client.submit("/kaigo/login", &[("user_id", user_id), ("password", password)])
+    client.submit(
+        "/kaigo/login",
+        &[("user_id", user_id), ("password", password)],
+    )
 }
 
 /// From the login screen through steps 1 and 2, as the seed's screens go.
@@ -24,12 +27,18 @@ fn start_recovery(client: &mut Client, office: &str, email: &str) -> Page {
     let auth = client.submit("/kaigo/recovery", &[("method", "mail")]);
     assert_eq!(auth.title(), "ログイン情報再設定認証");
     assert!(auth.has("事業所番号と登録済みのセキュリティ用メールアドレスを入力し、【次へ】ボタンを押してください。"));
-    client.submit("/kaigo/recovery/auth", &[("office", office), ("email", email)])
+    client.submit(
+        "/kaigo/recovery/auth",
+        &[("office", office), ("email", email)],
+    )
 }
 
 /// Everything after the code was accepted: the reset screen and its answer.
 fn reset(client: &mut Client, password: &str) -> Page {
-    client.submit("/kaigo/recovery/reset", &[("password", password), ("password_confirm", password)])
+    client.submit(
+        "/kaigo/recovery/reset",
+        &[("password", password), ("password_confirm", password)],
+    )
 }
 
 fn current_step(page: &Page) -> &str {
@@ -63,11 +72,20 @@ fn single_prefecture_office_recovers_and_its_security_code_is_cleared() {
     assert_eq!(mail.subject, "ワンタイムパスワード発行通知 (介護保険)");
     let code = mail.otp();
     assert_eq!(code.len(), 6);
-    assert!(mail.body.contains("ワンタイムパスワードの有効期間は 30 分です。"));
-    assert!(mail.body.contains("[問い合わせ先]\nヘルプデスク: 0570-059-402"));
+    assert!(mail
+        .body
+        .contains("ワンタイムパスワードの有効期間は 30 分です。"));
+    assert!(mail
+        .body
+        .contains("[問い合わせ先]\nヘルプデスク: 0570-059-402"));
     // The message as it would travel: a MIME parser decodes it back.
-    let parsed = MessageParser::default().parse(mail.mime.as_bytes()).unwrap();
-    assert_eq!(parsed.subject(), Some("ワンタイムパスワード発行通知 (介護保険)"));
+    let parsed = MessageParser::default()
+        .parse(mail.mime.as_bytes())
+        .unwrap();
+    assert_eq!(
+        parsed.subject(),
+        Some("ワンタイムパスワード発行通知 (介護保険)")
+    );
     assert!(parsed.body_text(0).unwrap().contains(&code));
 
     let reset_page = c.submit("/kaigo/recovery/otp", &[("otp", &code)]);
@@ -122,11 +140,23 @@ fn two_prefecture_office_chooses_and_only_the_chosen_account_changes() {
     assert!(reset_page.has("<td class=\"user-id\">KJ141311111111</td>"));
     assert_eq!(reset(&mut c, "kanagawa2026X").title(), "処理終了");
 
-    assert_eq!(login(&mut server.client(), "KJ141311111111", "kanagawa2026X").title(), "メニュー");
-    assert_eq!(login(&mut server.client(), "KJ141311111111", "kaigoDemo14").title(), "ログイン");
+    assert_eq!(
+        login(&mut server.client(), "KJ141311111111", "kanagawa2026X").title(),
+        "メニュー"
+    );
+    assert_eq!(
+        login(&mut server.client(), "KJ141311111111", "kaigoDemo14").title(),
+        "ログイン"
+    );
     // The Tokyo account of the same office is untouched.
-    assert_eq!(login(&mut server.client(), "KJ131311111111", "kaigoDemo13").title(), "メニュー");
-    assert_eq!(login(&mut server.client(), "KJ131311111111", "kanagawa2026X").title(), "ログイン");
+    assert_eq!(
+        login(&mut server.client(), "KJ131311111111", "kaigoDemo13").title(),
+        "メニュー"
+    );
+    assert_eq!(
+        login(&mut server.client(), "KJ131311111111", "kanagawa2026X").title(),
+        "ログイン"
+    );
 }
 
 /// A page with what legitimately differs between two answers blanked out:
@@ -145,7 +175,11 @@ fn comparable(page: &Page, typed_email: &str) -> (u16, Vec<(String, String)>, St
         .iter()
         .filter(|(n, _)| !n.eq_ignore_ascii_case("Date"))
         .map(|(n, v)| {
-            let v = if n.eq_ignore_ascii_case("Set-Cookie") { v.split_once('=').unwrap().0.to_string() + "=<cookie>" + &v[v.find(';').unwrap()..] } else { v.clone() };
+            let v = if n.eq_ignore_ascii_case("Set-Cookie") {
+                v.split_once('=').unwrap().0.to_string() + "=<cookie>" + &v[v.find(';').unwrap()..]
+            } else {
+                v.clone()
+            };
             (n.clone(), v)
         })
         .collect();
@@ -159,7 +193,10 @@ fn a_non_matching_office_and_address_get_the_same_screen_and_no_mail() {
         let mut c = server.client();
         c.get("/kaigo/recovery");
         c.submit("/kaigo/recovery", &[("method", "mail")]);
-        let raw = c.post("/kaigo/recovery/auth", &[("office", office), ("email", email)]);
+        let raw = c.post(
+            "/kaigo/recovery/auth",
+            &[("office", office), ("email", email)],
+        );
         let shown = c.follow(raw.clone());
         (c, raw, shown)
     };
@@ -174,8 +211,16 @@ fn a_non_matching_office_and_address_get_the_same_screen_and_no_mail() {
     ];
     for (office, email) in cases {
         let (mut c, raw, page) = answer(office, email);
-        assert_eq!(comparable(&raw, email), comparable(&match_raw, OSAKA_MAIL), "redirect for {office}/{email}");
-        assert_eq!(comparable(&page, email), comparable(&match_page, OSAKA_MAIL), "screen for {office}/{email}");
+        assert_eq!(
+            comparable(&raw, email),
+            comparable(&match_raw, OSAKA_MAIL),
+            "redirect for {office}/{email}"
+        );
+        assert_eq!(
+            comparable(&page, email),
+            comparable(&match_page, OSAKA_MAIL),
+            "screen for {office}/{email}"
+        );
         assert!(page.has("宛に送信しました"));
         // Even the real code of another flow cannot succeed here.
         let tried = c.submit("/kaigo/recovery/otp", &[("otp", &wanted[0].otp())]);
@@ -194,7 +239,13 @@ fn five_wrong_codes_end_the_flow() {
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for left in (1..=4).rev() {
         let page = c.submit("/kaigo/recovery/otp", &[("otp", wrong)]);
-        assert!(page.has(&format!("ワンタイムパスワードが正しくありません。(あと{left}回入力できます)")), "{}", page.body);
+        assert!(
+            page.has(&format!(
+                "ワンタイムパスワードが正しくありません。(あと{left}回入力できます)"
+            )),
+            "{}",
+            page.body
+        );
     }
     let fifth = c.submit("/kaigo/recovery/otp", &[("otp", wrong)]);
     assert!(fifth.has("ワンタイムパスワードの入力誤りが上限に達したため"));
@@ -202,7 +253,9 @@ fn five_wrong_codes_end_the_flow() {
     let late = c.submit("/kaigo/recovery/otp", &[("otp", &code)]);
     assert!(late.has("最初からやり直してください"));
     assert_ne!(late.title(), "ログイン情報再設定");
-    assert!(c.get("/kaigo/recovery/reset").has("最初からやり直してください"));
+    assert!(c
+        .get("/kaigo/recovery/reset")
+        .has("最初からやり直してください"));
     // A malformed entry is not a guess and costs no attempt.
     let mut d = server.client();
     start_recovery(&mut d, OSAKA_OFFICE, OSAKA_MAIL);
@@ -220,17 +273,29 @@ fn a_code_past_its_lifetime_fails() {
     let code = server.wait_for_mails(1)[0].otp();
     server.clock.advance(30 * 60 + 1);
     let page = c.submit("/kaigo/recovery/otp", &[("otp", &code)]);
-    assert!(page.has("有効期間が過ぎています") || page.has("画面の有効期限が切れました"), "{}", page.body);
+    assert!(
+        page.has("有効期間が過ぎています") || page.has("画面の有効期限が切れました"),
+        "{}",
+        page.body
+    );
     assert_ne!(page.title(), "ログイン情報再設定");
-    assert!(c.get("/kaigo/recovery/reset").has("最初からやり直してください"));
-    assert_eq!(login(&mut server.client(), "KJ272711111111", "kaigoDemo27").title(), "セキュリティコード入力");
+    assert!(c
+        .get("/kaigo/recovery/reset")
+        .has("最初からやり直してください"));
+    assert_eq!(
+        login(&mut server.client(), "KJ272711111111", "kaigoDemo27").title(),
+        "セキュリティコード入力"
+    );
 
     // Just inside the lifetime the code still works.
     let mut d = server.client();
     start_recovery(&mut d, OSAKA_OFFICE, OSAKA_MAIL);
     let code = server.wait_for_mails(2)[0].otp();
     server.clock.advance(30 * 60 - 5);
-    assert_eq!(d.submit("/kaigo/recovery/otp", &[("otp", &code)]).title(), "ログイン情報再設定");
+    assert_eq!(
+        d.submit("/kaigo/recovery/otp", &[("otp", &code)]).title(),
+        "ログイン情報再設定"
+    );
 }
 
 #[test]
@@ -239,7 +304,10 @@ fn a_used_code_cannot_be_used_again() {
     let mut c = server.client();
     start_recovery(&mut c, OSAKA_OFFICE, OSAKA_MAIL);
     let code = server.wait_for_mails(1)[0].otp();
-    assert_eq!(c.submit("/kaigo/recovery/otp", &[("otp", &code)]).title(), "ログイン情報再設定");
+    assert_eq!(
+        c.submit("/kaigo/recovery/otp", &[("otp", &code)]).title(),
+        "ログイン情報再設定"
+    );
     // Entering it a second time, before the reset …
     let again = c.submit("/kaigo/recovery/otp", &[("otp", &code)]);
     assert!(again.has("このワンタイムパスワードは既に使用されています。"));
@@ -247,13 +315,18 @@ fn a_used_code_cannot_be_used_again() {
     // … after it …
     let after = c.submit("/kaigo/recovery/otp", &[("otp", &code)]);
     assert!(after.has("ログイン情報の再設定は完了しています。"));
-    assert!(c.get("/kaigo/recovery/reset").has("ログイン情報の再設定は完了しています。"));
+    assert!(c
+        .get("/kaigo/recovery/reset")
+        .has("ログイン情報の再設定は完了しています。"));
     // … or in a new recovery: that one has its own code.
     let mut d = server.client();
     start_recovery(&mut d, OSAKA_OFFICE, OSAKA_MAIL);
     // Mails so far: the first code, the change notice, the new code.
     let fresh = server.wait_for_mails(3)[0].otp();
-    assert_ne!(fresh, code, "a new draw equals the old one once in a million runs");
+    assert_ne!(
+        fresh, code,
+        "a new draw equals the old one once in a million runs"
+    );
     let page = d.submit("/kaigo/recovery/otp", &[("otp", &code)]);
     assert!(page.has("ワンタイムパスワードが正しくありません。"));
 }
@@ -284,14 +357,20 @@ fn each_policy_rule_is_refused_with_its_own_message() {
         ("osakaNew2026", "osakaNew2027", 5),           // confirmation differs
     ];
     for (password, confirmation, expected) in cases {
-        let page = c.submit("/kaigo/recovery/reset", &[("password", password), ("password_confirm", confirmation)]);
+        let page = c.submit(
+            "/kaigo/recovery/reset",
+            &[("password", password), ("password_confirm", confirmation)],
+        );
         assert_eq!(page.title(), "ログイン情報再設定", "{password}");
         for (i, m) in messages.iter().enumerate() {
             assert_eq!(page.has(m), i == expected, "{password}: message {m}");
         }
     }
     // Nothing changed; then a good password goes through.
-    assert_eq!(login(&mut server.client(), "KJ272711111111", "kaigoDemo27").title(), "セキュリティコード入力");
+    assert_eq!(
+        login(&mut server.client(), "KJ272711111111", "kaigoDemo27").title(),
+        "セキュリティコード入力"
+    );
     assert_eq!(reset(&mut c, "osakaNew2026").title(), "処理終了");
 }
 
@@ -305,13 +384,26 @@ fn a_postal_request_is_stored_for_the_operator() {
     for label in ["事業所番号", "事業所名", "担当者名", "電話番号"] {
         assert!(form.has(&format!(">{label}</label>")), "{label}");
     }
-    let bad = c.submit("/kaigo/recovery/postal", &[("office", "12"), ("office_name", ""), ("contact", "山田"), ("phone", "abc")]);
+    let bad = c.submit(
+        "/kaigo/recovery/postal",
+        &[
+            ("office", "12"),
+            ("office_name", ""),
+            ("contact", "山田"),
+            ("phone", "abc"),
+        ],
+    );
     assert!(bad.has("事業所番号は半角数字10桁で入力してください。"));
     assert!(bad.has("事業所名を100文字以内で入力してください。"));
     assert!(bad.has("電話番号は半角数字"));
     let done = c.submit(
         "/kaigo/recovery/postal",
-        &[("office", "０１１１１１１１１１"), ("office_name", "さくら介護サービス"), ("contact", "山田 花子"), ("phone", "011-123-4567")],
+        &[
+            ("office", "０１１１１１１１１１"),
+            ("office_name", "さくら介護サービス"),
+            ("contact", "山田 花子"),
+            ("phone", "011-123-4567"),
+        ],
     );
     assert_eq!(done.title(), "書類郵送申請受付");
     assert!(done.has("※ 書類が届くまで、通常は数日から一週間程度かかります。"));
@@ -334,7 +426,10 @@ fn a_postal_request_is_stored_for_the_operator() {
 fn a_password_change_ends_every_session_of_the_account() {
     let server = spawn();
     let mut logged_in = server.client();
-    assert_eq!(login(&mut logged_in, "KJ131311111111", "kaigoDemo13").title(), "メニュー");
+    assert_eq!(
+        login(&mut logged_in, "KJ131311111111", "kaigoDemo13").title(),
+        "メニュー"
+    );
     assert_eq!(logged_in.get("/kaigo/menu").title(), "メニュー");
 
     let mut c = server.client();
@@ -356,32 +451,74 @@ fn the_security_code_can_be_set_asked_for_and_cleared() {
     login(&mut c, "KJ131311111111", "kaigoDemo13");
     let settings = c.get("/kaigo/security-code");
     assert_eq!(settings.title(), "セキュリティコード設定");
-    let refused = c.submit("/kaigo/security-code", &[("password", "wrong"), ("code", "7777"), ("code_confirm", "7777"), ("action", "set")]);
+    let refused = c.submit(
+        "/kaigo/security-code",
+        &[
+            ("password", "wrong"),
+            ("code", "7777"),
+            ("code_confirm", "7777"),
+            ("action", "set"),
+        ],
+    );
     assert!(refused.has("現在のパスワードが正しくありません。"));
-    let menu = c.submit("/kaigo/security-code", &[("password", "kaigoDemo13"), ("code", "7777"), ("code_confirm", "7777"), ("action", "set")]);
+    let menu = c.submit(
+        "/kaigo/security-code",
+        &[
+            ("password", "kaigoDemo13"),
+            ("code", "7777"),
+            ("code_confirm", "7777"),
+            ("action", "set"),
+        ],
+    );
     assert!(menu.has("セキュリティコードを設定しました。"));
     c.submit("/kaigo/logout", &[]);
     assert_eq!(c.get("/kaigo/menu").status, 303);
 
     let mut d = server.client();
-    assert_eq!(login(&mut d, "KJ131311111111", "kaigoDemo13").title(), "セキュリティコード入力");
+    assert_eq!(
+        login(&mut d, "KJ131311111111", "kaigoDemo13").title(),
+        "セキュリティコード入力"
+    );
     let wrong = d.submit("/kaigo/login/code", &[("security_code", "1234")]);
     assert!(wrong.has("セキュリティコードが正しくありません。"));
-    assert_eq!(d.submit("/kaigo/login/code", &[("security_code", "7777")]).title(), "メニュー");
-    let cleared = d.submit("/kaigo/security-code", &[("password", "kaigoDemo13"), ("action", "clear")]);
+    assert_eq!(
+        d.submit("/kaigo/login/code", &[("security_code", "7777")])
+            .title(),
+        "メニュー"
+    );
+    let cleared = d.submit(
+        "/kaigo/security-code",
+        &[("password", "kaigoDemo13"), ("action", "clear")],
+    );
     assert!(cleared.has("セキュリティコードを解除しました。"));
-    assert_eq!(login(&mut server.client(), "KJ131311111111", "kaigoDemo13").title(), "メニュー");
+    assert_eq!(
+        login(&mut server.client(), "KJ131311111111", "kaigoDemo13").title(),
+        "メニュー"
+    );
 }
 
 #[test]
 fn every_kaigo_screen_shows_the_clock() {
     let server: TestServer = spawn();
     let mut c = server.client();
-    for path in ["/kaigo", "/kaigo/login", "/kaigo/recovery", "/kaigo/recovery/auth", "/kaigo/recovery/postal"] {
+    for path in [
+        "/kaigo",
+        "/kaigo/login",
+        "/kaigo/recovery",
+        "/kaigo/recovery/auth",
+        "/kaigo/recovery/postal",
+    ] {
         let page = c.get(path);
         assert_eq!(page.status, 200, "{path}");
-        let at = page.body.find("時刻 ").unwrap_or_else(|| panic!("no clock on {path}")) + "時刻 ".len();
+        let at = page
+            .body
+            .find("時刻 ")
+            .unwrap_or_else(|| panic!("no clock on {path}"))
+            + "時刻 ".len();
         let clock = &page.body[at..at + 8];
-        assert!(clock.as_bytes()[2] == b':' && clock.as_bytes()[5] == b':', "{path}: {clock}");
+        assert!(
+            clock.as_bytes()[2] == b':' && clock.as_bytes()[5] == b':',
+            "{path}: {clock}"
+        );
     }
 }

@@ -4,4 +4,5 @@
 
 mod http;
 mod kaigo;
+mod smtp;
 mod support;

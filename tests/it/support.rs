@@ -25,16 +25,28 @@ pub fn spawn() -> TestServer {
 
 pub fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
     let dir = std::env::temp_dir().join(format!("kagi-it-{}-{}", std::process::id(), unique()));
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".into();
-    config.data_dir = Some(dir.clone());
+    let mut config = Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: Some(dir.clone()),
+        ..Default::default()
+    };
     // Cheap hashes keep the tests fast; production uses the OWASP defaults.
     config.argon2.memory_kib = 256;
     config.argon2.iterations = 1;
     adjust(&mut config);
     let clock = Clock::system();
-    let running = kagi::start(Options { config, mode: Mode::Demo, clock: clock.clone() }).expect("server starts");
-    TestServer { addr: running.addr(), running: Some(running), clock, dir }
+    let running = kagi::start(Options {
+        config,
+        mode: Mode::Demo,
+        clock: clock.clone(),
+    })
+    .expect("server starts");
+    TestServer {
+        addr: running.addr(),
+        running: Some(running),
+        clock,
+        dir,
+    }
 }
 
 fn unique() -> u64 {
@@ -45,7 +57,11 @@ fn unique() -> u64 {
 
 impl TestServer {
     pub fn client(&self) -> Client {
-        Client { addr: self.addr, cookies: BTreeMap::new(), csrf: None }
+        Client {
+            addr: self.addr,
+            cookies: BTreeMap::new(),
+            csrf: None,
+        }
     }
 
     /// The captured mail, newest first, as `/dev/mail.json` gives it.
@@ -72,7 +88,11 @@ impl TestServer {
             if mails.len() >= count {
                 return mails;
             }
-            assert!(Instant::now() < deadline, "expected {count} mails, have {}", mails.len());
+            assert!(
+                Instant::now() < deadline,
+                "expected {count} mails, have {}",
+                mails.len()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -115,7 +135,9 @@ impl Mail {
     /// The code on the line after `[ワンタイムパスワード]`.
     pub fn otp(&self) -> String {
         let mut lines = self.body.lines();
-        lines.find(|l| *l == "[ワンタイムパスワード]").expect("an OTP mail");
+        lines
+            .find(|l| *l == "[ワンタイムパスワード]")
+            .expect("an OTP mail");
         lines.next().unwrap().to_string()
     }
 }
@@ -153,7 +175,10 @@ impl Page {
     /// The screen's title (`<h1>`).
     pub fn title(&self) -> &str {
         let start = self.body.find("<h1>").map(|i| i + 4).unwrap_or(0);
-        let end = self.body[start..].find("</h1>").map(|i| start + i).unwrap_or(start);
+        let end = self.body[start..]
+            .find("</h1>")
+            .map(|i| start + i)
+            .unwrap_or(start);
         &self.body[start..end]
     }
 }
@@ -166,6 +191,15 @@ pub struct Client {
 }
 
 impl Client {
+    /// A browser with no cookies yet.
+    pub fn new(addr: SocketAddr) -> Client {
+        Client {
+            addr,
+            cookies: BTreeMap::new(),
+            csrf: None,
+        }
+    }
+
     pub fn get(&mut self, path: &str) -> Page {
         self.send("GET", path, None)
     }
@@ -184,19 +218,23 @@ impl Client {
             all.push(("csrf".into(), csrf.clone()));
         }
         all.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(all).finish();
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(all)
+            .finish();
         self.send("POST", path, Some(body))
     }
 
     /// Posts exactly these fields, without adding a CSRF token.
     pub fn post_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
-        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
         self.send("POST", path, Some(body))
     }
 
     pub fn follow(&mut self, mut page: Page) -> Page {
         for _ in 0..5 {
-            if !matches!(page.status, 301 | 302 | 303) {
+            if !matches!(page.status, 301..=303) {
                 break;
             }
             let to = page.location().to_string();
@@ -206,8 +244,15 @@ impl Client {
     }
 
     fn send(&mut self, method: &str, path: &str, body: Option<String>) -> Page {
-        let cookie: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
+        let cookie: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
         if !cookie.is_empty() {
             req += &format!("Cookie: {}\r\n", cookie.join("; "));
         }
@@ -237,7 +282,9 @@ impl Client {
 /// Sends raw bytes and parses the HTTP/1.1 answer (Content-Length bodies).
 pub fn exchange(addr: SocketAddr, request: &[u8]) -> Page {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     stream.write_all(request).unwrap();
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw);
@@ -251,11 +298,22 @@ pub fn parse_response(raw: &[u8]) -> Page {
         .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
     let head = std::str::from_utf8(&raw[..split]).unwrap();
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
         .collect();
     let body = String::from_utf8(raw[split + 4..].to_vec()).expect("UTF-8 body");
-    Page { status, headers, body }
+    Page {
+        status,
+        headers,
+        body,
+    }
 }

@@ -2,6 +2,7 @@
 //! a real server over real HTTP as a person would, reading mail from the
 //! capture transport.
 
+mod crash;
 mod http;
 mod kaigo;
 mod smtp;

@@ -1,0 +1,91 @@
+//! Durability: what the user was told is done survives a crash. The real
+//! `kagi` executable runs as a child process and is killed with SIGKILL.
+
+use crate::support::Client;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// Starts `kagi demo` on a free port over `dir`; returns the child and its address.
+fn start_kagi(dir: &Path, config: &Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kagi"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kagi starts");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(at) = line.find(" on http://") {
+            let addr = line[at + " on http://".len()..].parse().unwrap();
+            return (child, addr);
+        }
+    }
+    panic!("kagi exited before it was ready");
+}
+
+#[test]
+fn a_password_change_survives_sigkill_right_after_its_success_page() {
+    let dir = std::env::temp_dir().join(format!("kagi-it-crash-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("kagi.toml");
+    std::fs::write(&config, "[argon2]\nmemory_kib = 256\niterations = 1\n").unwrap();
+    let db = dir.join("db");
+
+    let (mut kagi, addr) = start_kagi(&db, &config);
+    let mut c = Client::new(addr);
+    c.get("/kaigo/recovery");
+    c.submit("/kaigo/recovery", &[("method", "mail")]);
+    c.submit(
+        "/kaigo/recovery/auth",
+        &[
+            ("office", "2711111111"),
+            ("email", "office-osaka@example.jp"),
+        ],
+    );
+    let mut mailbox = Client::new(addr);
+    let code = loop {
+        let mails: Vec<serde_json::Value> =
+            serde_json::from_str(&mailbox.get("/dev/mail.json").body).unwrap();
+        if let Some(m) = mails.first() {
+            let body = m["body"].as_str().unwrap();
+            let mut lines = body.lines().skip_while(|l| *l != "[ワンタイムパスワード]");
+            break lines.nth(1).unwrap().to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    c.submit("/kaigo/recovery/otp", &[("otp", &code)]);
+    let done = c.post(
+        "/kaigo/recovery/reset",
+        &[
+            ("password", "afterCrash1"),
+            ("password_confirm", "afterCrash1"),
+        ],
+    );
+    assert_eq!(done.location(), "/kaigo/recovery/done");
+    // The user has been told; the process dies at once, with no chance to
+    // write anything more.
+    kagi.kill().unwrap();
+    kagi.wait().unwrap();
+
+    let (mut kagi, addr) = start_kagi(&db, &config);
+    let mut c = Client::new(addr);
+    c.get("/kaigo/login");
+    let menu = c.submit(
+        "/kaigo/login",
+        &[("user_id", "KJ272711111111"), ("password", "afterCrash1")],
+    );
+    kagi.kill().unwrap();
+    kagi.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        menu.title(),
+        "メニュー",
+        "the new password must log in after the crash"
+    );
+}

@@ -7,8 +7,26 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-/// Starts `kagi demo` on a free port over `dir`; returns the child and its address.
-fn start_kagi(dir: &Path, config: &Path) -> (Child, SocketAddr) {
+/// A running kagi process, killed and reaped when dropped, so that a failing
+/// test leaves nothing running.
+struct Kagi(Child);
+
+impl Kagi {
+    /// SIGKILL: no shutdown code runs.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Kagi {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `kagi demo` on a free port over `dir`; returns the process and its address.
+fn start_kagi(dir: &Path, config: &Path) -> (Kagi, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kagi"))
         .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
@@ -19,6 +37,7 @@ fn start_kagi(dir: &Path, config: &Path) -> (Child, SocketAddr) {
         .spawn()
         .expect("kagi starts");
     let stdout = BufReader::new(child.stdout.take().unwrap());
+    let child = Kagi(child);
     for line in stdout.lines() {
         let line = line.unwrap();
         if let Some(at) = line.find(" on http://") {
@@ -70,8 +89,7 @@ fn a_password_change_survives_sigkill_right_after_its_success_page() {
     assert_eq!(done.location(), "/kaigo/recovery/done");
     // The user has been told; the process dies at once, with no chance to
     // write anything more.
-    kagi.kill().unwrap();
-    kagi.wait().unwrap();
+    kagi.kill();
 
     let (mut kagi, addr) = start_kagi(&db, &config);
     let mut c = Client::new(addr);
@@ -80,8 +98,7 @@ fn a_password_change_survives_sigkill_right_after_its_success_page() {
         "/kaigo/login",
         &[("user_id", "KJ272711111111"), ("password", "afterCrash1")],
     );
-    kagi.kill().unwrap();
-    kagi.wait().unwrap();
+    kagi.kill();
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(
         menu.title(),

@@ -23,7 +23,6 @@ pub struct Config {
     pub kaigo: KaigoConfig,
     pub session: SessionConfig,
     pub argon2: Argon2Config,
-    pub http: HttpConfig,
     pub store: StoreConfig,
     pub mail: MailConfig,
 }
@@ -65,15 +64,6 @@ pub struct Argon2Config {
     pub iterations: u32,
     /// Lanes. OWASP: 1.
     pub parallelism: u32,
-}
-
-/// HTTP plumbing.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpConfig {
-    /// Largest request body accepted; larger ones get 413. Every kagi form
-    /// fits in far less.
-    pub max_body_bytes: usize,
 }
 
 /// The sled database.
@@ -162,7 +152,6 @@ impl Default for Config {
             kaigo: KaigoConfig::default(),
             session: SessionConfig::default(),
             argon2: Argon2Config::default(),
-            http: HttpConfig::default(),
             store: StoreConfig::default(),
             mail: MailConfig::default(),
         }
@@ -196,14 +185,6 @@ impl Default for Argon2Config {
             memory_kib: 19_456,
             iterations: 2,
             parallelism: 1,
-        }
-    }
-}
-
-impl Default for HttpConfig {
-    fn default() -> HttpConfig {
-        HttpConfig {
-            max_body_bytes: 16 * 1024,
         }
     }
 }
@@ -334,12 +315,18 @@ impl Config {
             return Err(bad("data_dir", "missing; set it to the database directory"));
         }
         self.validate_common()?;
-        let transport = self.mail.transport.ok_or_else(|| {
-            bad(
+        let transport = self
+            .mail
+            .transport
+            .ok_or_else(|| bad("mail.transport", "missing; set it to \"smtp\""))?;
+        if transport == Transport::Capture {
+            // Outside the demo nobody could read captured mail: codes would
+            // pile up in the database, unsent.
+            return Err(bad(
                 "mail.transport",
-                "missing; set it to \"smtp\" (or \"capture\" for a lab)",
-            )
-        })?;
+                "\"capture\" is only for `kagi demo`; `kagi serve` needs \"smtp\"",
+            ));
+        }
         if self.mail.from.is_none() {
             return Err(bad(
                 "mail.from",
@@ -404,9 +391,11 @@ impl Config {
 
     /// Whether cookies must carry `Secure`.
     pub fn is_https(&self) -> bool {
+        // Parsed, so that `HTTPS://…` counts too.
         self.public_url
             .as_deref()
-            .is_some_and(|u| u.starts_with("https://"))
+            .and_then(|u| url::Url::parse(u).ok())
+            .is_some_and(|u| u.scheme() == "https")
     }
 }
 
@@ -493,6 +482,8 @@ mod tests {
         let mut c = serve_config();
         c.mail.transport = None;
         assert_eq!(c.validate_for_serve().unwrap_err().field, "mail.transport");
+        c.mail.transport = Some(Transport::Capture);
+        assert_eq!(c.validate_for_serve().unwrap_err().field, "mail.transport");
         let mut c = serve_config();
         c.mail.from = Some("a@b\r\nBcc: x@y".into());
         assert_eq!(c.validate_for_serve().unwrap_err().field, "mail.from");
@@ -501,6 +492,15 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused() {
         assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn https_is_read_from_the_parsed_url() {
+        let mut c = Config::default();
+        c.public_url = Some("HTTPS://login.example.jp".into());
+        assert!(c.is_https());
+        c.public_url = Some("http://login.example.jp".into());
+        assert!(!c.is_https());
     }
 
     #[test]

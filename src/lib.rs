@@ -111,6 +111,8 @@ pub struct Options {
 pub struct Running {
     addr: SocketAddr,
     data_dir: PathBuf,
+    /// The data directory was made up for this run (demo without --data-dir).
+    data_dir_is_temporary: bool,
     public_url: String,
     stop: Arc<AtomicBool>,
     listener: Arc<http::Listener>,
@@ -180,6 +182,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         .listen_addr()
         .map_err(|e| Error::Config(e.to_string()))?;
 
+    let data_dir_is_temporary = config.data_dir.is_none();
     let data_dir = match &config.data_dir {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!(
@@ -221,7 +224,6 @@ pub fn start(options: Options) -> Result<Running, Error> {
 
     let public_url = config.public_base();
     let https = config.is_https();
-    let max_body = config.http.max_body_bytes;
     let app = app::App {
         digester: secret::Digester::new(&key),
         hasher,
@@ -239,7 +241,6 @@ pub fn start(options: Options) -> Result<Running, Error> {
         .spawn(move || {
             http::serve(
                 &l,
-                max_body,
                 https,
                 || !s.load(Ordering::SeqCst),
                 |req| app.handle(req, clock.now()),
@@ -249,6 +250,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
 
     Ok(Running {
         addr,
+        data_dir_is_temporary,
         data_dir,
         public_url,
         stop,
@@ -355,8 +357,13 @@ fn print_demo_welcome(running: &Running) {
     println!("  介護電子請求受付システム  {base}/kaigo");
     println!("  送信メール (capture)      {base}/dev/mail   JSON: {base}/dev/mail.json");
     println!(
-        "  データベース              {} (一時ディレクトリ)",
-        running.data_dir.display()
+        "  データベース              {}{}",
+        running.data_dir.display(),
+        if running.data_dir_is_temporary {
+            " (一時ディレクトリ)"
+        } else {
+            ""
+        }
     );
     println!();
     println!("  デモアカウント (kaigo):");

@@ -21,7 +21,6 @@ pub enum Method {
 }
 
 /// A request, parsed and size-checked.
-#[derive(Debug)]
 pub struct Request {
     pub method: Method,
     pub path: String,
@@ -31,6 +30,23 @@ pub struct Request {
     pub form: Vec<(String, String)>,
     /// The peer's address.
     pub client: IpAddr,
+}
+
+impl std::fmt::Debug for Request {
+    // Form values and cookies hold passwords, codes and session keys: only
+    // their names are printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names =
+            |pairs: &[(String, String)]| pairs.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &names(&self.query))
+            .field("cookies", &names(&self.cookies))
+            .field("form", &names(&self.form))
+            .field("client", &self.client)
+            .finish()
+    }
 }
 
 impl Request {
@@ -162,7 +178,6 @@ impl Listener {
 /// asked after each request; `Listener::unblock` wakes a waiting `recv`).
 pub fn serve(
     listener: &Listener,
-    max_body_bytes: usize,
     https: bool,
     keep_going: impl Fn() -> bool,
     handler: impl Fn(&Request) -> Response,
@@ -177,14 +192,19 @@ pub fn serve(
         let started = Instant::now();
         let method = raw.method().to_string();
         let path = raw.url().split('?').next().unwrap_or("").to_string();
-        let response = match parse(&mut raw, max_body_bytes) {
+        let (response, body_unread) = match parse(&mut raw) {
             Ok(request) => {
-                catch_unwind(AssertUnwindSafe(|| handler(&request))).unwrap_or_else(|_| {
-                    eprintln!("kagi: {method} {path}: handler panicked; answered 500");
-                    Response::error(500)
-                })
+                let response =
+                    catch_unwind(AssertUnwindSafe(|| handler(&request))).unwrap_or_else(|_| {
+                        eprintln!("kagi: {method} {path}: handler panicked; answered 500");
+                        Response::error(500)
+                    });
+                (response, false)
             }
-            Err(status) => Response::error(status),
+            Err(Refusal {
+                status,
+                body_unread,
+            }) => (Response::error(status), body_unread),
         };
         let status = response.status;
         // The query string is never logged: it may carry a reset token.
@@ -192,32 +212,92 @@ pub fn serve(
             "kagi: {method} {path} {status} {:.1} ms",
             started.elapsed().as_secs_f64() * 1000.0
         );
-        let _ = raw.respond(to_wire(response, https));
+        let wire = to_wire(response, https);
+        if body_unread {
+            // tiny_http reads the rest of an unread body when the request is
+            // dropped, at the client's pace: that happens on a thread of its
+            // own, never on this one.
+            let spawned = std::thread::Builder::new()
+                .name("kagi-refuse".into())
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    let _ = raw.respond(wire);
+                });
+            if let Err(e) = spawned {
+                eprintln!("kagi: cannot answer a refused request: {e}");
+            }
+        } else {
+            let _ = raw.respond(wire);
+        }
     }
 }
 
-/// Reads and checks one request: 413 for oversized bodies, 400 for
-/// malformed ones.
-fn parse(raw: &mut tiny_http::Request, max_body_bytes: usize) -> Result<Request, u16> {
+/// The largest request body kagi reads. tiny_http reads a body of at most
+/// 1024 bytes with a Content-Length in its own connection thread; any other
+/// body (larger, chunked, or behind `Expect: 100-continue`) would be read
+/// here, on the one request thread, at the client's pace, so that one slow
+/// client could stall every other. kagi's forms are far smaller, so such
+/// bodies are refused unread.
+pub const MAX_BODY_BYTES: usize = 1024;
+
+/// A request answered with an error status before any handler saw it.
+struct Refusal {
+    status: u16,
+    /// The body is still on the socket (see `MAX_BODY_BYTES`).
+    body_unread: bool,
+}
+
+impl From<u16> for Refusal {
+    fn from(status: u16) -> Refusal {
+        Refusal {
+            status,
+            body_unread: false,
+        }
+    }
+}
+
+fn unread(status: u16) -> Refusal {
+    Refusal {
+        status,
+        body_unread: true,
+    }
+}
+
+/// Reads and checks one request: 413 for oversized bodies, 411 for chunked
+/// ones, 417 for `Expect`, 415 for non-form bodies, 400 for malformed ones.
+fn parse(raw: &mut tiny_http::Request) -> Result<Request, Refusal> {
     let method = match raw.method() {
         tiny_http::Method::Get => Method::Get,
         tiny_http::Method::Head => Method::Head,
         tiny_http::Method::Post => Method::Post,
         _ => Method::Other,
     };
-    let (path, query) = match raw.url().split_once('?') {
-        Some((p, q)) => (p.to_string(), form::parse_urlencoded(q).ok_or(400u16)?),
-        None => (raw.url().to_string(), Vec::new()),
-    };
-    if !path.starts_with('/') {
-        return Err(400);
-    }
     let header = |name: &'static str| {
         raw.headers()
             .iter()
             .find(|h| h.field.equiv(name))
             .map(|h| h.value.as_str().to_string())
     };
+    // Bodies first: every refusal below this point has its body in memory.
+    if header("Transfer-Encoding").is_some() {
+        return Err(unread(411));
+    }
+    if header("Expect").is_some() {
+        return Err(unread(417));
+    }
+    if header("Connection").is_some_and(|c| c.to_ascii_lowercase().contains("upgrade")) {
+        return Err(unread(400));
+    }
+    if raw.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(unread(413));
+    }
+    let (path, query) = match raw.url().split_once('?') {
+        Some((p, q)) => (p.to_string(), form::parse_urlencoded(q).ok_or(400u16)?),
+        None => (raw.url().to_string(), Vec::new()),
+    };
+    if !path.starts_with('/') {
+        return Err(400.into());
+    }
     let cookies = header("Cookie")
         .map(|c| form::parse_cookies(&c))
         .unwrap_or_default();
@@ -226,21 +306,16 @@ fn parse(raw: &mut tiny_http::Request, max_body_bytes: usize) -> Result<Request,
         .remote_addr()
         .map(|a| a.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    if raw.body_length().is_some_and(|n| n > max_body_bytes) {
-        return Err(413);
-    }
+    // Already in memory: see MAX_BODY_BYTES.
     let mut body = Vec::new();
     raw.as_reader()
-        .take(max_body_bytes as u64 + 1)
+        .take(MAX_BODY_BYTES as u64 + 1)
         .read_to_end(&mut body)
         .map_err(|_| 400u16)?;
-    if body.len() > max_body_bytes {
-        return Err(413);
-    }
     let form = if method == Method::Post && !body.is_empty() {
         let media_type = content_type.split(';').next().unwrap_or("").trim();
         if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-            return Err(415);
+            return Err(415.into());
         }
         let text = std::str::from_utf8(&body).map_err(|_| 400u16)?;
         form::parse_urlencoded(text).ok_or(400u16)?
@@ -305,7 +380,6 @@ mod tests {
             let served = std::cell::Cell::new(0);
             serve(
                 &s,
-                1024,
                 false,
                 || served.get() < 2,
                 |r| {

@@ -581,15 +581,20 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
         None => None,
     };
     if let (true, Some(account)) = (right, current) {
-        ctx.put_flow(
-            KaigoFlow::Verified {
-                account: account.id.clone(),
-                generation,
-            },
-            ctx.flow_lifetime(),
-        )?;
+        // The right to set a password moves to a new cookie, as a login
+        // does: a cookie planted in the browser before the code was entered
+        // is worth nothing afterwards.
+        let fresh = Visit::new(app, SITE);
+        let verified = KaigoFlow::Verified {
+            account: account.id.clone(),
+            generation,
+        };
+        let expires = ctx.now + ctx.flow_lifetime();
+        app.store
+            .put_flow(&fresh.key, &Flow::Kaigo(verified), expires)?;
+        app.store.remove_flow(&ctx.visit.key)?;
         ctx.audit("otp_accepted", Some(&account.id), "ok")?;
-        return Ok(Response::see_other("/kaigo/recovery/reset"));
+        return Ok(fresh.set_on(app, Response::see_other("/kaigo/recovery/reset")));
     }
     let left = attempts_left.saturating_sub(1);
     ctx.audit(

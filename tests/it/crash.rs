@@ -68,7 +68,12 @@ fn a_password_change_survives_sigkill_right_after_its_success_page() {
         ],
     );
     let mut mailbox = Client::new(addr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let code = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the OTP mail never arrived"
+        );
         let mails: Vec<serde_json::Value> =
             serde_json::from_str(&mailbox.get("/dev/mail.json").body).unwrap();
         if let Some(m) = mails.first() {

@@ -97,11 +97,16 @@ impl TestServer {
         }
     }
 
-    /// Gives the mail thread time to deliver anything queued, then returns
-    /// the mailbox: for asserting that no mail was sent.
-    pub fn settled_mails(&self) -> Vec<Mail> {
-        std::thread::sleep(Duration::from_millis(1500));
-        self.mails()
+    /// Stops the server and counts every mail it ever queued, delivered
+    /// (captured) or still in the outbox: for asserting that no mail was
+    /// sent, with nothing left to chance or timing.
+    pub fn stop_and_count_mail(self) -> usize {
+        let dir = self.stop();
+        let store = kagi::store::Store::open(&dir, 1 << 20).unwrap();
+        let count = store.outbox().unwrap().len() + store.captured_mail(usize::MAX).unwrap().len();
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+        count
     }
 
     /// Stops the server and returns its database directory (still on disk).
@@ -191,6 +196,17 @@ pub struct Client {
 }
 
 impl Client {
+    /// The value of a cookie this browser holds.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies.get(name).map(String::as_str)
+    }
+
+    /// Puts a cookie in this browser, as another site on the same domain
+    /// could.
+    pub fn plant_cookie(&mut self, name: &str, value: &str) {
+        self.cookies.insert(name.to_string(), value.to_string());
+    }
+
     /// A browser with no cookies yet.
     pub fn new(addr: SocketAddr) -> Client {
         Client {

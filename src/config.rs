@@ -496,8 +496,10 @@ mod tests {
 
     #[test]
     fn https_is_read_from_the_parsed_url() {
-        let mut c = Config::default();
-        c.public_url = Some("HTTPS://login.example.jp".into());
+        let mut c = Config {
+            public_url: Some("HTTPS://login.example.jp".into()),
+            ..Default::default()
+        };
         assert!(c.is_https());
         c.public_url = Some("http://login.example.jp".into());
         assert!(!c.is_https());

@@ -528,6 +528,10 @@ fn issue_otp(ctx: &Ctx<'_>, email: &str, candidate: Option<Account>) -> Outcome 
         attempts_left: app.config.kaigo.otp_attempts,
     };
     ctx.put_flow(flow, lifetime.max(ctx.flow_lifetime()))?;
+    // On disk before the page says the code was sent, so a crash cannot
+    // lose the queued mail. Flushed on both branches: an fsync on the
+    // matching one only would tell by its time that the address matched.
+    app.store.flush()?;
     Ok(Response::see_other("/kaigo/recovery/otp"))
 }
 

@@ -8,7 +8,7 @@ use crate::pages;
 use crate::secret::{Digester, Hasher};
 use crate::sites;
 use crate::store::Store;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Shared by every request; read-only apart from the store.
 #[derive(Debug)]
@@ -24,6 +24,17 @@ pub struct App {
     pub dev_pages: bool,
     /// A warning on top of every page, e.g. that this is a demo.
     pub banner: Option<String>,
+    /// Demo only: the answers of live CAPTCHAs, for `/dev/captcha`. Kept in
+    /// memory, never in the store, which holds only digests.
+    pub dev_captchas: Option<Mutex<Vec<DevCaptcha>>>,
+}
+
+/// A live CAPTCHA as `/dev/captcha` lists it.
+#[derive(Debug, Clone)]
+pub struct DevCaptcha {
+    pub id: String,
+    pub answer: String,
+    pub expires: u64,
 }
 
 impl App {
@@ -35,11 +46,12 @@ impl App {
                 Response::html(pages::index(self.dev_pages))
             })),
             "kaigo" => sites::kaigo::handle(self, req, now),
+            "portal" => sites::portal::handle(self, req, now),
             "static" if req.path == "/static/kagi.css" => {
                 Ok(get_only(req, || Response::css(pages::STYLESHEET)))
             }
             "healthz" if req.path == "/healthz" => Ok(get_only(req, || self.health())),
-            "dev" if self.dev_pages => Ok(self.dev(req)),
+            "dev" if self.dev_pages => Ok(self.dev(req, now)),
             _ => Ok(Response::error(404)),
         };
         outcome.unwrap_or_else(|e| {
@@ -55,7 +67,54 @@ impl App {
         Response::json(r#"{"status":"ok"}"#.to_string())
     }
 
-    fn dev(&self, req: &Request) -> Response {
+    /// Notes a CAPTCHA's answer for `/dev/captcha` (demo only).
+    pub fn remember_dev_captcha(&self, id: &str, answer: &str, expires: u64, now: u64) {
+        if let Some(list) = &self.dev_captchas {
+            let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
+            list.retain(|c| c.expires > now);
+            list.push(DevCaptcha {
+                id: id.into(),
+                answer: answer.into(),
+                expires,
+            });
+        }
+    }
+
+    /// Drops a CAPTCHA from `/dev/captcha` once it has been tried.
+    pub fn forget_dev_captcha(&self, id: &str) {
+        if let Some(list) = &self.dev_captchas {
+            list.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|c| c.id != id);
+        }
+    }
+
+    fn dev(&self, req: &Request, now: u64) -> Response {
+        if let Some(rest) = req.path.strip_prefix("/dev/captcha") {
+            let live: Vec<DevCaptcha> = self
+                .dev_captchas
+                .as_ref()
+                .map(|l| l.lock().unwrap_or_else(|e| e.into_inner()).clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.expires > now)
+                .rev()
+                .collect();
+            return match rest {
+                "" => get_only(req, || {
+                    let banner = self.banner.as_deref().unwrap_or("デモモード");
+                    Response::html(pages::dev::captchas(&live, now, banner))
+                }),
+                ".json" => get_only(req, || {
+                    let list: Vec<_> = live
+                        .iter()
+                        .map(|c| serde_json::json!({ "id": c.id, "answer": c.answer, "expires": c.expires }))
+                        .collect();
+                    Response::json(serde_json::Value::Array(list).to_string())
+                }),
+                _ => Response::error(404),
+            };
+        }
         let captured = match self.store.captured_mail(200) {
             Ok(c) => c,
             Err(e) => {

@@ -21,6 +21,7 @@ pub struct Config {
     /// Zone of the `時刻` clock on every screen: `JST`, `UTC` or `+HH:MM`.
     pub time_zone: String,
     pub kaigo: KaigoConfig,
+    pub portal: PortalConfig,
     pub session: SessionConfig,
     pub argon2: Argon2Config,
     pub store: StoreConfig,
@@ -40,6 +41,46 @@ pub struct KaigoConfig {
     pub flow_lifetime_secs: u64,
     /// The `[問い合わせ先]` line of kaigo mails.
     pub helpdesk: String,
+}
+
+/// The portal recovery flow.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PortalConfig {
+    /// How long a mailed reset link works. The seed says 1 hour.
+    pub link_lifetime_secs: u64,
+    /// How long a CAPTCHA can be answered.
+    pub captcha_lifetime_secs: u64,
+    /// How long an unfinished recovery (between ① and ②) is kept.
+    pub flow_lifetime_secs: u64,
+    /// The From of portal mails; `mail.from` when unset. The seed's mails
+    /// come from `from@mail.iryohokenjyohoportalsite.jp`.
+    pub mail_from: Option<String>,
+    /// The inquiry block at the end of portal mails (several lines).
+    pub contact: String,
+}
+
+impl Default for PortalConfig {
+    fn default() -> PortalConfig {
+        PortalConfig {
+            link_lifetime_secs: 3600,
+            captcha_lifetime_secs: 300,
+            flow_lifetime_secs: 30 * 60,
+            mail_from: None,
+            contact: "社会保険診療報酬支払基金（情報化企画部・情報化支援部）
+
+国民健康保険中央会（番号制度対策本部）
+
+オンライン資格確認・医療情報化支援基金関係
+
+オンライン資格確認に関するお問い合わせ先
+
+オンライン資格確認等コールセンター：0800-080-4583（通話無料）
+
+月曜日～金曜日8：00～18：00 土曜日8：00～16：00（いずれも祝日を除く）"
+                .into(),
+        }
+    }
 }
 
 /// Logged-in sessions.
@@ -150,6 +191,7 @@ impl Default for Config {
             data_dir: None,
             time_zone: "JST".into(),
             kaigo: KaigoConfig::default(),
+            portal: PortalConfig::default(),
             session: SessionConfig::default(),
             argon2: Argon2Config::default(),
             store: StoreConfig::default(),
@@ -284,6 +326,27 @@ impl Config {
         }
         if self.kaigo.otp_attempts == 0 {
             return Err(bad("kaigo.otp_attempts", "must be above 0"));
+        }
+        for (field, value) in [
+            ("portal.link_lifetime_secs", self.portal.link_lifetime_secs),
+            (
+                "portal.captcha_lifetime_secs",
+                self.portal.captcha_lifetime_secs,
+            ),
+            ("portal.flow_lifetime_secs", self.portal.flow_lifetime_secs),
+            ("kaigo.flow_lifetime_secs", self.kaigo.flow_lifetime_secs),
+        ] {
+            if value == 0 {
+                return Err(bad(field, "must be above 0"));
+            }
+        }
+        if let Some(from) = &self.portal.mail_from {
+            if !is_plausible_mailbox(from) {
+                return Err(bad(
+                    "portal.mail_from",
+                    format!("`{from}` is not a mail address"),
+                ));
+            }
         }
         if contains_line_break(&self.kaigo.helpdesk) {
             return Err(bad("kaigo.helpdesk", "must be one line"));

@@ -2,7 +2,7 @@
 //! `kagi demo` needs no file beside it.
 
 use crate::secret::Hasher;
-use crate::store::{Account, Site, Store, StoreError};
+use crate::store::{Account, Office, Site, Store, StoreError};
 use serde::Deserialize;
 
 /// The demo data file, as shipped in `data/`.
@@ -12,6 +12,19 @@ pub const DEMO_DATA: &str = include_str!("../data/demo.toml");
 #[serde(deny_unknown_fields)]
 struct DemoData {
     kaigo: Vec<DemoKaigo>,
+    portal: Vec<DemoPortal>,
+}
+
+/// One portal demo account.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct DemoPortal {
+    /// The user name, or a coordinator's user ID.
+    pub user: String,
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub coordinator: bool,
 }
 
 /// One kaigo demo account; passwords are in clear because they are printed
@@ -32,34 +45,54 @@ impl DemoKaigo {
     }
 }
 
-/// The demo accounts as the file lists them.
+fn demo_data() -> DemoData {
+    toml::from_str::<DemoData>(DEMO_DATA).expect("data/demo.toml is checked by the tests")
+}
+
+/// The kaigo demo accounts as the file lists them.
 pub fn kaigo_accounts() -> Vec<DemoKaigo> {
-    toml::from_str::<DemoData>(DEMO_DATA)
-        .expect("data/demo.toml is checked by the tests")
-        .kaigo
+    demo_data().kaigo
+}
+
+/// The portal demo accounts as the file lists them.
+pub fn portal_accounts() -> Vec<DemoPortal> {
+    demo_data().portal
 }
 
 /// Creates the demo accounts that do not exist yet (a reused data directory
 /// keeps passwords changed in an earlier run).
-pub fn load(store: &Store, hasher: &Hasher) -> Result<Vec<DemoKaigo>, StoreError> {
-    let accounts = kaigo_accounts();
-    for demo in &accounts {
-        if store.account(Site::Kaigo, &demo.user_id())?.is_some() {
-            continue;
+pub fn load(store: &Store, hasher: &Hasher) -> Result<(), StoreError> {
+    let data = demo_data();
+    let kaigo = data.kaigo.iter().map(|d| Account {
+        site: Site::Kaigo,
+        id: d.user_id(),
+        email: d.security_email.clone(),
+        password_phc: hasher.hash(&d.password),
+        security_code_phc: d.security_code.as_deref().map(|c| hasher.hash(c)),
+        generation: 0,
+        office: Some(Office {
+            number: d.office.clone(),
+            prefecture: d.prefecture.clone(),
+        }),
+        coordinator: false,
+    });
+    let portal = data.portal.iter().map(|d| Account {
+        site: Site::Portal,
+        id: d.user.clone(),
+        email: Some(d.email.clone()),
+        password_phc: hasher.hash(&d.password),
+        security_code_phc: None,
+        generation: 0,
+        office: None,
+        coordinator: d.coordinator,
+    });
+    for account in kaigo.chain(portal) {
+        if store.account(account.site, &account.id)?.is_none() {
+            store.put_account(&account)?;
         }
-        store.put_account(&Account {
-            site: Site::Kaigo,
-            id: demo.user_id(),
-            office: demo.office.clone(),
-            prefecture: demo.prefecture.clone(),
-            email: demo.security_email.clone(),
-            password_phc: hasher.hash(&demo.password),
-            security_code_phc: demo.security_code.as_deref().map(|c| hasher.hash(c)),
-            generation: 0,
-        })?;
     }
     store.flush()?;
-    Ok(accounts)
+    Ok(())
 }
 
 #[cfg(test)]

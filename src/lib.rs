@@ -40,6 +40,7 @@ pub mod config;
 pub mod store;
 
 mod app;
+mod captcha;
 mod demo;
 mod http;
 mod mail;
@@ -230,6 +231,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         outbox,
         utc_offset,
         dev_pages: mode == Mode::Demo,
+        dev_captchas: (mode == Mode::Demo).then(|| std::sync::Mutex::new(Vec::new())),
         banner: (mode == Mode::Demo)
             .then(|| "デモモード: メールは送信されず、/dev/mail に保存されます。".to_string()),
         store,
@@ -379,6 +381,22 @@ fn print_demo_welcome(running: &Running) {
             a.security_email.as_deref().unwrap_or("-"),
             a.security_code.as_deref().unwrap_or("-")
         );
+    }
+    println!();
+    println!(
+        "  医療機関等向け総合ポータルサイト  {base}/portal   CAPTCHA の答え: {base}/dev/captcha"
+    );
+    println!("  デモアカウント (portal):");
+    println!("    ユーザー名       パスワード        メールアドレス");
+    for a in demo::portal_accounts() {
+        let note = if a.coordinator {
+            " (取りまとめ者)"
+        } else if crate::store::is_provisional_address(&a.email) {
+            " (仮アカウント)"
+        } else {
+            ""
+        };
+        println!("    {:<16} {:<17} {}{note}", a.user, a.password, a.email);
     }
     println!();
     println!(

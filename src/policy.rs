@@ -7,12 +7,23 @@ pub const KAIGO_SYMBOLS: &str = "!#$%&()*+,-./:;<=>?@[^_`{|}~";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Violation {
     Empty,
-    Length { min: usize, max: usize },
+    Length {
+        min: usize,
+        max: usize,
+    },
     Charset,
     NoLetter,
     NoDigit,
     SameAsUserId,
     Mismatch,
+    NoUpper,
+    NoLower,
+    /// A control character (the portal accepts any printable character).
+    Unprintable,
+    /// The portal's re-entry differs.
+    ReentryMismatch,
+    /// The portal's length rule, worded as its screen words it.
+    PortalLength,
 }
 
 impl Violation {
@@ -32,6 +43,11 @@ impl Violation {
             Violation::Mismatch => {
                 "新しいパスワードと新しいパスワード(確認用)が一致しません。".into()
             }
+            Violation::NoUpper => "パスワードには大文字を少なくとも1文字含めてください。".into(),
+            Violation::NoLower => "パスワードには小文字を少なくとも1文字含めてください。".into(),
+            Violation::Unprintable => "パスワードに使用できない文字が含まれています。".into(),
+            Violation::ReentryMismatch => "パスワードとパスワードの再入力が一致しません。".into(),
+            Violation::PortalLength => "パスワードは8文字以上100文字以内で入力してください。".into(),
         }
     }
 }
@@ -67,6 +83,64 @@ pub fn check_kaigo(user_id: &str, password: &str, confirmation: &str) -> Vec<Vio
         broken.push(Violation::Mismatch);
     }
     broken
+}
+
+/// Checks a new portal password: 8–100 characters, at least one
+/// upper-case letter, one lower-case letter and one digit, no control
+/// characters, and equal to its re-entry.
+pub fn check_portal(password: &str, reentry: &str) -> Vec<Violation> {
+    if password.is_empty() {
+        return vec![Violation::Empty];
+    }
+    let mut broken = Vec::new();
+    if !(8..=100).contains(&password.chars().count()) {
+        broken.push(Violation::PortalLength);
+    }
+    if password.chars().any(char::is_control) {
+        broken.push(Violation::Unprintable);
+    }
+    if !password.chars().any(|c| c.is_ascii_uppercase()) {
+        broken.push(Violation::NoUpper);
+    }
+    if !password.chars().any(|c| c.is_ascii_lowercase()) {
+        broken.push(Violation::NoLower);
+    }
+    if !password.chars().any(|c| c.is_ascii_digit()) {
+        broken.push(Violation::NoDigit);
+    }
+    if password != reentry {
+        broken.push(Violation::ReentryMismatch);
+    }
+    broken
+}
+
+#[cfg(test)]
+mod portal_tests {
+    use super::Violation::*;
+    use super::*;
+
+    fn check(p: &str) -> Vec<Violation> {
+        check_portal(p, p)
+    }
+
+    #[test]
+    fn portal_rules() {
+        assert_eq!(check("PortalDemo2026"), vec![]);
+        assert_eq!(check("Aa1あいうえお漢字"), vec![]);
+        assert_eq!(check(""), vec![Empty]);
+        assert_eq!(check("Aa1"), vec![PortalLength]);
+        assert_eq!(check(&format!("Aa1{}", "x".repeat(98))), vec![PortalLength]);
+        assert_eq!(check(&format!("Aa1{}", "x".repeat(97))), vec![]);
+        assert_eq!(check("portaldemo2026"), vec![NoUpper]);
+        assert_eq!(check("PORTALDEMO2026"), vec![NoLower]);
+        assert_eq!(check("PortalDemo"), vec![NoDigit]);
+        assert_eq!(check("Portal\u{7}Demo2026"), vec![Unprintable]);
+        assert_eq!(
+            check_portal("PortalDemo2026", "PortalDemo2027"),
+            vec![ReentryMismatch]
+        );
+        assert_eq!(check("aaaa"), vec![PortalLength, NoUpper, NoDigit]);
+    }
 }
 
 #[cfg(test)]

@@ -85,6 +85,12 @@ pub enum Purpose {
     Csrf,
     /// A one-time password.
     Otp,
+    /// A mailed reset link's token.
+    Link,
+    /// A CAPTCHA's id, as the key of its record.
+    CaptchaId,
+    /// A CAPTCHA's answer.
+    CaptchaAnswer,
 }
 
 impl Purpose {
@@ -93,6 +99,9 @@ impl Purpose {
             Purpose::Visit => b"visit",
             Purpose::Csrf => b"csrf",
             Purpose::Otp => b"otp",
+            Purpose::Link => b"link",
+            Purpose::CaptchaId => b"captcha-id",
+            Purpose::CaptchaAnswer => b"captcha-answer",
         }
     }
 }

@@ -23,15 +23,18 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Queues `letter` for `to`; useless (and dropped) after `not_after`.
+    /// Queues `letter` for `to`, from `from` or else the configured sender;
+    /// useless (and dropped) after `not_after`.
     pub fn send(
         &self,
         store: &Store,
+        from: Option<&str>,
         to: &str,
         letter: &Letter,
         now: u64,
         not_after: u64,
     ) -> Result<u64, StoreError> {
+        let from = from.unwrap_or(&self.from);
         let id = store.enqueue_mail(|id| {
             let message_id = format!(
                 "{id}.{}@{}",
@@ -40,7 +43,7 @@ impl Outbox {
             );
             OutboxMail {
                 id,
-                mime: templates::mime(&self.from, to, letter, &message_id, now),
+                mime: templates::mime(from, to, letter, &message_id, now),
                 message_id,
                 to: to.to_string(),
                 subject: letter.subject.clone(),

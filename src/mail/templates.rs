@@ -73,6 +73,74 @@ pub fn kaigo_password_changed(user_id: &str, when: &str, helpdesk: &str) -> Lett
     }
 }
 
+/// The seed's パスワード変更用URL mail, with the real link.
+pub fn portal_reset_link(link: &str, lifetime: &str, portal_url: &str, contact: &str) -> Letter {
+    Letter {
+        subject: "【医療機関等向け総合ポータルサイト】パスワード変更用URL".into(),
+        body: format!(
+            "医療機関等向け総合ポータルサイトにおけるパスワード変更用のURLリンクを通知いたします。
+
+以下URLに遷移すること、パスワードを変更できます。
+
+=====
+
+パスワード変更用は以下からお願いいたします。
+
+{link}
+
+=====
+
+※本URLの有効期限は{lifetime}となります。
+
+■医療機関等向け総合ポータルサイト
+
+{portal_url}
+
+※本メールは送信専用です。本メールへの返信にはご回答できません。
+
+※本メールにお心当たりのない場合やご不明な点がある場合は以下よりお問い合わせください。
+
+{contact}
+"
+        ),
+    }
+}
+
+/// The notice after a portal password change.
+pub fn portal_password_changed(user: &str, when: &str, portal_url: &str, contact: &str) -> Letter {
+    Letter {
+        subject: "【医療機関等向け総合ポータルサイト】パスワード変更完了のお知らせ".into(),
+        body: format!(
+            "医療機関等向け総合ポータルサイトにおけるパスワードの変更が完了しましたので、お知らせいたします。
+
+ユーザー名: {user}
+変更日時: {when}
+
+本操作に心当たりがない場合は、至急以下よりお問い合わせください。
+
+■医療機関等向け総合ポータルサイト
+
+{portal_url}
+
+※本メールは送信専用です。本メールへの返信にはご回答できません。
+
+{contact}
+"
+        ),
+    }
+}
+
+/// A lifetime as the mails say it: `1時間`, `30分`, `90秒`.
+pub fn lifetime_ja(secs: u64) -> String {
+    if secs.is_multiple_of(3600) {
+        format!("{}時間", secs / 3600)
+    } else if secs.is_multiple_of(60) {
+        format!("{}分", secs / 60)
+    } else {
+        format!("{secs}秒")
+    }
+}
+
 /// The whole message as sent: UTF-8 text, encoded headers, CRLF lines.
 pub fn mime(from: &str, to: &str, letter: &Letter, message_id: &str, date: u64) -> String {
     MessageBuilder::new()
@@ -168,6 +236,29 @@ mod tests {
         );
         assert_eq!(parsed.from().unwrap().first().unwrap().name(), Some("kagi"));
         assert_eq!(parsed.date().unwrap().to_timestamp(), 1_795_392_000);
+    }
+
+    #[test]
+    fn reset_link_mail_is_the_seeds_text_with_the_link() {
+        let link = "https://login.example.jp/portal/passwordreset?token=ab12";
+        let l = portal_reset_link(
+            link,
+            &lifetime_ja(3600),
+            "https://login.example.jp/portal",
+            "コールセンター",
+        );
+        assert_eq!(
+            l.subject,
+            "【医療機関等向け総合ポータルサイト】パスワード変更用URL"
+        );
+        assert!(l.body.contains("=====\n\nパスワード変更用は以下からお願いいたします。\n\nhttps://login.example.jp/portal/passwordreset?token=ab12\n\n=====\n"));
+        assert!(l.body.contains("※本URLの有効期限は1時間となります。"));
+        assert!(l
+            .body
+            .contains("■医療機関等向け総合ポータルサイト\n\nhttps://login.example.jp/portal\n"));
+        assert_eq!(lifetime_ja(1800), "30分");
+        assert_eq!(lifetime_ja(7200), "2時間");
+        assert_eq!(lifetime_ja(90), "90秒");
     }
 
     #[test]

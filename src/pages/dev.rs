@@ -39,3 +39,25 @@ pub fn mailbox(mails: &[MailView<'_>], banner: &str) -> Markup {
         },
     )
 }
+
+/// `/dev/captcha`: the answers of live CAPTCHAs, newest first, so that lab
+/// automation can pass ① 特定.
+pub fn captchas(list: &[crate::app::DevCaptcha], now: u64, banner: &str) -> Markup {
+    layout(
+        "CAPTCHA の答え (demo)",
+        Some(banner),
+        html! {
+            main.dev {
+                h1 { "CAPTCHA の答え (demo)" }
+                p { "有効な CAPTCHA を新しい順に表示しています。JSON: " a href="/dev/captcha.json" { "/dev/captcha.json" } }
+                @if list.is_empty() { p.empty { "有効な CAPTCHA はありません。" } }
+                table.fields {
+                    tr { th { "id" } th { "答え" } th { "残り" } }
+                    @for c in list {
+                        tr { td { code { (c.id) } } td.answer { (c.answer) } td { (c.expires.saturating_sub(now)) " 秒" } }
+                    }
+                }
+            }
+        },
+    )
+}

@@ -4,6 +4,7 @@
 
 pub mod dev;
 pub mod kaigo;
+pub mod portal;
 
 use maud::{html, Markup, DOCTYPE};
 
@@ -68,9 +69,10 @@ pub fn index(demo: bool) -> Markup {
                 h1 { "kagi — ログイン情報再設定サーバ" }
                 ul {
                     li { a href="/kaigo" { "介護電子請求受付システム" } }
+                    li { a href="/portal" { "医療機関等向け総合ポータルサイト" } }
                 }
                 @if demo {
-                    p { "デモモード: 送信されたメールは " a href="/dev/mail" { "/dev/mail" } " で確認できます。" }
+                    p { "デモモード: 送信されたメールは " a href="/dev/mail" { "/dev/mail" } "、CAPTCHA の答えは " a href="/dev/captcha" { "/dev/captcha" } " で確認できます。" }
                 }
             }
         },

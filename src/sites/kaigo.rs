@@ -3,7 +3,10 @@
 //! machine over `KaigoFlow`: office number + security address → one-time
 //! password by mail → new password, security code cleared.
 
-use super::{audit, normalize_digits, Outcome, Visit};
+use super::{
+    audit, change_password, current_session, normalize_digits, open_session, save_session, Outcome,
+    Visit,
+};
 use crate::app::App;
 use crate::clock;
 use crate::http::{Method, Request, Response};
@@ -62,7 +65,10 @@ impl Ctx<'_> {
             .app
             .store
             .flow(&self.visit.key, self.now)?
-            .map(|Flow::Kaigo(f)| f))
+            .and_then(|f| match f {
+                Flow::Kaigo(f) => Some(f),
+                _ => None,
+            }))
     }
 
     fn put_flow(&self, flow: KaigoFlow, lifetime: u64) -> Result<(), StoreError> {
@@ -262,44 +268,12 @@ fn login(ctx: &Ctx<'_>) -> Outcome {
             "password ok, security code asked"
         },
     )?;
-    // A new cookie at login: whatever cookie the browser had before is
-    // worth nothing afterwards (no session fixation).
-    app.store.remove_session(&ctx.visit.key)?;
-    app.store.remove_flow(&ctx.visit.key)?;
-    let fresh = Visit::new(app, SITE);
-    let session = Session {
-        site: SITE,
-        account: account.id.clone(),
-        generation: account.generation,
-        state,
-        created: ctx.now,
-        last_seen: ctx.now,
-    };
-    app.store
-        .put_session(&fresh.key, &session, ctx.now + app.config.session.idle_secs)?;
+    let fresh = open_session(app, &ctx.visit, &account, state, ctx.now)?;
     Ok(fresh.set_on(app, Response::see_other(next)))
 }
 
-/// The visit's session and its account, if the session is still good:
-/// not idle too long, not past its absolute lifetime, not from before a
-/// password change. A good session's idle clock restarts.
 fn session(ctx: &Ctx<'_>) -> Result<Option<(Session, Account)>, StoreError> {
-    let store = &ctx.app.store;
-    let limits = &ctx.app.config.session;
-    let Some(mut s) = store.session(&ctx.visit.key, ctx.now)? else {
-        return Ok(None);
-    };
-    let account = store.account(SITE, &s.account)?;
-    let Some(account) = account
-        .filter(|a| a.generation == s.generation && ctx.now < s.created + limits.absolute_secs)
-    else {
-        store.remove_session(&ctx.visit.key)?;
-        return Ok(None);
-    };
-    s.last_seen = ctx.now;
-    let expires = (ctx.now + limits.idle_secs).min(s.created + limits.absolute_secs);
-    store.put_session(&ctx.visit.key, &s, expires)?;
-    Ok(Some((s, account)))
+    current_session(ctx.app, &ctx.visit, ctx.now)
 }
 
 fn active_session(ctx: &Ctx<'_>) -> Result<Option<Account>, StoreError> {
@@ -320,8 +294,7 @@ fn login_security_code(ctx: &Ctx<'_>) -> Outcome {
         .verify(account.security_code_phc.as_deref(), code)
     {
         s.state = SessionState::Active;
-        app.store
-            .put_session(&ctx.visit.key, &s, ctx.now + app.config.session.idle_secs)?;
+        save_session(app, &ctx.visit, &s, ctx.now)?;
         ctx.audit("login", Some(&account.id), "ok")?;
         return Ok(Response::see_other("/kaigo/menu"));
     }
@@ -335,8 +308,7 @@ fn login_security_code(ctx: &Ctx<'_>) -> Outcome {
     s.state = SessionState::AwaitingSecurityCode {
         attempts_left: attempts_left - 1,
     };
-    app.store
-        .put_session(&ctx.visit.key, &s, ctx.now + app.config.session.idle_secs)?;
+    save_session(app, &ctx.visit, &s, ctx.now)?;
     Ok(Response::html(page::security_code_login(
         &ctx.frame(),
         Some("セキュリティコードが正しくありません。"),
@@ -445,7 +417,10 @@ fn start_recovery(ctx: &Ctx<'_>) -> Outcome {
         )));
     }
     let accounts = ctx.app.store.kaigo_accounts_of_office(&office)?;
-    let mut prefectures: Vec<String> = accounts.iter().map(|a| a.prefecture.clone()).collect();
+    let mut prefectures: Vec<String> = accounts
+        .iter()
+        .filter_map(|a| a.office.as_ref().map(|o| o.prefecture.clone()))
+        .collect();
     prefectures.dedup();
     if prefectures.len() > 1 {
         // As in the seed, the office number alone decides whether this step
@@ -487,7 +462,7 @@ fn choose_prefecture(ctx: &Ctx<'_>) -> Outcome {
         .store
         .kaigo_accounts_of_office(&office)?
         .into_iter()
-        .find(|a| a.prefecture == chosen);
+        .find(|a| a.office.as_ref().is_some_and(|o| o.prefecture == chosen));
     issue_otp(ctx, &email, account)
 }
 
@@ -508,7 +483,7 @@ fn issue_otp(ctx: &Ctx<'_>, email: &str, candidate: Option<Account>) -> Outcome 
         );
         let to = account.email.as_deref().unwrap_or_default();
         app.outbox
-            .send(&app.store, to, &letter, ctx.now, ctx.now + lifetime)?;
+            .send(&app.store, None, to, &letter, ctx.now, ctx.now + lifetime)?;
     }
     ctx.audit(
         "otp_issued",
@@ -667,10 +642,7 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
             &problems,
         )));
     }
-    account.password_phc = app.hasher.hash(password);
-    account.security_code_phc = None;
-    account.generation += 1;
-    app.store.put_account(&account)?;
+    change_password(app, &mut account, password)?;
     ctx.put_flow(
         KaigoFlow::Completed {
             account: account.id.clone(),
@@ -688,7 +660,7 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
             templates::kaigo_password_changed(&account.id, &when, &app.config.kaigo.helpdesk);
         // The notice is useful for a day; after that it is stale news.
         app.outbox
-            .send(&app.store, to, &letter, ctx.now, ctx.now + 86_400)?;
+            .send(&app.store, None, to, &letter, ctx.now, ctx.now + 86_400)?;
     }
     app.store.flush()?;
     Ok(Response::see_other("/kaigo/recovery/done"))

@@ -2,11 +2,12 @@
 //! session, the CSRF token derived from it, and the audit helper.
 
 pub mod kaigo;
+pub mod portal;
 
 use crate::app::App;
 use crate::http::{Request, Response};
 use crate::secret::{constant_time_eq, Purpose, Token};
-use crate::store::{AuditEvent, Site, StoreError};
+use crate::store::{Account, AuditEvent, Session, SessionState, Site, StoreError};
 
 /// A handler's result: a page, or a storage failure (a 500 in one place).
 pub type Outcome = Result<Response, StoreError>;
@@ -73,6 +74,78 @@ impl Visit {
             ),
         )
     }
+}
+
+/// The visit's session and its account, if the session is still good: not
+/// idle too long, not past its absolute lifetime, not from before a password
+/// change. A good session's idle clock restarts.
+pub fn current_session(
+    app: &App,
+    visit: &Visit,
+    now: u64,
+) -> Result<Option<(Session, Account)>, StoreError> {
+    let limits = &app.config.session;
+    let Some(mut session) = app.store.session(&visit.key, now)? else {
+        return Ok(None);
+    };
+    let account = app.store.account(visit.site, &session.account)?;
+    let good = |a: &Account| {
+        a.generation == session.generation && now < session.created + limits.absolute_secs
+    };
+    let Some(account) = account.filter(good) else {
+        app.store.remove_session(&visit.key)?;
+        return Ok(None);
+    };
+    session.last_seen = now;
+    save_session(app, visit, &session, now)?;
+    Ok(Some((session, account)))
+}
+
+/// Writes a session back, expiring at whichever of its limits comes first.
+pub fn save_session(
+    app: &App,
+    visit: &Visit,
+    session: &Session,
+    now: u64,
+) -> Result<(), StoreError> {
+    let limits = &app.config.session;
+    let expires = (now + limits.idle_secs).min(session.created + limits.absolute_secs);
+    app.store.put_session(&visit.key, session, expires)
+}
+
+/// Logs `account` in: the old visit's records go, and the session lives
+/// under a new cookie (whatever cookie the browser had before is worth
+/// nothing afterwards: no session fixation). Returns the new visit.
+pub fn open_session(
+    app: &App,
+    old: &Visit,
+    account: &Account,
+    state: SessionState,
+    now: u64,
+) -> Result<Visit, StoreError> {
+    app.store.remove_session(&old.key)?;
+    app.store.remove_flow(&old.key)?;
+    let fresh = Visit::new(app, old.site);
+    let session = Session {
+        site: old.site,
+        account: account.id.clone(),
+        generation: account.generation,
+        state,
+        created: now,
+        last_seen: now,
+    };
+    save_session(app, &fresh, &session, now)?;
+    Ok(fresh)
+}
+
+/// Sets a new password: hashed, the security code cleared, and the
+/// generation raised so that every session, code and link of the account
+/// dies. The caller flushes before telling the user.
+pub fn change_password(app: &App, account: &mut Account, password: &str) -> Result<(), StoreError> {
+    account.password_phc = app.hasher.hash(password);
+    account.security_code_phc = None;
+    account.generation += 1;
+    app.store.put_account(account)
 }
 
 pub fn cookie_name(site: Site) -> String {

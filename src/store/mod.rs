@@ -45,6 +45,20 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 enum Expiring {
     Flows = 1,
     Sessions = 2,
+    Links = 3,
+    Captchas = 4,
+}
+
+impl Expiring {
+    fn from_tag(tag: u8) -> Option<Expiring> {
+        Some(match tag {
+            1 => Expiring::Flows,
+            2 => Expiring::Sessions,
+            3 => Expiring::Links,
+            4 => Expiring::Captchas,
+            _ => return None,
+        })
+    }
 }
 
 /// A record with its expiry time (Unix seconds).
@@ -63,6 +77,10 @@ pub struct Store {
     offices: sled::Tree,
     flows: sled::Tree,
     sessions: sled::Tree,
+    /// Mailed reset links, by digest of their token.
+    links: sled::Tree,
+    /// CAPTCHA challenges, by digest of their id.
+    captchas: sled::Tree,
     /// Mail not yet accepted by a server, by id.
     outbox: sled::Tree,
     /// Mail kept by the capture transport, by id.
@@ -105,6 +123,8 @@ impl Store {
             offices: db.open_tree("offices")?,
             flows: db.open_tree("flows")?,
             sessions: db.open_tree("sessions")?,
+            links: db.open_tree("links")?,
+            captchas: db.open_tree("captchas")?,
             outbox: db.open_tree("outbox")?,
             mailbox: db.open_tree("mailbox")?,
             postal: db.open_tree("postal")?,
@@ -153,12 +173,13 @@ impl Store {
 
     /// Creates or replaces an account and its office index entry.
     pub fn put_account(&self, account: &Account) -> Result<()> {
-        let mut index_key = account.office.clone().into_bytes();
-        index_key.extend_from_slice(account.prefecture.as_bytes());
         // Account first: an index entry never points at nothing.
         self.accounts
             .insert(account_key(account.site, &account.id), encode(account)?)?;
-        self.offices.insert(index_key, account.id.as_bytes())?;
+        if let Some(office) = &account.office {
+            let index_key = format!("{}{}", office.number, office.prefecture);
+            self.offices.insert(index_key, account.id.as_bytes())?;
+        }
         Ok(())
     }
 
@@ -185,6 +206,8 @@ impl Store {
         match which {
             Expiring::Flows => &self.flows,
             Expiring::Sessions => &self.sessions,
+            Expiring::Links => &self.links,
+            Expiring::Captchas => &self.captchas,
         }
     }
 
@@ -247,6 +270,41 @@ impl Store {
         Ok(())
     }
 
+    /// A reset link by the digest of its token, unless absent or expired.
+    pub fn link(&self, key: &str, now: u64) -> Result<Option<Link>> {
+        self.get_live(Expiring::Links, key, now)
+    }
+
+    /// Stores a link; its expiry time is kept when it is marked used, so the
+    /// record (a spent link) lives exactly as long as the link would have.
+    pub fn put_link(&self, key: &str, link: &Link, expires: u64) -> Result<()> {
+        self.put_live(Expiring::Links, key, link, expires)
+    }
+
+    /// The expiry time of a link record, if present.
+    pub fn link_expiry(&self, key: &str) -> Result<Option<u64>> {
+        let Some(bytes) = self.links.get(key)? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            decode::<Timed<serde::de::IgnoredAny>>(&bytes)?.expires,
+        ))
+    }
+
+    pub fn put_captcha(&self, key: &str, captcha: &Captcha, expires: u64) -> Result<()> {
+        self.put_live(Expiring::Captchas, key, captcha, expires)
+    }
+
+    /// Removes a CAPTCHA and returns it if it was still live: each answers
+    /// once, right or wrong.
+    pub fn take_captcha(&self, key: &str, now: u64) -> Result<Option<Captcha>> {
+        let Some(bytes) = self.captchas.remove(key)? else {
+            return Ok(None);
+        };
+        let timed: Timed<Captcha> = decode(&bytes)?;
+        Ok((timed.expires > now).then_some(timed.value))
+    }
+
     /// Deletes up to `batch` records whose time has come, with their index
     /// entries, and returns how many index entries it processed. A record
     /// rewritten with a later expiry keeps living; only its stale index
@@ -262,13 +320,9 @@ impl Store {
                 self.expiry.remove(&index_key)?;
                 continue;
             }
-            let which = match index_key[8] {
-                1 => Expiring::Flows,
-                2 => Expiring::Sessions,
-                _ => {
-                    self.expiry.remove(&index_key)?;
-                    continue;
-                }
+            let Some(which) = Expiring::from_tag(index_key[8]) else {
+                self.expiry.remove(&index_key)?;
+                continue;
             };
             let key = &index_key[9..];
             let tree = self.tree(which);
@@ -289,7 +343,7 @@ impl Store {
 
     /// Records (of any expiring kind) physically present, expired or not.
     pub fn expiring_record_count(&self) -> usize {
-        self.flows.len() + self.sessions.len()
+        self.flows.len() + self.sessions.len() + self.links.len() + self.captchas.len()
     }
 
     // ----- mail -----------------------------------------------------------
@@ -428,6 +482,29 @@ mod tests {
         assert_eq!(store.sweep(1000, 10).unwrap(), 2);
         assert_eq!(store.expiring_record_count(), 0);
         assert_eq!(store.expiry.len(), 0);
+
+        // Links and CAPTCHAs ride the same index.
+        let link = Link {
+            site: Site::Portal,
+            account: "demo-user".into(),
+            generation: 0,
+            state: LinkState::Live,
+        };
+        store.put_link("l1", &link, 2000).unwrap();
+        store
+            .put_captcha(
+                "c1",
+                &Captcha {
+                    answer_digest: "d".into(),
+                },
+                1500,
+            )
+            .unwrap();
+        assert_eq!(store.sweep(1500, 10).unwrap(), 1);
+        assert!(store.captchas.get("c1").unwrap().is_none());
+        assert_eq!(store.link("l1", 1999).unwrap(), Some(link));
+        assert_eq!(store.sweep(2000, 10).unwrap(), 1);
+        assert_eq!(store.expiring_record_count(), 0);
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -440,12 +517,15 @@ mod tests {
                 .put_account(&Account {
                     site: Site::Kaigo,
                     id: format!("KJ{pref}1311111111"),
-                    office: "1311111111".into(),
-                    prefecture: pref.into(),
                     email: None,
                     password_phc: "x".into(),
                     security_code_phc: None,
                     generation: 0,
+                    office: Some(Office {
+                        number: "1311111111".into(),
+                        prefecture: pref.into(),
+                    }),
+                    coordinator: false,
                 })
                 .unwrap();
         }
@@ -460,6 +540,22 @@ mod tests {
             .kaigo_accounts_of_office("2711111111")
             .unwrap()
             .is_empty());
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_captcha_answers_once_and_not_after_its_time() {
+        let (store, dir) = temp_store();
+        let c = Captcha {
+            answer_digest: "d".into(),
+        };
+        store.put_captcha("a", &c, 100).unwrap();
+        store.put_captcha("b", &c, 100).unwrap();
+        assert_eq!(store.take_captcha("a", 99).unwrap(), Some(c.clone()));
+        assert_eq!(store.take_captcha("a", 99).unwrap(), None);
+        assert_eq!(store.take_captcha("b", 100).unwrap(), None);
+        assert_eq!(store.take_captcha("b", 0).unwrap(), None, "gone once tried");
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }

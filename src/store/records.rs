@@ -9,34 +9,63 @@ use std::fmt;
 #[serde(rename_all = "lowercase")]
 pub enum Site {
     Kaigo,
+    Portal,
 }
 
 impl Site {
     pub fn name(self) -> &'static str {
         match self {
             Site::Kaigo => "kaigo",
+            Site::Portal => "portal",
         }
     }
 }
 
-/// A login. For kaigo, `id` is the user ID `KJ` + billing prefecture + office
-/// number, and one office may own several accounts.
+/// A login. For kaigo, `id` is the user ID `KJ` + billing prefecture +
+/// office number, and one office may own several accounts. For the portal,
+/// `id` is the user name, or a coordinator's user ID.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Account {
     pub site: Site,
     pub id: String,
-    /// The kaigo office number (10 digits).
-    pub office: String,
-    /// The kaigo billing prefecture (JIS code, 2 digits).
-    pub prefecture: String,
-    /// The registered security e-mail address, if any.
+    /// The registered address (kaigo: the security e-mail), if any.
     pub email: Option<String>,
     pub password_phc: String,
     /// The optional second login factor (kaigo セキュリティコード).
     pub security_code_phc: Option<String>,
-    /// Raised by every password change; a session, flow or code made under
-    /// an older generation is dead.
+    /// Raised by every password change; a session, flow, code or link made
+    /// under an older generation is dead.
     pub generation: u64,
+    /// kaigo: the office and the prefecture this account bills.
+    pub office: Option<Office>,
+    /// portal: a coordinator (取りまとめ者) account.
+    pub coordinator: bool,
+}
+
+/// A kaigo office number and billing prefecture.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Office {
+    /// 10 digits; the first two are the office's own prefecture.
+    pub number: String,
+    /// JIS code of the billing prefecture (2 digits).
+    pub prefecture: String,
+}
+
+impl Account {
+    /// A portal account still on its provisional address (`…@01` to
+    /// `…@48`), which no mail can reach.
+    pub fn is_provisional(&self) -> bool {
+        self.email.as_deref().is_some_and(is_provisional_address)
+    }
+}
+
+/// Whether an address is a provisional placeholder ending in `@01`–`@48`.
+pub fn is_provisional_address(email: &str) -> bool {
+    email.rsplit_once('@').is_some_and(|(_, domain)| {
+        domain.len() == 2
+            && domain.bytes().all(|b| b.is_ascii_digit())
+            && matches!(domain.parse::<u8>(), Ok(1..=48))
+    })
 }
 
 impl fmt::Debug for Account {
@@ -44,11 +73,11 @@ impl fmt::Debug for Account {
         f.debug_struct("Account")
             .field("site", &self.site)
             .field("id", &self.id)
-            .field("office", &self.office)
-            .field("prefecture", &self.prefecture)
             .field("email", &self.email)
             .field("has_security_code", &self.security_code_phc.is_some())
             .field("generation", &self.generation)
+            .field("office", &self.office)
+            .field("coordinator", &self.coordinator)
             .finish()
     }
 }
@@ -57,6 +86,7 @@ impl fmt::Debug for Account {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Flow {
     Kaigo(KaigoFlow),
+    Portal(PortalFlow),
 }
 
 /// The kaigo recovery as explicit states (seed steps 2–8).
@@ -86,6 +116,50 @@ pub enum KaigoFlow {
     Completed { account: String },
     /// Too many wrong codes; the flow must start over.
     Failed,
+}
+
+/// The portal recovery as explicit states (seed steps 4–9).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum PortalFlow {
+    /// ① 特定 passed: the user name as typed (whether or not it exists).
+    Identified { user: String },
+    /// ② 検証 answered; the 送信完了 page is shown, whatever was entered.
+    Sent,
+    /// ③ リセット done with a link: the success page may be shown.
+    Reset,
+}
+
+/// A mailed reset link, keyed by the digest of its token.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Link {
+    pub site: Site,
+    pub account: String,
+    /// The account's generation when the link was made: a password change
+    /// by any means kills the link.
+    pub generation: u64,
+    pub state: LinkState,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum LinkState {
+    /// Not used yet. Opening it (GET) does not change this.
+    Live,
+    /// A password was set with it.
+    Used,
+}
+
+/// A CAPTCHA challenge, keyed by the digest of its id; single-use.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Captcha {
+    /// Keyed digest of the answer. The image itself is sent inline with the
+    /// page and never stored.
+    pub answer_digest: String,
+}
+
+impl fmt::Debug for Captcha {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Captcha(…)")
+    }
 }
 
 /// A login, keyed by the digest of the visit cookie it was issued to.

@@ -29,7 +29,14 @@ fn every_page_and_error_carries_the_security_headers() {
         ("/nowhere", 404),
         ("/kaigo/nowhere", 404),
         ("/dev/mail", 200),
+        ("/dev/captcha", 200),
         ("/healthz", 200),
+        ("/portal", 200),
+        ("/portal/login", 200),
+        ("/portal/reset", 200),
+        ("/portal/reset/verify", 200),
+        ("/portal/passwordreset?token=00", 410),
+        ("/portal/home", 303),
     ];
     for (path, status) in pages {
         let page = c.get(path);
@@ -274,11 +281,19 @@ fn serve_refuses_to_start_without_public_url_or_mail_settings() {
     })
     .expect("a complete config starts");
     // No /dev/ pages outside the demo.
-    let page = exchange(
-        running.addr(),
-        b"GET /dev/mail HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
-    assert_eq!(page.status, 404);
+    for path in [
+        "/dev/mail",
+        "/dev/mail.json",
+        "/dev/captcha",
+        "/dev/captcha.json",
+    ] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(
+            exchange(running.addr(), request.as_bytes()).status,
+            404,
+            "{path}"
+        );
+    }
     running.stop();
     let _ = std::fs::remove_dir_all(dir);
 }

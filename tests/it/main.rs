@@ -5,5 +5,6 @@
 mod crash;
 mod http;
 mod kaigo;
+mod portal;
 mod smtp;
 mod support;

@@ -57,11 +57,17 @@ fn unique() -> u64 {
 
 impl TestServer {
     pub fn client(&self) -> Client {
-        Client {
-            addr: self.addr,
-            cookies: BTreeMap::new(),
-            csrf: None,
-        }
+        Client::new(self.addr)
+    }
+
+    /// The answer of the CAPTCHA with this id, from `/dev/captcha.json`, as
+    /// lab automation reads it.
+    pub fn captcha_answer(&self, id: &str) -> Option<String> {
+        let page = self.client().get("/dev/captcha.json");
+        let list: Vec<serde_json::Value> = serde_json::from_str(&page.body).unwrap();
+        list.iter()
+            .find(|c| c["id"] == id)
+            .map(|c| c["answer"].as_str().unwrap().to_string())
     }
 
     /// The captured mail, newest first, as `/dev/mail.json` gives it.
@@ -137,6 +143,20 @@ pub struct Mail {
 }
 
 impl Mail {
+    /// The reset link's path and query (`/portal/passwordreset?token=…`),
+    /// from the line that carries it, and the whole URL.
+    pub fn link(&self) -> (String, String) {
+        let url = self
+            .body
+            .lines()
+            .find(|l| l.contains("/portal/passwordreset?token="))
+            .expect("a reset link mail")
+            .trim()
+            .to_string();
+        let path = url[url.find("/portal/").unwrap()..].to_string();
+        (path, url)
+    }
+
     /// The code on the line after `[ワンタイムパスワード]`.
     pub fn otp(&self) -> String {
         let mut lines = self.body.lines();
@@ -177,6 +197,13 @@ impl Page {
         Some(self.body[at..].split('"').next()?.to_string())
     }
 
+    /// The value of a hidden form field.
+    pub fn hidden(&self, name: &str) -> Option<String> {
+        let marker = format!("name=\"{name}\" value=\"");
+        let at = self.body.find(&marker)? + marker.len();
+        Some(self.body[at..].split('"').next()?.to_string())
+    }
+
     /// The screen's title (`<h1>`).
     pub fn title(&self) -> &str {
         let start = self.body.find("<h1>").map(|i| i + 4).unwrap_or(0);
@@ -193,6 +220,8 @@ pub struct Client {
     addr: SocketAddr,
     cookies: BTreeMap<String, String>,
     csrf: Option<String>,
+    /// The Host header sent; the server's address unless a test lies.
+    pub host: Option<String>,
 }
 
 impl Client {
@@ -213,6 +242,7 @@ impl Client {
             addr,
             cookies: BTreeMap::new(),
             csrf: None,
+            host: None,
         }
     }
 
@@ -267,7 +297,7 @@ impl Client {
             .collect();
         let mut req = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.addr
+            self.host.clone().unwrap_or_else(|| self.addr.to_string())
         );
         if !cookie.is_empty() {
             req += &format!("Cookie: {}\r\n", cookie.join("; "));

@@ -1,0 +1,292 @@
+//! The portal's screens (医療機関等向け総合ポータルサイト), worded as the
+//! seed shows them. Tiles and menu entries for services kagi does not
+//! provide are shown, plainly marked, and lead nowhere.
+
+use super::layout;
+use maud::{html, Markup};
+
+/// What every portal screen shows around its content.
+pub struct Frame<'a> {
+    /// The CSRF token every form carries.
+    pub csrf: &'a str,
+    pub banner: Option<&'a str>,
+    /// The logged-in user, for the header's ログイン/ログアウト.
+    pub user: Option<&'a str>,
+}
+
+/// The mark on what this server does not provide.
+const NOT_HERE: &str = "このサーバでは提供していません";
+
+fn unavailable(label: &str) -> Markup {
+    html! {
+        span.unavailable title=(NOT_HERE) { (label) " " small.na { "(未提供)" } }
+    }
+}
+
+fn screen(f: &Frame<'_>, title: &str, content: Markup) -> Markup {
+    layout(
+        &format!("{title} | 医療機関等向け総合ポータルサイト"),
+        f.banner,
+        html! {
+            header.portal {
+                a.site-name href="/portal" { "医療機関等向け総合ポータルサイト" }
+                nav {
+                    (unavailable("事業別トップメニュー▼"))
+                    (unavailable("お知らせ"))
+                    (unavailable("よくある質問"))
+                    @if f.user.is_some() {
+                        form.inline method="post" action="/portal/logout" {
+                            (csrf(f))
+                            button.link type="submit" { "ログアウト" }
+                        }
+                    } @else {
+                        a.login href="/portal/login" { strong { "ログイン" } }
+                    }
+                }
+            }
+            main.portal { (content) }
+        },
+    )
+}
+
+fn csrf(f: &Frame<'_>) -> Markup {
+    html! { input type="hidden" name="csrf" value=(f.csrf); }
+}
+
+fn errors(list: &[String]) -> Markup {
+    html! {
+        @if !list.is_empty() {
+            ul.errors role="alert" { @for e in list { li { (e) } } }
+        }
+    }
+}
+
+/// ① 特定 ② 検証 ③ リセット.
+fn step_bar(current: usize) -> Markup {
+    html! {
+        ol.steps.portal-steps aria-label="手順" {
+            @for (i, label) in ["① 特定", "② 検証", "③ リセット"].iter().enumerate() {
+                li.current[i + 1 == current] aria-current=[(i + 1 == current).then_some("step")] { (label) }
+            }
+        }
+    }
+}
+
+fn tiles() -> Markup {
+    let others = [
+        "医療機関等を新設・廃止・コード変更される方はこちら",
+        "お知らせ",
+        "よくある質問",
+        "お問い合わせ先",
+        "オンライン資格確認 オンライン請求",
+        "電子処方箋管理サービス",
+        "電子カルテ情報共有サービス",
+    ];
+    html! {
+        div.tiles {
+            div.tile.na-tile { strong { "新規ユーザー登録はこちら" } p { "初めてご利用になられる方はこちらから" } small.na { (NOT_HERE) } }
+            a.tile href="/portal/login" { strong { "ログインはこちら" } p { "すでにアカウントをお持ちの方はこちらから" } }
+            @for label in others {
+                div.tile.na-tile { strong { (label) } small.na { (NOT_HERE) } }
+            }
+        }
+    }
+}
+
+/// The top page.
+pub fn top(f: &Frame<'_>) -> Markup {
+    screen(
+        f,
+        "トップページ",
+        html! { h1 { "医療機関等向け総合ポータルサイト" } (tiles()) },
+    )
+}
+
+/// The logged-in top page.
+pub fn home(f: &Frame<'_>, user: &str, coordinator: bool) -> Markup {
+    screen(
+        f,
+        "トップページ",
+        html! {
+            h1 { "医療機関等向け総合ポータルサイト" }
+            p.notice role="status" {
+                "ログイン中: " strong.user { (user) }
+                @if coordinator { " (取りまとめ者)" }
+            }
+            (tiles())
+        },
+    )
+}
+
+/// The login page with the seed's notice on provisional accounts.
+pub fn login(f: &Frame<'_>, user: &str, error: Option<&str>) -> Markup {
+    screen(
+        f,
+        "ログイン",
+        html! {
+            h1 { "●ログインはこちら" }
+            div.notice-box {
+                p { strong { "以下に該当する場合、パスワード再設定を行っても通知メールが届きません。新規ユーザー登録が必要となります。" } }
+                ul.plain {
+                    li { "①仮アカウントからメールアドレスを更新していない（末尾が「@01」～「@48」のいずれか）" }
+                    li { "②旧ポータルで登録したメールアドレスに誤りがある" }
+                }
+                p { "①に該当される方は、トップページの「新規ユーザ登録はこちら」をクリックし、ユーザ登録を行ってください。" }
+                p { "仮アカウントからメールアドレスを更新しているにも関わらずパスワード再設定後に通知メールが届かない方は、②に該当している可能性があります。" }
+                p { "その場合、トップページの「新規ユーザ登録はこちら」をクリックし、ユーザ登録を行ってください。" }
+                p { "ユーザ登録でもエラーとなる場合は、コールセンターまでお問い合わせください。" }
+            }
+            section.login-box {
+                h2 { "ログイン" }
+                @if let Some(e) = error { (errors(&[e.to_string()])) }
+                form method="post" action="/portal/login" {
+                    (csrf(f))
+                    p { label for="user" { "ユーザー名" } br; input #user type="text" name="user" value=(user) autocomplete="username" maxlength="100"; }
+                    p { label for="password" { "パスワード" } br; input #password type="password" name="password" autocomplete="current-password" maxlength="100"; }
+                    div.buttons {
+                        button type="submit" { "ログイン" }
+                        a.reset-link href="/portal/reset" { "パスワードの再設定" }
+                    }
+                }
+                p { "アカウントがありませんか？ " (unavailable("新規登録はこちら")) }
+            }
+        },
+    )
+}
+
+/// ① 特定: user name and CAPTCHA.
+pub fn identify(
+    f: &Frame<'_>,
+    user: &str,
+    captcha_id: &str,
+    captcha_image: &str,
+    error: Option<&str>,
+) -> Markup {
+    screen(
+        f,
+        "パスワードのリセット",
+        html! {
+            (step_bar(1))
+            h1 { "パスワードのリセット" }
+            p.lead { "ユーザー名と、画像に表示されている文字を入力し、「次へ」を押下してください。" }
+            @if let Some(e) = error { (errors(&[e.to_string()])) }
+            form method="post" action="/portal/reset" {
+                // The first submit button is the one Enter presses: 次へ,
+                // not the image refresh.
+                button.default-submit type="submit" name="action" value="next" tabindex="-1" aria-hidden="true" { "次へ" }
+                (csrf(f))
+                input type="hidden" name="captcha_id" value=(captcha_id);
+                p {
+                    label for="user" { "ユーザー名" span.req { "*" } } br;
+                    input #user type="text" name="user" value=(user) autocomplete="username" maxlength="100";
+                }
+                p.note { "※ユーザー登録完了メールに記載されたユーザー名を入力してください。ただし、取りまとめ者の場合ユーザー登録完了メールに記載されたユーザーIDを入力してください。" }
+                div.captcha {
+                    img.captcha-image src=(captcha_image) alt="CAPTCHA: 画像に表示されている文字" width="220" height="80";
+                    button.secondary type="submit" name="action" value="refresh" title="表示の文字を変更" { "↻ 画像を変更" }
+                }
+                p {
+                    label for="captcha" { "表示されている文字" span.req { "*" } } br;
+                    input #captcha type="text" name="captcha" autocomplete="off" maxlength="10" autocapitalize="off" spellcheck="false";
+                }
+                p.note { "※CAPTCHAエリアに表示された文字が判別しづらい場合は「画像を変更」を押下して、表示の文字を変更できます。" }
+                div.buttons { button type="submit" name="action" value="next" { "次へ" } }
+            }
+        },
+    )
+}
+
+/// ② 検証: パーソナルデータ検証 - メールアドレス.
+pub fn verify(f: &Frame<'_>, error: Option<&str>) -> Markup {
+    screen(
+        f,
+        "パーソナルデータ検証 - メールアドレス",
+        html! {
+            (step_bar(2))
+            h1 { "パーソナルデータ検証 - メールアドレス" }
+            p.lead { "医療機関等向け総合ポータルサイトに登録したメールアドレスを入力し、「次へ」を押下してください。" }
+            @if let Some(e) = error { (errors(&[e.to_string()])) }
+            form method="post" action="/portal/reset/verify" {
+                (csrf(f))
+                p {
+                    label for="email" { "メール" span.req { "*" } } br;
+                    input #email type="email" name="email" autocomplete="email" maxlength="254";
+                }
+                div.buttons { button type="submit" { "次へ" } }
+            }
+        },
+    )
+}
+
+/// パスワード変更用URLメール送信完了: the same page whatever was entered.
+pub fn sent(f: &Frame<'_>, from: &str, lifetime: &str) -> Markup {
+    screen(
+        f,
+        "パスワード変更用URLメール送信完了",
+        html! {
+            (step_bar(2))
+            h1 { "パスワード変更用URLメール送信完了" }
+            p { "入力したメールアドレス宛に、" (from) "よりパスワード変更用URLが記載されたメールを送信しました。" }
+            p { "メールに記載されているURLを押下又はコピーしてアクセスし、パスワードを再設定してください。" }
+            p.note { "※パスワード変更用のURLリンクはセキュリティ保護のため、送信されてから" strong { (lifetime) } "を経過しますと無効になります。" }
+            p.note { "※ユーザー名とメールアドレスが登録内容と一致しない場合、また仮アカウント（末尾が「@01」～「@48」）の場合、メールは送信されません。" }
+            div.buttons { a.button href="/portal/login" { "ログイン画面へ" } }
+        },
+    )
+}
+
+/// ③ リセット: the new password (opening the link shows this; only the
+/// POST uses the link).
+pub fn reset(f: &Frame<'_>, token: &str, problems: &[String]) -> Markup {
+    screen(
+        f,
+        "パスワードのリセット",
+        html! {
+            (step_bar(3))
+            h1 { "パスワードのリセット" }
+            (errors(problems))
+            form method="post" action="/portal/passwordreset" {
+                (csrf(f))
+                input type="hidden" name="token" value=(token);
+                p {
+                    label for="pw" { "新しいパスワード" span.req { "*" } } br;
+                    input #pw type="password" name="password" autocomplete="new-password" maxlength="100";
+                }
+                p {
+                    label for="pw2" { "パスワードの再入力" span.req { "*" } } br;
+                    input #pw2 type="password" name="password_confirm" autocomplete="new-password" maxlength="100";
+                }
+                p.policy { "※大文字/小文字/数字をそれぞれ1文字以上、かつ8文字以上100文字以内で入力してください。" }
+                div.buttons { button type="submit" { "パスワードのリセット" } }
+            }
+        },
+    )
+}
+
+/// Password Resetに成功.
+pub fn reset_done(f: &Frame<'_>) -> Markup {
+    screen(
+        f,
+        "Password Resetに成功",
+        html! {
+            (step_bar(3))
+            h1 { "Password Resetに成功" }
+            p { "パスワードのリセットが完了しました。新しいパスワードでログインしてください。" }
+            div.buttons { a.button href="/portal/login" { "完了" } }
+        },
+    )
+}
+
+/// A link that cannot be used, or a flow that ran out.
+pub fn stopped(f: &Frame<'_>, step: usize, message: &str) -> Markup {
+    screen(
+        f,
+        "パスワードのリセット",
+        html! {
+            (step_bar(step))
+            h1 { "パスワードのリセット" }
+            (errors(&[message.to_string()]))
+            div.buttons { a.button href="/portal/reset" { "パスワードの再設定をやり直す" } }
+        },
+    )
+}

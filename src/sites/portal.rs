@@ -1,0 +1,433 @@
+//! The portal site (`/portal`): login, and the self-service recovery of the
+//! seed as a state machine over `PortalFlow` and `Link`: user name + CAPTCHA
+//! (① 特定) → registered address (② 検証) → a mailed link → new password
+//! (③ リセット).
+
+use super::{audit, change_password, current_session, open_session, Outcome, Visit};
+use crate::app::App;
+use crate::captcha;
+use crate::clock;
+use crate::http::{Method, Request, Response};
+use crate::mail::templates;
+use crate::pages::portal::{self as page, Frame};
+use crate::policy;
+use crate::secret::{constant_time_eq, Purpose, Token};
+use crate::store::{
+    Account, Captcha, Flow, Link, LinkState, PortalFlow, SessionState, Site, StoreError,
+};
+
+const SITE: Site = Site::Portal;
+
+/// Every path of the site with the methods it answers.
+const ROUTES: &[(&str, &str)] = &[
+    ("/portal", "GET, HEAD"),
+    ("/portal/login", "GET, HEAD, POST"),
+    ("/portal/home", "GET, HEAD"),
+    ("/portal/logout", "POST"),
+    ("/portal/reset", "GET, HEAD, POST"),
+    ("/portal/reset/verify", "GET, HEAD, POST"),
+    ("/portal/reset/sent", "GET, HEAD"),
+    ("/portal/passwordreset", "GET, HEAD, POST"),
+    ("/portal/passwordreset/done", "GET, HEAD"),
+];
+
+struct Ctx<'a> {
+    app: &'a App,
+    req: &'a Request,
+    now: u64,
+    visit: Visit,
+}
+
+impl Ctx<'_> {
+    fn frame<'f>(&'f self, user: Option<&'f str>) -> Frame<'f> {
+        Frame {
+            csrf: &self.visit.csrf,
+            banner: self.app.banner.as_deref(),
+            user,
+        }
+    }
+
+    fn audit(&self, event: &str, account: Option<&str>, outcome: &str) -> Result<(), StoreError> {
+        audit(self.app, self.req, self.now, SITE, event, account, outcome)
+    }
+
+    fn flow(&self) -> Result<Option<PortalFlow>, StoreError> {
+        Ok(match self.app.store.flow(&self.visit.key, self.now)? {
+            Some(Flow::Portal(f)) => Some(f),
+            _ => None,
+        })
+    }
+
+    fn put_flow(&self, flow: PortalFlow) -> Result<(), StoreError> {
+        let expires = self.now + self.app.config.portal.flow_lifetime_secs;
+        self.app
+            .store
+            .put_flow(&self.visit.key, &Flow::Portal(flow), expires)
+    }
+
+    fn logged_in(&self) -> Result<Option<Account>, StoreError> {
+        Ok(current_session(self.app, &self.visit, self.now)?
+            .and_then(|(s, a)| (s.state == SessionState::Active).then_some(a)))
+    }
+}
+
+/// Answers a request under `/portal`.
+pub fn handle(app: &App, req: &Request, now: u64) -> Outcome {
+    let path = req.path.trim_end_matches('/');
+    let path = if path.is_empty() { "/portal" } else { path };
+    let Some(&(_, allow)) = ROUTES.iter().find(|(p, _)| *p == path) else {
+        return Ok(Response::error(404));
+    };
+    let ctx = Ctx {
+        app,
+        req,
+        now,
+        visit: Visit::of(app, req, SITE),
+    };
+    let response = match req.method {
+        Method::Get | Method::Head if allow.contains("GET") => get(&ctx, path)?,
+        Method::Post if allow.contains("POST") => {
+            if !ctx.visit.csrf_ok(req) {
+                return Ok(ctx.visit.set_on(app, Response::error(403)));
+            }
+            post(&ctx, path)?
+        }
+        _ => Response::method_not_allowed(allow),
+    };
+    let already_set = response.headers.iter().any(|(n, _)| *n == "Set-Cookie");
+    Ok(if ctx.visit.is_new && !already_set {
+        ctx.visit.set_on(app, response)
+    } else {
+        response
+    })
+}
+
+fn get(ctx: &Ctx<'_>, path: &str) -> Outcome {
+    Ok(match path {
+        "/portal" => match ctx.logged_in()? {
+            Some(a) => Response::html(page::top(&ctx.frame(Some(&a.id)))),
+            None => Response::html(page::top(&ctx.frame(None))),
+        },
+        "/portal/login" => Response::html(page::login(&ctx.frame(None), "", None)),
+        "/portal/home" => match ctx.logged_in()? {
+            Some(a) => Response::html(page::home(&ctx.frame(Some(&a.id)), &a.id, a.coordinator)),
+            None => Response::see_other("/portal/login"),
+        },
+        "/portal/reset" => identify_page(ctx, "", None)?,
+        "/portal/reset/verify" => match ctx.flow()? {
+            Some(PortalFlow::Identified { .. }) => {
+                Response::html(page::verify(&ctx.frame(None), None))
+            }
+            _ => expired(ctx, 2),
+        },
+        "/portal/reset/sent" => match ctx.flow()? {
+            Some(PortalFlow::Sent) => sent_page(ctx),
+            _ => Response::see_other("/portal/reset"),
+        },
+        "/portal/passwordreset" => {
+            let token = ctx
+                .req
+                .query
+                .iter()
+                .find(|(k, _)| k == "token")
+                .map_or("", |(_, v)| v.as_str());
+            // Opening the link only shows the form: a mail scanner that
+            // fetches it uses nothing up.
+            match live_link(ctx, token)? {
+                Some(_) => Response::html(page::reset(&ctx.frame(None), token, &[])),
+                None => invalid_link(ctx),
+            }
+        }
+        "/portal/passwordreset/done" => match ctx.flow()? {
+            Some(PortalFlow::Reset) => Response::html(page::reset_done(&ctx.frame(None))),
+            _ => Response::see_other("/portal/login"),
+        },
+        _ => Response::error(404),
+    })
+}
+
+fn post(ctx: &Ctx<'_>, path: &str) -> Outcome {
+    match path {
+        "/portal/login" => login(ctx),
+        "/portal/logout" => {
+            ctx.app.store.remove_session(&ctx.visit.key)?;
+            Ok(Response::see_other("/portal"))
+        }
+        "/portal/reset" => identify(ctx),
+        "/portal/reset/verify" => verify(ctx),
+        "/portal/passwordreset" => reset_password(ctx),
+        _ => Ok(Response::error(404)),
+    }
+}
+
+// ----- login ---------------------------------------------------------------
+
+fn login(ctx: &Ctx<'_>) -> Outcome {
+    let app = ctx.app;
+    let user = ctx.req.field("user").trim();
+    let account = if user.is_empty() || user.len() > 100 {
+        None
+    } else {
+        app.store.account(SITE, user)?
+    };
+    // A hash is checked either way (a decoy for unknown users).
+    let ok = app.hasher.verify(
+        account.as_ref().map(|a| a.password_phc.as_str()),
+        ctx.req.field("password"),
+    );
+    let Some(account) = account.filter(|_| ok) else {
+        ctx.audit("login", None, "failed")?;
+        let message = "ユーザー名またはパスワードが正しくありません。";
+        return Ok(Response::html(page::login(
+            &ctx.frame(None),
+            user,
+            Some(message),
+        )));
+    };
+    ctx.audit("login", Some(&account.id), "ok")?;
+    let fresh = open_session(app, &ctx.visit, &account, SessionState::Active, ctx.now)?;
+    Ok(fresh.set_on(app, Response::see_other("/portal/home")))
+}
+
+// ----- recovery --------------------------------------------------------------
+
+/// ① with a fresh CAPTCHA. The challenge is stored as digests only; the
+/// image goes out inline with this page and nowhere else.
+fn identify_page(ctx: &Ctx<'_>, user: &str, error: Option<&str>) -> Outcome {
+    let app = ctx.app;
+    let answer = captcha::answer();
+    let id = Token::generate();
+    let record = Captcha {
+        answer_digest: app.digester.digest(Purpose::CaptchaAnswer, &answer),
+    };
+    let expires = ctx.now + app.config.portal.captcha_lifetime_secs;
+    app.store.put_captcha(
+        &app.digester.digest(Purpose::CaptchaId, id.expose()),
+        &record,
+        expires,
+    )?;
+    app.remember_dev_captcha(id.expose(), &answer, expires, ctx.now);
+    let image = captcha::data_uri(&answer);
+    Ok(Response::html(page::identify(
+        &ctx.frame(None),
+        user,
+        id.expose(),
+        &image,
+        error,
+    )))
+}
+
+/// Whether the CAPTCHA of the form was answered right. Either way it is
+/// used up: each challenge answers once.
+fn captcha_solved(ctx: &Ctx<'_>) -> Result<bool, StoreError> {
+    let app = ctx.app;
+    let id = ctx.req.field("captcha_id");
+    let Some(id) = Token::parse(id) else {
+        return Ok(false);
+    };
+    app.forget_dev_captcha(id.expose());
+    let Some(record) = app.store.take_captcha(
+        &app.digester.digest(Purpose::CaptchaId, id.expose()),
+        ctx.now,
+    )?
+    else {
+        return Ok(false);
+    };
+    let typed = ctx.req.field("captcha").trim().to_ascii_lowercase();
+    Ok(constant_time_eq(
+        &app.digester.digest(Purpose::CaptchaAnswer, &typed),
+        &record.answer_digest,
+    ))
+}
+
+/// ① 特定 submitted: on to ② whatever the user name, if the CAPTCHA is right.
+fn identify(ctx: &Ctx<'_>) -> Outcome {
+    let user = ctx.req.field("user").trim();
+    let solved = captcha_solved(ctx)?;
+    if ctx.req.field("action") == "refresh" {
+        return identify_page(ctx, user, None);
+    }
+    if !solved {
+        ctx.audit("captcha", None, "failed")?;
+        return identify_page(
+            ctx,
+            user,
+            Some("表示されている文字が正しくありません。新しく表示された文字を入力してください。"),
+        );
+    }
+    if user.is_empty() || user.chars().count() > 100 || user.chars().any(char::is_control) {
+        return identify_page(ctx, user, Some("ユーザー名を入力してください。"));
+    }
+    ctx.put_flow(PortalFlow::Identified {
+        user: user.to_string(),
+    })?;
+    Ok(Response::see_other("/portal/reset/verify"))
+}
+
+/// ② 検証: a link goes out only when the user name and address match an
+/// account that mail can reach; the answer is the same page regardless.
+fn verify(ctx: &Ctx<'_>) -> Outcome {
+    let app = ctx.app;
+    let Some(PortalFlow::Identified { user }) = ctx.flow()? else {
+        return Ok(expired(ctx, 2));
+    };
+    let email = ctx.req.field("email").trim();
+    if email.len() > 254
+        || email.contains(|c: char| c.is_whitespace() || c.is_control())
+        || !email.contains('@')
+    {
+        return Ok(Response::html(page::verify(
+            &ctx.frame(None),
+            Some("メールアドレスを正しく入力してください。"),
+        )));
+    }
+    let account = app.store.account(SITE, &user)?;
+    let matched = account.filter(|a| {
+        !a.is_provisional()
+            && a.email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+    });
+    // Made on both branches, so that both cost the same.
+    let token = Token::generate();
+    let key = app.digester.digest(Purpose::Link, token.expose());
+    if let Some(account) = &matched {
+        let lifetime = app.config.portal.link_lifetime_secs;
+        let link = Link {
+            site: SITE,
+            account: account.id.clone(),
+            generation: account.generation,
+            state: LinkState::Live,
+        };
+        app.store.put_link(&key, &link, ctx.now + lifetime)?;
+        let base = app.config.public_base();
+        // Built from the configured address, never from the request's Host.
+        let url = format!("{base}/portal/passwordreset?token={}", token.expose());
+        let letter = templates::portal_reset_link(
+            &url,
+            &templates::lifetime_ja(lifetime),
+            &format!("{base}/portal"),
+            &app.config.portal.contact,
+        );
+        let to = account.email.as_deref().unwrap_or_default();
+        app.outbox.send(
+            &app.store,
+            app.config.portal.mail_from.as_deref(),
+            to,
+            &letter,
+            ctx.now,
+            ctx.now + lifetime,
+        )?;
+    }
+    ctx.audit(
+        "link_issued",
+        matched.as_ref().map(|a| a.id.as_str()),
+        if matched.is_some() {
+            "sent"
+        } else {
+            "no matching reachable account; not sent"
+        },
+    )?;
+    ctx.put_flow(PortalFlow::Sent)?;
+    app.store.flush()?;
+    Ok(Response::see_other("/portal/reset/sent"))
+}
+
+fn sent_page(ctx: &Ctx<'_>) -> Response {
+    let config = &ctx.app.config;
+    let from = config
+        .portal
+        .mail_from
+        .as_deref()
+        .or(config.mail.from.as_deref())
+        .unwrap_or("");
+    let from = templates::envelope_address(from);
+    Response::html(page::sent(
+        &ctx.frame(None),
+        from,
+        &templates::lifetime_ja(config.portal.link_lifetime_secs),
+    ))
+}
+
+/// The link named by `token` with its key and account, if it can still set
+/// a password: present, not expired, not used, and made under the account's
+/// current generation.
+fn live_link(ctx: &Ctx<'_>, token: &str) -> Result<Option<(String, Link, Account)>, StoreError> {
+    let app = ctx.app;
+    let Some(token) = Token::parse(token) else {
+        return Ok(None);
+    };
+    let key = app.digester.digest(Purpose::Link, token.expose());
+    let Some(link) = app.store.link(&key, ctx.now)? else {
+        return Ok(None);
+    };
+    if link.state != LinkState::Live {
+        return Ok(None);
+    }
+    let account = app
+        .store
+        .account(SITE, &link.account)?
+        .filter(|a| a.generation == link.generation);
+    Ok(account.map(|a| (key, link, a)))
+}
+
+fn invalid_link(ctx: &Ctx<'_>) -> Response {
+    let lifetime = templates::lifetime_ja(ctx.app.config.portal.link_lifetime_secs);
+    let message = format!("このURLは無効です。有効期限（{lifetime}）が過ぎたか、既に使用されたURLです。お手数ですが、もう一度パスワードの再設定を行ってください。");
+    Response::html_status(410, page::stopped(&ctx.frame(None), 3, &message))
+}
+
+fn expired(ctx: &Ctx<'_>, step: usize) -> Response {
+    let message = "画面の有効期限が切れました。お手数ですが、最初からやり直してください。";
+    Response::html(page::stopped(&ctx.frame(None), step, message))
+}
+
+/// ③ リセット submitted: the link is used up here, and only here.
+fn reset_password(ctx: &Ctx<'_>) -> Outcome {
+    let app = ctx.app;
+    let token = ctx.req.field("token");
+    let Some((key, mut link, mut account)) = live_link(ctx, token)? else {
+        return Ok(invalid_link(ctx));
+    };
+    let password = ctx.req.field("password");
+    let broken = policy::check_portal(password, ctx.req.field("password_confirm"));
+    if !broken.is_empty() {
+        let problems: Vec<String> = broken.iter().map(|v| v.message()).collect();
+        return Ok(Response::html(page::reset(
+            &ctx.frame(None),
+            token,
+            &problems,
+        )));
+    }
+    change_password(app, &mut account, password)?;
+    link.state = LinkState::Used;
+    let expires = app.store.link_expiry(&key)?.unwrap_or(ctx.now + 1);
+    app.store.put_link(&key, &link, expires)?;
+    ctx.put_flow(PortalFlow::Reset)?;
+    ctx.audit("link_used", Some(&account.id), "ok")?;
+    ctx.audit("password_changed", Some(&account.id), "ok")?;
+    if let Some(to) = account
+        .email
+        .as_deref()
+        .filter(|_| !account.is_provisional())
+    {
+        let base = app.config.public_base();
+        let when = clock::date_time(ctx.now, app.utc_offset);
+        let letter = templates::portal_password_changed(
+            &account.id,
+            &when,
+            &format!("{base}/portal"),
+            &app.config.portal.contact,
+        );
+        app.outbox.send(
+            &app.store,
+            app.config.portal.mail_from.as_deref(),
+            to,
+            &letter,
+            ctx.now,
+            ctx.now + 86_400,
+        )?;
+    }
+    app.store.flush()?;
+    Ok(Response::see_other("/portal/passwordreset/done"))
+}

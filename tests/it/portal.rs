@@ -1,0 +1,486 @@
+//! The portal site, driven as its users drive it: CAPTCHA answers come from
+//! the demo's `/dev/captcha`, links from the captured mail.
+
+use crate::support::{spawn, spawn_with, Client, Page, TestServer};
+use mail_parser::MessageParser;
+
+/// Opens ① and returns the page and the answer of its CAPTCHA.
+fn open_identify(server: &TestServer, c: &mut Client) -> (Page, String) {
+    let page = c.get("/portal/reset");
+    assert_eq!(page.title(), "パスワードのリセット");
+    let id = page.hidden("captcha_id").expect("a CAPTCHA id");
+    let answer = server
+        .captcha_answer(&id)
+        .expect("the demo lists the answer");
+    (page, answer)
+}
+
+/// Submits ① as its form would: the hidden CAPTCHA id comes along.
+fn submit_identify(c: &mut Client, page: &Page, user: &str, captcha: &str, action: &str) -> Page {
+    let id = page.hidden("captcha_id").unwrap();
+    let fields = [
+        ("captcha_id", id.as_str()),
+        ("user", user),
+        ("captcha", captcha),
+        ("action", action),
+    ];
+    c.submit("/portal/reset", &fields)
+}
+
+/// ① 特定 and ② 検証; returns the page after ②.
+fn request_link(server: &TestServer, c: &mut Client, user: &str, email: &str) -> Page {
+    let (page, answer) = open_identify(server, c);
+    let verify = submit_identify(c, &page, user, &answer, "next");
+    assert_eq!(verify.title(), "パーソナルデータ検証 - メールアドレス");
+    c.submit("/portal/reset/verify", &[("email", email)])
+}
+
+fn login(c: &mut Client, user: &str, password: &str) -> Page {
+    c.get("/portal/login");
+    c.submit("/portal/login", &[("user", user), ("password", password)])
+}
+
+fn set_password(c: &mut Client, link: &str, password: &str) -> Page {
+    let form = c.get(link);
+    assert_eq!(form.status, 200);
+    c.submit(
+        "/portal/passwordreset",
+        &[
+            ("token", &form.hidden("token").unwrap()),
+            ("password", password),
+            ("password_confirm", password),
+        ],
+    )
+}
+
+fn recover(server: &TestServer, user: &str, email: &str, new_password: &str, mails_before: usize) {
+    let mut c = server.client();
+    let login_page = c.get("/portal/login");
+    assert!(login_page.has("<a class=\"reset-link\" href=\"/portal/reset\">パスワードの再設定</a>"));
+    let sent = request_link(server, &mut c, user, email);
+    assert_eq!(sent.title(), "パスワード変更用URLメール送信完了");
+    let mail = server.wait_for_mails(mails_before + 1)[0].clone();
+    assert_eq!(mail.to, email);
+    assert_eq!(
+        mail.subject,
+        "【医療機関等向け総合ポータルサイト】パスワード変更用URL"
+    );
+    assert!(mail.body.contains("※本URLの有効期限は1時間となります。"));
+    let parsed = MessageParser::default()
+        .parse(mail.mime.as_bytes())
+        .unwrap();
+    assert_eq!(
+        parsed.subject(),
+        Some("【医療機関等向け総合ポータルサイト】パスワード変更用URL")
+    );
+    let (link, _) = mail.link();
+    assert!(parsed.body_text(0).unwrap().contains(&link));
+
+    let done = set_password(&mut c, &link, new_password);
+    assert_eq!(done.title(), "Password Resetに成功");
+    assert!(done.has("<a class=\"button\" href=\"/portal/login\">完了</a>"));
+}
+
+#[test]
+fn demo_user_resets_with_the_mailed_link_and_logs_in() {
+    let server = spawn();
+    assert_eq!(
+        login(&mut server.client(), "demo-user", "PortalDemo2026").title(),
+        "医療機関等向け総合ポータルサイト"
+    );
+    recover(
+        &server,
+        "demo-user",
+        "demo-user@example.jp",
+        "NewPortal2026",
+        0,
+    );
+
+    let home = login(&mut server.client(), "demo-user", "NewPortal2026");
+    assert_eq!(home.title(), "医療機関等向け総合ポータルサイト");
+    assert!(home.has("ログイン中: <strong class=\"user\">demo-user</strong>"));
+    assert!(home.has("ログアウト"));
+    let refused = login(&mut server.client(), "demo-user", "PortalDemo2026");
+    assert_eq!(refused.title(), "●ログインはこちら");
+    assert!(refused.has("ユーザー名またはパスワードが正しくありません。"));
+}
+
+#[test]
+fn a_coordinator_resets_with_its_user_id() {
+    let server = spawn();
+    recover(
+        &server,
+        "T0000001",
+        "coordinator@example.jp",
+        "Coordinator2027",
+        0,
+    );
+    let home = login(&mut server.client(), "T0000001", "Coordinator2027");
+    assert!(home.has("ログイン中: <strong class=\"user\">T0000001</strong> (取りまとめ者)"));
+    assert_eq!(
+        login(&mut server.client(), "T0000001", "PortalCoord2026").title(),
+        "●ログインはこちら"
+    );
+}
+
+#[test]
+fn a_password_change_ends_the_portal_session() {
+    let server = spawn();
+    let mut logged_in = server.client();
+    login(&mut logged_in, "demo-user", "PortalDemo2026");
+    assert_eq!(logged_in.get("/portal/home").status, 200);
+    recover(
+        &server,
+        "demo-user",
+        "demo-user@example.jp",
+        "NewPortal2026",
+        0,
+    );
+    let after = logged_in.get("/portal/home");
+    assert_eq!((after.status, after.location()), (303, "/portal/login"));
+}
+
+#[test]
+fn wrong_reused_and_expired_captchas_are_refused() {
+    let server = spawn();
+    let mut c = server.client();
+
+    // Wrong: ① again, with a new image and the typed user name kept.
+    let (first, answer) = open_identify(&server, &mut c);
+    let wrong = if answer == "aaaaa" { "ccccc" } else { "aaaaa" };
+    let again = submit_identify(&mut c, &first, "demo-user", wrong, "next");
+    assert_eq!(again.title(), "パスワードのリセット");
+    assert!(again.has("表示されている文字が正しくありません。"));
+    assert!(again.has("value=\"demo-user\""));
+    assert_ne!(again.hidden("captcha_id"), first.hidden("captcha_id"));
+    // The tried challenge is gone, right answer or not.
+    let first_id = first.hidden("captcha_id").unwrap();
+    assert_eq!(server.captcha_answer(&first_id), None);
+    let retry = c.post(
+        "/portal/reset",
+        &[
+            ("user", "demo-user"),
+            ("captcha_id", &first_id),
+            ("captcha", &answer),
+            ("action", "next"),
+        ],
+    );
+    assert!(
+        retry.has("表示されている文字が正しくありません。"),
+        "a tried CAPTCHA answers no more"
+    );
+
+    // Reused: a right answer works once.
+    let id = again.hidden("captcha_id").unwrap();
+    let answer = server.captcha_answer(&id).unwrap();
+    let fields = [
+        ("user", "demo-user"),
+        ("captcha_id", id.as_str()),
+        ("captcha", answer.as_str()),
+        ("action", "next"),
+    ];
+    let ok = c.post("/portal/reset", &fields);
+    assert_eq!(ok.location(), "/portal/reset/verify");
+    c.get("/portal/reset");
+    let reused = c.post("/portal/reset", &fields);
+    assert_eq!(reused.status, 200);
+    assert!(reused.has("表示されている文字が正しくありません。"));
+
+    // Expired: five minutes is the limit.
+    let (page, answer) = open_identify(&server, &mut c);
+    server.clock.advance(5 * 60);
+    let late = c.post(
+        "/portal/reset",
+        &[
+            ("user", "demo-user"),
+            ("captcha_id", &page.hidden("captcha_id").unwrap()),
+            ("captcha", &answer),
+            ("action", "next"),
+        ],
+    );
+    assert!(late.has("表示されている文字が正しくありません。"));
+
+    // The refresh button draws a new image and keeps the user name.
+    let (page, _) = open_identify(&server, &mut c);
+    let refreshed = submit_identify(&mut c, &page, "T0000001", "", "refresh");
+    assert!(refreshed.has("value=\"T0000001\""));
+    assert!(!refreshed.has("表示されている文字が正しくありません。"));
+    assert_ne!(refreshed.hidden("captcha_id"), page.hidden("captcha_id"));
+}
+
+#[test]
+fn the_captcha_image_holds_no_text_and_is_inline() {
+    let server = spawn();
+    let mut c = server.client();
+    let (page, answer) = open_identify(&server, &mut c);
+    assert!(page.has("src=\"data:image/svg+xml;base64,"));
+    assert!(
+        !page.body.contains(&answer),
+        "the answer must not be in the markup"
+    );
+}
+
+/// A page with the clock (none on the portal) and CSRF token blanked.
+fn comparable(page: &Page) -> (u16, Vec<(String, String)>, String) {
+    let mut body = page.body.clone();
+    if let Some(csrf) = page.csrf() {
+        body = body.replace(&csrf, "<csrf>");
+    }
+    let headers = page
+        .headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("Date"))
+        .cloned()
+        .collect();
+    (page.status, headers, body)
+}
+
+#[test]
+fn unknown_user_wrong_address_and_provisional_account_get_the_same_page_and_no_mail() {
+    let server = spawn();
+    let answer = |user: &str, email: &str| {
+        let mut c = server.client();
+        let (page, captcha) = open_identify(&server, &mut c);
+        submit_identify(&mut c, &page, user, &captcha, "next");
+        let raw = c.post("/portal/reset/verify", &[("email", email)]);
+        let shown = c.follow(raw.clone());
+        (raw, shown)
+    };
+    let (match_raw, match_page) = answer("demo-user", "demo-user@example.jp");
+    assert_eq!(match_page.title(), "パスワード変更用URLメール送信完了");
+    server.wait_for_mails(1);
+    for (user, email) in [
+        ("nobody", "demo-user@example.jp"),  // unknown user
+        ("demo-user", "someone@example.jp"), // wrong address
+        ("kari-user", "1234567890@13"),      // provisional: its own address
+    ] {
+        let (raw, page) = answer(user, email);
+        assert_eq!(
+            comparable(&raw),
+            comparable(&match_raw),
+            "answer for {user}/{email}"
+        );
+        assert_eq!(
+            comparable(&page),
+            comparable(&match_page),
+            "page for {user}/{email}"
+        );
+    }
+    assert_eq!(server.stop_and_count_mail(), 1, "only the match is mailed");
+}
+
+#[test]
+fn a_link_opens_any_number_of_times_and_sets_a_password_once() {
+    let server = spawn();
+    let mut c = server.client();
+    request_link(&server, &mut c, "demo-user", "demo-user@example.jp");
+    let (link, _) = server.wait_for_mails(1)[0].link();
+    // A mail scanner opens it, then the user does: both see the form.
+    let scanner = server.client().get(&link);
+    assert_eq!(scanner.status, 200);
+    let form = c.get(&link);
+    assert_eq!(form.status, 200);
+    assert_eq!(form.title(), "パスワードのリセット");
+    let token = form.hidden("token").unwrap();
+    let done = c.submit(
+        "/portal/passwordreset",
+        &[
+            ("token", &token),
+            ("password", "First2026x"),
+            ("password_confirm", "First2026x"),
+        ],
+    );
+    assert_eq!(done.title(), "Password Resetに成功");
+    // The second use is refused with a readable page, and changes nothing.
+    c.get("/portal/reset");
+    let second = c.post(
+        "/portal/passwordreset",
+        &[
+            ("token", &token),
+            ("password", "Second2026x"),
+            ("password_confirm", "Second2026x"),
+        ],
+    );
+    assert_eq!(second.status, 410);
+    assert!(second.has("このURLは無効です。"));
+    assert_eq!(c.get(&link).status, 410);
+    assert_eq!(
+        login(&mut server.client(), "demo-user", "First2026x").title(),
+        "医療機関等向け総合ポータルサイト"
+    );
+    assert_eq!(
+        login(&mut server.client(), "demo-user", "Second2026x").title(),
+        "●ログインはこちら"
+    );
+}
+
+#[test]
+fn a_link_past_its_lifetime_is_refused() {
+    let server = spawn();
+    let mut c = server.client();
+    request_link(&server, &mut c, "demo-user", "demo-user@example.jp");
+    let (link, _) = server.wait_for_mails(1)[0].link();
+    let form = c.get(&link);
+    let token = form.hidden("token").unwrap();
+    server.clock.advance(3600);
+    assert_eq!(c.get(&link).status, 410);
+    let late = c.post(
+        "/portal/passwordreset",
+        &[
+            ("token", &token),
+            ("password", "Late2026xx"),
+            ("password_confirm", "Late2026xx"),
+        ],
+    );
+    assert_eq!(late.status, 410);
+    assert!(late.has("有効期限（1時間）が過ぎたか"));
+    assert_eq!(
+        login(&mut server.client(), "demo-user", "PortalDemo2026").title(),
+        "医療機関等向け総合ポータルサイト"
+    );
+}
+
+#[test]
+fn a_link_dies_when_the_password_changes_by_other_means() {
+    let server = spawn();
+    let mut first = server.client();
+    request_link(&server, &mut first, "demo-user", "demo-user@example.jp");
+    let (old_link, _) = server.wait_for_mails(1)[0].link();
+    let old_form = first.get(&old_link);
+    // Another reset, through a second link, changes the password first.
+    let mut second = server.client();
+    request_link(&server, &mut second, "demo-user", "demo-user@example.jp");
+    let (new_link, _) = server.wait_for_mails(2)[0].link();
+    assert_ne!(old_link, new_link);
+    assert_eq!(
+        set_password(&mut second, &new_link, "Other2026xx").title(),
+        "Password Resetに成功"
+    );
+
+    assert_eq!(first.get(&old_link).status, 410);
+    let stale = first.post(
+        "/portal/passwordreset",
+        &[
+            ("token", &old_form.hidden("token").unwrap()),
+            ("password", "Stale2026xx"),
+            ("password_confirm", "Stale2026xx"),
+        ],
+    );
+    assert_eq!(stale.status, 410);
+    assert_eq!(
+        login(&mut server.client(), "demo-user", "Other2026xx").title(),
+        "医療機関等向け総合ポータルサイト"
+    );
+}
+
+#[test]
+fn each_portal_policy_rule_is_refused_with_its_own_message() {
+    let server = spawn();
+    let mut c = server.client();
+    request_link(&server, &mut c, "demo-user", "demo-user@example.jp");
+    let (link, _) = server.wait_for_mails(1)[0].link();
+    let token = c.get(&link).hidden("token").unwrap();
+    let messages = [
+        "パスワードは8文字以上100文字以内で入力してください。",
+        "パスワードには大文字を少なくとも1文字含めてください。",
+        "パスワードには小文字を少なくとも1文字含めてください。",
+        "パスワードには数字を少なくとも1文字含めてください。",
+        "パスワードとパスワードの再入力が一致しません。",
+    ];
+    let long = format!("Aa1{}", "x".repeat(98));
+    let cases: [(&str, &str, usize); 6] = [
+        ("Ab1", "Ab1", 0),
+        (&long, &long, 0),
+        ("portaldemo2026", "portaldemo2026", 1),
+        ("PORTALDEMO2026", "PORTALDEMO2026", 2),
+        ("PortalDemoX", "PortalDemoX", 3),
+        ("PortalDemo2027", "PortalDemo2028", 4),
+    ];
+    for (password, reentry, expected) in cases {
+        let page = c.submit(
+            "/portal/passwordreset",
+            &[
+                ("token", &token),
+                ("password", password),
+                ("password_confirm", reentry),
+            ],
+        );
+        assert_eq!(page.status, 200);
+        assert_eq!(page.title(), "パスワードのリセット");
+        for (i, m) in messages.iter().enumerate() {
+            assert_eq!(page.has(m), i == expected, "{password}: {m}");
+        }
+    }
+    // The link survived the refusals and still works.
+    assert_eq!(
+        set_password(&mut c, &link, "PortalNew2026").title(),
+        "Password Resetに成功"
+    );
+}
+
+#[test]
+fn the_mailed_link_uses_public_url_whatever_the_host_header_says() {
+    let server = spawn_with(|c| c.public_url = Some("https://login.example.jp".into()));
+    let mut c = server.client();
+    c.host = Some("attacker.example".into());
+    request_link(&server, &mut c, "demo-user", "demo-user@example.jp");
+    let mail = &server.wait_for_mails(1)[0];
+    let (_, url) = mail.link();
+    assert!(
+        url.starts_with("https://login.example.jp/portal/passwordreset?token="),
+        "{url}"
+    );
+    assert!(!mail.body.contains("attacker.example"));
+    let token = &url[url.find("token=").unwrap() + 6..];
+    assert_eq!(token.len(), 64, "256 bits, URL-safe");
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+}
+
+#[test]
+fn top_and_login_pages_follow_the_seed_and_never_lead_to_errors() {
+    let server = spawn();
+    let mut c = server.client();
+    let top = c.get("/portal");
+    for label in [
+        "事業別トップメニュー▼",
+        "お知らせ",
+        "よくある質問",
+        "新規ユーザー登録はこちら",
+        "ログインはこちら",
+        "医療機関等を新設・廃止・コード変更される方はこちら",
+        "お問い合わせ先",
+        "オンライン資格確認 オンライン請求",
+        "電子処方箋管理サービス",
+        "電子カルテ情報共有サービス",
+    ] {
+        assert!(top.has(label), "{label}");
+    }
+    assert!(top.has("このサーバでは提供していません"));
+    // Every link on the page leads somewhere that answers 200.
+    let mut rest = top.body.as_str();
+    while let Some(at) = rest.find("href=\"/") {
+        let href = &rest[at + 6..];
+        let href = &href[..href.find('"').unwrap()];
+        let page = server.client().get(href);
+        assert!(
+            page.status == 200 || page.status == 303,
+            "{href}: {}",
+            page.status
+        );
+        rest = &rest[at + 6..];
+    }
+    let login = c.get("/portal/login");
+    for text in [
+        "以下に該当する場合、パスワード再設定を行っても通知メールが届きません。新規ユーザー登録が必要となります。",
+        "①仮アカウントからメールアドレスを更新していない（末尾が「@01」～「@48」のいずれか）",
+        "②旧ポータルで登録したメールアドレスに誤りがある",
+        ">ユーザー名</label>",
+        ">パスワード</label>",
+        ">ログイン</button>",
+        "パスワードの再設定",
+        "アカウントがありませんか？",
+        "新規登録はこちら",
+    ] {
+        assert!(login.has(text), "{text}");
+    }
+}

@@ -4,8 +4,8 @@
 //! password by mail → new password, security code cleared.
 
 use super::{
-    audit, change_password, current_session, normalize_digits, open_session, save_session, Outcome,
-    Visit,
+    audit, change_password, current_session, normalize_digits, open_session, save_session,
+    serve_site, Outcome, Visit,
 };
 use crate::app::App;
 use crate::clock;
@@ -43,7 +43,7 @@ struct Ctx<'a> {
     app: &'a App,
     req: &'a Request,
     now: u64,
-    visit: Visit,
+    visit: &'a Visit,
     clock: String,
 }
 
@@ -84,34 +84,18 @@ impl Ctx<'_> {
 
 /// Answers a request under `/kaigo`.
 pub fn handle(app: &App, req: &Request, now: u64) -> Outcome {
-    let path = req.path.trim_end_matches('/');
-    let path = if path.is_empty() { "/kaigo" } else { path };
-    let Some(&(_, allow)) = ROUTES.iter().find(|(p, _)| *p == path) else {
-        return Ok(Response::error(404));
-    };
-    let ctx = Ctx {
-        app,
-        req,
-        now,
-        visit: Visit::of(app, req, SITE),
-        clock: clock::time_of_day(now, app.utc_offset),
-    };
-    let response = match req.method {
-        Method::Get | Method::Head if allow.contains("GET") => get(&ctx, path)?,
-        Method::Post if allow.contains("POST") => {
-            if !ctx.visit.csrf_ok(req) {
-                // Nothing is read or written for a forged or stale form.
-                return Ok(ctx.visit.set_on(app, Response::error(403)));
-            }
-            post(&ctx, path)?
+    serve_site(app, req, SITE, ROUTES, |visit, path, method| {
+        let ctx = Ctx {
+            app,
+            req,
+            now,
+            visit,
+            clock: clock::time_of_day(now, app.utc_offset),
+        };
+        match method {
+            Method::Post => post(&ctx, path),
+            _ => get(&ctx, path),
         }
-        _ => Response::method_not_allowed(allow),
-    };
-    let already_set = response.headers.iter().any(|(n, _)| *n == "Set-Cookie");
-    Ok(if ctx.visit.is_new && !already_set {
-        ctx.visit.set_on(app, response)
-    } else {
-        response
     })
 }
 
@@ -268,12 +252,12 @@ fn login(ctx: &Ctx<'_>) -> Outcome {
             "password ok, security code asked"
         },
     )?;
-    let fresh = open_session(app, &ctx.visit, &account, state, ctx.now)?;
+    let fresh = open_session(app, ctx.visit, &account, state, ctx.now)?;
     Ok(fresh.set_on(app, Response::see_other(next)))
 }
 
 fn session(ctx: &Ctx<'_>) -> Result<Option<(Session, Account)>, StoreError> {
-    current_session(ctx.app, &ctx.visit, ctx.now)
+    current_session(ctx.app, ctx.visit, ctx.now)
 }
 
 fn active_session(ctx: &Ctx<'_>) -> Result<Option<Account>, StoreError> {
@@ -294,7 +278,7 @@ fn login_security_code(ctx: &Ctx<'_>) -> Outcome {
         .verify(account.security_code_phc.as_deref(), code)
     {
         s.state = SessionState::Active;
-        save_session(app, &ctx.visit, &s, ctx.now)?;
+        save_session(app, ctx.visit, &s, ctx.now)?;
         ctx.audit("login", Some(&account.id), "ok")?;
         return Ok(Response::see_other("/kaigo/menu"));
     }
@@ -308,7 +292,7 @@ fn login_security_code(ctx: &Ctx<'_>) -> Outcome {
     s.state = SessionState::AwaitingSecurityCode {
         attempts_left: attempts_left - 1,
     };
-    save_session(app, &ctx.visit, &s, ctx.now)?;
+    save_session(app, ctx.visit, &s, ctx.now)?;
     Ok(Response::html(page::security_code_login(
         &ctx.frame(),
         Some("セキュリティコードが正しくありません。"),

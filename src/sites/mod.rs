@@ -5,7 +5,7 @@ pub mod kaigo;
 pub mod portal;
 
 use crate::app::App;
-use crate::http::{Request, Response};
+use crate::http::{Method, Request, Response};
 use crate::secret::{constant_time_eq, Purpose, Token};
 use crate::store::{Account, AuditEvent, Session, SessionState, Site, StoreError};
 
@@ -74,6 +74,47 @@ impl Visit {
             ),
         )
     }
+}
+
+/// Routes a request within a site: 404 for a path not in `routes`, 405
+/// (with `Allow`) for a method the path does not answer, 403 for a POST
+/// without this visit's CSRF token (nothing is read or written then).
+/// `handle` gets the visit, the path and GET or POST; the visit cookie is
+/// set on the answer when this request made it.
+pub fn serve_site(
+    app: &App,
+    req: &Request,
+    site: Site,
+    routes: &[(&'static str, &'static str)],
+    handle: impl FnOnce(&Visit, &'static str, Method) -> Outcome,
+) -> Outcome {
+    let path = req.path.trim_end_matches('/');
+    let home = if site == Site::Kaigo {
+        "/kaigo"
+    } else {
+        "/portal"
+    };
+    let path = if path.is_empty() { home } else { path };
+    let Some(&(path, allow)) = routes.iter().find(|(p, _)| *p == path) else {
+        return Ok(Response::error(404));
+    };
+    let visit = Visit::of(app, req, site);
+    let response = match req.method {
+        Method::Get | Method::Head if allow.contains("GET") => handle(&visit, path, Method::Get)?,
+        Method::Post if allow.contains("POST") => {
+            if !visit.csrf_ok(req) {
+                return Ok(visit.set_on(app, Response::error(403)));
+            }
+            handle(&visit, path, Method::Post)?
+        }
+        _ => Response::method_not_allowed(allow),
+    };
+    let already_set = response.headers.iter().any(|(n, _)| *n == "Set-Cookie");
+    Ok(if visit.is_new && !already_set {
+        visit.set_on(app, response)
+    } else {
+        response
+    })
 }
 
 /// The visit's session and its account, if the session is still good: not

@@ -3,7 +3,7 @@
 //! (① 特定) → registered address (② 検証) → a mailed link → new password
 //! (③ リセット).
 
-use super::{audit, change_password, current_session, open_session, Outcome, Visit};
+use super::{audit, change_password, current_session, open_session, serve_site, Outcome, Visit};
 use crate::app::App;
 use crate::captcha;
 use crate::clock;
@@ -35,7 +35,7 @@ struct Ctx<'a> {
     app: &'a App,
     req: &'a Request,
     now: u64,
-    visit: Visit,
+    visit: &'a Visit,
 }
 
 impl Ctx<'_> {
@@ -66,39 +66,24 @@ impl Ctx<'_> {
     }
 
     fn logged_in(&self) -> Result<Option<Account>, StoreError> {
-        Ok(current_session(self.app, &self.visit, self.now)?
+        Ok(current_session(self.app, self.visit, self.now)?
             .and_then(|(s, a)| (s.state == SessionState::Active).then_some(a)))
     }
 }
 
 /// Answers a request under `/portal`.
 pub fn handle(app: &App, req: &Request, now: u64) -> Outcome {
-    let path = req.path.trim_end_matches('/');
-    let path = if path.is_empty() { "/portal" } else { path };
-    let Some(&(_, allow)) = ROUTES.iter().find(|(p, _)| *p == path) else {
-        return Ok(Response::error(404));
-    };
-    let ctx = Ctx {
-        app,
-        req,
-        now,
-        visit: Visit::of(app, req, SITE),
-    };
-    let response = match req.method {
-        Method::Get | Method::Head if allow.contains("GET") => get(&ctx, path)?,
-        Method::Post if allow.contains("POST") => {
-            if !ctx.visit.csrf_ok(req) {
-                return Ok(ctx.visit.set_on(app, Response::error(403)));
-            }
-            post(&ctx, path)?
+    serve_site(app, req, SITE, ROUTES, |visit, path, method| {
+        let ctx = Ctx {
+            app,
+            req,
+            now,
+            visit,
+        };
+        match method {
+            Method::Post => post(&ctx, path),
+            _ => get(&ctx, path),
         }
-        _ => Response::method_not_allowed(allow),
-    };
-    let already_set = response.headers.iter().any(|(n, _)| *n == "Set-Cookie");
-    Ok(if ctx.visit.is_new && !already_set {
-        ctx.visit.set_on(app, response)
-    } else {
-        response
     })
 }
 
@@ -185,7 +170,7 @@ fn login(ctx: &Ctx<'_>) -> Outcome {
         )));
     };
     ctx.audit("login", Some(&account.id), "ok")?;
-    let fresh = open_session(app, &ctx.visit, &account, SessionState::Active, ctx.now)?;
+    let fresh = open_session(app, ctx.visit, &account, SessionState::Active, ctx.now)?;
     Ok(fresh.set_on(app, Response::see_other("/portal/home")))
 }
 

@@ -413,7 +413,7 @@ fn a_postal_request_is_stored_for_the_operator() {
 
     // On disk, after the server is gone.
     let dir = server.stop();
-    let store = kagi::store::Store::open(&dir, 1 << 20).unwrap();
+    let store = crate::support::open_store(&dir);
     let requests = store.postal_requests().unwrap();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].office, "0111111111");

@@ -181,7 +181,7 @@ fn serve_mode_delivers_the_otp_over_smtp() {
 
     // Accepted by the server, the mail has left the outbox.
     running.stop();
-    let store = kagi::store::Store::open(&dir, 1 << 20).unwrap();
+    let store = crate::support::open_store(&dir);
     assert!(store.outbox().unwrap().is_empty());
     drop(store);
     let _ = std::fs::remove_dir_all(dir);

@@ -108,7 +108,7 @@ impl TestServer {
     /// sent, with nothing left to chance or timing.
     pub fn stop_and_count_mail(self) -> usize {
         let dir = self.stop();
-        let store = kagi::store::Store::open(&dir, 1 << 20).unwrap();
+        let store = open_store(&dir);
         let count = store.outbox().unwrap().len() + store.captured_mail(usize::MAX).unwrap().len();
         drop(store);
         let _ = std::fs::remove_dir_all(dir);
@@ -129,6 +129,20 @@ impl Drop for TestServer {
         }
         if !self.dir.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Opens the database of a stopped server. sled's background threads may
+/// hold its lock for a moment after the server's last handle is gone, so
+/// the open is retried for a few seconds.
+pub fn open_store(dir: &std::path::Path) -> kagi::store::Store {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match kagi::store::Store::open(dir, 1 << 20) {
+            Ok(store) => return store,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("cannot open {}: {e}", dir.display()),
         }
     }
 }

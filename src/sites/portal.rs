@@ -285,24 +285,16 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
             state: LinkState::Live,
         };
         app.store.put_link(&key, &link, ctx.now + lifetime)?;
-        let base = app.config.public_base();
         // Built from the configured address, never from the request's Host.
-        let url = format!("{base}/portal/passwordreset?token={}", token.expose());
+        let url = format!("{}/passwordreset?token={}", portal_url(app), token.expose());
         let letter = templates::portal_reset_link(
             &url,
             &templates::lifetime_ja(lifetime),
-            &format!("{base}/portal"),
+            &portal_url(app),
             &app.config.portal.contact,
         );
         let to = account.email.as_deref().unwrap_or_default();
-        app.outbox.send(
-            &app.store,
-            app.config.portal.mail_from.as_deref(),
-            to,
-            &letter,
-            ctx.now,
-            ctx.now + lifetime,
-        )?;
+        send_mail(ctx, to, &letter, lifetime)?;
     }
     ctx.audit(
         "link_issued",
@@ -316,6 +308,24 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
     ctx.put_flow(PortalFlow::Sent)?;
     app.store.flush()?;
     Ok(Response::see_other("/portal/reset/sent"))
+}
+
+/// The portal's public address, as mails name it.
+fn portal_url(app: &App) -> String {
+    format!("{}/portal", app.config.public_base())
+}
+
+/// Queues a portal mail, from the portal's sender, useful for `lifetime`.
+fn send_mail(
+    ctx: &Ctx<'_>,
+    to: &str,
+    letter: &templates::Letter,
+    lifetime: u64,
+) -> Result<u64, StoreError> {
+    let app = ctx.app;
+    let from = app.config.portal.mail_from.as_deref();
+    app.outbox
+        .send(&app.store, from, to, letter, ctx.now, ctx.now + lifetime)
 }
 
 fn sent_page(ctx: &Ctx<'_>) -> Response {
@@ -396,22 +406,15 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
         .as_deref()
         .filter(|_| !account.is_provisional())
     {
-        let base = app.config.public_base();
         let when = clock::date_time(ctx.now, app.utc_offset);
         let letter = templates::portal_password_changed(
             &account.id,
             &when,
-            &format!("{base}/portal"),
+            &portal_url(app),
             &app.config.portal.contact,
         );
-        app.outbox.send(
-            &app.store,
-            app.config.portal.mail_from.as_deref(),
-            to,
-            &letter,
-            ctx.now,
-            ctx.now + 86_400,
-        )?;
+        // The notice is useful for a day; after that it is stale news.
+        send_mail(ctx, to, &letter, 86_400)?;
     }
     app.store.flush()?;
     Ok(Response::see_other("/portal/passwordreset/done"))

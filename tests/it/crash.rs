@@ -50,6 +50,20 @@ fn start_kagi(dir: &Path, config: &Path) -> (Kagi, SocketAddr) {
     panic!("kagi exited before it was ready");
 }
 
+/// The demo office in Osaka and its security address (step 2's fields).
+const OSAKA: &[(&str, &str)] = &[
+    ("office", "2711111111"),
+    ("email", "office-osaka@example.jp"),
+];
+
+/// A browser at step 2 of a kaigo recovery.
+fn start_recovery(addr: SocketAddr) -> Client {
+    let mut c = Client::new(addr);
+    c.get("/kaigo/recovery");
+    c.submit("/kaigo/recovery", &[("method", "mail")]);
+    c
+}
+
 /// The code of the first captured mail, waiting for it to arrive.
 fn first_otp(addr: SocketAddr) -> String {
     let mut mailbox = Client::new(addr);
@@ -84,16 +98,8 @@ fn scratch(name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::Pa
 fn a_queued_otp_mail_survives_sigkill_right_after_the_code_page() {
     let (dir, config, db) = scratch("crash-mail");
     let (mut kagi, addr) = start_kagi(&db, &config);
-    let mut c = Client::new(addr);
-    c.get("/kaigo/recovery");
-    c.submit("/kaigo/recovery", &[("method", "mail")]);
-    let sent = c.post(
-        "/kaigo/recovery/auth",
-        &[
-            ("office", "2711111111"),
-            ("email", "office-osaka@example.jp"),
-        ],
-    );
+    let mut c = start_recovery(addr);
+    let sent = c.post("/kaigo/recovery/auth", OSAKA);
     assert_eq!(sent.location(), "/kaigo/recovery/otp");
     kagi.kill();
 
@@ -109,32 +115,9 @@ fn a_password_change_survives_sigkill_right_after_its_success_page() {
     let (dir, config, db) = scratch("crash-password");
 
     let (mut kagi, addr) = start_kagi(&db, &config);
-    let mut c = Client::new(addr);
-    c.get("/kaigo/recovery");
-    c.submit("/kaigo/recovery", &[("method", "mail")]);
-    c.submit(
-        "/kaigo/recovery/auth",
-        &[
-            ("office", "2711111111"),
-            ("email", "office-osaka@example.jp"),
-        ],
-    );
-    let mut mailbox = Client::new(addr);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let code = loop {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the OTP mail never arrived"
-        );
-        let mails: Vec<serde_json::Value> =
-            serde_json::from_str(&mailbox.get("/dev/mail.json").body).unwrap();
-        if let Some(m) = mails.first() {
-            let body = m["body"].as_str().unwrap();
-            let mut lines = body.lines().skip_while(|l| *l != "[ワンタイムパスワード]");
-            break lines.nth(1).unwrap().to_string();
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let mut c = start_recovery(addr);
+    c.submit("/kaigo/recovery/auth", OSAKA);
+    let code = first_otp(addr);
     c.submit("/kaigo/recovery/otp", &[("otp", &code)]);
     let done = c.post(
         "/kaigo/recovery/reset",

@@ -26,6 +26,35 @@ pub struct Config {
     pub argon2: Argon2Config,
     pub store: StoreConfig,
     pub mail: MailConfig,
+    pub http: HttpConfig,
+}
+
+/// The HTTP front door.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Open client connections at most; at the cap, the connection that has
+    /// waited longest for a request is closed to make room.
+    pub max_connections: usize,
+    /// A request head (and body) must arrive within this time of its first byte.
+    pub header_timeout_secs: u64,
+    /// A keep-alive connection with no request under way is closed after this.
+    pub idle_timeout_secs: u64,
+    /// Reverse proxies in front of kagi, as addresses or CIDR blocks, e.g.
+    /// `["127.0.0.1", "10.0.0.0/8"]`. For a request from one of them the
+    /// client is the last address in `X-Forwarded-For` that is not one.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> HttpConfig {
+        HttpConfig {
+            max_connections: 256,
+            header_timeout_secs: 10,
+            idle_timeout_secs: 30,
+            trusted_proxies: Vec::new(),
+        }
+    }
 }
 
 /// The kaigo recovery flow.
@@ -196,6 +225,7 @@ impl Default for Config {
             argon2: Argon2Config::default(),
             store: StoreConfig::default(),
             mail: MailConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -319,6 +349,17 @@ impl Config {
             }
             if parsed.query().is_some() || parsed.fragment().is_some() {
                 return Err(bad("public_url", "must not carry a query or fragment"));
+            }
+        }
+        crate::http::TrustedProxies::parse(&self.http.trusted_proxies)
+            .map_err(|e| bad("http.trusted_proxies", e))?;
+        for (field, value) in [
+            ("http.max_connections", self.http.max_connections as u64),
+            ("http.header_timeout_secs", self.http.header_timeout_secs),
+            ("http.idle_timeout_secs", self.http.idle_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(bad(field, "must be above 0"));
             }
         }
         if self.kaigo.otp_lifetime_secs == 0 {

@@ -202,7 +202,18 @@ pub fn start(options: Options) -> Result<Running, Error> {
         .digest_key(secret::random_bytes())
         .map_err(|e| Error::Startup(e.to_string()))?;
     let hasher = secret::Hasher::new(&config.argon2).map_err(Error::Config)?;
-    let listener = Arc::new(http::Listener::bind(listen).map_err(Error::Startup)?);
+    let limits = http::front::Limits {
+        max_connections: config.http.max_connections,
+        header_timeout: Duration::from_secs(config.http.header_timeout_secs),
+        idle_timeout: Duration::from_secs(config.http.idle_timeout_secs),
+        write_timeout: Duration::from_secs(config.http.header_timeout_secs),
+    };
+    let serve_options = http::ServeOptions {
+        https: config.is_https(),
+        trusted_proxies: http::TrustedProxies::parse(&config.http.trusted_proxies)
+            .map_err(Error::Config)?,
+    };
+    let listener = Arc::new(http::Listener::bind(listen, limits).map_err(Error::Startup)?);
     let addr = listener.local_addr();
 
     if mode == Mode::Demo {
@@ -224,7 +235,6 @@ pub fn start(options: Options) -> Result<Running, Error> {
     );
 
     let public_url = config.public_base();
-    let https = config.is_https();
     let app = app::App {
         digester: secret::Digester::new(&key),
         hasher,
@@ -243,7 +253,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         .spawn(move || {
             http::serve(
                 &l,
-                https,
+                &serve_options,
                 || !s.load(Ordering::SeqCst),
                 |req| app.handle(req, clock.now()),
             )

@@ -32,6 +32,13 @@ fn decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Whether some name appears more than once.
+pub fn has_repeated_name(pairs: &[(String, String)]) -> bool {
+    let mut names: Vec<&str> = pairs.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort_unstable();
+    names.windows(2).any(|w| w[0] == w[1])
+}
+
 /// The `name=value` pairs of a Cookie header.
 pub fn parse_cookies(header: &str) -> Vec<(String, String)> {
     header

@@ -4,10 +4,11 @@
 //! and turns a panic into a fixed 500 page.
 
 pub mod form;
+pub mod front;
 
 use crate::pages;
 use std::io::Read;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
@@ -150,40 +151,126 @@ const SECURITY_HEADERS: [(&str, &str); 4] = [
     ("X-Frame-Options", "DENY"),
 ];
 
-/// A bound HTTP socket.
-pub struct Listener(tiny_http::Server);
+/// The listening server: kagi's front door on the public address, and
+/// tiny_http behind it on a private socket (see `front`).
+pub struct Listener {
+    server: tiny_http::Server,
+    front: front::Front,
+}
 
 impl Listener {
-    pub fn bind(addr: std::net::SocketAddr) -> Result<Listener, String> {
-        tiny_http::Server::http(addr)
-            .map(Listener)
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))
+    pub fn bind(addr: std::net::SocketAddr, limits: front::Limits) -> Result<Listener, String> {
+        let (front, backend) = front::Front::bind(addr, limits)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let server = tiny_http::Server::from_listener(backend, None)
+            .map_err(|e| format!("cannot start the HTTP server: {e}"))?;
+        Ok(Listener { server, front })
     }
 
     /// The address actually bound (port 0 becomes a real port).
     pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.0
-            .server_addr()
-            .to_ip()
-            .expect("a TCP listener has an IP address")
+        self.front.addr
     }
 
-    /// Wakes `serve` so that it can notice it should stop.
+    /// Wakes `serve` so that it can notice it should stop, and closes the
+    /// connections.
     pub fn unblock(&self) {
-        self.0.unblock();
+        self.front.stop();
+        self.server.unblock();
     }
+}
+
+/// Proxies whose `X-Forwarded-For` is believed: addresses or CIDR blocks.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+
+impl TrustedProxies {
+    /// Parses `10.0.0.0/8`, `127.0.0.1`, `fd00::/8` and the like.
+    pub fn parse(entries: &[String]) -> Result<TrustedProxies, String> {
+        let mut blocks = Vec::new();
+        for entry in entries {
+            let (addr, bits) = entry.split_once('/').unwrap_or((entry, ""));
+            let addr: IpAddr = addr
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{entry}` is not an address or CIDR block"))?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let bits = if bits.is_empty() {
+                max
+            } else {
+                bits.parse::<u8>()
+                    .ok()
+                    .filter(|b| *b <= max)
+                    .ok_or_else(|| format!("`{entry}` has a bad prefix length"))?
+            };
+            blocks.push((addr, bits));
+        }
+        Ok(TrustedProxies(blocks))
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.0
+            .iter()
+            .any(|&(net, bits)| match (canonical(net), ip) {
+                (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), bits),
+                (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), bits),
+                _ => false,
+            })
+    }
+
+    /// The client behind `peer`: the peer itself unless it is a trusted
+    /// proxy; then the last address in `X-Forwarded-For` that is not one.
+    pub fn client(&self, peer: IpAddr, forwarded_for: &[String]) -> IpAddr {
+        if !self.contains(peer) {
+            return peer;
+        }
+        let hops: Vec<IpAddr> = forwarded_for
+            .iter()
+            .flat_map(|h| h.split(','))
+            .map_while(|h| h.trim().parse().ok())
+            .collect();
+        let mut client = peer;
+        for hop in hops.into_iter().rev() {
+            client = hop;
+            if !self.contains(hop) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let (whole, rest) = ((bits / 8) as usize, bits % 8);
+    a[..whole] == b[..whole] && (rest == 0 || (a[whole] ^ b[whole]) >> (8 - rest) == 0)
+}
+
+/// How `serve` treats requests.
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    /// `public_url` is https: HSTS on every answer.
+    pub https: bool,
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Serves requests on the calling thread until `keep_going` says stop (it is
 /// asked after each request; `Listener::unblock` wakes a waiting `recv`).
 pub fn serve(
     listener: &Listener,
-    https: bool,
+    options: &ServeOptions,
     keep_going: impl Fn() -> bool,
     handler: impl Fn(&Request) -> Response,
 ) {
     while keep_going() {
-        let Ok(mut raw) = listener.0.recv() else {
+        let Ok(mut raw) = listener.server.recv() else {
             continue;
         };
         if !keep_going() {
@@ -192,19 +279,14 @@ pub fn serve(
         let started = Instant::now();
         let method = raw.method().to_string();
         let path = raw.url().split('?').next().unwrap_or("").to_string();
-        let (response, body_unread) = match parse(&mut raw) {
+        let response = match parse(&mut raw, &listener.front.secret, options) {
             Ok(request) => {
-                let response =
-                    catch_unwind(AssertUnwindSafe(|| handler(&request))).unwrap_or_else(|_| {
-                        eprintln!("kagi: {method} {path}: handler panicked; answered 500");
-                        Response::error(500)
-                    });
-                (response, false)
+                catch_unwind(AssertUnwindSafe(|| handler(&request))).unwrap_or_else(|_| {
+                    eprintln!("kagi: {method} {path}: handler panicked; answered 500");
+                    Response::error(500)
+                })
             }
-            Err(Refusal {
-                status,
-                body_unread,
-            }) => (Response::error(status), body_unread),
+            Err(status) => Response::error(status),
         };
         let status = response.status;
         // The query string is never logged: it may carry a reset token.
@@ -212,60 +294,18 @@ pub fn serve(
             "kagi: {method} {path} {status} {:.1} ms",
             started.elapsed().as_secs_f64() * 1000.0
         );
-        let wire = to_wire(response, https);
-        if body_unread {
-            // tiny_http reads the rest of an unread body when the request is
-            // dropped, at the client's pace: that happens on a thread of its
-            // own, never on this one.
-            let spawned = std::thread::Builder::new()
-                .name("kagi-refuse".into())
-                .stack_size(64 * 1024)
-                .spawn(move || {
-                    let _ = raw.respond(wire);
-                });
-            if let Err(e) = spawned {
-                eprintln!("kagi: cannot answer a refused request: {e}");
-            }
-        } else {
-            let _ = raw.respond(wire);
-        }
+        let _ = raw.respond(to_wire(response, options.https));
     }
 }
 
-/// The largest request body kagi reads. tiny_http reads a body of at most
-/// 1024 bytes with a Content-Length in its own connection thread; any other
-/// body (larger, chunked, or behind `Expect: 100-continue`) would be read
-/// here, on the one request thread, at the client's pace, so that one slow
-/// client could stall every other. kagi's forms are far smaller, so such
-/// bodies are refused unread.
-pub const MAX_BODY_BYTES: usize = 1024;
-
-/// A request answered with an error status before any handler saw it.
-struct Refusal {
-    status: u16,
-    /// The body is still on the socket (see `MAX_BODY_BYTES`).
-    body_unread: bool,
-}
-
-impl From<u16> for Refusal {
-    fn from(status: u16) -> Refusal {
-        Refusal {
-            status,
-            body_unread: false,
-        }
-    }
-}
-
-fn unread(status: u16) -> Refusal {
-    Refusal {
-        status,
-        body_unread: true,
-    }
-}
-
-/// Reads and checks one request: 413 for oversized bodies, 411 for chunked
-/// ones, 417 for `Expect`, 415 for non-form bodies, 400 for malformed ones.
-fn parse(raw: &mut tiny_http::Request) -> Result<Request, Refusal> {
+/// Reads and checks one request that came through the front door (which
+/// has already refused oversized, ambiguous and slow requests): 400 for a
+/// malformed query or form, a repeated field, or a body that is not a form.
+fn parse(
+    raw: &mut tiny_http::Request,
+    secret: &str,
+    options: &ServeOptions,
+) -> Result<Request, u16> {
     let method = match raw.method() {
         tiny_http::Method::Get => Method::Get,
         tiny_http::Method::Head => Method::Head,
@@ -278,50 +318,52 @@ fn parse(raw: &mut tiny_http::Request) -> Result<Request, Refusal> {
             .find(|h| h.field.equiv(name))
             .map(|h| h.value.as_str().to_string())
     };
-    // Bodies first: every refusal below this point has its body in memory.
-    if header("Transfer-Encoding").is_some() {
-        return Err(unread(411));
-    }
-    if header("Expect").is_some() {
-        return Err(unread(417));
-    }
-    if header("Connection").is_some_and(|c| c.to_ascii_lowercase().contains("upgrade")) {
-        return Err(unread(400));
-    }
-    if raw.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(unread(413));
+    // Only the front knows the peer, and proves it with its secret: a
+    // request without it did not come through the front.
+    let peer = header(front::PEER_HEADER)
+        .and_then(|v| {
+            let (proof, ip) = v.split_once(' ')?;
+            crate::secret::constant_time_eq(proof, secret).then(|| ip.parse::<IpAddr>().ok())?
+        })
+        .ok_or(400u16)?;
+    if let Some(status) = header(front::REFUSED_HEADER) {
+        return Err(status.parse().unwrap_or(400));
     }
     let (path, query) = match raw.url().split_once('?') {
         Some((p, q)) => (p.to_string(), form::parse_urlencoded(q).ok_or(400u16)?),
         None => (raw.url().to_string(), Vec::new()),
     };
-    if !path.starts_with('/') {
-        return Err(400.into());
-    }
     let cookies = header("Cookie")
         .map(|c| form::parse_cookies(&c))
         .unwrap_or_default();
     let content_type = header("Content-Type").unwrap_or_default();
-    let client = raw
-        .remote_addr()
-        .map(|a| a.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    // Already in memory: see MAX_BODY_BYTES.
+    let forwarded_for: Vec<String> = raw
+        .headers()
+        .iter()
+        .filter(|h| h.field.equiv("X-Forwarded-For"))
+        .map(|h| h.value.as_str().to_string())
+        .collect();
+    let client = options.trusted_proxies.client(peer, &forwarded_for);
+    // Complete already: the front passes a body on only once it has all of it.
     let mut body = Vec::new();
     raw.as_reader()
-        .take(MAX_BODY_BYTES as u64 + 1)
+        .take(front::MAX_BODY_BYTES as u64 + 1)
         .read_to_end(&mut body)
         .map_err(|_| 400u16)?;
     let form = if method == Method::Post && !body.is_empty() {
         let media_type = content_type.split(';').next().unwrap_or("").trim();
         if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-            return Err(415.into());
+            return Err(400);
         }
         let text = std::str::from_utf8(&body).map_err(|_| 400u16)?;
         form::parse_urlencoded(text).ok_or(400u16)?
     } else {
         Vec::new()
     };
+    // One value per name: `email=a&email=b` must never become two recipients.
+    if form::has_repeated_name(&form) || form::has_repeated_name(&query) {
+        return Err(400);
+    }
     Ok(Request {
         method,
         path,
@@ -341,6 +383,7 @@ fn to_wire(response: Response, https: bool) -> tiny_http::Response<std::io::Curs
             wire.add_header(h);
         }
     };
+    add("Server", "kagi");
     add("Content-Type", response.content_type);
     for (name, value) in SECURITY_HEADERS {
         add(name, value);
@@ -373,14 +416,21 @@ mod tests {
 
     #[test]
     fn a_panicking_handler_becomes_a_500_page_and_the_server_lives_on() {
-        let server = std::sync::Arc::new(Listener::bind("127.0.0.1:0".parse().unwrap()).unwrap());
+        let limits = front::Limits {
+            max_connections: 8,
+            header_timeout: std::time::Duration::from_secs(5),
+            idle_timeout: std::time::Duration::from_secs(5),
+            write_timeout: std::time::Duration::from_secs(5),
+        };
+        let server =
+            std::sync::Arc::new(Listener::bind("127.0.0.1:0".parse().unwrap(), limits).unwrap());
         let addr = server.local_addr();
         let s = server.clone();
         let t = std::thread::spawn(move || {
             let served = std::cell::Cell::new(0);
             serve(
                 &s,
-                false,
+                &ServeOptions::default(),
                 || served.get() < 2,
                 |r| {
                     served.set(served.get() + 1);

@@ -2,7 +2,7 @@
 //! never a half-write, always a readable page with the right status.
 
 use crate::support::{exchange, spawn};
-use std::io::{Read, Write};
+use std::io::Write;
 
 const SECURITY_HEADERS: [(&str, &str); 5] = [
     (
@@ -146,7 +146,7 @@ fn bad_input_gets_a_readable_error_never_a_500() {
             "/kaigo/login",
             "application/json",
             b"{\"user_id\":1}".to_vec(),
-            415,
+            400,
         ),
         (
             "/kaigo/menu",
@@ -215,32 +215,20 @@ fn bad_input_gets_a_readable_error_never_a_500() {
         .body
         .contains("セキュリティ用メールアドレスを正しく入力してください。"));
 
-    // Odd requests on the wire. Bodies kagi would have to read at the
-    // client's pace (large, chunked, behind Expect) are refused unread.
+    // Odd requests on the wire.
     for (raw, status) in [
-        (&b"POST /kaigo/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 2000\r\n\r\n"[..], 413),
-        (&b"POST /kaigo/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nuser_\r\n0\r\n\r\n"[..], 411),
-        (&b"POST /kaigo/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n"[..], 417),
+        (&b"POST /kaigo/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 20000\r\n\r\n"[..], 413),
+        (&b"POST /kaigo/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 6\r\n\r\ncsrf=x"[..], 403),
         (&b"DELETE /kaigo/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..], 405),
         (&b"GET /kaigo/login?a=%ZZ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..], 400),
         (&b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..], 404),
         (&b"GET /kaigo/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: kagi_kaigo=../x; a\r\n\r\n"[..], 200),
+        (&b"GET / HTTP/1.1\r\nHost: x\r\nCookie: \xff\xfe\r\n\r\n"[..], 400),
     ] {
         let page = exchange(addr, raw);
         assert_eq!(page.status, status, "{:?}", String::from_utf8_lossy(raw));
+        assert!(page.body.contains("<h1>"), "a readable page for {status}");
     }
-    // A header that is not even text is dropped by the HTTP layer before
-    // kagi sees it: the connection closes without an answer.
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nCookie: \xff\xfe\r\n\r\n")
-        .unwrap();
-    let mut answer = Vec::new();
-    let _ = s.read_to_end(&mut answer);
-    assert!(
-        answer.is_empty() || answer.starts_with(b"HTTP/1.1 400"),
-        "{:?}",
-        String::from_utf8_lossy(&answer)
-    );
     // The server still works.
     assert_eq!(server.client().get("/kaigo/login").status, 200);
 }

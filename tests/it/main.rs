@@ -3,6 +3,7 @@
 //! capture transport.
 
 mod crash;
+mod front;
 mod http;
 mod kaigo;
 mod portal;

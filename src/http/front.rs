@@ -1,0 +1,635 @@
+//! The front door. kagi accepts TCP connections itself and reads every
+//! request head with limits of size, count and time before tiny_http sees a
+//! byte: tiny_http 0.12 has no such limits, treats any `Transfer-Encoding`
+//! as chunked (CVE-2026-66752), accepts CR/LF inside header values
+//! (CVE-2026-66753), and allocates the whole announced `Content-Length` when
+//! it drops an unread body (one request with a huge length aborts the
+//! process). A request that passes is rebuilt from its parsed parts and
+//! handed, body included, to tiny_http over a private Unix socket; one that
+//! does not is replaced by a refusal that tiny_http answers with kagi's
+//! error page, and the connection is closed after it.
+//!
+//! Each connection has two threads: one reads requests from the client,
+//! one copies answers back. Connections are capped; at the cap the one that
+//! has waited longest for a request head is closed to make room.
+
+use crate::secret;
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The largest request head (request line and headers) kagi reads: 431.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// The most header lines a request may carry: 431.
+pub const MAX_HEADERS: usize = 64;
+/// The largest request body kagi reads: 413. kagi's forms are far smaller.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Headers the front sets towards tiny_http; a client's own are dropped.
+pub const PEER_HEADER: &str = "X-Kagi-Peer";
+pub const REFUSED_HEADER: &str = "X-Kagi-Refused";
+
+/// Limits of the front door.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Open client connections at most.
+    pub max_connections: usize,
+    /// A request head must arrive completely within this time of its first byte.
+    pub header_timeout: Duration,
+    /// A connection with no request under way is closed after this time.
+    pub idle_timeout: Duration,
+    /// A client that reads no answer for this long is cut off.
+    pub write_timeout: Duration,
+}
+
+/// A running front door.
+pub struct Front {
+    /// Public address.
+    pub addr: SocketAddr,
+    /// Proves to the backend that a request came through the front.
+    pub secret: String,
+    /// The private directory (mode 0700) of the backend socket.
+    pub socket_dir: PathBuf,
+    stop: Arc<AtomicBool>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: PathBuf,
+    secret: String,
+    limits: Limits,
+    slots: Mutex<Slots>,
+}
+
+#[derive(Default)]
+struct Slots {
+    next: u64,
+    open: HashMap<u64, Slot>,
+}
+
+struct Slot {
+    stream: TcpStream,
+    /// Since when the connection has waited for a request head, if it does.
+    waiting_since: Option<Instant>,
+}
+
+impl Front {
+    /// Binds the public address and returns the private Unix socket that
+    /// tiny_http is to listen on.
+    pub fn bind(addr: SocketAddr, limits: Limits) -> io::Result<(Front, UnixListener)> {
+        let public = TcpListener::bind(addr)?;
+        // tiny_http wants a socket with a path; a directory only kagi's user
+        // can enter keeps other users off it.
+        let socket_dir = std::env::temp_dir().join(format!(
+            "kagi-{}",
+            secret::hex(&secret::random_bytes::<12>())
+        ));
+        std::fs::DirBuilder::new().mode(0o700).create(&socket_dir)?;
+        let backend_addr = socket_dir.join("http.sock");
+        let backend = UnixListener::bind(&backend_addr)?;
+        let secret = secret::hex(&secret::random_bytes::<16>());
+        let inner = Arc::new(Inner {
+            backend: backend_addr,
+            secret: secret.clone(),
+            limits,
+            slots: Mutex::new(Slots::default()),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let addr = public.local_addr()?;
+        let (s, i) = (stop.clone(), inner.clone());
+        std::thread::Builder::new()
+            .name("kagi-accept".into())
+            .spawn(move || accept_loop(public, i, s))?;
+        let front = Front {
+            addr,
+            secret,
+            socket_dir,
+            stop,
+            inner,
+        };
+        Ok((front, backend))
+    }
+
+    /// Stops accepting and closes every open connection.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so that it sees the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        for slot in self.inner.lock().open.values() {
+            let _ = slot.stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Front {
+    /// Runs after tiny_http's server is gone (`Listener` drops it first).
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.socket_dir);
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a connection, closing the longest-waiting one at the cap.
+    /// None when every open connection has a request under way.
+    fn admit(&self, stream: &TcpStream) -> Option<u64> {
+        let mut slots = self.lock();
+        if slots.open.len() >= self.limits.max_connections {
+            let victim = slots
+                .open
+                .iter()
+                .filter_map(|(id, s)| s.waiting_since.map(|t| (t, *id)))
+                .min()
+                .map(|(_, id)| id)?;
+            if let Some(slot) = slots.open.remove(&victim) {
+                let _ = slot.stream.shutdown(Shutdown::Both);
+            }
+        }
+        let id = slots.next;
+        slots.next += 1;
+        let stream = stream.try_clone().ok()?;
+        slots.open.insert(
+            id,
+            Slot {
+                stream,
+                waiting_since: Some(Instant::now()),
+            },
+        );
+        Some(id)
+    }
+
+    fn set_waiting(&self, id: u64, waiting: bool) {
+        if let Some(slot) = self.lock().open.get_mut(&id) {
+            slot.waiting_since = waiting.then(Instant::now);
+        }
+    }
+
+    fn release(&self, id: u64) {
+        self.lock().open.remove(&id);
+    }
+}
+
+fn accept_loop(public: TcpListener, inner: Arc<Inner>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::SeqCst) {
+        let (client, peer) = match public.accept() {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of descriptors, say: wait and go on, never give up.
+                eprintln!("kagi: accept: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let Some(id) = inner.admit(&client) else {
+            refuse_busy(client, inner.limits.write_timeout);
+            continue;
+        };
+        let i = inner.clone();
+        let spawned = std::thread::Builder::new()
+            .name("kagi-conn".into())
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                connection(&client, peer, &i, id);
+                let _ = client.shutdown(Shutdown::Both);
+                i.release(id);
+            });
+        if let Err(e) = spawned {
+            eprintln!("kagi: cannot serve a connection: {e}");
+            inner.release(id);
+        }
+    }
+}
+
+/// Every connection has a request under way: this one is told to come back.
+fn refuse_busy(mut client: TcpStream, write_timeout: Duration) {
+    let body = "ただいま混み合っています。しばらくしてから、もう一度お試しください。\n";
+    let _ = client.set_write_timeout(Some(write_timeout));
+    let _ = write!(
+        client,
+        "HTTP/1.1 503 Service Unavailable\r\nServer: kagi\r\nRetry-After: 5\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = client.shutdown(Shutdown::Both);
+}
+
+/// Serves one client connection until it closes, idles out or is refused.
+fn connection(client: &TcpStream, peer: SocketAddr, inner: &Inner, id: u64) {
+    let limits = inner.limits;
+    let Ok(mut backend) = UnixStream::connect(&inner.backend) else {
+        return;
+    };
+    let _ = client.set_write_timeout(Some(limits.write_timeout));
+    let _ = client.set_nodelay(true);
+    // Answers flow back on a thread of their own.
+    let answers = match (backend.try_clone(), client.try_clone()) {
+        (Ok(mut from), Ok(mut to)) => std::thread::Builder::new()
+            .name("kagi-answer".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let _ = io::copy(&mut from, &mut to);
+                let _ = to.shutdown(Shutdown::Write);
+            }),
+        _ => return,
+    };
+    let Ok(answers) = answers else {
+        return;
+    };
+    let peer_header = format!("{PEER_HEADER}: {} {}\r\n", inner.secret, peer.ip());
+    let mut conn = Conn {
+        stream: client,
+        buf: Vec::new(),
+    };
+    loop {
+        inner.set_waiting(id, true);
+        let head = conn.read_head(limits);
+        inner.set_waiting(id, false);
+        let outcome = match head {
+            Ok(None) => break,
+            Ok(Some(head)) => parse_head(&head).and_then(|h| {
+                let body = conn.read_body(h.content_length, limits)?;
+                Ok((h, body))
+            }),
+            Err(status) => Err(Refused {
+                status,
+                target: "/".into(),
+            }),
+        };
+        match outcome {
+            Ok((head, body)) => {
+                let mut wire = head.rebuild(&peer_header);
+                wire.extend_from_slice(&body);
+                if backend.write_all(&wire).is_err() || head.close {
+                    break;
+                }
+            }
+            Err(refused) => {
+                let wire = format!(
+                    "GET {} HTTP/1.1\r\n{peer_header}{REFUSED_HEADER}: {}\r\nConnection: close\r\n\r\n",
+                    refused.target, refused.status
+                );
+                let _ = backend.write_all(wire.as_bytes());
+                break;
+            }
+        }
+    }
+    // tiny_http answers what it has, sees the end, and closes its side;
+    // the answer thread then closes the client's.
+    let _ = backend.shutdown(Shutdown::Write);
+    let _ = answers.join();
+    linger(client);
+}
+
+/// Reads and drops what the client still sends, briefly, before the socket
+/// closes: closing with unread input makes the kernel reset the connection,
+/// and the client may then lose the answer it was about to read.
+fn linger(client: &TcpStream) {
+    let until = Instant::now() + Duration::from_secs(1);
+    let mut left: usize = 64 * 1024;
+    let mut chunk = [0u8; 4096];
+    while left > 0 {
+        let wait = until.saturating_duration_since(Instant::now());
+        if wait.is_zero() || client.set_read_timeout(Some(wait)).is_err() {
+            break;
+        }
+        match (&*client).read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n),
+        }
+    }
+}
+
+/// A request that is not passed on: its status, and a printable target for
+/// the log line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub status: u16,
+    pub target: String,
+}
+
+impl From<u16> for Refused {
+    fn from(status: u16) -> Refused {
+        Refused {
+            status,
+            target: "/".into(),
+        }
+    }
+}
+
+struct Conn<'a> {
+    stream: &'a TcpStream,
+    /// Bytes read but not yet used: the start of a body or of the next head.
+    buf: Vec<u8>,
+}
+
+impl Conn<'_> {
+    /// Reads more bytes, waiting until `deadline` at most. Ok(false) on the
+    /// end of the stream or when the deadline passes.
+    fn fill(&mut self, deadline: Instant) -> io::Result<bool> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        let mut chunk = [0u8; 4096];
+        match (&*self.stream).read(&mut chunk) {
+            Ok(0) => Ok(false),
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Ok(true)
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The next request head, without its final empty line. None when the
+    /// client closes or idles out between requests; an error status when a
+    /// head is too large (431) or too slow (408).
+    fn read_head(&mut self, limits: Limits) -> Result<Option<Vec<u8>>, u16> {
+        let idle_until = Instant::now() + limits.idle_timeout;
+        let mut started: Option<Instant> = None;
+        loop {
+            // Empty lines before a request line are allowed (RFC 9112 §2.2).
+            while self.buf.starts_with(b"\r\n") {
+                self.buf.drain(..2);
+            }
+            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
+                let head = self.buf[..end].to_vec();
+                self.buf.drain(..end + 4);
+                return Ok(Some(head));
+            }
+            if self.buf.len() > MAX_HEAD_BYTES {
+                return Err(431);
+            }
+            if !self.buf.is_empty() && started.is_none() {
+                started = Some(Instant::now());
+            }
+            let deadline = match started {
+                Some(t) => t + limits.header_timeout,
+                None => idle_until,
+            };
+            match self.fill(deadline) {
+                Ok(true) => {}
+                Ok(false) if self.buf.is_empty() => return Ok(None),
+                // A head that stops arriving, or a client gone mid-head.
+                Ok(false) if Instant::now() >= deadline => return Err(408),
+                Ok(false) | Err(_) => return Ok(None),
+            }
+        }
+    }
+
+    /// The body: `len` bytes, within the header timeout.
+    fn read_body(&mut self, len: usize, limits: Limits) -> Result<Vec<u8>, Refused> {
+        let deadline = Instant::now() + limits.header_timeout;
+        while self.buf.len() < len {
+            match self.fill(deadline) {
+                Ok(true) => {}
+                _ => return Err(408.into()),
+            }
+        }
+        Ok(self.buf.drain(..len).collect())
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A request head that passed every check.
+#[derive(Debug)]
+pub struct Head {
+    method: String,
+    target: String,
+    version: String,
+    /// Headers passed on unchanged, in order.
+    headers: Vec<(String, String)>,
+    pub content_length: usize,
+    /// The connection ends after this request.
+    pub close: bool,
+}
+
+impl Head {
+    /// The head as tiny_http receives it: the checked parts, the peer
+    /// header, and the connection's fate spelled out.
+    fn rebuild(&self, peer_header: &str) -> Vec<u8> {
+        let mut out = format!("{} {} {}\r\n", self.method, self.target, self.version);
+        for (name, value) in &self.headers {
+            out.push_str(name);
+            out.push_str(": ");
+            out.push_str(value);
+            out.push_str("\r\n");
+        }
+        if self.content_length > 0 {
+            out.push_str(&format!("Content-Length: {}\r\n", self.content_length));
+        }
+        out.push_str(peer_header);
+        out.push_str(if self.close {
+            "Connection: close\r\n"
+        } else {
+            "Connection: keep-alive\r\n"
+        });
+        out.push_str("\r\n");
+        out.into_bytes()
+    }
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A header value may hold visible ASCII, spaces and tabs: no control
+/// character (CR and LF above all), no byte above 0x7E.
+fn is_clean_value(s: &str) -> bool {
+    s.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+}
+
+/// Checks a request head. 400 for anything malformed or ambiguous (any
+/// `Transfer-Encoding`, several or non-numeric `Content-Length`s, several
+/// `Host`s, control characters), 413 for a body over the limit, 431 for too
+/// many headers.
+pub fn parse_head(head: &[u8]) -> Result<Head, Refused> {
+    let text = std::str::from_utf8(head).map_err(|_| Refused::from(400))?;
+    if !text.is_ascii() {
+        return Err(400.into());
+    }
+    let mut lines = text.split("\r\n");
+    let request_line = lines.next().unwrap_or("");
+    let parts: Vec<&str> = request_line.split(' ').collect();
+    let [method, target, version] = parts[..] else {
+        return Err(400.into());
+    };
+    if !is_token(method)
+        || !target.starts_with('/')
+        || !target.bytes().all(|b| (0x21..0x7f).contains(&b))
+    {
+        return Err(400.into());
+    }
+    // From here on a refusal can name the path in the log line.
+    let refuse = |status: u16| Refused {
+        status,
+        target: target.split('?').next().unwrap_or("/").to_string(),
+    };
+    if !matches!(version, "HTTP/1.1" | "HTTP/1.0") {
+        return Err(refuse(400));
+    }
+    let mut headers = Vec::new();
+    let mut content_lengths = Vec::new();
+    let mut hosts = 0;
+    let mut close = version == "HTTP/1.0";
+    for (n, line) in lines.enumerate() {
+        if n == MAX_HEADERS {
+            return Err(refuse(431));
+        }
+        // No bare CR or LF inside a line, no folded continuation lines.
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(refuse(400));
+        };
+        let value = value.trim_matches([' ', '\t']);
+        if !is_token(name) || !is_clean_value(line) {
+            return Err(refuse(400));
+        }
+        let lower = name.to_ascii_lowercase();
+        match lower.as_str() {
+            "transfer-encoding" => return Err(refuse(400)),
+            "content-length" => content_lengths.push(value),
+            "connection" => {
+                let tokens = value.to_ascii_lowercase();
+                if tokens.split(',').any(|t| t.trim() == "close") {
+                    close = true;
+                } else if tokens.split(',').any(|t| t.trim() == "keep-alive") {
+                    close = false;
+                }
+            }
+            // Set by the front alone; hop-by-hop or unsupported otherwise.
+            "x-kagi-peer" | "x-kagi-refused" | "upgrade" | "keep-alive" | "expect" | "te"
+            | "trailer" | "proxy-connection" => {}
+            _ => {
+                if lower == "host" {
+                    hosts += 1;
+                    if hosts > 1 {
+                        return Err(refuse(400));
+                    }
+                }
+                headers.push((name.to_string(), value.to_string()));
+            }
+        }
+    }
+    let content_length = match content_lengths[..] {
+        [] => 0,
+        [one] => {
+            if one.is_empty() || !one.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(refuse(400));
+            }
+            // Digits beyond any usize are simply too large.
+            one.parse::<usize>().unwrap_or(usize::MAX)
+        }
+        _ => return Err(refuse(400)),
+    };
+    if content_length > MAX_BODY_BYTES {
+        return Err(refuse(413));
+    }
+    Ok(Head {
+        method: method.to_string(),
+        target: target.to_string(),
+        version: version.to_string(),
+        headers,
+        content_length,
+        close,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(head: &str) -> u16 {
+        match parse_head(head.as_bytes()) {
+            Ok(_) => 200,
+            Err(r) => r.status,
+        }
+    }
+
+    #[test]
+    fn a_clean_head_is_rebuilt_with_the_peer_and_its_fate() {
+        let head = parse_head(b"POST /kaigo/login?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\nX-Kagi-Peer: forged\r\nConnection: keep-alive, Upgrade\r\nUpgrade: h2c").unwrap();
+        assert_eq!(head.content_length, 12);
+        let wire = String::from_utf8(head.rebuild("X-Kagi-Peer: s 1.2.3.4\r\n")).unwrap();
+        assert_eq!(
+            wire,
+            "POST /kaigo/login?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\nX-Kagi-Peer: s 1.2.3.4\r\nConnection: keep-alive\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn ambiguous_or_dirty_heads_are_refused() {
+        let ok = "GET / HTTP/1.1\r\nHost: a";
+        assert_eq!(status(ok), 200);
+        for bad in [
+            "GET / HTTP/1.1\r\nTransfer-Encoding: chunked",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 4",
+            "POST / HTTP/1.1\r\ntransfer-encoding : chunked",
+            "POST / HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 5",
+            "POST / HTTP/1.1\r\nContent-Length: 4, 4",
+            "POST / HTTP/1.1\r\nContent-Length: +4",
+            "POST / HTTP/1.1\r\nContent-Length: 0x10",
+            "GET / HTTP/1.1\r\nX-A: a\rb",
+            "GET / HTTP/1.1\r\nX-A: a\nb",
+            "GET / HTTP/1.1\r\nX-A: a\0b",
+            "GET / HTTP/1.1\r\n folded",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b",
+            "GET / HTTP/2.0",
+            "GET /a b HTTP/1.1",
+            "GET http://evil/ HTTP/1.1",
+            "GET / HTTP/1.1\r\nX-É: 1",
+        ] {
+            assert_eq!(status(bad), 400, "{bad:?}");
+        }
+        assert_eq!(status("POST / HTTP/1.1\r\nContent-Length: 16385"), 413);
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999"),
+            413
+        );
+        assert_eq!(status("POST / HTTP/1.1\r\nContent-Length: 16384"), 200);
+        let many = format!("GET / HTTP/1.1{}", "\r\nX-A: 1".repeat(MAX_HEADERS));
+        assert_eq!(status(&many), 200);
+        let too_many = format!("{many}\r\nX-A: 1");
+        assert_eq!(status(&too_many), 431);
+    }
+
+    #[test]
+    fn http_1_0_closes_unless_kept_alive() {
+        assert!(parse_head(b"GET / HTTP/1.0").unwrap().close);
+        assert!(
+            !parse_head(b"GET / HTTP/1.0\r\nConnection: keep-alive")
+                .unwrap()
+                .close
+        );
+        assert!(
+            parse_head(b"GET / HTTP/1.1\r\nConnection: close")
+                .unwrap()
+                .close
+        );
+    }
+}

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::http::{Method, Request, Response};
+use crate::limit::RateLimiter;
 use crate::mail::Outbox;
 use crate::pages;
 use crate::secret::{Digester, Hasher};
@@ -18,6 +19,7 @@ pub struct App {
     pub digester: Digester,
     pub hasher: Hasher,
     pub outbox: Outbox,
+    pub limiter: RateLimiter,
     /// The clock's zone, seconds east of UTC.
     pub utc_offset: i32,
     /// `/dev/` pages (captured mail) are served: demo mode only.

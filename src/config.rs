@@ -27,6 +27,91 @@ pub struct Config {
     pub store: StoreConfig,
     pub mail: MailConfig,
     pub http: HttpConfig,
+    pub guard: GuardConfig,
+    pub rate_limit: RateLimitConfig,
+}
+
+/// Limits per account (per claimed identity, so that a claim that matches
+/// nothing is treated exactly like one that matches).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GuardConfig {
+    /// One-time passwords of one account that can be live at once; a new
+    /// one revokes the oldest.
+    pub max_live_otps: usize,
+    /// One-time passwords issued per account in 24 hours.
+    pub otps_per_day: usize,
+    /// Reset links issued per account in 24 hours.
+    pub links_per_day: usize,
+    /// A second code or link for the same account within this time is not
+    /// sent; the one already mailed stays valid.
+    pub send_cooldown_secs: u64,
+    /// Failed logins after which the account waits.
+    pub login_failures: u32,
+    /// The first wait; it doubles with every further failure.
+    pub lockout_initial_secs: u64,
+    /// The longest wait.
+    pub lockout_max_secs: u64,
+}
+
+impl Default for GuardConfig {
+    fn default() -> GuardConfig {
+        GuardConfig {
+            max_live_otps: 3,
+            otps_per_day: 10,
+            links_per_day: 10,
+            send_cooldown_secs: 60,
+            login_failures: 5,
+            lockout_initial_secs: 60,
+            lockout_max_secs: 15 * 60,
+        }
+    }
+}
+
+/// Token buckets per client address: `burst` requests at once, then one
+/// more every `refill_secs`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Bucket {
+    pub burst: u32,
+    pub refill_secs: u64,
+}
+
+/// Rate limits per client address (IPv6 clients per /64).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Starting a recovery: kaigo's office and address, the portal's address.
+    pub recovery: Bucket,
+    /// Entering a one-time password.
+    pub otp: Bucket,
+    /// Answering the portal's CAPTCHA.
+    pub captcha: Bucket,
+    /// Logging in (password and security code).
+    pub login: Bucket,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> RateLimitConfig {
+        RateLimitConfig {
+            recovery: Bucket {
+                burst: 10,
+                refill_secs: 60,
+            },
+            otp: Bucket {
+                burst: 10,
+                refill_secs: 10,
+            },
+            captcha: Bucket {
+                burst: 20,
+                refill_secs: 6,
+            },
+            login: Bucket {
+                burst: 20,
+                refill_secs: 3,
+            },
+        }
+    }
 }
 
 /// The HTTP front door.
@@ -226,6 +311,8 @@ impl Default for Config {
             store: StoreConfig::default(),
             mail: MailConfig::default(),
             http: HttpConfig::default(),
+            guard: GuardConfig::default(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -361,6 +448,29 @@ impl Config {
             if value == 0 {
                 return Err(bad(field, "must be above 0"));
             }
+        }
+        for (field, bucket) in [
+            ("rate_limit.recovery", self.rate_limit.recovery),
+            ("rate_limit.otp", self.rate_limit.otp),
+            ("rate_limit.captcha", self.rate_limit.captcha),
+            ("rate_limit.login", self.rate_limit.login),
+        ] {
+            if bucket.burst == 0 || bucket.refill_secs == 0 {
+                return Err(bad(field, "burst and refill_secs must be above 0"));
+            }
+        }
+        let g = &self.guard;
+        if g.max_live_otps == 0 || g.otps_per_day == 0 || g.links_per_day == 0 {
+            return Err(bad(
+                "guard",
+                "max_live_otps, otps_per_day and links_per_day must be above 0",
+            ));
+        }
+        if g.login_failures == 0 || g.lockout_initial_secs > g.lockout_max_secs {
+            return Err(bad(
+                "guard",
+                "login_failures must be above 0 and lockout_initial_secs at most lockout_max_secs",
+            ));
         }
         if self.kaigo.otp_lifetime_secs == 0 {
             return Err(bad("kaigo.otp_lifetime_secs", "must be above 0"));

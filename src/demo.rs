@@ -75,6 +75,7 @@ pub fn load(store: &Store, hasher: &Hasher) -> Result<(), StoreError> {
             prefecture: d.prefecture.clone(),
         }),
         coordinator: false,
+        locked: false,
     });
     let portal = data.portal.iter().map(|d| Account {
         site: Site::Portal,
@@ -85,6 +86,7 @@ pub fn load(store: &Store, hasher: &Hasher) -> Result<(), StoreError> {
         generation: 0,
         office: None,
         coordinator: d.coordinator,
+        locked: false,
     });
     for account in kaigo.chain(portal) {
         if store.account(account.site, &account.id)?.is_none() {

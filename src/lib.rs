@@ -43,6 +43,7 @@ mod app;
 mod captcha;
 mod demo;
 mod http;
+mod limit;
 mod mail;
 mod pages;
 mod policy;
@@ -239,6 +240,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         digester: secret::Digester::new(&key),
         hasher,
         outbox,
+        limiter: limit::RateLimiter::new(config.rate_limit.clone()),
         utc_offset,
         dev_pages: mode == Mode::Demo,
         dev_captchas: (mode == Mode::Demo).then(|| std::sync::Mutex::new(Vec::new())),

@@ -91,6 +91,9 @@ pub enum Purpose {
     CaptchaId,
     /// A CAPTCHA's answer.
     CaptchaAnswer,
+    /// A claimed identity (user or office plus address), as the key of its
+    /// guard record.
+    Claim,
 }
 
 impl Purpose {
@@ -102,6 +105,7 @@ impl Purpose {
             Purpose::Link => b"link",
             Purpose::CaptchaId => b"captcha-id",
             Purpose::CaptchaAnswer => b"captcha-answer",
+            Purpose::Claim => b"claim",
         }
     }
 }

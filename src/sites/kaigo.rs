@@ -4,8 +4,8 @@
 //! password by mail → new password, security code cleared.
 
 use super::{
-    audit, change_password, current_session, normalize_digits, open_session, save_session,
-    serve_site, Outcome, Visit,
+    audit, change_password, check_login, claim_key, current_session, normalize_width, open_session,
+    save_session, serve_site, Outcome, Visit,
 };
 use crate::app::App;
 use crate::clock;
@@ -13,9 +13,9 @@ use crate::http::{Method, Request, Response};
 use crate::mail::templates;
 use crate::pages::kaigo::{self as page, Frame, PostalForm};
 use crate::policy;
-use crate::secret::{constant_time_eq, Otp, Purpose};
+use crate::secret::{constant_time_eq, Otp, Purpose, Token};
 use crate::store::{
-    Account, Flow, KaigoFlow, PostalRequest, Session, SessionState, Site, StoreError,
+    Account, Flow, KaigoFlow, LiveOtp, PostalRequest, Session, SessionState, Site, StoreError, DAY,
 };
 
 const SITE: Site = Site::Kaigo;
@@ -84,7 +84,7 @@ impl Ctx<'_> {
 
 /// Answers a request under `/kaigo`.
 pub fn handle(app: &App, req: &Request, now: u64) -> Outcome {
-    serve_site(app, req, SITE, ROUTES, |visit, path, method| {
+    serve_site(app, req, now, SITE, ROUTES, |visit, path, method| {
         let ctx = Ctx {
             app,
             req,
@@ -209,24 +209,24 @@ const LOGIN_FAILED: &str = "ユーザIDまたはパスワードが正しくあ�
 
 fn login(ctx: &Ctx<'_>) -> Outcome {
     let app = ctx.app;
-    let user_id = ctx.req.field("user_id").trim().to_ascii_uppercase();
-    let account = if is_user_id(&user_id) {
+    let user_id = normalize_width(ctx.req.field("user_id")).to_ascii_uppercase();
+    let password = ctx.req.field("password");
+    let known = is_user_id(&user_id);
+    let account = if known {
         app.store.account(SITE, &user_id)?
     } else {
         None
     };
-    // The hash is checked (against a decoy when there is no account) either
-    // way, so "no such user" and "wrong password" take the same time.
-    let ok = app.hasher.verify(
-        account.as_ref().map(|a| a.password_phc.as_str()),
-        ctx.req.field("password"),
-    );
-    let Some(account) = account.filter(|_| ok) else {
-        ctx.audit(
-            "login",
-            is_user_id(&user_id).then_some(user_id.as_str()),
-            "failed",
-        )?;
+    // Failures count only for names of the right form: nothing else can
+    // ever be an account.
+    let checked = if known {
+        check_login(app, ctx.req, ctx.now, SITE, &user_id, account, password)?
+    } else {
+        app.hasher.verify(None, password);
+        ctx.audit("login", None, "failed")?;
+        None
+    };
+    let Some(account) = checked else {
         return Ok(Response::html(page::login(
             &ctx.frame(),
             &user_id,
@@ -383,8 +383,8 @@ fn normalize_email(s: &str) -> String {
 
 /// Step 2: office number and security address.
 fn start_recovery(ctx: &Ctx<'_>) -> Outcome {
-    let office = normalize_digits(ctx.req.field("office"));
-    let email = ctx.req.field("email").trim().to_string();
+    let office = normalize_width(ctx.req.field("office"));
+    let email = normalize_width(ctx.req.field("email"));
     let mut problems = Vec::new();
     if !is_office_number(&office) {
         problems.push("事業所番号は半角数字10桁で入力してください。".to_string());
@@ -419,7 +419,12 @@ fn start_recovery(ctx: &Ctx<'_>) -> Outcome {
         )?;
         return Ok(Response::see_other("/kaigo/recovery/prefecture"));
     }
-    issue_otp(ctx, &email, accounts.into_iter().next())
+    let account = accounts.into_iter().next();
+    let prefecture = account
+        .as_ref()
+        .and_then(|a| a.office.as_ref())
+        .map_or(String::new(), |o| o.prefecture.clone());
+    issue_otp(ctx, &office, &prefecture, &email, account)
 }
 
 /// Step 3: the billing prefecture, for offices that bill several.
@@ -447,44 +452,82 @@ fn choose_prefecture(ctx: &Ctx<'_>) -> Outcome {
         .kaigo_accounts_of_office(&office)?
         .into_iter()
         .find(|a| a.office.as_ref().is_some_and(|o| o.prefecture == chosen));
-    issue_otp(ctx, &email, account)
+    issue_otp(ctx, &office, chosen, &email, account)
 }
 
 /// Step 4: a code for the account if the address is its security address;
-/// otherwise the same page and no mail, and no code can ever succeed.
-fn issue_otp(ctx: &Ctx<'_>, email: &str, candidate: Option<Account>) -> Outcome {
+/// otherwise the same page and no mail, and no code can ever succeed. Both
+/// branches keep the same guard record under the claim (office, prefecture,
+/// address), so the limits below apply to them alike: at most
+/// `max_live_otps` live codes (a new one revokes the oldest), `otps_per_day`
+/// a day, none within `send_cooldown_secs` of the last; a code not sent
+/// leaves the flow waiting for the one already mailed.
+fn issue_otp(
+    ctx: &Ctx<'_>,
+    office: &str,
+    prefecture: &str,
+    email: &str,
+    candidate: Option<Account>,
+) -> Outcome {
     let app = ctx.app;
+    let now = ctx.now;
+    let limits = &app.config.guard;
     let lifetime = app.config.kaigo.otp_lifetime_secs;
     let matched = candidate
         .filter(|a| a.email.as_deref().map(normalize_email) == Some(normalize_email(email)));
+    let claim = claim_key(app, SITE, &[office, prefecture, &normalize_email(email)]);
     let otp = Otp::generate();
-    let otp_digest = app.digester.digest(Purpose::Otp, otp.expose());
-    if let Some(account) = &matched {
-        let letter = templates::kaigo_otp(
-            otp.expose(),
-            lifetime.div_ceil(60),
-            &app.config.kaigo.helpdesk,
-        );
-        let to = account.email.as_deref().unwrap_or_default();
-        app.outbox
-            .send(&app.store, None, to, &letter, ctx.now, ctx.now + lifetime)?;
+    let fresh = LiveOtp {
+        id: Token::generate().expose()[..16].to_string(),
+        digest: app.digester.digest(Purpose::Otp, otp.expose()),
+        expires: now + lifetime,
+        attempts_left: app.config.kaigo.otp_attempts,
+    };
+    let (waiting_for, sent) = app.store.update_claim_guard(&claim, now, |g| {
+        g.issued.retain(|t| t + DAY > now);
+        g.otps.retain(|o| o.expires > now && o.attempts_left > 0);
+        let cooling = g
+            .issued
+            .last()
+            .is_some_and(|t| now < t + limits.send_cooldown_secs);
+        if cooling || g.issued.len() >= limits.otps_per_day {
+            let newest = g.otps.last().map(|o| o.id.clone());
+            return (newest.unwrap_or_else(|| fresh.id.clone()), false);
+        }
+        g.issued.push(now);
+        g.otps.push(fresh.clone());
+        while g.otps.len() > limits.max_live_otps {
+            g.otps.remove(0);
+        }
+        (fresh.id.clone(), true)
+    })?;
+    match (&matched, sent) {
+        (Some(account), true) => {
+            let letter = templates::kaigo_otp(
+                otp.expose(),
+                lifetime.div_ceil(60),
+                &app.config.kaigo.helpdesk,
+            );
+            let to = account.email.as_deref().unwrap_or_default();
+            app.outbox
+                .send(&app.store, None, to, &letter, now, now + lifetime)?;
+            ctx.audit("otp_issued", Some(&account.id), "sent")?;
+        }
+        (Some(account), false) => {
+            ctx.audit(
+                "otp_issued",
+                Some(&account.id),
+                "send suppressed: cooldown or daily limit",
+            )?;
+        }
+        (None, _) => ctx.audit("otp_issued", None, "no matching account; not sent")?,
     }
-    ctx.audit(
-        "otp_issued",
-        matched.as_ref().map(|a| a.id.as_str()),
-        if matched.is_some() {
-            "sent"
-        } else {
-            "no matching account; not sent"
-        },
-    )?;
     let flow = KaigoFlow::AwaitingOtp {
         email: email.to_string(),
         generation: matched.as_ref().map_or(0, |a| a.generation),
         account: matched.map(|a| a.id),
-        otp_digest,
-        otp_expires: ctx.now + lifetime,
-        attempts_left: app.config.kaigo.otp_attempts,
+        claim,
+        otp_id: waiting_for,
     };
     ctx.put_flow(flow, lifetime.max(ctx.flow_lifetime()))?;
     // On disk before the page says the code was sent, so a crash cannot
@@ -494,7 +537,20 @@ fn issue_otp(ctx: &Ctx<'_>, email: &str, candidate: Option<Account>) -> Outcome 
     Ok(Response::see_other("/kaigo/recovery/otp"))
 }
 
-/// Step 6: the one-time password.
+/// What entering a code did to it.
+enum Entered {
+    /// Right: the code is used up.
+    Right,
+    /// Wrong, with the entries left (0: the code died).
+    Wrong(u32),
+    Expired,
+    /// Revoked, used, or killed by wrong entries in another flow.
+    Gone,
+}
+
+/// Step 6: the one-time password. Wrong entries count against the code,
+/// in whichever flow they are made; the code is taken out of its claim's
+/// record atomically, so two requests with it cannot both succeed.
 fn check_otp(ctx: &Ctx<'_>) -> Outcome {
     let app = ctx.app;
     let flow = ctx.flow()?;
@@ -502,16 +558,15 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
         email,
         account,
         generation,
-        otp_digest,
-        otp_expires,
-        attempts_left,
+        claim,
+        otp_id,
     }) = flow
     else {
         return Ok(stopped(ctx, flow, 3));
     };
     let f = ctx.frame();
     let minutes = otp_minutes(ctx);
-    let entered = normalize_digits(ctx.req.field("otp"));
+    let entered = normalize_width(ctx.req.field("otp"));
     if entered.len() != 6 || !entered.bytes().all(|b| b.is_ascii_digit()) {
         // Not a guess at the code: no attempt is spent.
         let message = "ワンタイムパスワードは6桁の数字を半角で入力してください。";
@@ -522,78 +577,92 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
             Some(message),
         )));
     }
-    if ctx.now >= otp_expires {
-        ctx.put_flow(KaigoFlow::Failed, ctx.flow_lifetime())?;
-        ctx.audit("otp_failed", account.as_deref(), "expired")?;
-        let message = "ワンタイムパスワードの有効期間が過ぎています。お手数ですが、最初からやり直してください。";
-        return Ok(Response::html(page::recovery_stopped(
-            &f,
-            3,
-            "ワンタイムパスワード入力",
-            message,
-        )));
-    }
-    let right = constant_time_eq(&app.digester.digest(Purpose::Otp, &entered), &otp_digest);
+    let digest = app.digester.digest(Purpose::Otp, &entered);
+    let now = ctx.now;
+    let result = app.store.update_claim_guard(&claim, now, |g| {
+        let Some(i) = g.otps.iter().position(|o| o.id == otp_id) else {
+            return Entered::Gone;
+        };
+        if now >= g.otps[i].expires {
+            g.otps.remove(i);
+            return Entered::Expired;
+        }
+        if constant_time_eq(&digest, &g.otps[i].digest) {
+            g.otps.remove(i);
+            return Entered::Right;
+        }
+        let otp = &mut g.otps[i];
+        otp.attempts_left = otp.attempts_left.saturating_sub(1);
+        let left = otp.attempts_left;
+        if left == 0 {
+            g.otps.remove(i);
+        }
+        Entered::Wrong(left)
+    })?;
     // The account must still be the one the code was sent for: a password
     // change since then revokes the code.
-    let current = match &account {
-        Some(id) => app
+    let current = match (&result, &account) {
+        (Entered::Right, Some(id)) => app
             .store
             .account(SITE, id)?
             .filter(|a| a.generation == generation),
-        None => None,
+        _ => None,
     };
-    if let (true, Some(account)) = (right, current) {
-        // The right to set a password moves to a new cookie, as a login
-        // does: a cookie planted in the browser before the code was entered
-        // is worth nothing afterwards.
-        let fresh = Visit::new(app, SITE);
-        let verified = KaigoFlow::Verified {
-            account: account.id.clone(),
-            generation,
-        };
-        let expires = ctx.now + ctx.flow_lifetime();
-        app.store
-            .put_flow(&fresh.key, &Flow::Kaigo(verified), expires)?;
-        app.store.remove_flow(&ctx.visit.key)?;
-        ctx.audit("otp_accepted", Some(&account.id), "ok")?;
-        return Ok(fresh.set_on(app, Response::see_other("/kaigo/recovery/reset")));
-    }
-    let left = attempts_left.saturating_sub(1);
-    ctx.audit(
-        "otp_failed",
-        account.as_deref(),
-        &format!("wrong code; {left} left"),
-    )?;
-    if left == 0 {
+    let stop = |message: &str| -> Outcome {
         ctx.put_flow(KaigoFlow::Failed, ctx.flow_lifetime())?;
-        let message = "ワンタイムパスワードの入力誤りが上限に達したため、ワンタイムパスワードは無効になりました。お手数ですが、最初からやり直してください。";
-        return Ok(Response::html(page::recovery_stopped(
+        Ok(Response::html(page::recovery_stopped(
             &f,
             3,
             "ワンタイムパスワード入力",
             message,
-        )));
+        )))
+    };
+    match (result, current) {
+        (Entered::Right, Some(account)) => {
+            // The right to set a password moves to a new cookie, as a login
+            // does: a cookie planted in the browser before the code was
+            // entered is worth nothing afterwards.
+            let fresh = Visit::new(app, SITE);
+            let verified = KaigoFlow::Verified {
+                account: account.id.clone(),
+                generation,
+            };
+            let expires = now + ctx.flow_lifetime();
+            app.store
+                .put_flow(&fresh.key, &Flow::Kaigo(verified), expires)?;
+            app.store.remove_flow(&ctx.visit.key)?;
+            ctx.audit("otp_accepted", Some(&account.id), "ok")?;
+            Ok(fresh.set_on(app, Response::see_other("/kaigo/recovery/reset")))
+        }
+        (Entered::Expired, _) => {
+            ctx.audit("otp_failed", account.as_deref(), "expired")?;
+            stop("ワンタイムパスワードの有効期間が過ぎています。お手数ですが、最初からやり直してください。")
+        }
+        (Entered::Wrong(0), _) => {
+            ctx.audit("otp_failed", account.as_deref(), "wrong code; code dead")?;
+            stop("ワンタイムパスワードの入力誤りが上限に達したため、ワンタイムパスワードは無効になりました。お手数ですが、最初からやり直してください。")
+        }
+        (Entered::Wrong(left), _) => {
+            ctx.audit(
+                "otp_failed",
+                account.as_deref(),
+                &format!("wrong code; {left} left"),
+            )?;
+            let message =
+                format!("ワンタイムパスワードが正しくありません。(あと{left}回入力できます)");
+            Ok(Response::html(page::recovery_otp(
+                &f,
+                &email,
+                minutes,
+                Some(&message),
+            )))
+        }
+        // Gone, or right for an account that changed since.
+        _ => {
+            ctx.audit("otp_failed", account.as_deref(), "code revoked or used")?;
+            stop("ワンタイムパスワードが無効になりました。お手数ですが、最初からやり直してください。")
+        }
     }
-    let lifetime = otp_expires.saturating_sub(ctx.now).max(1);
-    ctx.put_flow(
-        KaigoFlow::AwaitingOtp {
-            email: email.clone(),
-            account,
-            generation,
-            otp_digest,
-            otp_expires,
-            attempts_left: left,
-        },
-        lifetime.max(ctx.flow_lifetime()),
-    )?;
-    let message = format!("ワンタイムパスワードが正しくありません。(あと{left}回入力できます)");
-    Ok(Response::html(page::recovery_otp(
-        &f,
-        &email,
-        minutes,
-        Some(&message),
-    )))
 }
 
 /// Step 7: the new password. Changing it clears the security code, raises
@@ -653,10 +722,10 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
 /// The postal request (書類郵送): stored for an operator.
 fn request_postal(ctx: &Ctx<'_>) -> Outcome {
     let req = ctx.req;
-    let office = normalize_digits(req.field("office"));
+    let office = normalize_width(req.field("office"));
     let office_name = req.field("office_name").trim();
     let contact = req.field("contact").trim();
-    let phone = normalize_digits(req.field("phone"));
+    let phone = normalize_width(req.field("phone"));
     let mut problems = Vec::new();
     if !is_office_number(&office) {
         problems.push("事業所番号は半角数字10桁で入力してください。".to_string());

@@ -6,6 +6,8 @@ pub mod portal;
 
 use crate::app::App;
 use crate::http::{Method, Request, Response};
+use crate::limit::Action;
+use crate::pages;
 use crate::secret::{constant_time_eq, Purpose, Token};
 use crate::store::{Account, AuditEvent, Session, SessionState, Site, StoreError};
 
@@ -84,6 +86,7 @@ impl Visit {
 pub fn serve_site(
     app: &App,
     req: &Request,
+    now: u64,
     site: Site,
     routes: &[(&'static str, &'static str)],
     handle: impl FnOnce(&Visit, &'static str, Method) -> Outcome,
@@ -105,6 +108,14 @@ pub fn serve_site(
             if !visit.csrf_ok(req) {
                 return Ok(visit.set_on(app, Response::error(403)));
             }
+            if let Some(action) = limited_action(path) {
+                if let Err(wait) = app.limiter.take(action, req.client, now) {
+                    audit(app, req, now, site, "rate_limited", None, action.name())?;
+                    let page = Response::html_status(429, pages::rate_limited(wait))
+                        .with_header("Retry-After", wait.to_string());
+                    return Ok(page);
+                }
+            }
             handle(&visit, path, Method::Post)?
         }
         _ => Response::method_not_allowed(allow),
@@ -114,6 +125,19 @@ pub fn serve_site(
         visit.set_on(app, response)
     } else {
         response
+    })
+}
+
+/// The rate-limited action a POST to `path` is.
+fn limited_action(path: &str) -> Option<Action> {
+    Some(match path {
+        "/kaigo/recovery/auth" | "/kaigo/recovery/prefecture" | "/portal/reset/verify" => {
+            Action::Recovery
+        }
+        "/kaigo/recovery/otp" => Action::Otp,
+        "/portal/reset" => Action::Captcha,
+        "/kaigo/login" | "/kaigo/login/code" | "/portal/login" => Action::Login,
+        _ => return None,
     })
 }
 
@@ -186,7 +210,57 @@ pub fn change_password(app: &App, account: &mut Account, password: &str) -> Resu
     account.password_phc = app.hasher.hash(password);
     account.security_code_phc = None;
     account.generation += 1;
-    app.store.put_account(account)
+    // A recovery proves the owner: any lock is lifted.
+    account.locked = false;
+    app.store.put_account(account)?;
+    app.store.remove_login_guard(account.site, &account.id)
+}
+
+/// Checks a login. The password is verified in every case (against a decoy
+/// when there is no account), so that an unknown, locked or waiting account
+/// answers like a wrong password, in the same time. The account only when
+/// the password is right, the account is not locked, and the user name is
+/// not waiting out failures; failures count per user name, known or not.
+pub fn check_login(
+    app: &App,
+    req: &Request,
+    now: u64,
+    site: Site,
+    user: &str,
+    account: Option<Account>,
+    password: &str,
+) -> Result<Option<Account>, StoreError> {
+    let ok = app
+        .hasher
+        .verify(account.as_ref().map(|a| a.password_phc.as_str()), password);
+    let mut guard = app.store.login_guard(site, user, now)?;
+    let waiting = now < guard.locked_until;
+    if let Some(account) = account.filter(|a| ok && !waiting && !a.locked) {
+        if guard.failures > 0 {
+            app.store.remove_login_guard(site, user)?;
+        }
+        return Ok(Some(account));
+    }
+    let outcome = if waiting {
+        "failed; waiting out earlier failures"
+    } else {
+        guard.failures += 1;
+        let limits = &app.config.guard;
+        if guard.failures >= limits.login_failures {
+            let doublings = (guard.failures - limits.login_failures).min(20);
+            let wait = limits
+                .lockout_initial_secs
+                .saturating_mul(1 << doublings)
+                .min(limits.lockout_max_secs);
+            guard.locked_until = now + wait;
+            let note = format!("{} failures; waits {wait} s", guard.failures);
+            audit(app, req, now, site, "lockout", Some(user), &note)?;
+        }
+        app.store.put_login_guard(site, user, &guard, now)?;
+        "failed"
+    };
+    audit(app, req, now, site, "login", Some(user), outcome)?;
+    Ok(None)
 }
 
 pub fn cookie_name(site: Site) -> String {
@@ -214,16 +288,29 @@ pub fn audit(
     })
 }
 
-/// Turns full-width digits (０–９) into ASCII, as Japanese keyboards often
-/// type them, and trims spaces of both widths.
-pub fn normalize_digits(s: &str) -> String {
-    s.trim_matches(|c: char| c.is_whitespace() || c == '\u{3000}')
-        .chars()
+/// Turns full-width ASCII (`１３１１`, `ａｂｃ＠ｅｘａｍｐｌｅ．ｊｐ`), as Japanese
+/// keyboards often type it, into ASCII, and trims spaces of both widths.
+pub fn normalize_width(s: &str) -> String {
+    s.chars()
         .map(|c| match c {
-            '０'..='９' => char::from(b'0' + (c as u32 - '０' as u32) as u8),
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
             c => c,
         })
-        .collect()
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// The key of a claimed identity's guard record: a keyed digest of the
+/// site and the claim's parts, so that the store never holds the address.
+pub fn claim_key(app: &App, site: Site, parts: &[&str]) -> String {
+    let mut text = site.name().to_string();
+    for part in parts {
+        text.push('\0');
+        text.push_str(part);
+    }
+    app.digester.digest(Purpose::Claim, &text)
 }
 
 #[cfg(test)]
@@ -231,8 +318,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn full_width_digits_become_ascii() {
-        assert_eq!(normalize_digits("　１３１１１１１１１１ "), "1311111111");
-        assert_eq!(normalize_digits("12ａ"), "12ａ");
+    fn full_width_ascii_becomes_ascii() {
+        assert_eq!(normalize_width("　１３１１１１１１１１ "), "1311111111");
+        assert_eq!(
+            normalize_width("ＯＦＦＩＣＥ－ｏｓａｋａ＠ｅｘａｍｐｌｅ．ｊｐ"),
+            "OFFICE-osaka@example.jp"
+        );
+        assert_eq!(normalize_width("１２３４５６"), "123456");
+        assert_eq!(normalize_width("事業所"), "事業所");
     }
 }

@@ -3,7 +3,10 @@
 //! (① 特定) → registered address (② 検証) → a mailed link → new password
 //! (③ リセット).
 
-use super::{audit, change_password, current_session, open_session, serve_site, Outcome, Visit};
+use super::{
+    audit, change_password, check_login, claim_key, current_session, normalize_width, open_session,
+    serve_site, Outcome, Visit,
+};
 use crate::app::App;
 use crate::captcha;
 use crate::clock;
@@ -13,7 +16,7 @@ use crate::pages::portal::{self as page, Frame};
 use crate::policy;
 use crate::secret::{constant_time_eq, Purpose, Token};
 use crate::store::{
-    Account, Captcha, Flow, Link, LinkState, PortalFlow, SessionState, Site, StoreError,
+    Account, Captcha, Flow, Link, LinkState, PortalFlow, SessionState, Site, StoreError, DAY,
 };
 
 const SITE: Site = Site::Portal;
@@ -73,7 +76,7 @@ impl Ctx<'_> {
 
 /// Answers a request under `/portal`.
 pub fn handle(app: &App, req: &Request, now: u64) -> Outcome {
-    serve_site(app, req, SITE, ROUTES, |visit, path, method| {
+    serve_site(app, req, now, SITE, ROUTES, |visit, path, method| {
         let ctx = Ctx {
             app,
             req,
@@ -150,18 +153,21 @@ fn post(ctx: &Ctx<'_>, path: &str) -> Outcome {
 fn login(ctx: &Ctx<'_>) -> Outcome {
     let app = ctx.app;
     let user = ctx.req.field("user").trim();
-    let account = if user.is_empty() || user.len() > 100 {
-        None
-    } else {
+    let plausible = !user.is_empty() && user.chars().count() <= 100;
+    let account = if plausible {
         app.store.account(SITE, user)?
+    } else {
+        None
     };
-    // A hash is checked either way (a decoy for unknown users).
-    let ok = app.hasher.verify(
-        account.as_ref().map(|a| a.password_phc.as_str()),
-        ctx.req.field("password"),
-    );
-    let Some(account) = account.filter(|_| ok) else {
+    let password = ctx.req.field("password");
+    let checked = if plausible {
+        check_login(app, ctx.req, ctx.now, SITE, user, account, password)?
+    } else {
+        app.hasher.verify(None, password);
         ctx.audit("login", None, "failed")?;
+        None
+    };
+    let Some(account) = checked else {
         let message = "ユーザー名またはパスワードが正しくありません。";
         return Ok(Response::html(page::login(
             &ctx.frame(None),
@@ -256,7 +262,7 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
     let Some(PortalFlow::Identified { user }) = ctx.flow()? else {
         return Ok(expired(ctx, 2));
     };
-    let email = ctx.req.field("email").trim();
+    let email = normalize_width(ctx.req.field("email"));
     if email.len() > 254
         || email.contains(|c: char| c.is_whitespace() || c.is_control())
         || !email.contains('@')
@@ -266,45 +272,69 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
             Some("メールアドレスを正しく入力してください。"),
         )));
     }
+    let now = ctx.now;
+    let limits = &app.config.guard;
     let account = app.store.account(SITE, &user)?;
     let matched = account.filter(|a| {
         !a.is_provisional()
             && a.email
                 .as_deref()
-                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+                .is_some_and(|e| e.eq_ignore_ascii_case(&email))
     });
-    // Made on both branches, so that both cost the same.
+    // The same guard record and the same token on both branches, so that
+    // both follow the same limits and cost the same: `links_per_day` a day,
+    // none within `send_cooldown_secs` of the last (the link already
+    // mailed stays valid).
+    let claim = claim_key(app, SITE, &[&user, &email.to_ascii_lowercase()]);
+    let allowed = app.store.update_claim_guard(&claim, now, |g| {
+        g.issued.retain(|t| t + DAY > now);
+        let cooling = g
+            .issued
+            .last()
+            .is_some_and(|t| now < t + limits.send_cooldown_secs);
+        if cooling || g.issued.len() >= limits.links_per_day {
+            return false;
+        }
+        g.issued.push(now);
+        true
+    })?;
     let token = Token::generate();
     let key = app.digester.digest(Purpose::Link, token.expose());
-    if let Some(account) = &matched {
-        let lifetime = app.config.portal.link_lifetime_secs;
-        let link = Link {
-            site: SITE,
-            account: account.id.clone(),
-            generation: account.generation,
-            state: LinkState::Live,
-        };
-        app.store.put_link(&key, &link, ctx.now + lifetime)?;
-        // Built from the configured address, never from the request's Host.
-        let url = format!("{}/passwordreset?token={}", portal_url(app), token.expose());
-        let letter = templates::portal_reset_link(
-            &url,
-            &templates::lifetime_ja(lifetime),
-            &portal_url(app),
-            &app.config.portal.contact,
-        );
-        let to = account.email.as_deref().unwrap_or_default();
-        send_mail(ctx, to, &letter, lifetime)?;
+    match (&matched, allowed) {
+        (Some(account), true) => {
+            let lifetime = app.config.portal.link_lifetime_secs;
+            let link = Link {
+                site: SITE,
+                account: account.id.clone(),
+                generation: account.generation,
+                state: LinkState::Live,
+            };
+            app.store.put_link(&key, &link, now + lifetime)?;
+            // Built from the configured address, never from the request's Host.
+            let url = format!("{}/passwordreset?token={}", portal_url(app), token.expose());
+            let letter = templates::portal_reset_link(
+                &url,
+                &templates::lifetime_ja(lifetime),
+                &portal_url(app),
+                &app.config.portal.contact,
+            );
+            let to = account.email.as_deref().unwrap_or_default();
+            send_mail(ctx, to, &letter, lifetime)?;
+            ctx.audit("link_issued", Some(&account.id), "sent")?;
+        }
+        (Some(account), false) => {
+            ctx.audit(
+                "link_issued",
+                Some(&account.id),
+                "send suppressed: cooldown or daily limit",
+            )?;
+        }
+        (None, _) => ctx.audit(
+            "link_issued",
+            None,
+            "no matching reachable account; not sent",
+        )?,
     }
-    ctx.audit(
-        "link_issued",
-        matched.as_ref().map(|a| a.id.as_str()),
-        if matched.is_some() {
-            "sent"
-        } else {
-            "no matching reachable account; not sent"
-        },
-    )?;
     ctx.put_flow(PortalFlow::Sent)?;
     app.store.flush()?;
     Ok(Response::see_other("/portal/reset/sent"))
@@ -381,7 +411,7 @@ fn expired(ctx: &Ctx<'_>, step: usize) -> Response {
 fn reset_password(ctx: &Ctx<'_>) -> Outcome {
     let app = ctx.app;
     let token = ctx.req.field("token");
-    let Some((key, mut link, mut account)) = live_link(ctx, token)? else {
+    let Some((key, _, mut account)) = live_link(ctx, token)? else {
         return Ok(invalid_link(ctx));
     };
     let password = ctx.req.field("password");
@@ -394,10 +424,12 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
             &problems,
         )));
     }
+    // Used up only now that the password passed the policy, and only by
+    // one request: the link turns from live to used by compare-and-swap.
+    if !app.store.use_link(&key, ctx.now)? {
+        return Ok(invalid_link(ctx));
+    }
     change_password(app, &mut account, password)?;
-    link.state = LinkState::Used;
-    let expires = app.store.link_expiry(&key)?.unwrap_or(ctx.now + 1);
-    app.store.put_link(&key, &link, expires)?;
     ctx.put_flow(PortalFlow::Reset)?;
     ctx.audit("link_used", Some(&account.id), "ok")?;
     ctx.audit("password_changed", Some(&account.id), "ok")?;

@@ -39,6 +39,9 @@ impl From<serde_json::Error> for StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Seconds in a day: how long guards remember.
+pub const DAY: u64 = 86_400;
+
 /// The trees that hold expiring records; the byte is their tag in the
 /// expiry index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +50,7 @@ enum Expiring {
     Sessions = 2,
     Links = 3,
     Captchas = 4,
+    Guards = 5,
 }
 
 impl Expiring {
@@ -56,6 +60,7 @@ impl Expiring {
             2 => Expiring::Sessions,
             3 => Expiring::Links,
             4 => Expiring::Captchas,
+            5 => Expiring::Guards,
             _ => return None,
         })
     }
@@ -81,6 +86,8 @@ pub struct Store {
     links: sled::Tree,
     /// CAPTCHA challenges, by digest of their id.
     captchas: sled::Tree,
+    /// Claim and login guards: `claim:<digest>`, `login:<site>:<user>`.
+    guards: sled::Tree,
     /// Mail not yet accepted by a server, by id.
     outbox: sled::Tree,
     /// Mail kept by the capture transport, by id.
@@ -125,6 +132,7 @@ impl Store {
             sessions: db.open_tree("sessions")?,
             links: db.open_tree("links")?,
             captchas: db.open_tree("captchas")?,
+            guards: db.open_tree("guards")?,
             outbox: db.open_tree("outbox")?,
             mailbox: db.open_tree("mailbox")?,
             postal: db.open_tree("postal")?,
@@ -208,6 +216,7 @@ impl Store {
             Expiring::Sessions => &self.sessions,
             Expiring::Links => &self.links,
             Expiring::Captchas => &self.captchas,
+            Expiring::Guards => &self.guards,
         }
     }
 
@@ -224,6 +233,13 @@ impl Store {
         Ok((timed.expires > now).then_some(timed.value))
     }
 
+    fn index_key(which: Expiring, key: &str, expires: u64) -> Vec<u8> {
+        let mut index_key = expires.to_be_bytes().to_vec();
+        index_key.push(which as u8);
+        index_key.extend_from_slice(key.as_bytes());
+        index_key
+    }
+
     fn put_live<T: Serialize>(
         &self,
         which: Expiring,
@@ -231,9 +247,7 @@ impl Store {
         value: &T,
         expires: u64,
     ) -> Result<()> {
-        let mut index_key = expires.to_be_bytes().to_vec();
-        index_key.push(which as u8);
-        index_key.extend_from_slice(key.as_bytes());
+        let index_key = Store::index_key(which, key, expires);
         // Index first: a crash between the two writes leaves an index entry
         // that the sweep discards, never a record that is never swept.
         self.expiry.insert(index_key, &[])?;
@@ -291,6 +305,101 @@ impl Store {
         ))
     }
 
+    /// Changes a live record atomically: `change` sees the current value
+    /// (the default when absent or expired) and may run more than once if
+    /// another writer got in between; the first writer wins, the second
+    /// sees its result (compare-and-swap).
+    fn update_live<T, R>(
+        &self,
+        which: Expiring,
+        key: &str,
+        now: u64,
+        expires: u64,
+        mut change: impl FnMut(&mut T) -> R,
+    ) -> Result<R>
+    where
+        T: Serialize + DeserializeOwned + Default,
+    {
+        let tree = self.tree(which);
+        self.expiry
+            .insert(Store::index_key(which, key, expires), &[])?;
+        loop {
+            let old = tree.get(key)?;
+            let mut value = match &old {
+                Some(bytes) => {
+                    let timed: Timed<T> = decode(bytes)?;
+                    if timed.expires > now {
+                        timed.value
+                    } else {
+                        T::default()
+                    }
+                }
+                None => T::default(),
+            };
+            let result = change(&mut value);
+            let new = encode(&Timed { expires, value })?;
+            if tree.compare_and_swap(key, old, Some(new))?.is_ok() {
+                return Ok(result);
+            }
+        }
+    }
+
+    /// Changes the guard of a claim (kept for a day after its last change).
+    pub fn update_claim_guard<R>(
+        &self,
+        claim: &str,
+        now: u64,
+        change: impl FnMut(&mut ClaimGuard) -> R,
+    ) -> Result<R> {
+        let key = format!("claim:{claim}");
+        self.update_live(Expiring::Guards, &key, now, now + DAY, change)
+    }
+
+    /// The failed logins of a user name.
+    pub fn login_guard(&self, site: Site, user: &str, now: u64) -> Result<LoginGuard> {
+        let key = format!("login:{}:{user}", site.name());
+        Ok(self
+            .get_live(Expiring::Guards, &key, now)?
+            .unwrap_or_default())
+    }
+
+    pub fn put_login_guard(
+        &self,
+        site: Site,
+        user: &str,
+        guard: &LoginGuard,
+        now: u64,
+    ) -> Result<()> {
+        let key = format!("login:{}:{user}", site.name());
+        let expires = (now + DAY).max(guard.locked_until);
+        self.put_live(Expiring::Guards, &key, guard, expires)
+    }
+
+    /// Forgets failed logins: after a good login or a password reset.
+    pub fn remove_login_guard(&self, site: Site, user: &str) -> Result<()> {
+        self.guards
+            .remove(format!("login:{}:{user}", site.name()))?;
+        Ok(())
+    }
+
+    /// Marks a live link used, atomically: true for the one caller that
+    /// found it live, false for any other (compare-and-swap).
+    pub fn use_link(&self, key: &str, now: u64) -> Result<bool> {
+        let Some(old) = self.links.get(key)? else {
+            return Ok(false);
+        };
+        let mut timed: Timed<Link> = decode(&old)?;
+        if timed.expires <= now || timed.value.state != LinkState::Live {
+            return Ok(false);
+        }
+        timed.value.state = LinkState::Used;
+        let new = encode(&timed)?;
+        Ok(self
+            .links
+            .compare_and_swap(key, Some(old), Some(new))?
+            .is_ok())
+    }
+
     pub fn put_captcha(&self, key: &str, captcha: &Captcha, expires: u64) -> Result<()> {
         self.put_live(Expiring::Captchas, key, captcha, expires)
     }
@@ -343,7 +452,11 @@ impl Store {
 
     /// Records (of any expiring kind) physically present, expired or not.
     pub fn expiring_record_count(&self) -> usize {
-        self.flows.len() + self.sessions.len() + self.links.len() + self.captchas.len()
+        self.flows.len()
+            + self.sessions.len()
+            + self.links.len()
+            + self.captchas.len()
+            + self.guards.len()
     }
 
     // ----- mail -----------------------------------------------------------
@@ -526,6 +639,7 @@ mod tests {
                         prefecture: pref.into(),
                     }),
                     coordinator: false,
+                    locked: false,
                 })
                 .unwrap();
         }

@@ -40,6 +40,10 @@ pub struct Account {
     pub office: Option<Office>,
     /// portal: a coordinator (取りまとめ者) account.
     pub coordinator: bool,
+    /// Locked by its owner from a "password changed" notice ("this was not
+    /// me"): no login until a new recovery sets a password.
+    #[serde(default)]
+    pub locked: bool,
 }
 
 /// A kaigo office number and billing prefecture.
@@ -105,10 +109,11 @@ pub enum KaigoFlow {
         email: String,
         account: Option<String>,
         generation: u64,
-        /// Keyed digest of the code; never the code.
-        otp_digest: String,
-        otp_expires: u64,
-        attempts_left: u32,
+        /// Key of the claim's guard record, which holds the code's digest
+        /// and its attempts left (shared by every flow of the claim).
+        claim: String,
+        /// Which of the claim's live codes this flow waits for.
+        otp_id: String,
     },
     /// The code was right; the user may set a new password.
     Verified { account: String, generation: u64 },
@@ -116,6 +121,35 @@ pub enum KaigoFlow {
     Completed { account: String },
     /// Too many wrong codes; the flow must start over.
     Failed,
+}
+
+/// What kagi keeps about one claimed identity (a kaigo office and address,
+/// a portal user name and address) for a day, whether or not it matched an
+/// account: both branches keep the same record and follow the same rules.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClaimGuard {
+    /// When codes or links were issued (or would have been) in the last day.
+    pub issued: Vec<u64>,
+    /// kaigo: the live one-time passwords, oldest first.
+    pub otps: Vec<LiveOtp>,
+}
+
+/// A one-time password as its claim keeps it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LiveOtp {
+    pub id: String,
+    /// Keyed digest of the code; never the code.
+    pub digest: String,
+    pub expires: u64,
+    /// Wrong entries left, across every flow that waits for this code.
+    pub attempts_left: u32,
+}
+
+/// Failed logins of one user name, known or not.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LoginGuard {
+    pub failures: u32,
+    pub locked_until: u64,
 }
 
 /// The portal recovery as explicit states (seed steps 4–9).

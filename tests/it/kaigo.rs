@@ -256,7 +256,9 @@ fn five_wrong_codes_end_the_flow() {
     assert!(c
         .get("/kaigo/recovery/reset")
         .has("最初からやり直してください"));
-    // A malformed entry is not a guess and costs no attempt.
+    // A malformed entry is not a guess and costs no attempt. (A minute
+    // later: a new code within the send cooldown would not be sent.)
+    server.clock.advance(61);
     let mut d = server.client();
     start_recovery(&mut d, OSAKA_OFFICE, OSAKA_MAIL);
     let page = d.submit("/kaigo/recovery/otp", &[("otp", "12a")]);
@@ -322,6 +324,7 @@ fn a_used_code_cannot_be_used_again() {
         .has("ログイン情報の再設定は完了しています。"));
     // … or in a new recovery: that one has its own code.
     let mut d = server.client();
+    server.clock.advance(61);
     start_recovery(&mut d, OSAKA_OFFICE, OSAKA_MAIL);
     // Mails so far: the first code, the change notice, the new code.
     let fresh = server.wait_for_mails(3)[0].otp();

@@ -375,7 +375,10 @@ fn parse(
 }
 
 fn to_wire(response: Response, https: bool) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    let mut wire = tiny_http::Response::from_data(response.body).with_status_code(response.status);
+    // Bodies are in memory: always a Content-Length, never chunked.
+    let mut wire = tiny_http::Response::from_data(response.body)
+        .with_status_code(response.status)
+        .with_chunked_threshold(usize::MAX);
     let mut add = |name: &str, value: &str| {
         // A header value that tiny_http refuses (non-ASCII, say) is dropped
         // rather than sent broken; kagi only builds ASCII values.

@@ -244,8 +244,9 @@ pub fn recovery_auth(f: &Frame<'_>, office: &str, email: &str, problems: &[Strin
                 (csrf(f))
                 table.fields {
                     tr { th { label for="office" { "事業所番号" } } td { input #office type="text" name="office" value=(office) inputmode="numeric" maxlength="10" autocomplete="off"; } }
-                    tr { th { label for="email" { "セキュリティ用メールアドレス" } } td { input #email type="email" name="email" value=(email) maxlength="254" autocomplete="email"; } }
+                    tr { th { label for="email" { "セキュリティ用メールアドレス" } } td { input #email type="text" inputmode="email" name="email" value=(email) maxlength="254" autocomplete="email"; } }
                 }
+                p.width-note { "※ 全角で入力された英数字は、半角に変換して受け付けます。" }
                 div.buttons {
                     a.button.secondary href="/kaigo/recovery" { "戻る" }
                     button type="submit" { "次へ" }
@@ -308,6 +309,7 @@ pub fn recovery_otp(
                 table.fields {
                     tr { th { label for="otp" { "ワンタイムパスワード" } } td { input #otp type="text" name="otp" inputmode="numeric" maxlength="6" autocomplete="one-time-code"; } }
                 }
+                p.width-note { "※ 全角で入力された英数字は、半角に変換して受け付けます。" }
                 div.note {
                     p { "※ メールが届くまで数分程度かかる場合があります。" }
                     p { "ワンタイムパスワードの有効期間は" (lifetime_minutes) "分です。" }

@@ -210,8 +210,9 @@ pub fn verify(f: &Frame<'_>, error: Option<&str>) -> Markup {
                 (csrf(f))
                 p {
                     label for="email" { "メール" span.req { "*" } } br;
-                    input #email type="email" name="email" autocomplete="email" maxlength="254";
+                    input #email type="text" inputmode="email" name="email" autocomplete="email" maxlength="254";
                 }
+                p.width-note { "※ 全角で入力された英数字は、半角に変換して受け付けます。" }
                 div.buttons { button type="submit" { "次へ" } }
             }
         },

@@ -3,13 +3,13 @@
 use crate::support::{spawn, spawn_with, Client, Page, TestServer};
 use mail_parser::MessageParser;
 
-const OSAKA_OFFICE: &str = "2711111111";
-const OSAKA_MAIL: &str = "office-osaka@example.jp";
-const TOKYO_OFFICE: &str = "1311111111";
-const TOKYO_MAIL: &str = "mailforsecurity-001@example.jp";
+pub(crate) const OSAKA_OFFICE: &str = "2711111111";
+pub(crate) const OSAKA_MAIL: &str = "office-osaka@example.jp";
+pub(crate) const TOKYO_OFFICE: &str = "1311111111";
+pub(crate) const TOKYO_MAIL: &str = "mailforsecurity-001@example.jp";
 
 /// Login with user ID and password; returns the page reached.
-fn login(client: &mut Client, user_id: &str, password: &str) -> Page {
+pub(crate) fn login(client: &mut Client, user_id: &str, password: &str) -> Page {
     client.get("/kaigo/login");
     client.submit(
         "/kaigo/login",
@@ -18,7 +18,7 @@ fn login(client: &mut Client, user_id: &str, password: &str) -> Page {
 }
 
 /// From the login screen through steps 1 and 2, as the seed's screens go.
-fn start_recovery(client: &mut Client, office: &str, email: &str) -> Page {
+pub(crate) fn start_recovery(client: &mut Client, office: &str, email: &str) -> Page {
     let login = client.get("/kaigo/login");
     assert!(login.has("<a href=\"/kaigo/recovery\">パスワード等を紛失した方はこちら</a>"));
     let choice = client.get("/kaigo/recovery");
@@ -34,7 +34,7 @@ fn start_recovery(client: &mut Client, office: &str, email: &str) -> Page {
 }
 
 /// Everything after the code was accepted: the reset screen and its answer.
-fn reset(client: &mut Client, password: &str) -> Page {
+pub(crate) fn reset(client: &mut Client, password: &str) -> Page {
     client.submit(
         "/kaigo/recovery/reset",
         &[("password", password), ("password_confirm", password)],

@@ -6,6 +6,7 @@ mod crash;
 mod front;
 mod http;
 mod kaigo;
+mod limits;
 mod portal;
 mod smtp;
 mod support;

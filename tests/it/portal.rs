@@ -5,7 +5,7 @@ use crate::support::{spawn, spawn_with, Client, Page, TestServer};
 use mail_parser::MessageParser;
 
 /// Opens ① and returns the page and the answer of its CAPTCHA.
-fn open_identify(server: &TestServer, c: &mut Client) -> (Page, String) {
+pub(crate) fn open_identify(server: &TestServer, c: &mut Client) -> (Page, String) {
     let page = c.get("/portal/reset");
     assert_eq!(page.title(), "パスワードのリセット");
     let id = page.hidden("captcha_id").expect("a CAPTCHA id");
@@ -16,7 +16,13 @@ fn open_identify(server: &TestServer, c: &mut Client) -> (Page, String) {
 }
 
 /// Submits ① as its form would: the hidden CAPTCHA id comes along.
-fn submit_identify(c: &mut Client, page: &Page, user: &str, captcha: &str, action: &str) -> Page {
+pub(crate) fn submit_identify(
+    c: &mut Client,
+    page: &Page,
+    user: &str,
+    captcha: &str,
+    action: &str,
+) -> Page {
     let id = page.hidden("captcha_id").unwrap();
     let fields = [
         ("captcha_id", id.as_str()),
@@ -28,19 +34,19 @@ fn submit_identify(c: &mut Client, page: &Page, user: &str, captcha: &str, actio
 }
 
 /// ① 特定 and ② 検証; returns the page after ②.
-fn request_link(server: &TestServer, c: &mut Client, user: &str, email: &str) -> Page {
+pub(crate) fn request_link(server: &TestServer, c: &mut Client, user: &str, email: &str) -> Page {
     let (page, answer) = open_identify(server, c);
     let verify = submit_identify(c, &page, user, &answer, "next");
     assert_eq!(verify.title(), "パーソナルデータ検証 - メールアドレス");
     c.submit("/portal/reset/verify", &[("email", email)])
 }
 
-fn login(c: &mut Client, user: &str, password: &str) -> Page {
+pub(crate) fn login(c: &mut Client, user: &str, password: &str) -> Page {
     c.get("/portal/login");
     c.submit("/portal/login", &[("user", user), ("password", password)])
 }
 
-fn set_password(c: &mut Client, link: &str, password: &str) -> Page {
+pub(crate) fn set_password(c: &mut Client, link: &str, password: &str) -> Page {
     let form = c.get(link);
     assert_eq!(form.status, 200);
     c.submit(

@@ -236,6 +236,8 @@ pub struct Client {
     csrf: Option<String>,
     /// The Host header sent; the server's address unless a test lies.
     pub host: Option<String>,
+    /// An `X-Forwarded-For` header to send, as a proxy would.
+    pub forwarded_for: Option<String>,
 }
 
 impl Client {
@@ -257,6 +259,7 @@ impl Client {
             cookies: BTreeMap::new(),
             csrf: None,
             host: None,
+            forwarded_for: None,
         }
     }
 
@@ -315,6 +318,9 @@ impl Client {
         );
         if !cookie.is_empty() {
             req += &format!("Cookie: {}\r\n", cookie.join("; "));
+        }
+        if let Some(hops) = &self.forwarded_for {
+            req += &format!("X-Forwarded-For: {hops}\r\n");
         }
         if let Some(b) = &body {
             req += &format!(

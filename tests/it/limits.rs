@@ -1,0 +1,450 @@
+//! What bounds an attacker: the guess budget of a code, the send cooldown
+//! and daily limits, the login lockout, the per-address rate limits, and
+//! the one-use guarantee under simultaneous requests.
+
+use crate::kaigo::{self, OSAKA_MAIL, OSAKA_OFFICE};
+use crate::portal;
+use crate::support::{spawn_with, Client, Page, TestServer};
+
+const OSAKA_USER: &str = "KJ272711111111";
+
+fn enter_code(c: &mut Client, code: &str) -> Page {
+    c.submit("/kaigo/recovery/otp", &[("otp", code)])
+}
+
+/// A wrong code that is surely not `right`.
+fn wrong(right: &str) -> &'static str {
+    if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    }
+}
+
+#[test]
+fn wrong_codes_count_against_the_code_in_every_flow_and_three_codes_live_at_most() {
+    let server = spawn_with(|c| c.guard.send_cooldown_secs = 0);
+    // Four recoveries: the fourth code revokes the first.
+    let mut flows: Vec<Client> = (0..4).map(|_| server.client()).collect();
+    let mut codes = Vec::new();
+    for (i, c) in flows.iter_mut().enumerate() {
+        kaigo::start_recovery(c, OSAKA_OFFICE, OSAKA_MAIL);
+        codes.push(server.wait_for_mails(i + 1)[0].otp());
+    }
+    let revoked = enter_code(&mut flows[0], &codes[0]);
+    assert!(
+        revoked.has("ワンタイムパスワードが無効になりました"),
+        "{}",
+        revoked.body
+    );
+    let fine = enter_code(&mut flows[1], &codes[1]);
+    assert_eq!(fine.title(), "ログイン情報再設定");
+    drop(server);
+
+    // Within the cooldown two recoveries wait for the same code, and the
+    // wrong entries of both count against it: 3 in one, 2 in the other.
+    let server = spawn_with(|_| {});
+    let mut a = server.client();
+    let mut b = server.client();
+    kaigo::start_recovery(&mut a, OSAKA_OFFICE, OSAKA_MAIL);
+    kaigo::start_recovery(&mut b, OSAKA_OFFICE, OSAKA_MAIL);
+    let code = server.wait_for_mails(1)[0].otp();
+    for left in [4, 3, 2] {
+        let page = enter_code(&mut a, wrong(&code));
+        assert!(page.has(&format!("(あと{left}回入力できます)")));
+    }
+    assert!(enter_code(&mut b, wrong(&code)).has("(あと1回入力できます)"));
+    assert!(
+        enter_code(&mut b, wrong(&code)).has("ワンタイムパスワードの入力誤りが上限に達したため")
+    );
+    // Dead everywhere, right or not.
+    assert!(enter_code(&mut a, &code).has("ワンタイムパスワードが無効になりました"));
+    assert_eq!(server.mails().len(), 1, "the second recovery sent nothing");
+}
+
+#[test]
+fn a_claim_that_matches_nothing_follows_the_same_rules() {
+    // The shared count above must not tell a real address from a wrong
+    // one: the same steps with an address that matches nothing show the
+    // same counts.
+    let server = spawn_with(|_| {});
+    let mut a = server.client();
+    let mut b = server.client();
+    let nobody = "nobody@example.jp";
+    kaigo::start_recovery(&mut a, OSAKA_OFFICE, nobody);
+    kaigo::start_recovery(&mut b, OSAKA_OFFICE, nobody);
+    for left in [4, 3, 2] {
+        assert!(enter_code(&mut a, "000000").has(&format!("(あと{left}回入力できます)")));
+    }
+    assert!(enter_code(&mut b, "000000").has("(あと1回入力できます)"));
+    assert!(enter_code(&mut b, "000000").has("ワンタイムパスワードの入力誤りが上限に達したため"));
+    assert!(enter_code(&mut a, "000000").has("ワンタイムパスワードが無効になりました"));
+    assert_eq!(server.stop_and_count_mail(), 0);
+}
+
+#[test]
+fn codes_wait_out_the_cooldown_and_stop_at_ten_a_day() {
+    let server = spawn_with(|c| c.rate_limit.recovery.burst = 100);
+    let mut first = server.client();
+    kaigo::start_recovery(&mut first, OSAKA_OFFICE, OSAKA_MAIL);
+    let code = server.wait_for_mails(1)[0].otp();
+    // Again within the minute: the same page, no mail, and the code that
+    // went out still works in the new flow.
+    let mut again = server.client();
+    let page = kaigo::start_recovery(&mut again, OSAKA_OFFICE, OSAKA_MAIL);
+    assert_eq!(page.title(), "ワンタイムパスワード入力");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(server.mails().len(), 1);
+    assert_eq!(enter_code(&mut again, &code).title(), "ログイン情報再設定");
+    // A minute apart, nine more go out; the eleventh of the day does not.
+    for sent in 2..=10 {
+        server.clock.advance(61);
+        kaigo::start_recovery(&mut server.client(), OSAKA_OFFICE, OSAKA_MAIL);
+        server.wait_for_mails(sent);
+    }
+    server.clock.advance(61);
+    kaigo::start_recovery(&mut server.client(), OSAKA_OFFICE, OSAKA_MAIL);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(server.mails().len(), 10);
+    // A day later, codes go out again.
+    server.clock.advance(86_400);
+    kaigo::start_recovery(&mut server.client(), OSAKA_OFFICE, OSAKA_MAIL);
+    server.wait_for_mails(11);
+}
+
+#[test]
+fn links_wait_out_the_cooldown_and_stop_at_ten_a_day() {
+    let server = spawn_with(|c| {
+        c.rate_limit.recovery.burst = 100;
+        c.rate_limit.captcha.burst = 100;
+    });
+    let request = |server: &TestServer| {
+        let mut c = server.client();
+        let page = portal::request_link(server, &mut c, "demo-user", "demo-user@example.jp");
+        assert_eq!(page.title(), "パスワード変更用URLメール送信完了");
+    };
+    request(&server);
+    let (link, _) = server.wait_for_mails(1)[0].link();
+    request(&server);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(server.mails().len(), 1, "none within the cooldown");
+    for sent in 2..=10 {
+        server.clock.advance(61);
+        request(&server);
+        server.wait_for_mails(sent);
+    }
+    server.clock.advance(61);
+    request(&server);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(server.mails().len(), 10);
+    // The first link, mailed 10 minutes ago, still sets the password.
+    let mut c = server.client();
+    let done = portal::set_password(&mut c, &link, "NewPortal2026x");
+    assert_eq!(done.title(), "Password Resetに成功");
+}
+
+fn kaigo_login(c: &mut Client, password: &str) -> Page {
+    kaigo::login(c, OSAKA_USER, password)
+}
+
+#[test]
+fn failed_logins_lock_the_account_with_doubling_waits_until_a_reset() {
+    let server = spawn_with(|c| c.rate_limit.login.burst = 1000);
+    let mut c = server.client();
+    let failed = kaigo_login(&mut c, "wrong-password1");
+    for _ in 0..4 {
+        kaigo_login(&mut c, "wrong-password1");
+    }
+    // Locked: the right password gets the very page of a wrong one.
+    let locked = kaigo_login(&mut c, "kaigoDemo27");
+    assert_eq!(locked.status, failed.status);
+    assert_eq!(locked.title(), failed.title());
+    assert!(locked.has("ユーザIDまたはパスワードが正しくありません。"));
+    // A minute later it works (and the count starts over).
+    server.clock.advance(61);
+    let ok = kaigo_login(&mut server.client(), "kaigoDemo27");
+    assert_eq!(
+        ok.title(),
+        "セキュリティコード入力",
+        "a right password passes"
+    );
+    // Five more failures: a minute; one more after it: two minutes.
+    for _ in 0..5 {
+        kaigo_login(&mut c, "wrong-password1");
+    }
+    server.clock.advance(61);
+    kaigo_login(&mut c, "wrong-password1");
+    server.clock.advance(61);
+    assert!(kaigo_login(&mut c, "kaigoDemo27").has("ユーザIDまたはパスワードが正しくありません。"));
+    server.clock.advance(60);
+    assert_eq!(
+        kaigo_login(&mut c, "kaigoDemo27").title(),
+        "セキュリティコード入力"
+    );
+    // Locked again, then a recovery: the new password works at once.
+    for _ in 0..5 {
+        kaigo_login(&mut c, "wrong-password1");
+    }
+    let mut r = server.client();
+    kaigo::start_recovery(&mut r, OSAKA_OFFICE, OSAKA_MAIL);
+    let code = server.wait_for_mails(1)[0].otp();
+    enter_code(&mut r, &code);
+    kaigo::reset(&mut r, "newPass2027x");
+    assert_eq!(kaigo_login(&mut c, "newPass2027x").title(), "メニュー");
+    // The portal's login is guarded alike.
+    let mut p = server.client();
+    for _ in 0..5 {
+        portal::login(&mut p, "demo-user", "Wrong-password1");
+    }
+    let page = portal::login(&mut p, "demo-user", "PortalDemo2026");
+    assert!(page.has("ユーザー名またはパスワードが正しくありません。"));
+}
+
+#[test]
+fn each_limited_action_answers_429_with_retry_after_per_client_address() {
+    let one = kagi::config::Bucket {
+        burst: 1,
+        refill_secs: 600,
+    };
+    let server = spawn_with(|c| {
+        c.rate_limit.recovery = one;
+        c.rate_limit.otp = one;
+        c.rate_limit.captcha = one;
+        c.rate_limit.login = one;
+        c.http.trusted_proxies = vec!["127.0.0.1".into()];
+    });
+    let client = |hops: &str| {
+        let mut c = server.client();
+        c.forwarded_for = Some(hops.to_string());
+        c
+    };
+    let twice = |c: &mut Client, path: &str, form: &str, fields: &[(&str, &str)]| {
+        c.get(form);
+        let first = c.post(path, fields);
+        assert_ne!(first.status, 429, "{path}: the first is let through");
+        c.get(form);
+        c.post(path, fields)
+    };
+    let cases: [(&str, &str, &[(&str, &str)]); 4] = [
+        (
+            "/kaigo/login",
+            "/kaigo/login",
+            &[("user_id", OSAKA_USER), ("password", "x")],
+        ),
+        (
+            "/kaigo/recovery/auth",
+            "/kaigo/recovery/auth",
+            &[("office", OSAKA_OFFICE), ("email", "a@example.jp")],
+        ),
+        (
+            "/kaigo/recovery/otp",
+            "/kaigo/recovery/auth",
+            &[("otp", "123456")],
+        ),
+        (
+            "/portal/reset",
+            "/portal/reset",
+            &[("user", "demo-user"), ("captcha", "xxxxx")],
+        ),
+    ];
+    for (path, form, fields) in cases {
+        let mut c = client("198.51.100.7");
+        let limited = twice(&mut c, path, form, fields);
+        assert_eq!(limited.status, 429, "{path}");
+        assert_eq!(limited.header("Retry-After"), Some("600"), "{path}");
+        assert!(limited.has("アクセスが集中しています"));
+        assert!(limited.has("約10分後にもう一度お試しください。"));
+        assert_eq!(limited.header("X-Frame-Options"), Some("DENY"));
+    }
+    // Another client behind the same proxy is not held up; the hop a
+    // client adds itself in front of the proxy's does not count.
+    let mut other = client("203.0.113.9, 198.51.100.8");
+    other.get("/kaigo/login");
+    let page = other.post(
+        "/kaigo/login",
+        &[("user_id", OSAKA_USER), ("password", "x")],
+    );
+    assert_eq!(page.status, 200);
+    let mut spoofed = client("198.51.100.8, 198.51.100.7");
+    spoofed.get("/kaigo/login");
+    let page = spoofed.post(
+        "/kaigo/login",
+        &[("user_id", OSAKA_USER), ("password", "x")],
+    );
+    assert_eq!(page.status, 429, "the last untrusted hop is the client");
+    // Ten minutes later the bucket has a token again.
+    server.clock.advance(600);
+    let mut back = client("198.51.100.7");
+    back.get("/kaigo/login");
+    assert_eq!(
+        back.post(
+            "/kaigo/login",
+            &[("user_id", OSAKA_USER), ("password", "x")]
+        )
+        .status,
+        200
+    );
+}
+
+#[test]
+fn without_trusted_proxies_forwarded_for_is_ignored() {
+    let server = spawn_with(|c| {
+        c.rate_limit.login = kagi::config::Bucket {
+            burst: 1,
+            refill_secs: 600,
+        }
+    });
+    let mut statuses = Vec::new();
+    for hop in ["198.51.100.1", "198.51.100.2"] {
+        let mut c = server.client();
+        c.forwarded_for = Some(hop.into());
+        c.get("/kaigo/login");
+        statuses.push(
+            c.post(
+                "/kaigo/login",
+                &[("user_id", OSAKA_USER), ("password", "x")],
+            )
+            .status,
+        );
+    }
+    assert_eq!(statuses, [200, 429]);
+}
+
+#[test]
+fn two_simultaneous_posts_with_one_link_or_code_succeed_once() {
+    let server = spawn_with(|_| {});
+    // The link: two browsers open it; a password the policy refuses uses
+    // nothing up; then both post at once.
+    let mut c = server.client();
+    portal::request_link(&server, &mut c, "demo-user", "demo-user@example.jp");
+    let (link, _) = server.wait_for_mails(1)[0].link();
+    let mut browsers: Vec<Client> = (0..2).map(|_| server.client()).collect();
+    let token = browsers[0].get(&link).hidden("token").unwrap();
+    browsers[1].get(&link);
+    let refused = browsers[0].post(
+        "/portal/passwordreset",
+        &[
+            ("token", &token),
+            ("password", "short"),
+            ("password_confirm", "short"),
+        ],
+    );
+    assert!(refused.has("パスワードは8文字以上100文字以内で入力してください。"));
+    let statuses = race(browsers, |mut b| {
+        b.post(
+            "/portal/passwordreset",
+            &[
+                ("token", &token),
+                ("password", "Racing2026abc"),
+                ("password_confirm", "Racing2026abc"),
+            ],
+        )
+        .status
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 303).count(),
+        1,
+        "{statuses:?}"
+    );
+
+    // The code: the same flow in two tabs (one cookie), posted at once.
+    let mut tab = server.client();
+    kaigo::start_recovery(&mut tab, OSAKA_OFFICE, OSAKA_MAIL);
+    let code = server.wait_for_mails(2)[0].otp();
+    let cookie = tab.cookie("kagi_kaigo").unwrap().to_string();
+    let mut tabs = vec![tab];
+    let mut second = server.client();
+    second.plant_cookie("kagi_kaigo", &cookie);
+    second.get("/kaigo/recovery/otp");
+    tabs.push(second);
+    let results = race(tabs, |mut t| {
+        let page = t.post("/kaigo/recovery/otp", &[("otp", &code)]);
+        (page.status, page.header("Location").map(str::to_string))
+    });
+    let verified = results
+        .iter()
+        .filter(|(s, l)| *s == 303 && l.as_deref() == Some("/kaigo/recovery/reset"))
+        .count();
+    assert_eq!(verified, 1, "{results:?}");
+}
+
+/// Runs `act` on each client at the same moment, on threads of their own.
+fn race<T: Send>(clients: Vec<Client>, act: impl Fn(Client) -> T + Sync) -> Vec<T> {
+    let barrier = std::sync::Barrier::new(clients.len());
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = clients
+            .into_iter()
+            .map(|c| {
+                let (b, act) = (&barrier, &act);
+                scope.spawn(move || {
+                    b.wait();
+                    act(c)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn a_completed_reset_opens_no_session() {
+    let server = spawn_with(|_| {});
+    let mut r = server.client();
+    kaigo::start_recovery(&mut r, OSAKA_OFFICE, OSAKA_MAIL);
+    let code = server.wait_for_mails(1)[0].otp();
+    enter_code(&mut r, &code);
+    let done = kaigo::reset(&mut r, "newPass2027x");
+    assert_eq!(done.title(), "処理終了");
+    let menu = r.get("/kaigo/menu");
+    assert_eq!(menu.status, 303);
+    assert_eq!(menu.location(), "/kaigo/login");
+
+    let mut p = server.client();
+    portal::request_link(&server, &mut p, "demo-user", "demo-user@example.jp");
+    let (link, _) = server.wait_for_mails(3)[0].link();
+    portal::set_password(&mut p, &link, "NewPortal2026x");
+    let home = p.get("/portal/home");
+    assert_eq!(home.status, 303);
+    assert_eq!(home.location(), "/portal/login");
+}
+
+#[test]
+fn a_repeated_field_is_a_400_and_never_a_second_recipient() {
+    let server = spawn_with(|_| {});
+    let mut c = server.client();
+    c.get("/kaigo/recovery/auth");
+    let page = c.post(
+        "/kaigo/recovery/auth",
+        &[
+            ("office", OSAKA_OFFICE),
+            ("email", OSAKA_MAIL),
+            ("email", "attacker@example.com"),
+        ],
+    );
+    assert_eq!(page.status, 400);
+    assert!(page.has("<h1>"));
+    let query = c.get("/portal/passwordreset?token=a&token=b");
+    assert_eq!(query.status, 400);
+    assert_eq!(server.stop_and_count_mail(), 0);
+}
+
+#[test]
+fn full_width_office_address_and_code_are_accepted_and_the_pages_say_so() {
+    let server = spawn_with(|_| {});
+    let mut c = server.client();
+    let sent = kaigo::start_recovery(
+        &mut c,
+        "２７１１１１１１１１",
+        "ｏｆｆｉｃｅ－ｏｓａｋａ＠ｅｘａｍｐｌｅ．ｊｐ",
+    );
+    assert!(sent.has("全角で入力された英数字は、半角に変換して受け付けます。"));
+    let code = server.wait_for_mails(1)[0].otp();
+    let wide: String = code
+        .chars()
+        .map(|d| char::from_u32(d as u32 + 0xFEE0).unwrap())
+        .collect();
+    assert_eq!(enter_code(&mut c, &wide).title(), "ログイン情報再設定");
+    assert!(c
+        .get("/kaigo/recovery/auth")
+        .has("全角で入力された英数字は、半角に変換して受け付けます。"));
+}

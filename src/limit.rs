@@ -110,10 +110,12 @@ mod tests {
 
     #[test]
     fn a_bucket_empties_and_refills_per_client() {
-        let mut config = RateLimitConfig::default();
-        config.login = Bucket {
-            burst: 2,
-            refill_secs: 10,
+        let config = RateLimitConfig {
+            login: Bucket {
+                burst: 2,
+                refill_secs: 10,
+            },
+            ..Default::default()
         };
         let limiter = RateLimiter::new(config);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
@@ -131,10 +133,12 @@ mod tests {
 
     #[test]
     fn ipv6_clients_share_a_bucket_per_64() {
-        let mut config = RateLimitConfig::default();
-        config.otp = Bucket {
-            burst: 1,
-            refill_secs: 60,
+        let config = RateLimitConfig {
+            otp: Bucket {
+                burst: 1,
+                refill_secs: 60,
+            },
+            ..Default::default()
         };
         let limiter = RateLimiter::new(config);
         let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();

@@ -225,7 +225,8 @@ fn each_limited_action_answers_429_with_retry_after_per_client_address() {
         c.get(form);
         c.post(path, fields)
     };
-    let cases: [(&str, &str, &[(&str, &str)]); 4] = [
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: [Case; 4] = [
         (
             "/kaigo/login",
             "/kaigo/login",

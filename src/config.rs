@@ -155,6 +155,19 @@ pub struct KaigoConfig {
     pub flow_lifetime_secs: u64,
     /// The `[問い合わせ先]` line of kaigo mails.
     pub helpdesk: String,
+    /// `seed` (8–16 characters, letters and digits) or `nist`.
+    pub password_policy: PolicyStyle,
+}
+
+/// Which password rules a site applies.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyStyle {
+    /// The seed system's own rules (composition, kaigo's 16-character maximum).
+    #[default]
+    Seed,
+    /// NIST SP 800-63B: 15 to 64 characters, no composition rules.
+    Nist,
 }
 
 /// The portal recovery flow.
@@ -172,6 +185,8 @@ pub struct PortalConfig {
     pub mail_from: Option<String>,
     /// The inquiry block at the end of portal mails (several lines).
     pub contact: String,
+    /// `seed` (8–100 characters, upper, lower and digit) or `nist`.
+    pub password_policy: PolicyStyle,
 }
 
 impl Default for PortalConfig {
@@ -181,6 +196,7 @@ impl Default for PortalConfig {
             captcha_lifetime_secs: 300,
             flow_lifetime_secs: 30 * 60,
             mail_from: None,
+            password_policy: PolicyStyle::Seed,
             contact: "社会保険診療報酬支払基金（情報化企画部・情報化支援部）
 
 国民健康保険中央会（番号制度対策本部）
@@ -324,6 +340,7 @@ impl Default for KaigoConfig {
             otp_attempts: 5,
             flow_lifetime_secs: 30 * 60,
             helpdesk: "ヘルプデスク: 0570-059-402".into(),
+            password_policy: PolicyStyle::Seed,
         }
     }
 }

@@ -1,4 +1,27 @@
 //! Password policies, one rule at a time, each with the message a user sees.
+//! Each site has the seed's style (its composition rules and lengths) and a
+//! NIST SP 800-63B style (15 to 64 characters, no composition rules); both
+//! refuse the 10,000 most common passwords and, for kaigo, the user ID and
+//! the office number.
+
+use crate::config::PolicyStyle;
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+/// SecLists' `10k-most-common.txt` (see README), one per line.
+const COMMON: &str = include_str!("../data/common-passwords.txt");
+
+/// Whether `password` is on the common list, ignoring case.
+pub fn is_common(password: &str) -> bool {
+    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    let set = SET.get_or_init(|| COMMON.lines().filter(|l| !l.is_empty()).collect());
+    set.contains(password.to_lowercase().as_str())
+}
+
+/// The NIST style's lengths (SP 800-63B: at least 15 for a single factor,
+/// at least 64 allowed).
+const NIST_MIN: usize = 15;
+const NIST_MAX: usize = 64;
 
 /// The symbols the kaigo system accepts, as its screen lists them.
 pub const KAIGO_SYMBOLS: &str = "!#$%&()*+,-./:;<=>?@[^_`{|}~";
@@ -24,6 +47,10 @@ pub enum Violation {
     ReentryMismatch,
     /// The portal's length rule, worded as its screen words it.
     PortalLength,
+    /// On the list of the most common passwords.
+    Common,
+    /// Holds the kaigo office number.
+    ContainsOffice,
 }
 
 impl Violation {
@@ -48,36 +75,59 @@ impl Violation {
             Violation::Unprintable => "パスワードに使用できない文字が含まれています。".into(),
             Violation::ReentryMismatch => "パスワードとパスワードの再入力が一致しません。".into(),
             Violation::PortalLength => "パスワードは8文字以上100文字以内で入力してください。".into(),
+            Violation::Common => "よく使われているパスワードのため使用できません。推測されにくいパスワードを入力してください。".into(),
+            Violation::ContainsOffice => "事業所番号を含むパスワードは使用できません。".into(),
         }
     }
 }
 
-/// Checks a new kaigo password: 8–16 characters of A–Z a–z 0–9 and the
-/// listed symbols, at least one letter and one digit, not the user ID, and
-/// equal to its confirmation. Every rule broken is reported.
-pub fn check_kaigo(user_id: &str, password: &str, confirmation: &str) -> Vec<Violation> {
+/// Checks a new kaigo password. Seed style: 8–16 characters of A–Z a–z
+/// 0–9 and the listed symbols, at least one letter and one digit. NIST
+/// style: 15–64 characters of any kind but control characters. Both: not
+/// common, not the user ID, not holding the office number, and equal to
+/// its confirmation. Every rule broken is reported.
+pub fn check_kaigo(
+    style: PolicyStyle,
+    user_id: &str,
+    password: &str,
+    confirmation: &str,
+) -> Vec<Violation> {
     if password.is_empty() {
         return vec![Violation::Empty];
     }
     let mut broken = Vec::new();
     let len = password.chars().count();
-    if !(8..=16).contains(&len) {
-        broken.push(Violation::Length { min: 8, max: 16 });
+    match style {
+        PolicyStyle::Seed => {
+            if !(8..=16).contains(&len) {
+                broken.push(Violation::Length { min: 8, max: 16 });
+            }
+            if !password
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || KAIGO_SYMBOLS.contains(c))
+            {
+                broken.push(Violation::Charset);
+            }
+            if !password.chars().any(|c| c.is_ascii_alphabetic()) {
+                broken.push(Violation::NoLetter);
+            }
+            if !password.chars().any(|c| c.is_ascii_digit()) {
+                broken.push(Violation::NoDigit);
+            }
+        }
+        PolicyStyle::Nist => nist_rules(password, &mut broken),
     }
-    if !password
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || KAIGO_SYMBOLS.contains(c))
-    {
-        broken.push(Violation::Charset);
-    }
-    if !password.chars().any(|c| c.is_ascii_alphabetic()) {
-        broken.push(Violation::NoLetter);
-    }
-    if !password.chars().any(|c| c.is_ascii_digit()) {
-        broken.push(Violation::NoDigit);
+    if is_common(password) {
+        broken.push(Violation::Common);
     }
     if password == user_id {
         broken.push(Violation::SameAsUserId);
+    }
+    // A user ID is KJ + billing prefecture + the 10-digit office number.
+    if let Some(office) = user_id.get(4..).filter(|o| o.len() == 10) {
+        if password.contains(office) {
+            broken.push(Violation::ContainsOffice);
+        }
     }
     if password != confirmation {
         broken.push(Violation::Mismatch);
@@ -85,28 +135,49 @@ pub fn check_kaigo(user_id: &str, password: &str, confirmation: &str) -> Vec<Vio
     broken
 }
 
-/// Checks a new portal password: 8–100 characters, at least one
-/// upper-case letter, one lower-case letter and one digit, no control
-/// characters, and equal to its re-entry.
-pub fn check_portal(password: &str, reentry: &str) -> Vec<Violation> {
-    if password.is_empty() {
-        return vec![Violation::Empty];
-    }
-    let mut broken = Vec::new();
-    if !(8..=100).contains(&password.chars().count()) {
-        broken.push(Violation::PortalLength);
+fn nist_rules(password: &str, broken: &mut Vec<Violation>) {
+    if !(NIST_MIN..=NIST_MAX).contains(&password.chars().count()) {
+        broken.push(Violation::Length {
+            min: NIST_MIN,
+            max: NIST_MAX,
+        });
     }
     if password.chars().any(char::is_control) {
         broken.push(Violation::Unprintable);
     }
-    if !password.chars().any(|c| c.is_ascii_uppercase()) {
-        broken.push(Violation::NoUpper);
+}
+
+/// Checks a new portal password. Seed style: 8–100 characters, at least
+/// one upper-case letter, one lower-case letter and one digit, no control
+/// characters. NIST style: 15–64 characters, no control characters. Both:
+/// not common, and equal to its re-entry.
+pub fn check_portal(style: PolicyStyle, password: &str, reentry: &str) -> Vec<Violation> {
+    if password.is_empty() {
+        return vec![Violation::Empty];
     }
-    if !password.chars().any(|c| c.is_ascii_lowercase()) {
-        broken.push(Violation::NoLower);
+    let mut broken = Vec::new();
+    match style {
+        PolicyStyle::Seed => {
+            if !(8..=100).contains(&password.chars().count()) {
+                broken.push(Violation::PortalLength);
+            }
+            if password.chars().any(char::is_control) {
+                broken.push(Violation::Unprintable);
+            }
+            if !password.chars().any(|c| c.is_ascii_uppercase()) {
+                broken.push(Violation::NoUpper);
+            }
+            if !password.chars().any(|c| c.is_ascii_lowercase()) {
+                broken.push(Violation::NoLower);
+            }
+            if !password.chars().any(|c| c.is_ascii_digit()) {
+                broken.push(Violation::NoDigit);
+            }
+        }
+        PolicyStyle::Nist => nist_rules(password, &mut broken),
     }
-    if !password.chars().any(|c| c.is_ascii_digit()) {
-        broken.push(Violation::NoDigit);
+    if is_common(password) {
+        broken.push(Violation::Common);
     }
     if password != reentry {
         broken.push(Violation::ReentryMismatch);
@@ -120,7 +191,7 @@ mod portal_tests {
     use super::*;
 
     fn check(p: &str) -> Vec<Violation> {
-        check_portal(p, p)
+        check_portal(PolicyStyle::Seed, p, p)
     }
 
     #[test]
@@ -136,10 +207,16 @@ mod portal_tests {
         assert_eq!(check("PortalDemo"), vec![NoDigit]);
         assert_eq!(check("Portal\u{7}Demo2026"), vec![Unprintable]);
         assert_eq!(
-            check_portal("PortalDemo2026", "PortalDemo2027"),
+            check_portal(PolicyStyle::Seed, "PortalDemo2026", "PortalDemo2027"),
             vec![ReentryMismatch]
         );
-        assert_eq!(check("aaaa"), vec![PortalLength, NoUpper, NoDigit]);
+        assert_eq!(check("aqzx"), vec![PortalLength, NoUpper, NoDigit]);
+        assert_eq!(check("Password1"), vec![Common]);
+        assert_eq!(check("Qwerty123"), vec![Common]);
+        let nist = |p: &str| check_portal(PolicyStyle::Nist, p, p);
+        assert_eq!(nist("correct horse battery staple"), vec![]);
+        assert_eq!(nist("PortalDemo2026"), vec![Length { min: 15, max: 64 }]);
+        assert_eq!(nist(&"x".repeat(65)), vec![Length { min: 15, max: 64 }]);
     }
 }
 
@@ -151,7 +228,7 @@ mod tests {
     const ID: &str = "KJ131311111111";
 
     fn check(p: &str) -> Vec<Violation> {
-        check_kaigo(ID, p, p)
+        check_kaigo(PolicyStyle::Seed, ID, p, p)
     }
 
     #[test]
@@ -165,22 +242,36 @@ mod tests {
     #[test]
     fn names_each_broken_rule() {
         assert_eq!(check(""), vec![Empty]);
-        assert_eq!(check("abc123"), vec![Length { min: 8, max: 16 }]);
+        assert_eq!(check("abq723"), vec![Length { min: 8, max: 16 }]);
         assert_eq!(check("abcdefgh123456789"), vec![Length { min: 8, max: 16 }]);
         assert_eq!(check("abcd 1234"), vec![Charset]);
         assert_eq!(check("abcd\"1234"), vec![Charset]);
         assert_eq!(check("パスワード1234a"), vec![Charset]);
-        assert_eq!(check("12345678"), vec![NoLetter]);
-        assert_eq!(check("abcdefgh"), vec![NoDigit]);
-        assert_eq!(check(ID), vec![SameAsUserId]);
+        assert_eq!(check("39475812"), vec![NoLetter]);
+        assert_eq!(check("qbcdzfgh"), vec![NoDigit]);
+        assert_eq!(check(ID), vec![SameAsUserId, ContainsOffice]);
         assert_eq!(
-            check_kaigo(ID, "kaigoNew2026", "kaigoNew2027"),
+            check_kaigo(PolicyStyle::Seed, ID, "kaigoNew2026", "kaigoNew2027"),
             vec![Mismatch]
         );
         assert_eq!(
             check("!!!"),
             vec![Length { min: 8, max: 16 }, NoLetter, NoDigit]
         );
+        assert_eq!(check("password1"), vec![Common]);
+        assert_eq!(check("abc12345"), vec![Common]);
+        assert_eq!(check("x1311111111"), vec![ContainsOffice]);
+        let nist = |p: &str| check_kaigo(PolicyStyle::Nist, ID, p, p);
+        assert_eq!(nist("a long phrase with spaces"), vec![]);
+        assert_eq!(nist("kaigoNew2026"), vec![Length { min: 15, max: 64 }]);
+        assert_eq!(nist("my office 1311111111"), vec![ContainsOffice]);
+    }
+
+    #[test]
+    fn the_common_list_is_whole() {
+        assert_eq!(COMMON.lines().count(), 10_000);
+        assert!(is_common("password") && is_common("PASSWORD") && is_common("eyphed"));
+        assert!(!is_common("kaigoNew2026"));
     }
 
     #[test]
@@ -193,6 +284,13 @@ mod tests {
             NoDigit,
             SameAsUserId,
             Mismatch,
+            Common,
+            ContainsOffice,
+            NoUpper,
+            NoLower,
+            Unprintable,
+            ReentryMismatch,
+            PortalLength,
         ];
         let messages: std::collections::HashSet<String> = all.iter().map(|v| v.message()).collect();
         assert_eq!(messages.len(), all.len());

@@ -686,7 +686,12 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
         return Ok(stopped(ctx, None, 4));
     };
     let password = ctx.req.field("password");
-    let broken = policy::check_kaigo(&account.id, password, ctx.req.field("password_confirm"));
+    let broken = policy::check_kaigo(
+        app.config.kaigo.password_policy,
+        &account.id,
+        password,
+        ctx.req.field("password_confirm"),
+    );
     if !broken.is_empty() {
         let problems: Vec<String> = broken.iter().map(|v| v.message()).collect();
         return Ok(Response::html(page::recovery_reset(

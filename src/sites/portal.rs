@@ -415,7 +415,11 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
         return Ok(invalid_link(ctx));
     };
     let password = ctx.req.field("password");
-    let broken = policy::check_portal(password, ctx.req.field("password_confirm"));
+    let broken = policy::check_portal(
+        app.config.portal.password_policy,
+        password,
+        ctx.req.field("password_confirm"),
+    );
     if !broken.is_empty() {
         let problems: Vec<String> = broken.iter().map(|v| v.message()).collect();
         return Ok(Response::html(page::reset(

@@ -449,3 +449,40 @@ fn full_width_office_address_and_code_are_accepted_and_the_pages_say_so() {
         .get("/kaigo/recovery/auth")
         .has("全角で入力された英数字は、半角に変換して受け付けます。"));
 }
+
+#[test]
+fn common_passwords_and_the_office_number_are_refused_and_nist_style_is_a_switch() {
+    let server = spawn_with(|_| {});
+    let mut r = server.client();
+    kaigo::start_recovery(&mut r, OSAKA_OFFICE, OSAKA_MAIL);
+    let code = server.wait_for_mails(1)[0].otp();
+    enter_code(&mut r, &code);
+    let common = kaigo::reset(&mut r, "password1");
+    assert!(common.has("よく使われているパスワードのため使用できません。"));
+    let office = kaigo::reset(&mut r, "x2711111111a");
+    assert!(office.has("事業所番号を含むパスワードは使用できません。"));
+    let mut p = server.client();
+    portal::request_link(&server, &mut p, "demo-user", "demo-user@example.jp");
+    let (link, _) = server.wait_for_mails(2)[0].link();
+    let refused = portal::set_password(&mut p, &link, "Password1");
+    assert!(refused.has("よく使われているパスワードのため使用できません。"));
+    drop(server);
+
+    let server = spawn_with(|c| {
+        c.kaigo.password_policy = kagi::config::PolicyStyle::Nist;
+        c.portal.password_policy = kagi::config::PolicyStyle::Nist;
+    });
+    let mut r = server.client();
+    kaigo::start_recovery(&mut r, OSAKA_OFFICE, OSAKA_MAIL);
+    let code = server.wait_for_mails(1)[0].otp();
+    enter_code(&mut r, &code);
+    let short = kaigo::reset(&mut r, "kaigoNew2026");
+    assert!(short.has("パスワードは15文字～64文字で入力してください。"));
+    let phrase = kaigo::reset(&mut r, "a phrase no one else would pick");
+    assert_eq!(phrase.title(), "処理終了");
+    let mut p = server.client();
+    portal::request_link(&server, &mut p, "demo-user", "demo-user@example.jp");
+    let (link, _) = server.wait_for_mails(3)[0].link();
+    let done = portal::set_password(&mut p, &link, "all lower case and long enough");
+    assert_eq!(done.title(), "Password Resetに成功");
+}

@@ -39,6 +39,15 @@ pub mod clock;
 pub mod config;
 pub mod store;
 
+/// The pure functions the fuzz targets in `fuzz/` drive; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::http::form::{has_repeated_name, parse_cookies, parse_urlencoded};
+    pub use crate::http::front::parse_head;
+    pub use crate::policy::{check_kaigo, check_portal, Violation};
+    pub use crate::sites::normalize_width;
+}
+
 mod app;
 mod captcha;
 mod demo;

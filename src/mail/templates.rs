@@ -48,20 +48,32 @@ pub fn kaigo_otp(code: &str, lifetime_minutes: u64, helpdesk: &str) -> Letter {
 
 /// The notice sent to the security address after a password change, so that
 /// an owner who did not ask for it learns of it at once.
-pub fn kaigo_password_changed(user_id: &str, when: &str, helpdesk: &str) -> Letter {
+pub fn kaigo_password_changed(notice: &Notice<'_>, helpdesk: &str) -> Letter {
+    let Notice {
+        account,
+        when,
+        client,
+        not_me_url,
+    } = notice;
     Letter {
         subject: "ログイン情報再設定完了通知 (介護保険)".into(),
         body: format!(
             "介護電子請求受付システムからのお知らせです。
-ユーザID {user_id} のログイン情報が再設定されました。
+ユーザID {account} のログイン情報が再設定されました。
 
 [再設定日時]
 {when}
 
+[操作元IPアドレス]
+{client}
+
 パスワードが変更され、セキュリティコードは解除されました。
 セキュリティコードをご利用の方は、ユーザ情報変更メニューの「セキュリティコード設定」から再度設定してください。
 
-この操作に心当たりがない場合、至急下記までお問い合わせください。
+この操作に心当たりがない場合は、24時間以内に次のURLを開き、アカウントをロックしてください。ロック後は、ログイン情報の再設定を行うまでログインできません。
+{not_me_url}
+
+あわせて、至急下記までお問い合わせください。
 
 [問い合わせ先]
 {helpdesk}
@@ -71,6 +83,15 @@ pub fn kaigo_password_changed(user_id: &str, when: &str, helpdesk: &str) -> Lett
 "
         ),
     }
+}
+
+/// What a "password changed" notice tells: which account, when, from
+/// where, and the link that locks the account if it was not its owner.
+pub struct Notice<'a> {
+    pub account: &'a str,
+    pub when: &'a str,
+    pub client: &'a str,
+    pub not_me_url: &'a str,
 }
 
 /// The seed's パスワード変更用URL mail, with the real link.
@@ -107,16 +128,27 @@ pub fn portal_reset_link(link: &str, lifetime: &str, portal_url: &str, contact: 
 }
 
 /// The notice after a portal password change.
-pub fn portal_password_changed(user: &str, when: &str, portal_url: &str, contact: &str) -> Letter {
+pub fn portal_password_changed(notice: &Notice<'_>, portal_url: &str, contact: &str) -> Letter {
+    let Notice {
+        account,
+        when,
+        client,
+        not_me_url,
+    } = notice;
     Letter {
         subject: "【医療機関等向け総合ポータルサイト】パスワード変更完了のお知らせ".into(),
         body: format!(
             "医療機関等向け総合ポータルサイトにおけるパスワードの変更が完了しましたので、お知らせいたします。
 
-ユーザー名: {user}
+ユーザー名: {account}
 変更日時: {when}
+操作元IPアドレス: {client}
 
-本操作に心当たりがない場合は、至急以下よりお問い合わせください。
+本操作に心当たりがない場合は、24時間以内に以下のURLを開き、アカウントをロックしてください。ロック後は、パスワードの再設定を行うまでログインできません。
+
+{not_me_url}
+
+あわせて、至急以下よりお問い合わせください。
 
 ■医療機関等向け総合ポータルサイト
 

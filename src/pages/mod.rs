@@ -83,6 +83,69 @@ pub fn rate_limited(retry_after_secs: u64) -> Markup {
     )
 }
 
+fn site_title(site: crate::store::Site) -> &'static str {
+    match site {
+        crate::store::Site::Kaigo => "介護電子請求受付システム",
+        crate::store::Site::Portal => "医療機関等向け総合ポータルサイト",
+    }
+}
+
+/// "This was not me": what the button will do.
+pub fn not_me_confirm(
+    site: crate::store::Site,
+    token: &str,
+    csrf: &str,
+    banner: Option<&str>,
+) -> Markup {
+    layout(
+        "アカウントのロック",
+        banner,
+        html! {
+            main.error {
+                p { (site_title(site)) }
+                h1 { "アカウントのロック" }
+                p { "パスワードの変更に心当たりがない場合は、【ロックする】ボタンを押してください。アカウントはロックされ、ログイン中の画面はすべて終了します。" }
+                p { "ロック後は、パスワード（ログイン情報）の再設定を行うまでログインできません。" }
+                form method="post" action={ "/" (site.name()) "/not-me" } {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="token" value=(token);
+                    div.buttons { button type="submit" { "ロックする" } }
+                }
+            }
+        },
+    )
+}
+
+pub fn not_me_done(site: crate::store::Site, banner: Option<&str>) -> Markup {
+    layout(
+        "アカウントをロックしました",
+        banner,
+        html! {
+            main.error {
+                p { (site_title(site)) }
+                h1 { "アカウントをロックしました" }
+                p { "ログイン中の画面はすべて終了しました。パスワード（ログイン情報）の再設定を行うと、ロックは解除されます。" }
+                p { a href={ "/" (site.name()) } { "トップページへ" } }
+            }
+        },
+    )
+}
+
+pub fn not_me_invalid(site: crate::store::Site, banner: Option<&str>) -> Markup {
+    layout(
+        "このURLは無効です",
+        banner,
+        html! {
+            main.error {
+                p { (site_title(site)) }
+                h1 { "このURLは無効です" }
+                p { "有効期限（24時間）が過ぎたか、既に使用されたURLです。" }
+                p { a href={ "/" (site.name()) } { "トップページへ" } }
+            }
+        },
+    )
+}
+
 /// kagi's own front page: where the sites are.
 pub fn index(demo: bool) -> Markup {
     layout(

@@ -4,8 +4,8 @@
 //! password by mail → new password, security code cleared.
 
 use super::{
-    audit, change_password, check_login, claim_key, current_session, normalize_width, open_session,
-    save_session, serve_site, Outcome, Visit,
+    audit, change_password, check_login, claim_key, current_session, normalize_width, not_me,
+    not_me_link, open_session, save_session, serve_site, Outcome, Visit,
 };
 use crate::app::App;
 use crate::clock;
@@ -36,6 +36,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/kaigo/recovery/done", "GET, HEAD"),
     ("/kaigo/recovery/postal", "GET, HEAD, POST"),
     ("/kaigo/recovery/postal/done", "GET, HEAD"),
+    ("/kaigo/not-me", "GET, HEAD, POST"),
 ];
 
 /// One request's view of the site.
@@ -92,8 +93,9 @@ pub fn handle(app: &App, req: &Request, now: u64) -> Outcome {
             visit,
             clock: clock::time_of_day(now, app.utc_offset),
         };
-        match method {
-            Method::Post => post(&ctx, path),
+        match (method, path) {
+            (_, "/kaigo/not-me") => not_me(app, req, now, SITE, visit, method),
+            (Method::Post, _) => post(&ctx, path),
             _ => get(&ctx, path),
         }
     })
@@ -713,12 +715,18 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
         "ok; security code cleared",
     )?;
     if let Some(to) = &account.email {
+        let url = not_me_link(app, &account, ctx.now)?;
         let when = clock::date_time(ctx.now, app.utc_offset);
-        let letter =
-            templates::kaigo_password_changed(&account.id, &when, &app.config.kaigo.helpdesk);
+        let notice = templates::Notice {
+            account: &account.id,
+            when: &when,
+            client: &ctx.req.client.to_string(),
+            not_me_url: &url,
+        };
+        let letter = templates::kaigo_password_changed(&notice, &app.config.kaigo.helpdesk);
         // The notice is useful for a day; after that it is stale news.
         app.outbox
-            .send(&app.store, None, to, &letter, ctx.now, ctx.now + 86_400)?;
+            .send(&app.store, None, to, &letter, ctx.now, ctx.now + DAY)?;
     }
     app.store.flush()?;
     Ok(Response::see_other("/kaigo/recovery/done"))

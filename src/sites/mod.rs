@@ -9,7 +9,9 @@ use crate::http::{Method, Request, Response};
 use crate::limit::Action;
 use crate::pages;
 use crate::secret::{constant_time_eq, Purpose, Token};
-use crate::store::{Account, AuditEvent, Session, SessionState, Site, StoreError};
+use crate::store::{
+    Account, AuditEvent, Link, LinkKind, LinkState, Session, SessionState, Site, StoreError, DAY,
+};
 
 /// A handler's result: a page, or a storage failure (a 500 in one place).
 pub type Outcome = Result<Response, StoreError>;
@@ -214,6 +216,93 @@ pub fn change_password(app: &App, account: &mut Account, password: &str) -> Resu
     account.locked = false;
     app.store.put_account(account)?;
     app.store.remove_login_guard(account.site, &account.id)
+}
+
+/// Makes the "this was not me" link of a password-changed notice: it
+/// works for a day, and only while the password is the one just set.
+pub fn not_me_link(app: &App, account: &Account, now: u64) -> Result<String, StoreError> {
+    let token = Token::generate();
+    let link = Link {
+        kind: LinkKind::NotMe,
+        site: account.site,
+        account: account.id.clone(),
+        generation: account.generation,
+        state: LinkState::Live,
+    };
+    let key = app.digester.digest(Purpose::Link, token.expose());
+    app.store.put_link(&key, &link, now + DAY)?;
+    Ok(format!(
+        "{}/{}/not-me?token={}",
+        app.config.public_base(),
+        account.site.name(),
+        token.expose()
+    ))
+}
+
+/// `/<site>/not-me`: GET shows what the link will do (a mail scanner that
+/// fetches it changes nothing); POST locks the account, ends its sessions
+/// and kills its codes and links. A new recovery lifts the lock.
+pub fn not_me(
+    app: &App,
+    req: &Request,
+    now: u64,
+    site: Site,
+    visit: &Visit,
+    method: Method,
+) -> Outcome {
+    let token = match method {
+        Method::Post => req.field("token"),
+        _ => req
+            .query
+            .iter()
+            .find(|(k, _)| k == "token")
+            .map_or("", |(_, v)| v.as_str()),
+    };
+    let banner = app.banner.as_deref();
+    let invalid = || Response::html_status(404, pages::not_me_invalid(site, banner));
+    let Some(token) = Token::parse(token) else {
+        return Ok(invalid());
+    };
+    let key = app.digester.digest(Purpose::Link, token.expose());
+    let link = app
+        .store
+        .link(&key, now)?
+        .filter(|l| l.kind == LinkKind::NotMe && l.site == site && l.state == LinkState::Live);
+    let account = match &link {
+        Some(l) => app
+            .store
+            .account(site, &l.account)?
+            .filter(|a| a.generation == l.generation),
+        None => None,
+    };
+    let Some(mut account) = account else {
+        return Ok(invalid());
+    };
+    if method != Method::Post {
+        return Ok(Response::html(pages::not_me_confirm(
+            site,
+            token.expose(),
+            &visit.csrf,
+            banner,
+        )));
+    }
+    if !app.store.use_link(&key, now)? {
+        return Ok(invalid());
+    }
+    account.locked = true;
+    account.generation += 1;
+    app.store.put_account(&account)?;
+    audit(
+        app,
+        req,
+        now,
+        site,
+        "not_me_lock",
+        Some(&account.id),
+        "locked; sessions ended",
+    )?;
+    app.store.flush()?;
+    Ok(Response::html(pages::not_me_done(site, banner)))
 }
 
 /// Checks a login. The password is verified in every case (against a decoy

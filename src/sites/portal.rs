@@ -4,8 +4,8 @@
 //! (③ リセット).
 
 use super::{
-    audit, change_password, check_login, claim_key, current_session, normalize_width, open_session,
-    serve_site, Outcome, Visit,
+    audit, change_password, check_login, claim_key, current_session, normalize_width, not_me,
+    not_me_link, open_session, serve_site, Outcome, Visit,
 };
 use crate::app::App;
 use crate::captcha;
@@ -16,7 +16,8 @@ use crate::pages::portal::{self as page, Frame};
 use crate::policy;
 use crate::secret::{constant_time_eq, Purpose, Token};
 use crate::store::{
-    Account, Captcha, Flow, Link, LinkState, PortalFlow, SessionState, Site, StoreError, DAY,
+    Account, Captcha, Flow, Link, LinkKind, LinkState, PortalFlow, SessionState, Site, StoreError,
+    DAY,
 };
 
 const SITE: Site = Site::Portal;
@@ -32,6 +33,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/portal/reset/sent", "GET, HEAD"),
     ("/portal/passwordreset", "GET, HEAD, POST"),
     ("/portal/passwordreset/done", "GET, HEAD"),
+    ("/portal/not-me", "GET, HEAD, POST"),
 ];
 
 struct Ctx<'a> {
@@ -83,8 +85,9 @@ pub fn handle(app: &App, req: &Request, now: u64) -> Outcome {
             now,
             visit,
         };
-        match method {
-            Method::Post => post(&ctx, path),
+        match (method, path) {
+            (_, "/portal/not-me") => not_me(app, req, now, SITE, visit, method),
+            (Method::Post, _) => post(&ctx, path),
             _ => get(&ctx, path),
         }
     })
@@ -304,6 +307,7 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
         (Some(account), true) => {
             let lifetime = app.config.portal.link_lifetime_secs;
             let link = Link {
+                kind: LinkKind::Reset,
                 site: SITE,
                 account: account.id.clone(),
                 generation: account.generation,
@@ -386,7 +390,8 @@ fn live_link(ctx: &Ctx<'_>, token: &str) -> Result<Option<(String, Link, Account
     let Some(link) = app.store.link(&key, ctx.now)? else {
         return Ok(None);
     };
-    if link.state != LinkState::Live {
+    // A "not me" link is no reset link.
+    if link.state != LinkState::Live || link.kind != LinkKind::Reset {
         return Ok(None);
     }
     let account = app
@@ -399,7 +404,7 @@ fn live_link(ctx: &Ctx<'_>, token: &str) -> Result<Option<(String, Link, Account
 fn invalid_link(ctx: &Ctx<'_>) -> Response {
     let lifetime = templates::lifetime_ja(ctx.app.config.portal.link_lifetime_secs);
     let message = format!("このURLは無効です。有効期限（{lifetime}）が過ぎたか、既に使用されたURLです。お手数ですが、もう一度パスワードの再設定を行ってください。");
-    Response::html_status(410, page::stopped(&ctx.frame(None), 3, &message))
+    Response::html_status(404, page::stopped(&ctx.frame(None), 3, &message))
 }
 
 fn expired(ctx: &Ctx<'_>, step: usize) -> Response {
@@ -442,15 +447,21 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
         .as_deref()
         .filter(|_| !account.is_provisional())
     {
+        let url = not_me_link(app, &account, ctx.now)?;
         let when = clock::date_time(ctx.now, app.utc_offset);
+        let notice = templates::Notice {
+            account: &account.id,
+            when: &when,
+            client: &ctx.req.client.to_string(),
+            not_me_url: &url,
+        };
         let letter = templates::portal_password_changed(
-            &account.id,
-            &when,
+            &notice,
             &portal_url(app),
             &app.config.portal.contact,
         );
         // The notice is useful for a day; after that it is stale news.
-        send_mail(ctx, to, &letter, 86_400)?;
+        send_mail(ctx, to, &letter, DAY)?;
     }
     app.store.flush()?;
     Ok(Response::see_other("/portal/passwordreset/done"))

@@ -598,6 +598,7 @@ mod tests {
 
         // Links and CAPTCHAs ride the same index.
         let link = Link {
+            kind: LinkKind::Reset,
             site: Site::Portal,
             account: "demo-user".into(),
             generation: 0,

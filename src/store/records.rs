@@ -163,9 +163,22 @@ pub enum PortalFlow {
     Reset,
 }
 
-/// A mailed reset link, keyed by the digest of its token.
+/// What a mailed link is for.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum LinkKind {
+    /// The portal's password reset link.
+    #[default]
+    Reset,
+    /// "This was not me", from a password-changed notice: locks the account.
+    NotMe,
+}
+
+/// A mailed link (reset or "not me"), keyed by the digest of its token.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Link {
+    /// What the link does: set a password, or lock the account.
+    #[serde(default)]
+    pub kind: LinkKind,
     pub site: Site,
     pub account: String,
     /// The account's generation when the link was made: a password change

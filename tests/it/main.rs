@@ -7,6 +7,7 @@ mod front;
 mod http;
 mod kaigo;
 mod limits;
+mod notices;
 mod portal;
 mod smtp;
 mod support;

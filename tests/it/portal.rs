@@ -307,9 +307,9 @@ fn a_link_opens_any_number_of_times_and_sets_a_password_once() {
             ("password_confirm", "Second2026x"),
         ],
     );
-    assert_eq!(second.status, 410);
+    assert_eq!(second.status, 404);
     assert!(second.has("このURLは無効です。"));
-    assert_eq!(c.get(&link).status, 410);
+    assert_eq!(c.get(&link).status, 404);
     assert_eq!(
         login(&mut server.client(), "demo-user", "First2026x").title(),
         "医療機関等向け総合ポータルサイト"
@@ -329,7 +329,7 @@ fn a_link_past_its_lifetime_is_refused() {
     let form = c.get(&link);
     let token = form.hidden("token").unwrap();
     server.clock.advance(3600);
-    assert_eq!(c.get(&link).status, 410);
+    assert_eq!(c.get(&link).status, 404);
     let late = c.post(
         "/portal/passwordreset",
         &[
@@ -338,7 +338,7 @@ fn a_link_past_its_lifetime_is_refused() {
             ("password_confirm", "Late2026xx"),
         ],
     );
-    assert_eq!(late.status, 410);
+    assert_eq!(late.status, 404);
     assert!(late.has("有効期限（1時間）が過ぎたか"));
     assert_eq!(
         login(&mut server.client(), "demo-user", "PortalDemo2026").title(),
@@ -364,7 +364,7 @@ fn a_link_dies_when_the_password_changes_by_other_means() {
         "Password Resetに成功"
     );
 
-    assert_eq!(first.get(&old_link).status, 410);
+    assert_eq!(first.get(&old_link).status, 404);
     let stale = first.post(
         "/portal/passwordreset",
         &[
@@ -373,7 +373,7 @@ fn a_link_dies_when_the_password_changes_by_other_means() {
             ("password_confirm", "Stale2026xx"),
         ],
     );
-    assert_eq!(stale.status, 410);
+    assert_eq!(stale.status, 404);
     assert_eq!(
         login(&mut server.client(), "demo-user", "Other2026xx").title(),
         "医療機関等向け総合ポータルサイト"

@@ -1,0 +1,90 @@
+//! After a password change: the notice with its "this was not me" link,
+//! and the audit trail's hash chain.
+
+use crate::kaigo::{self, OSAKA_MAIL, OSAKA_OFFICE};
+use crate::portal;
+use crate::support::{spawn_with, Client, Mail};
+
+/// The path of the "not me" link in a notice.
+fn not_me_path(mail: &Mail, site: &str) -> String {
+    let marker = format!("/{site}/not-me?token=");
+    let at = mail.body.find(&marker).expect("a not-me link");
+    mail.body[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn kaigo_recover(server: &crate::support::TestServer, mails_before: usize, password: &str) {
+    let mut r = server.client();
+    kaigo::start_recovery(&mut r, OSAKA_OFFICE, OSAKA_MAIL);
+    let code = server.wait_for_mails(mails_before + 1)[0].otp();
+    r.submit("/kaigo/recovery/otp", &[("otp", &code)]);
+    assert_eq!(kaigo::reset(&mut r, password).title(), "処理終了");
+}
+
+#[test]
+fn the_notice_tells_when_and_from_where_and_its_link_locks_the_account() {
+    let server = spawn_with(|_| {});
+    kaigo_recover(&server, 0, "newPass2027x");
+    let notice = server.wait_for_mails(2)[0].clone();
+    assert_eq!(notice.subject, "ログイン情報再設定完了通知 (介護保険)");
+    assert!(notice.body.contains("[操作元IPアドレス]\n127.0.0.1"));
+    assert!(notice.body.contains("[再設定日時]"));
+    let path = not_me_path(&notice, "kaigo");
+
+    let mut owner = server.client();
+    assert_eq!(
+        kaigo::login(&mut owner, "KJ272711111111", "newPass2027x").title(),
+        "メニュー"
+    );
+    // Opening the link changes nothing; the button does.
+    let mut c = server.client();
+    let confirm = c.get(&path);
+    assert_eq!(confirm.title(), "アカウントのロック");
+    assert_eq!(owner.get("/kaigo/menu").status, 200);
+    let locked = c.post(
+        "/kaigo/not-me",
+        &[("token", &confirm.hidden("token").unwrap())],
+    );
+    assert_eq!(locked.title(), "アカウントをロックしました");
+    // Sessions end; the password no longer logs in; the link is spent.
+    assert_eq!(owner.get("/kaigo/menu").status, 303);
+    let refused = kaigo::login(&mut server.client(), "KJ272711111111", "newPass2027x");
+    assert!(refused.has("ユーザIDまたはパスワードが正しくありません。"));
+    assert_eq!(server.client().get(&path).status, 404);
+    // A new recovery lifts the lock.
+    server.clock.advance(61);
+    kaigo_recover(&server, 2, "newPass2028y");
+    let mut back = server.client();
+    assert_eq!(
+        kaigo::login(&mut back, "KJ272711111111", "newPass2028y").title(),
+        "メニュー"
+    );
+}
+
+#[test]
+fn the_portal_notice_locks_too_and_a_not_me_link_is_no_reset_link() {
+    let server = spawn_with(|_| {});
+    let mut c = server.client();
+    portal::request_link(&server, &mut c, "demo-user", "demo-user@example.jp");
+    let (link, _) = server.wait_for_mails(1)[0].link();
+    portal::set_password(&mut c, &link, "NewPortal2026x");
+    let notice = server.wait_for_mails(2)[0].clone();
+    assert!(notice.body.contains("操作元IPアドレス: 127.0.0.1"));
+    let path = not_me_path(&notice, "portal");
+    let token = path.split("token=").nth(1).unwrap();
+    // The token cannot set a password.
+    let reset = Client::new(server.addr).get(&format!("/portal/passwordreset?token={token}"));
+    assert_eq!(reset.status, 404);
+    let mut l = server.client();
+    let confirm = l.get(&path);
+    let done = l.post(
+        "/portal/not-me",
+        &[("token", &confirm.hidden("token").unwrap())],
+    );
+    assert_eq!(done.title(), "アカウントをロックしました");
+    let refused = portal::login(&mut server.client(), "demo-user", "NewPortal2026x");
+    assert!(refused.has("ユーザー名またはパスワードが正しくありません。"));
+}

@@ -13,8 +13,20 @@ pub enum Command {
     Serve {
         config: PathBuf,
     },
+    /// `kagi audit verify|export --csv`, on a stopped server's database.
+    Audit {
+        action: AuditAction,
+        data_dir: Option<PathBuf>,
+        config: Option<PathBuf>,
+    },
     Help,
     Version,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditAction {
+    Verify,
+    ExportCsv,
 }
 
 pub const HELP: &str = "\
@@ -32,11 +44,20 @@ Usage:
       Run for real: the file must set public_url, data_dir and the mail
       settings; kagi names the field and stops if one is missing or wrong.
 
+  kagi audit verify [--data-dir DIR | --config FILE]
+      Check the audit trail's hash chain: exit 0 if every entry is as
+      written, 1 naming the first entry changed or removed. Run it on a
+      stopped server's database.
+
+  kagi audit export --csv [--data-dir DIR | --config FILE]
+      Write the audit trail as CSV to standard output.
+
   kagi help       this text
   kagi --version  the version
 
-Pages: /kaigo (login and recovery), /healthz, and in demo mode /dev/mail
-and /dev/mail.json.
+Pages: /kaigo and /portal (login and recovery), /healthz, and in demo mode
+(or a lab's serve with mail.transport = \"capture\") /dev/mail, /dev/mail.json,
+/dev/captcha and /dev/captcha.json.
 ";
 
 /// Reads the arguments after the program name.
@@ -46,6 +67,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         None | Some("help" | "--help" | "-h") => return Ok(Command::Help),
         Some("--version" | "-V" | "version") => return Ok(Command::Version),
         Some(c @ ("demo" | "serve")) => c,
+        Some("audit") => return parse_audit(args.as_slice()),
         Some(other) => return Err(format!("unknown command `{other}`; try `kagi help`")),
     };
     let (mut listen, mut data_dir, mut config) = (None, None, None);
@@ -86,6 +108,49 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     })
 }
 
+fn parse_audit(args: &[String]) -> Result<Command, String> {
+    let mut args = args.iter();
+    let action = match args.next().map(String::as_str) {
+        Some("verify") => AuditAction::Verify,
+        Some("export") => AuditAction::ExportCsv,
+        _ => return Err("`kagi audit` needs `verify` or `export --csv`; try `kagi help`".into()),
+    };
+    let (mut data_dir, mut config, mut csv) = (None, None, false);
+    while let Some(flag) = args.next() {
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (flag.as_str(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next().cloned())
+                .ok_or_else(|| format!("`{name}` needs a value"))
+        };
+        match name {
+            "--data-dir" => data_dir = Some(PathBuf::from(value()?)),
+            "--config" => config = Some(PathBuf::from(value()?)),
+            "--csv" => csv = true,
+            _ => {
+                return Err(format!(
+                    "`kagi audit` has no option `{name}`; try `kagi help`"
+                ))
+            }
+        }
+    }
+    if action == AuditAction::ExportCsv && !csv {
+        return Err("`kagi audit export` writes CSV only: add --csv".into());
+    }
+    if data_dir.is_none() && config.is_none() {
+        return Err("`kagi audit` needs --data-dir DIR or --config FILE".into());
+    }
+    Ok(Command::Audit {
+        action,
+        data_dir,
+        config,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +184,17 @@ mod tests {
             .unwrap_err()
             .contains("needs a value"));
         assert!(p(&["start"]).unwrap_err().contains("unknown command"));
+        assert_eq!(
+            p(&["audit", "verify", "--data-dir", "/d"]),
+            Ok(Command::Audit {
+                action: AuditAction::Verify,
+                data_dir: Some("/d".into()),
+                config: None
+            })
+        );
+        assert!(p(&["audit", "export", "--data-dir", "/d"])
+            .unwrap_err()
+            .contains("--csv"));
+        assert!(p(&["audit", "verify"]).unwrap_err().contains("--data-dir"));
     }
 }

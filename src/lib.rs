@@ -79,6 +79,8 @@ pub enum Error {
     Config(String),
     /// Something at startup failed (port taken, database locked, …).
     Startup(String),
+    /// A check found a problem (the audit chain is broken).
+    Check(String),
 }
 
 impl Error {
@@ -86,7 +88,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::Config(_) => 2,
-            Error::Startup(_) => 1,
+            Error::Startup(_) | Error::Check(_) => 1,
         }
     }
 }
@@ -94,7 +96,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage(m) | Error::Config(m) | Error::Startup(m) => f.write_str(m),
+            Error::Usage(m) | Error::Config(m) | Error::Startup(m) | Error::Check(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
@@ -318,6 +322,83 @@ fn spawn_sweeper(
         .expect("spawning the sweeper")
 }
 
+/// `kagi audit verify` and `kagi audit export --csv`.
+fn audit_command(
+    action: cli::AuditAction,
+    data_dir: Option<std::path::PathBuf>,
+    config: Option<std::path::PathBuf>,
+) -> Result<(), Error> {
+    let c = match &config {
+        Some(path) => Config::from_file(path).map_err(Error::Config)?,
+        None => Config::default(),
+    };
+    let dir = data_dir
+        .or(c.data_dir.clone())
+        .ok_or_else(|| Error::Config("data_dir: the config file sets no data_dir".into()))?;
+    if !dir.join("conf").exists() {
+        return Err(Error::Startup(format!(
+            "no kagi database in {}",
+            dir.display()
+        )));
+    }
+    let store = Store::open(&dir, c.store.cache_bytes).map_err(|e| {
+        Error::Startup(format!(
+            "cannot open the database in {} (stop kagi first): {e}",
+            dir.display()
+        ))
+    })?;
+    let offset = c
+        .utc_offset_secs()
+        .map_err(|e| Error::Config(e.to_string()))?;
+    match action {
+        cli::AuditAction::Verify => match store.verify_audit() {
+            Ok(Ok(n)) => {
+                println!("kagi: audit trail intact: {n} entries, each chained to the one before");
+                Ok(())
+            }
+            Ok(Err(problem)) => Err(Error::Check(format!("audit trail BROKEN: {problem}"))),
+            Err(e) => Err(Error::Startup(e.to_string())),
+        },
+        cli::AuditAction::ExportCsv => {
+            let events = store
+                .audit_events()
+                .map_err(|e| Error::Startup(e.to_string()))?;
+            let mut out = String::from("time,site,event,account,client,outcome,prev_sha256\n");
+            for e in events {
+                let fields = [
+                    clock::date_time(e.time, offset),
+                    e.site.name().to_string(),
+                    e.event,
+                    e.account.unwrap_or_default(),
+                    e.client,
+                    e.outcome,
+                    e.prev,
+                ];
+                let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                out.push_str(&row.join(","));
+                out.push('\n');
+            }
+            print!("{out}");
+            Ok(())
+        }
+    }
+}
+
+/// A CSV field (RFC 4180): quoted when it holds a comma, quote or line
+/// break, and with a leading `'` when a spreadsheet would read it as a formula.
+fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
 /// Runs the command line `args` (without the program name).
 pub fn run(args: &[String]) -> Result<(), Error> {
     match cli::parse(args).map_err(Error::Usage)? {
@@ -353,6 +434,11 @@ pub fn run(args: &[String]) -> Result<(), Error> {
             running.wait();
             Ok(())
         }
+        cli::Command::Audit {
+            action,
+            data_dir,
+            config,
+        } => audit_command(action, data_dir, config),
         cli::Command::Serve { config } => {
             let c = Config::from_file(&config).map_err(Error::Config)?;
             let running = start(Options {

@@ -402,6 +402,7 @@ fn start_recovery(ctx: &Ctx<'_>) -> Outcome {
             &problems,
         )));
     }
+    ctx.audit("recovery_started", None, &format!("office {office}"))?;
     let accounts = ctx.app.store.kaigo_accounts_of_office(&office)?;
     let mut prefectures: Vec<String> = accounts
         .iter()

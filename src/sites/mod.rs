@@ -368,6 +368,7 @@ pub fn audit(
     outcome: &str,
 ) -> Result<(), StoreError> {
     app.store.audit(&AuditEvent {
+        prev: String::new(),
         time: now,
         site,
         event: event.into(),

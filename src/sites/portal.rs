@@ -252,6 +252,7 @@ fn identify(ctx: &Ctx<'_>) -> Outcome {
     if user.is_empty() || user.chars().count() > 100 || user.chars().any(char::is_control) {
         return identify_page(ctx, user, Some("ユーザー名を入力してください。"));
     }
+    ctx.audit("recovery_started", None, "captcha passed")?;
     ctx.put_flow(PortalFlow::Identified {
         user: user.to_string(),
     })?;

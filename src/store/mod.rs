@@ -98,6 +98,8 @@ pub struct Store {
     expiry: sled::Tree,
     /// Server-wide values such as the digest key.
     meta: sled::Tree,
+    /// One audit writer at a time, so that the chain never forks.
+    audit_lock: std::sync::Mutex<()>,
 }
 
 impl fmt::Debug for Store {
@@ -108,6 +110,10 @@ impl fmt::Debug for Store {
 
 fn account_key(site: Site, id: &str) -> Vec<u8> {
     format!("{}:{id}", site.name()).into_bytes()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    crate::secret::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
@@ -139,6 +145,7 @@ impl Store {
             audit: db.open_tree("audit")?,
             expiry: db.open_tree("expiry")?,
             meta: db.open_tree("meta")?,
+            audit_lock: std::sync::Mutex::new(()),
             db,
         })
     }
@@ -523,10 +530,61 @@ impl Store {
         self.postal.iter().values().map(|v| decode(&v?)).collect()
     }
 
+    /// Appends to the audit trail, chained to the entry before by its
+    /// SHA-256; the head of the chain is kept in `meta` so that a deleted
+    /// last entry shows too.
     pub fn audit(&self, event: &AuditEvent) -> Result<()> {
+        let _one_writer = self.audit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let prev = match self.audit.last()? {
+            Some((_, bytes)) => sha256_hex(&bytes),
+            None => String::new(),
+        };
+        let entry = encode(&AuditEvent {
+            prev,
+            ..event.clone()
+        })?;
         let id = self.next_id()?;
-        self.audit.insert(id.to_be_bytes(), encode(event)?)?;
+        self.audit.insert(id.to_be_bytes(), entry.as_slice())?;
+        self.meta
+            .insert("audit_head", sha256_hex(&entry).as_bytes())?;
         Ok(())
+    }
+
+    /// Checks the audit trail's chain: Ok(number of entries), or the first
+    /// place where an entry was changed, removed or added.
+    pub fn verify_audit(&self) -> Result<std::result::Result<usize, String>> {
+        let mut prev = String::new();
+        let mut count = 0;
+        for entry in self.audit.iter() {
+            let (key, bytes) = entry?;
+            let id = key
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or_default();
+            let event: AuditEvent = match decode(&bytes) {
+                Ok(e) => e,
+                Err(e) => return Ok(Err(format!("entry {id} does not decode: {e}"))),
+            };
+            if event.prev != prev {
+                return Ok(Err(format!(
+                    "entry {id} does not follow the one before it: an entry was changed or removed there"
+                )));
+            }
+            prev = sha256_hex(&bytes);
+            count += 1;
+        }
+        let head = self
+            .meta
+            .get("audit_head")?
+            .map(|h| String::from_utf8_lossy(&h).into_owned())
+            .unwrap_or_default();
+        if head != prev {
+            return Ok(Err(
+                "the last entry is not the one last written: entries were removed or changed at the end".into(),
+            ));
+        }
+        Ok(Ok(count))
     }
 
     /// The audit trail, oldest first.
@@ -671,6 +729,46 @@ mod tests {
         assert_eq!(store.take_captcha("a", 99).unwrap(), None);
         assert_eq!(store.take_captcha("b", 100).unwrap(), None);
         assert_eq!(store.take_captcha("b", 0).unwrap(), None, "gone once tried");
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_audit_chain_shows_any_edit_or_removal() {
+        let (store, dir) = temp_store();
+        let event = |n: u64| AuditEvent {
+            prev: String::new(),
+            time: n,
+            site: Site::Kaigo,
+            event: "login".into(),
+            account: None,
+            client: "127.0.0.1".into(),
+            outcome: "failed".into(),
+        };
+        for n in 0..5 {
+            store.audit(&event(n)).unwrap();
+        }
+        assert_eq!(store.verify_audit().unwrap(), Ok(5));
+        let keys: Vec<_> = store.audit.iter().keys().map(|k| k.unwrap()).collect();
+        // An edit in the middle.
+        let original = store.audit.get(&keys[2]).unwrap().unwrap();
+        let edited = String::from_utf8(original.to_vec())
+            .unwrap()
+            .replace("failed", "ok");
+        store.audit.insert(&keys[2], edited.as_bytes()).unwrap();
+        assert!(store.verify_audit().unwrap().is_err());
+        store.audit.insert(&keys[2], original).unwrap();
+        assert_eq!(store.verify_audit().unwrap(), Ok(5));
+        // A removal in the middle, and at the end.
+        let middle = store.audit.remove(&keys[1]).unwrap().unwrap();
+        assert!(store.verify_audit().unwrap().is_err());
+        store.audit.insert(&keys[1], middle).unwrap();
+        store.audit.remove(&keys[4]).unwrap();
+        assert!(store
+            .verify_audit()
+            .unwrap()
+            .unwrap_err()
+            .contains("at the end"));
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -298,6 +298,10 @@ pub struct PostalRequest {
 /// One line of the audit trail.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AuditEvent {
+    /// SHA-256 (hex) of the previous entry as stored; empty for the first.
+    /// `kagi audit verify` recomputes the chain.
+    #[serde(default)]
+    pub prev: String,
     pub time: u64,
     pub site: Site,
     /// What happened: `otp_issued`, `otp_failed`, `password_changed`, …

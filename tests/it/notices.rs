@@ -88,3 +88,70 @@ fn the_portal_notice_locks_too_and_a_not_me_link_is_no_reset_link() {
     let refused = portal::login(&mut server.client(), "demo-user", "NewPortal2026x");
     assert!(refused.has("ユーザー名またはパスワードが正しくありません。"));
 }
+
+fn kagi(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kagi"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn kagi_audit_verify_finds_an_edited_or_removed_entry_and_export_writes_csv() {
+    let server = spawn_with(|c| c.rate_limit.login.burst = 100);
+    for _ in 0..6 {
+        kaigo::login(&mut server.client(), "KJ272711111111", "wrong-password1");
+    }
+    let mut r = server.client();
+    kaigo::start_recovery(&mut r, OSAKA_OFFICE, OSAKA_MAIL);
+    let dir = server.stop();
+    let d = dir.to_str().unwrap();
+
+    let ok = kagi(&["audit", "verify", "--data-dir", d]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("audit trail intact"));
+    let csv =
+        String::from_utf8(kagi(&["audit", "export", "--csv", "--data-dir", d]).stdout).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("time,site,event,account,client,outcome,prev_sha256")
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert!(rows
+        .iter()
+        .any(|r| r.contains(",kaigo,lockout,KJ272711111111,127.0.0.1,")));
+    assert!(rows
+        .iter()
+        .any(|r| r.contains(",kaigo,recovery_started,,127.0.0.1,office 2711111111,")));
+    assert!(rows
+        .iter()
+        .any(|r| r.contains(",kaigo,otp_issued,KJ272711111111,127.0.0.1,sent,")));
+    // Never a secret: no code, no password in the trail.
+    assert!(!csv.contains("wrong-password1"));
+
+    // Someone edits an entry in the database: verify says so and fails.
+    let store = crate::support::open_store(&dir);
+    let events = store.audit_events().unwrap();
+    assert!(events.len() >= 8);
+    drop(store);
+    let db = sled::open(&dir).unwrap();
+    let tree = db.open_tree("audit").unwrap();
+    let (key, value) = tree.iter().nth(2).unwrap().unwrap();
+    let edited = String::from_utf8(value.to_vec())
+        .unwrap()
+        .replace("failed", "ok");
+    tree.insert(key, edited.as_bytes()).unwrap();
+    db.flush().unwrap();
+    drop(tree);
+    drop(db);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let broken = kagi(&["audit", "verify", "--data-dir", d]);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("audit trail BROKEN"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -226,6 +226,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         https: config.is_https(),
         trusted_proxies: http::TrustedProxies::parse(&config.http.trusted_proxies)
             .map_err(Error::Config)?,
+        banner: None,
     };
     let listener = Arc::new(http::Listener::bind(listen, limits).map_err(Error::Startup)?);
     let addr = listener.local_addr();
@@ -249,16 +250,29 @@ pub fn start(options: Options) -> Result<Running, Error> {
     );
 
     let public_url = config.public_base();
+    // `serve` with the capture transport is a lab: mail is kept, not sent,
+    // and /dev/ shows it, as in the demo; every page says so.
+    let lab_capture = mode == Mode::Serve && config.mail.transport == Some(Transport::Capture);
+    let banner = match mode {
+        Mode::Demo => Some("デモモード: メールは送信されず、/dev/mail に保存されます。"),
+        Mode::Serve if lab_capture => Some("検証環境: メールは送信されず、/dev/mail に保存されます。実際の利用者向けには使用しないでください。"),
+        Mode::Serve => None,
+    }
+    .map(str::to_string);
+    let serve_options = http::ServeOptions {
+        banner: banner.clone(),
+        ..serve_options
+    };
     let app = app::App {
         digester: secret::Digester::new(&key),
         hasher,
         outbox,
         limiter: limit::RateLimiter::new(config.rate_limit.clone()),
         utc_offset,
-        dev_pages: mode == Mode::Demo,
-        dev_captchas: (mode == Mode::Demo).then(|| std::sync::Mutex::new(Vec::new())),
-        banner: (mode == Mode::Demo)
-            .then(|| "デモモード: メールは送信されず、/dev/mail に保存されます。".to_string()),
+        dev_pages: mode == Mode::Demo || lab_capture,
+        dev_captchas: (mode == Mode::Demo || lab_capture)
+            .then(|| std::sync::Mutex::new(Vec::new())),
+        banner,
         store,
         config,
     };

@@ -253,12 +253,35 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
     a[..whole] == b[..whole] && (rest == 0 || (a[whole] ^ b[whole]) >> (8 - rest) == 0)
 }
 
+/// Puts `banner` on top of an HTML page that does not carry it yet.
+fn add_banner(response: &mut Response, banner: &str) {
+    const MARK: &[u8] = b"<div class=\"banner\"";
+    if !response.content_type.starts_with("text/html")
+        || response.body.windows(MARK.len()).any(|w| w == MARK)
+    {
+        return;
+    }
+    let Some(at) = response.body.windows(6).position(|w| w == b"<body>") else {
+        return;
+    };
+    let div = maud::html! { div.banner role="status" { (banner) } }.into_string();
+    response.body.splice(at + 6..at + 6, div.into_bytes());
+}
+
+/// The longest form field (name or value) kagi reads, in bytes; the
+/// longest real one, an address, is 254.
+pub const MAX_FIELD_BYTES: usize = 1024;
+/// The most fields a form may carry.
+pub const MAX_FIELDS: usize = 16;
+
 /// How `serve` treats requests.
 #[derive(Clone, Debug, Default)]
 pub struct ServeOptions {
     /// `public_url` is https: HSTS on every answer.
     pub https: bool,
     pub trusted_proxies: TrustedProxies,
+    /// A warning every HTML page carries, error pages included (demo, lab).
+    pub banner: Option<String>,
 }
 
 /// Serves requests on the calling thread until `keep_going` says stop (it is
@@ -294,7 +317,7 @@ pub fn serve(
             "kagi: {method} {path} {status} {:.1} ms",
             started.elapsed().as_secs_f64() * 1000.0
         );
-        let _ = raw.respond(to_wire(response, options.https));
+        let _ = raw.respond(to_wire(response, options));
     }
 }
 
@@ -360,6 +383,14 @@ fn parse(
     } else {
         Vec::new()
     };
+    // Every field has a maximum length: none of kagi's forms needs more.
+    if form.len() > MAX_FIELDS
+        || form
+            .iter()
+            .any(|(n, v)| n.len() > MAX_FIELD_BYTES || v.len() > MAX_FIELD_BYTES)
+    {
+        return Err(400);
+    }
     // One value per name: `email=a&email=b` must never become two recipients.
     if form::has_repeated_name(&form) || form::has_repeated_name(&query) {
         return Err(400);
@@ -374,7 +405,14 @@ fn parse(
     })
 }
 
-fn to_wire(response: Response, https: bool) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+fn to_wire(
+    mut response: Response,
+    options: &ServeOptions,
+) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+    if let Some(banner) = &options.banner {
+        add_banner(&mut response, banner);
+    }
+    let https = options.https;
     // Bodies are in memory: always a Content-Length, never chunked.
     let mut wire = tiny_http::Response::from_data(response.body)
         .with_status_code(response.status)

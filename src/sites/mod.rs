@@ -33,7 +33,7 @@ pub struct Visit {
 impl Visit {
     /// The visit named by the request's cookie, or a new one.
     pub fn of(app: &App, req: &Request, site: Site) -> Visit {
-        match req.cookie(&cookie_name(site)).and_then(Token::parse) {
+        match req.cookie(&cookie_name(app, site)).and_then(Token::parse) {
             Some(token) => Visit::from_token(app, token, site, false),
             None => Visit::new(app, site),
         }
@@ -61,20 +61,21 @@ impl Visit {
         !self.is_new && constant_time_eq(req.field("csrf"), &self.csrf)
     }
 
-    /// Adds the cookie to `response`.
+    /// Adds the cookie to `response`. Under https it is a `__Host-` cookie
+    /// (Secure, Path=/, no Domain: no other host or path can set or shadow
+    /// it); otherwise it is scoped to the site's path.
     pub fn set_on(&self, app: &App, response: Response) -> Response {
-        let secure = if app.config.is_https() {
-            "; Secure"
+        let scope = if app.config.is_https() {
+            "Path=/; Secure".to_string()
         } else {
-            ""
+            format!("Path=/{}", self.site.name())
         };
         response.with_header(
             "Set-Cookie",
             format!(
-                "{}={}; Path=/{}; HttpOnly; SameSite=Strict{secure}",
-                cookie_name(self.site),
+                "{}={}; {scope}; HttpOnly; SameSite=Strict",
+                cookie_name(app, self.site),
                 self.token.expose(),
-                self.site.name()
             ),
         )
     }
@@ -352,8 +353,12 @@ pub fn check_login(
     Ok(None)
 }
 
-pub fn cookie_name(site: Site) -> String {
-    format!("kagi_{}", site.name())
+pub fn cookie_name(app: &App, site: Site) -> String {
+    if app.config.is_https() {
+        format!("__Host-kagi_{}", site.name())
+    } else {
+        format!("kagi_{}", site.name())
+    }
 }
 
 /// Appends to the audit trail. A failed audit write fails the request: an

@@ -312,3 +312,108 @@ fn a_client_that_stalls_mid_body_does_not_hold_up_anyone_else() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     drop(stalled);
 }
+
+#[test]
+fn under_https_the_cookie_is_a_host_cookie_and_hsts_is_sent() {
+    let server = crate::support::spawn_with(|c| {
+        c.public_url = Some("https://login.example.jp".into());
+    });
+    let page = server.client().get("/kaigo/login");
+    let cookie = page.header("Set-Cookie").unwrap();
+    assert!(cookie.starts_with("__Host-kagi_kaigo="), "{cookie}");
+    for attribute in ["Path=/;", "Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(!cookie.contains("Domain"));
+    assert_eq!(
+        page.header("Strict-Transport-Security"),
+        Some("max-age=31536000")
+    );
+    // The flow works on the prefixed cookie.
+    let mut c = server.client();
+    c.get("/kaigo/recovery/auth");
+    let next = c.post(
+        "/kaigo/recovery/auth",
+        &[
+            ("office", "2711111111"),
+            ("email", "office-osaka@example.jp"),
+        ],
+    );
+    assert_eq!(next.status, 303, "CSRF passes on the __Host- cookie");
+    // Without https: no Secure, no HSTS.
+    let plain = spawn().client().get("/kaigo/login");
+    assert!(!plain.header("Set-Cookie").unwrap().contains("Secure"));
+    assert_eq!(plain.header("Strict-Transport-Security"), None);
+}
+
+#[test]
+fn an_overlong_field_or_too_many_fields_are_a_400() {
+    let server = spawn();
+    let mut c = server.client();
+    c.get("/kaigo/recovery/auth");
+    let long = "a".repeat(1025);
+    let page = c.post(
+        "/kaigo/recovery/auth",
+        &[("office", "2711111111"), ("email", &long)],
+    );
+    assert_eq!(page.status, 400);
+    let many: Vec<(String, String)> = (0..20).map(|i| (format!("f{i}"), "x".into())).collect();
+    let fields: Vec<(&str, &str)> = many.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    assert_eq!(c.post("/kaigo/recovery/auth", &fields).status, 400);
+}
+
+#[test]
+fn a_lab_serve_with_capture_shows_dev_pages_and_says_so_on_every_page() {
+    let dir = std::env::temp_dir().join(format!("kagi-it-lab-{}", std::process::id()));
+    let mut config = kagi::config::Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: Some(dir.clone()),
+        public_url: Some("http://lab.example.jp".into()),
+        ..Default::default()
+    };
+    config.mail.transport = Some(kagi::config::Transport::Capture);
+    config.argon2.memory_kib = 256;
+    config.argon2.iterations = 1;
+    let running = kagi::start(kagi::Options {
+        config,
+        mode: kagi::Mode::Serve,
+        clock: kagi::clock::Clock::system(),
+    })
+    .expect("a lab config starts");
+    let get = |path: &str| {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        exchange(running.addr(), request.as_bytes())
+    };
+    assert_eq!(get("/dev/mail").status, 200);
+    assert_eq!(get("/dev/mail.json").status, 200);
+    let banner = "検証環境: メールは送信されず、/dev/mail に保存されます。";
+    for path in [
+        "/kaigo/login",
+        "/portal/reset",
+        "/nowhere",
+        "/kaigo/recovery/otp",
+    ] {
+        assert!(get(path).body.contains(banner), "{path}");
+    }
+    // Even a refusal of the front door carries it.
+    let refused = exchange(
+        running.addr(),
+        b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    assert_eq!(refused.status, 400);
+    assert!(refused.body.contains(banner));
+    // Demo accounts exist only in the demo.
+    let login = exchange(
+        running.addr(),
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(login.status, 200);
+    running.stop();
+    let store = crate::support::open_store(&dir);
+    assert!(store
+        .account(kagi::store::Site::Kaigo, "KJ272711111111")
+        .unwrap()
+        .is_none());
+    drop(store);
+    let _ = std::fs::remove_dir_all(dir);
+}

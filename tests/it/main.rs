@@ -9,5 +9,6 @@ mod kaigo;
 mod limits;
 mod notices;
 mod portal;
+mod sessions;
 mod smtp;
 mod support;

@@ -14,6 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 pub use templates::Letter;
 
+/// How long the mail thread waits after being woken.
+const SETTLE: Duration = Duration::from_millis(25);
+
 /// The request side of mail: writes to the outbox and wakes the mail thread.
 #[derive(Debug)]
 pub struct Outbox {
@@ -34,6 +37,35 @@ impl Outbox {
         now: u64,
         not_after: u64,
     ) -> Result<u64, StoreError> {
+        self.queue(store, from, to, letter, now, not_after, false)
+    }
+
+    /// Queues a decoy: the same letter, written and woken for exactly as a
+    /// real one, and dropped unsent by the mail thread. A recovery step
+    /// that matched nothing queues one, so that both branches do the same
+    /// work in the same time.
+    pub fn send_decoy(
+        &self,
+        store: &Store,
+        to: &str,
+        letter: &Letter,
+        now: u64,
+        not_after: u64,
+    ) -> Result<u64, StoreError> {
+        self.queue(store, None, to, letter, now, not_after, true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn queue(
+        &self,
+        store: &Store,
+        from: Option<&str>,
+        to: &str,
+        letter: &Letter,
+        now: u64,
+        not_after: u64,
+        decoy: bool,
+    ) -> Result<u64, StoreError> {
         let from = from.unwrap_or(&self.from);
         let id = store.enqueue_mail(|id| {
             let message_id = format!(
@@ -53,6 +85,7 @@ impl Outbox {
                 attempts: 0,
                 next_attempt: now,
                 last_error: None,
+                decoy,
             }
         })?;
         // The thread may be busy or gone; the mail is on disk either way.
@@ -116,6 +149,10 @@ fn deliver_forever(
             if stop.load(Ordering::Relaxed) {
                 return;
             }
+            if mail.decoy {
+                let _ = store.remove_mail(mail.id);
+                continue;
+            }
             if mail.not_after <= now {
                 eprintln!(
                     "kagi: mail {}: dropped, its code or link expired before delivery",
@@ -158,7 +195,10 @@ fn deliver_forever(
             }
         }
         match wake.recv_timeout(Duration::from_secs(1)) {
-            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            // Lets the request that queued the mail finish (its flush, its
+            // answer) before this thread competes for the disk and a core.
+            Ok(()) => std::thread::sleep(SETTLE),
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
     }

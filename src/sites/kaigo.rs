@@ -504,26 +504,34 @@ fn issue_otp(
         }
         (fresh.id.clone(), true)
     })?;
+    // The letter is made on both branches; without a match it goes to the
+    // outbox as a decoy that is never sent (same work, same time).
+    let letter = templates::kaigo_otp(
+        otp.expose(),
+        lifetime.div_ceil(60),
+        &app.config.kaigo.helpdesk,
+    );
     match (&matched, sent) {
         (Some(account), true) => {
-            let letter = templates::kaigo_otp(
-                otp.expose(),
-                lifetime.div_ceil(60),
-                &app.config.kaigo.helpdesk,
-            );
             let to = account.email.as_deref().unwrap_or_default();
             app.outbox
                 .send(&app.store, None, to, &letter, now, now + lifetime)?;
             ctx.audit("otp_issued", Some(&account.id), "sent")?;
         }
         (Some(account), false) => {
+            app.outbox
+                .send_decoy(&app.store, email, &letter, now, now + lifetime)?;
             ctx.audit(
                 "otp_issued",
                 Some(&account.id),
                 "send suppressed: cooldown or daily limit",
             )?;
         }
-        (None, _) => ctx.audit("otp_issued", None, "no matching account; not sent")?,
+        (None, _) => {
+            app.outbox
+                .send_decoy(&app.store, email, &letter, now, now + lifetime)?;
+            ctx.audit("otp_issued", None, "no matching account; not sent")?;
+        }
     }
     let flow = KaigoFlow::AwaitingOtp {
         email: email.to_string(),

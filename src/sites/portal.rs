@@ -304,41 +304,53 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
     })?;
     let token = Token::generate();
     let key = app.digester.digest(Purpose::Link, token.expose());
+    let lifetime = app.config.portal.link_lifetime_secs;
+    // Built from the configured address, never from the request's Host.
+    let url = format!("{}/passwordreset?token={}", portal_url(app), token.expose());
+    let letter = templates::portal_reset_link(
+        &url,
+        &templates::lifetime_ja(lifetime),
+        &portal_url(app),
+        &app.config.portal.contact,
+    );
+    let link = Link {
+        kind: LinkKind::Reset,
+        site: SITE,
+        account: matched
+            .as_ref()
+            .filter(|_| allowed)
+            .map_or(String::new(), |a| a.id.clone()),
+        generation: matched.as_ref().map_or(0, |a| a.generation),
+        state: LinkState::Live,
+    };
+    // Both branches write a link record and queue a letter; without a
+    // match the record belongs to no account (it can set nothing) and the
+    // letter is a decoy that is never sent.
+    app.store.put_link(&key, &link, now + lifetime)?;
     match (&matched, allowed) {
         (Some(account), true) => {
-            let lifetime = app.config.portal.link_lifetime_secs;
-            let link = Link {
-                kind: LinkKind::Reset,
-                site: SITE,
-                account: account.id.clone(),
-                generation: account.generation,
-                state: LinkState::Live,
-            };
-            app.store.put_link(&key, &link, now + lifetime)?;
-            // Built from the configured address, never from the request's Host.
-            let url = format!("{}/passwordreset?token={}", portal_url(app), token.expose());
-            let letter = templates::portal_reset_link(
-                &url,
-                &templates::lifetime_ja(lifetime),
-                &portal_url(app),
-                &app.config.portal.contact,
-            );
             let to = account.email.as_deref().unwrap_or_default();
             send_mail(ctx, to, &letter, lifetime)?;
             ctx.audit("link_issued", Some(&account.id), "sent")?;
         }
         (Some(account), false) => {
+            app.outbox
+                .send_decoy(&app.store, &email, &letter, now, now + lifetime)?;
             ctx.audit(
                 "link_issued",
                 Some(&account.id),
                 "send suppressed: cooldown or daily limit",
             )?;
         }
-        (None, _) => ctx.audit(
-            "link_issued",
-            None,
-            "no matching reachable account; not sent",
-        )?,
+        (None, _) => {
+            app.outbox
+                .send_decoy(&app.store, &email, &letter, now, now + lifetime)?;
+            ctx.audit(
+                "link_issued",
+                None,
+                "no matching reachable account; not sent",
+            )?;
+        }
     }
     ctx.put_flow(PortalFlow::Sent)?;
     app.store.flush()?;

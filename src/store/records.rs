@@ -245,6 +245,10 @@ pub struct OutboxMail {
     pub attempts: u32,
     pub next_attempt: u64,
     pub last_error: Option<String>,
+    /// Written by a recovery step that matched nothing, so that it does the
+    /// same work as one that matched; the mail thread drops it unsent.
+    #[serde(default)]
+    pub decoy: bool,
 }
 
 impl fmt::Debug for OutboxMail {

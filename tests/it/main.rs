@@ -12,3 +12,4 @@ mod portal;
 mod sessions;
 mod smtp;
 mod support;
+mod timing;

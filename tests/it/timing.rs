@@ -1,0 +1,120 @@
+//! No enumeration by the clock: the step that may send a code or link
+//! takes the same time whether or not the account matched. Medians over
+//! 200 interleaved requests per branch, compared in the same run.
+
+use crate::kaigo::{OSAKA_MAIL, OSAKA_OFFICE};
+use crate::support::{spawn_with, TestServer};
+use std::time::{Duration, Instant};
+
+const ROUNDS: usize = 200;
+
+fn quiet_limits(server_config: &mut kagi::config::Config) {
+    // Real argon2 costs: a hash on one branch only would stand out by tens
+    // of milliseconds.
+    server_config.argon2 = Default::default();
+    // Every request may send: no cooldown, no daily cap, no rate limit in
+    // the way, so that the matching branch does all of its work each time.
+    server_config.guard.send_cooldown_secs = 0;
+    server_config.guard.otps_per_day = 1_000_000;
+    server_config.guard.links_per_day = 1_000_000;
+    let wide = kagi::config::Bucket {
+        burst: 1_000_000,
+        refill_secs: 1,
+    };
+    server_config.rate_limit.recovery = wide;
+    server_config.rate_limit.captcha = wide;
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Times `step(matching)` for both branches, interleaved, and returns the
+/// medians (match, no match).
+fn medians(mut step: impl FnMut(bool) -> Duration) -> (Duration, Duration) {
+    // Warm up both branches first.
+    for i in 0..20 {
+        step(i % 2 == 0);
+    }
+    let (mut hit, mut miss) = (Vec::new(), Vec::new());
+    for i in 0..2 * ROUNDS {
+        if i % 2 == 0 {
+            hit.push(step(true));
+        } else {
+            miss.push(step(false));
+        }
+    }
+    (median(hit), median(miss))
+}
+
+fn assert_close(what: &str, (hit, miss): (Duration, Duration)) {
+    let gap = if hit > miss { hit - miss } else { miss - hit };
+    eprintln!("{what}: median match {hit:?}, no match {miss:?}, gap {gap:?}");
+    assert!(
+        gap < Duration::from_millis(1),
+        "{what}: medians differ by {gap:?} (match {hit:?}, no match {miss:?})"
+    );
+}
+
+#[test]
+fn kaigo_step_2_takes_the_same_time_for_a_match_and_a_miss() {
+    let server = spawn_with(quiet_limits);
+    let result = medians(|matching| {
+        let mut c = server.client();
+        c.get("/kaigo/recovery/auth");
+        let email = if matching {
+            OSAKA_MAIL
+        } else {
+            "someone-else@example.jp"
+        };
+        let started = Instant::now();
+        let page = c.post(
+            "/kaigo/recovery/auth",
+            &[("office", OSAKA_OFFICE), ("email", email)],
+        );
+        let took = started.elapsed();
+        assert_eq!(page.location(), "/kaigo/recovery/otp");
+        took
+    });
+    assert_close("kaigo step 2", result);
+    assert!(
+        server.stop_and_count_mail() >= ROUNDS,
+        "the matching branch sent every time"
+    );
+}
+
+fn portal_verify(server: &TestServer, matching: bool) -> Duration {
+    let mut c = server.client();
+    let page = c.get("/portal/reset");
+    let id = page.hidden("captcha_id").unwrap();
+    let answer = server.captcha_answer(&id).unwrap();
+    let next = c.post(
+        "/portal/reset",
+        &[
+            ("captcha_id", &id),
+            ("user", "demo-user"),
+            ("captcha", &answer),
+            ("action", "next"),
+        ],
+    );
+    assert_eq!(next.location(), "/portal/reset/verify");
+    c.get("/portal/reset/verify");
+    let email = if matching {
+        "demo-user@example.jp"
+    } else {
+        "someone-else@example.jp"
+    };
+    let started = Instant::now();
+    let sent = c.post("/portal/reset/verify", &[("email", email)]);
+    let took = started.elapsed();
+    assert_eq!(sent.location(), "/portal/reset/sent");
+    took
+}
+
+#[test]
+fn portal_step_2_takes_the_same_time_for_a_match_and_a_miss() {
+    let server = spawn_with(quiet_limits);
+    let result = medians(|matching| portal_verify(&server, matching));
+    assert_close("portal ②", result);
+}

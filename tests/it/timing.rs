@@ -49,7 +49,7 @@ fn medians(mut step: impl FnMut(bool) -> Duration) -> (Duration, Duration) {
 }
 
 fn assert_close(what: &str, (hit, miss): (Duration, Duration)) {
-    let gap = if hit > miss { hit - miss } else { miss - hit };
+    let gap = hit.abs_diff(miss);
     eprintln!("{what}: median match {hit:?}, no match {miss:?}, gap {gap:?}");
     assert!(
         gap < Duration::from_millis(1),

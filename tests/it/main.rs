@@ -9,6 +9,7 @@ mod kaigo;
 mod limits;
 mod notices;
 mod portal;
+mod router;
 mod sessions;
 mod smtp;
 mod support;

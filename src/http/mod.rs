@@ -76,6 +76,9 @@ pub struct Response {
     pub body: Vec<u8>,
     /// Static assets may be cached; pages never are.
     pub cacheable: bool,
+    /// The generic error page of `status`: `serve` draws it in the layout
+    /// of the site the path belongs to.
+    pub error_page: bool,
 }
 
 impl Response {
@@ -90,6 +93,7 @@ impl Response {
             headers: Vec::new(),
             body: markup.into_string().into_bytes(),
             cacheable: false,
+            error_page: false,
         }
     }
 
@@ -101,6 +105,7 @@ impl Response {
             headers: vec![("Location", location.to_string())],
             body: Vec::new(),
             cacheable: false,
+            error_page: false,
         }
     }
 
@@ -111,6 +116,7 @@ impl Response {
             headers: Vec::new(),
             body: body.into_bytes(),
             cacheable: false,
+            error_page: false,
         }
     }
 
@@ -121,12 +127,16 @@ impl Response {
             headers: Vec::new(),
             body: body.as_bytes().to_vec(),
             cacheable: true,
+            error_page: false,
         }
     }
 
     /// A readable error page with the given status.
     pub fn error(status: u16) -> Response {
-        Response::html_status(status, pages::error_page(status))
+        Response {
+            error_page: true,
+            ..Response::html_status(status, pages::error_page(status, None))
+        }
     }
 
     /// 405, naming what the path does accept.
@@ -311,6 +321,17 @@ pub fn serve(
             }
             Err(status) => Response::error(status),
         };
+        let mut response = response;
+        if response.error_page {
+            let site = match path.split('/').nth(1) {
+                Some("kaigo") => Some(crate::store::Site::Kaigo),
+                Some("portal") => Some(crate::store::Site::Portal),
+                _ => None,
+            };
+            response.body = pages::error_page(response.status, site)
+                .into_string()
+                .into_bytes();
+        }
         let status = response.status;
         // The query string is never logged: it may carry a reset token.
         eprintln!(

@@ -33,8 +33,9 @@ pub fn layout(title: &str, banner: Option<&str>, body: Markup) -> Markup {
     }
 }
 
-/// The page for an error status, in plain Japanese.
-pub fn error_page(status: u16) -> Markup {
+/// The page for an error status, in plain Japanese, under the header of
+/// the site it happened on.
+pub fn error_page(status: u16, site: Option<crate::store::Site>) -> Markup {
     let (title, text) = match status {
         400 => ("不正なリクエスト", "送信された内容を読み取れませんでした。入力内容をご確認のうえ、もう一度お試しください。"),
         403 => ("操作を続行できません", "画面の有効期限が切れたか、正しくない操作が行われました。お手数ですが、最初からやり直してください。"),
@@ -47,15 +48,23 @@ pub fn error_page(status: u16) -> Markup {
         503 => ("ただいま処理できません", "一時的に処理できない状態です。しばらくしてからもう一度お試しください。"),
         _ => ("システムエラー", "申し訳ありません。システムエラーが発生しました。しばらくしてからもう一度お試しください。"),
     };
+    let home = site.map_or("/".to_string(), |s| format!("/{}", s.name()));
     layout(
         title,
         None,
         html! {
+            @match site {
+                Some(crate::store::Site::Kaigo) => div.system { "介護電子請求受付システム" },
+                Some(crate::store::Site::Portal) => header.portal {
+                    a.site-name href="/portal" { "医療機関等向け総合ポータルサイト" }
+                },
+                None => {},
+            }
             main.error {
                 h1 { (title) }
                 p { (text) }
                 p.status { "(HTTP " (status) ")" }
-                p { a href="/" { "トップページへ戻る" } }
+                p { a href=(home) { "トップページへ戻る" } }
             }
         },
     )

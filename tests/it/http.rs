@@ -45,6 +45,13 @@ fn every_page_and_error_carries_the_security_headers() {
             assert_eq!(page.header(name), Some(value), "{name} on {path}");
         }
     }
+    // Errors are drawn under the header of the site they happened on.
+    assert!(c
+        .get("/kaigo/nowhere")
+        .has("<div class=\"system\">介護電子請求受付システム</div>"));
+    assert!(c
+        .get("/portal/nowhere")
+        .has("<a class=\"site-name\" href=\"/portal\">医療機関等向け総合ポータルサイト</a>"));
     let css = c.get("/static/kagi.css");
     assert_eq!(css.header("Content-Type"), Some("text/css; charset=utf-8"));
     assert_eq!(css.header("X-Content-Type-Options"), Some("nosniff"));

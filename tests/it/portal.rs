@@ -284,6 +284,11 @@ fn a_link_opens_any_number_of_times_and_sets_a_password_once() {
     // A mail scanner opens it, then the user does: both see the form.
     let scanner = server.client().get(&link);
     assert_eq!(scanner.status, 200);
+    // A HEAD (link checkers use it) uses nothing up either.
+    let head = format!("HEAD {link} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let answer = crate::support::exchange(server.addr, head.as_bytes());
+    assert_eq!(answer.status, 200);
+    assert!(answer.body.is_empty());
     let form = c.get(&link);
     assert_eq!(form.status, 200);
     assert_eq!(form.title(), "パスワードのリセット");

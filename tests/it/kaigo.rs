@@ -200,8 +200,14 @@ fn a_non_matching_office_and_address_get_the_same_screen_and_no_mail() {
         let shown = c.follow(raw.clone());
         (c, raw, shown)
     };
-    let (_, match_raw, match_page) = answer(OSAKA_OFFICE, OSAKA_MAIL);
+    let (mut matched, match_raw, match_page) = answer(OSAKA_OFFICE, OSAKA_MAIL);
     let wanted = server.wait_for_mails(1);
+    let wrong = if wanted[0].otp() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let match_wrong = matched.submit("/kaigo/recovery/otp", &[("otp", wrong)]);
     assert_eq!(wanted.len(), 1);
 
     let cases = [
@@ -222,6 +228,13 @@ fn a_non_matching_office_and_address_get_the_same_screen_and_no_mail() {
             "screen for {office}/{email}"
         );
         assert!(page.has("宛に送信しました"));
+        // A wrong entry reads the same, down to the count left.
+        let miss_wrong = c.submit("/kaigo/recovery/otp", &[("otp", wrong)]);
+        assert_eq!(
+            comparable(&miss_wrong, email),
+            comparable(&match_wrong, OSAKA_MAIL),
+            "wrong-code screen for {office}/{email}"
+        );
         // Even the real code of another flow cannot succeed here.
         let tried = c.submit("/kaigo/recovery/otp", &[("otp", &wanted[0].otp())]);
         assert!(tried.has("ワンタイムパスワードが正しくありません。"));

@@ -232,18 +232,11 @@ fn connection(client: &TcpStream, peer: SocketAddr, inner: &Inner, id: u64) {
     };
     let _ = client.set_write_timeout(Some(limits.write_timeout));
     let _ = client.set_nodelay(true);
-    // Answers flow back on a thread of their own.
-    let answers = match (backend.try_clone(), client.try_clone()) {
-        (Ok(mut from), Ok(mut to)) => std::thread::Builder::new()
-            .name("kagi-answer".into())
-            .stack_size(64 * 1024)
-            .spawn(move || {
-                let _ = io::copy(&mut from, &mut to);
-                let _ = to.shutdown(Shutdown::Write);
-            }),
-        _ => return,
-    };
-    let Ok(answers) = answers else {
+    // Answers flow back through memory: one thread takes them from
+    // tiny_http as fast as it writes them, another gives them to the client
+    // at the client's pace. tiny_http writes on the one request thread, so
+    // it must never wait for a client that reads slowly or not at all.
+    let Ok(answers) = spawn_answer_threads(&backend, client) else {
         return;
     };
     let peer_header = format!("{PEER_HEADER}: {} {}\r\n", inner.secret, peer.ip());
@@ -287,8 +280,96 @@ fn connection(client: &TcpStream, peer: SocketAddr, inner: &Inner, id: u64) {
     // tiny_http answers what it has, sees the end, and closes its side;
     // the answer thread then closes the client's.
     let _ = backend.shutdown(Shutdown::Write);
-    let _ = answers.join();
+    for t in answers {
+        let _ = t.join();
+    }
     linger(client);
+}
+
+/// Answer bytes held for a client that reads more slowly than tiny_http
+/// writes; a client further behind than this is cut off.
+pub const MAX_PENDING_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Default)]
+struct Pending {
+    chunks: std::collections::VecDeque<Vec<u8>>,
+    bytes: usize,
+    /// tiny_http closed its side: nothing more will come.
+    done: bool,
+    /// The client is cut off: what comes is read and dropped.
+    broken: bool,
+}
+
+type Pipe = (Mutex<Pending>, std::sync::Condvar);
+
+fn spawn_answer_threads(
+    backend: &UnixStream,
+    client: &TcpStream,
+) -> io::Result<[std::thread::JoinHandle<()>; 2]> {
+    let pipe: Arc<Pipe> = Arc::default();
+    let (mut from, cut) = (backend.try_clone()?, client.try_clone()?);
+    let p = pipe.clone();
+    let reader = std::thread::Builder::new()
+        .name("kagi-answer".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let mut chunk = vec![0u8; 16 * 1024];
+            loop {
+                let n = match from.read(&mut chunk) {
+                    Ok(0) | Err(_) => 0,
+                    Ok(n) => n,
+                };
+                let mut pending = p.0.lock().unwrap_or_else(|e| e.into_inner());
+                if n == 0 {
+                    pending.done = true;
+                    p.1.notify_all();
+                    return;
+                }
+                if pending.broken {
+                    continue;
+                }
+                if pending.bytes + n > MAX_PENDING_BYTES {
+                    pending.broken = true;
+                    pending.chunks.clear();
+                    let _ = cut.shutdown(Shutdown::Both);
+                } else {
+                    pending.bytes += n;
+                    pending.chunks.push_back(chunk[..n].to_vec());
+                }
+                p.1.notify_all();
+            }
+        })?;
+    let mut to = client.try_clone()?;
+    let writer = std::thread::Builder::new()
+        .name("kagi-write".into())
+        .stack_size(64 * 1024)
+        .spawn(move || loop {
+            let next = {
+                let mut pending = pipe.0.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if pending.broken {
+                        return;
+                    }
+                    if let Some(c) = pending.chunks.pop_front() {
+                        pending.bytes -= c.len();
+                        break c;
+                    }
+                    if pending.done {
+                        let _ = to.shutdown(Shutdown::Write);
+                        return;
+                    }
+                    pending = pipe.1.wait(pending).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            if to.write_all(&next).is_err() {
+                let mut pending = pipe.0.lock().unwrap_or_else(|e| e.into_inner());
+                pending.broken = true;
+                pending.chunks.clear();
+                let _ = to.shutdown(Shutdown::Both);
+                return;
+            }
+        })?;
+    Ok([reader, writer])
 }
 
 /// Reads and drops what the client still sends, briefly, before the socket

@@ -182,3 +182,47 @@ fn an_idle_keep_alive_connection_is_closed_and_the_server_names_itself_only_as_k
     assert!(started.elapsed() >= Duration::from_millis(900));
     assert!(started.elapsed() < Duration::from_secs(4));
 }
+
+#[test]
+fn a_client_that_never_reads_its_answers_holds_up_no_one() {
+    let server = spawn_with(|c| {
+        c.http.header_timeout_secs = 1;
+        c.http.idle_timeout_secs = 2;
+    });
+    // Thousands of pipelined requests, and not one byte read back: far
+    // more answer than any socket buffer holds.
+    let mut greedy = TcpStream::connect(server.addr).unwrap();
+    let request = "GET /kaigo/login HTTP/1.1\r\nHost: x\r\n\r\n".repeat(10_000);
+    greedy.write_all(request.as_bytes()).unwrap();
+    let started = Instant::now();
+    for _ in 0..30 {
+        let asked = Instant::now();
+        assert_eq!(server.client().get("/healthz").status, 200);
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "a page took {:?} while a client read nothing",
+            asked.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // The greedy client was cut off rather than served forever.
+    greedy
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let reading = Instant::now();
+    let mut sink = vec![0u8; 1 << 20];
+    let mut total = 0;
+    loop {
+        match greedy.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+    }
+    let page = server.client().get("/kaigo/login").body.len();
+    eprintln!(
+        "greedy client: read {total} bytes of 10000 answers of {page}+ bytes, in {:?}",
+        reading.elapsed()
+    );
+    assert!(total < 10_000 * page, "read {total} bytes: never cut off");
+}

@@ -1,25 +1,31 @@
 //! kagi — a self-hosted login-recovery server in one binary.
 //!
-//! It reproduces the self-service recovery of the 介護電子請求受付システム
-//! (kaigo): office number + security e-mail → a mailed one-time password →
-//! new password, with the security code cleared.
+//! It reproduces the self-service recovery of two sites: the
+//! 介護電子請求受付システム (kaigo: office number + security e-mail → a mailed
+//! one-time password → new password, the security code cleared) and the
+//! 医療機関等向け総合ポータルサイト (portal: user name + CAPTCHA → registered
+//! e-mail → a mailed reset link → new password).
 //!
 //! # Code map
 //!
-//! A request comes in on the one request thread (`http`), goes through the
-//! top router (`app`) to a site's flow (`sites::kaigo`), which reads and
-//! writes `store` and answers with a `pages` screen. Beside the request
-//! thread run only the mail thread (`mail`: outbox → SMTP or capture) and the
-//! sweeper (deletes expired flows and sessions).
+//! A connection is accepted by the front door (`http::front`: limits, refusals,
+//! a connection cap, threads per connection), which hands each checked
+//! request to tiny_http over a private socket. The request comes out on the
+//! one request thread (`http::serve`), goes through the top router (`app`)
+//! to a site's flow (`sites::kaigo`, `sites::portal`), which checks the rate
+//! limits (`limit`), reads and writes `store` and answers with a `pages`
+//! screen. Beside the request thread run the mail thread (`mail`: outbox →
+//! SMTP or capture, decoys dropped) and the sweeper (deletes expired records).
 //!
 //! - `cli`     the command line
 //! - `config`  one `Config`, defaults, TOML, validation
 //! - `clock`   the one clock; tests move it
-//! - `http`    tiny_http → `Request`, `Response` → wire, security headers, panics → 500
+//! - `http`    the front door; tiny_http → `Request`, `Response` → wire, security headers, panics → 500
+//! - `limit`   rate limits per client address
 //! - `app`     the top router, `/dev/` and `/healthz`
-//! - `sites`   the flows: visit cookie, CSRF, each site's state machine
+//! - `sites`   the flows: visit cookie, CSRF, login lockout, "not me", each site's state machine
 //! - `pages`   maud screens, pure
-//! - `policy`  password rules with one message each
+//! - `policy`  password rules (seed and NIST style, common passwords) with one message each
 //! - `secret`  random tokens, OTPs, keyed digests, argon2id
 //! - `store`   sled trees, records, expiry index, sweep
 //! - `mail`    outbox, templates, transports
@@ -28,6 +34,9 @@
 //! # Invariants
 //!
 //! - Only `http` knows tiny_http; only `store` knows sled; only `mail` knows SMTP.
+//! - tiny_http never reads from the network: only requests the front door
+//!   checked and rebuilt reach it.
+//! - A recovery step does the same work whether or not the account matched.
 //! - `pages` is pure: no store, no clock.
 //! - Nothing below the request loop reads the clock: `now` is a parameter.
 //! - No handler talks to a mail server: it writes to the outbox.

@@ -261,6 +261,9 @@ pub struct MailConfig {
     pub retry_initial_secs: u64,
     /// Longest delay between two delivery tries.
     pub retry_max_secs: u64,
+    /// A message still not accepted this long after it was queued is
+    /// marked failed (and an audit entry says so).
+    pub give_up_after_secs: u64,
     pub smtp: SmtpConfig,
 }
 
@@ -285,6 +288,10 @@ pub struct SmtpConfig {
     pub password: Option<String>,
     /// Connection and command timeout.
     pub timeout_secs: u64,
+    /// PEM file of the CA(s) that signed the relay's certificate, for a relay
+    /// with a private CA; the public web roots are used when unset. There is
+    /// no switch to accept any certificate.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for SmtpConfig {
@@ -297,6 +304,7 @@ impl fmt::Debug for SmtpConfig {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "…"))
             .field("timeout_secs", &self.timeout_secs)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -381,6 +389,7 @@ impl Default for MailConfig {
             from: None,
             retry_initial_secs: 10,
             retry_max_secs: 600,
+            give_up_after_secs: 86_400,
             smtp: SmtpConfig::default(),
         }
     }
@@ -395,6 +404,7 @@ impl Default for SmtpConfig {
             username: None,
             password: None,
             timeout_secs: 30,
+            ca_file: None,
         }
     }
 }
@@ -574,6 +584,23 @@ impl Config {
             }
             if smtp.port == Some(0) {
                 return Err(bad("mail.smtp.port", "must be 1–65535"));
+            }
+            if smtp.timeout_secs == 0 {
+                return Err(bad("mail.smtp.timeout_secs", "must be above 0"));
+            }
+            if let Some(ca) = &smtp.ca_file {
+                let pem = std::fs::read_to_string(ca).map_err(|e| {
+                    bad(
+                        "mail.smtp.ca_file",
+                        format!("cannot read {}: {e}", ca.display()),
+                    )
+                })?;
+                if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(bad(
+                        "mail.smtp.ca_file",
+                        format!("{} holds no PEM certificate", ca.display()),
+                    ));
+                }
             }
             if smtp.username.is_some() != smtp.password.is_some() {
                 return Err(bad(

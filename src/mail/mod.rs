@@ -7,7 +7,7 @@ pub mod templates;
 
 use crate::clock::Clock;
 use crate::config::{MailConfig, Transport};
-use crate::store::{CapturedMail, OutboxMail, Store, StoreError};
+use crate::store::{AuditEvent, CapturedMail, OutboxMail, Site, Store, StoreError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -26,18 +26,18 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Queues `letter` for `to`, from `from` or else the configured sender;
-    /// useless (and dropped) after `not_after`.
+    /// Queues `letter` for `to`, from `from` or else the configured sender,
+    /// at `useful.start`; useless (and dropped) from `useful.end` on.
     pub fn send(
         &self,
         store: &Store,
+        site: Site,
         from: Option<&str>,
         to: &str,
         letter: &Letter,
-        now: u64,
-        not_after: u64,
+        useful: std::ops::Range<u64>,
     ) -> Result<u64, StoreError> {
-        self.queue(store, from, to, letter, now, not_after, false)
+        self.queue(store, site, from, to, letter, useful, false)
     }
 
     /// Queues a decoy: the same letter, written and woken for exactly as a
@@ -47,25 +47,26 @@ impl Outbox {
     pub fn send_decoy(
         &self,
         store: &Store,
+        site: Site,
         to: &str,
         letter: &Letter,
-        now: u64,
-        not_after: u64,
+        useful: std::ops::Range<u64>,
     ) -> Result<u64, StoreError> {
-        self.queue(store, None, to, letter, now, not_after, true)
+        self.queue(store, site, None, to, letter, useful, true)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // each is one fact of the mail
     fn queue(
         &self,
         store: &Store,
+        site: Site,
         from: Option<&str>,
         to: &str,
         letter: &Letter,
-        now: u64,
-        not_after: u64,
+        useful: std::ops::Range<u64>,
         decoy: bool,
     ) -> Result<u64, StoreError> {
+        let (now, not_after) = (useful.start, useful.end);
         let from = from.unwrap_or(&self.from);
         let id = store.enqueue_mail(|id| {
             let message_id = format!(
@@ -86,6 +87,8 @@ impl Outbox {
                 next_attempt: now,
                 last_error: None,
                 decoy,
+                site,
+                failed: None,
             }
         })?;
         // The thread may be busy or gone; the mail is on disk either way.
@@ -145,54 +148,18 @@ fn deliver_forever(
                 Vec::new()
             }
         };
-        for mut mail in pending.into_iter().filter(|m| m.next_attempt <= now) {
+        let due = pending
+            .into_iter()
+            .filter(|m| m.failed.is_none() && m.next_attempt <= now);
+        for mail in due {
             if stop.load(Ordering::Relaxed) {
-                return;
+                break;
             }
-            if mail.decoy {
-                let _ = store.remove_mail(mail.id);
-                continue;
-            }
-            if mail.not_after <= now {
-                eprintln!(
-                    "kagi: mail {}: dropped, its code or link expired before delivery",
-                    mail.message_id
-                );
-                let _ = store.remove_mail(mail.id);
-                continue;
-            }
-            let outcome = match &mut smtp {
-                None => capture(store, &mail, now),
-                Some(smtp) => smtp.deliver(&mail),
-            };
-            match outcome {
-                Delivery::Sent => {
-                    if smtp.is_some() {
-                        let _ = store.remove_mail(mail.id);
-                    }
-                }
-                Delivery::Temporary(why) => {
-                    mail.attempts += 1;
-                    let delay = config
-                        .retry_initial_secs
-                        .saturating_mul(1 << mail.attempts.min(20).saturating_sub(1))
-                        .min(config.retry_max_secs);
-                    mail.next_attempt = now + delay;
-                    eprintln!(
-                        "kagi: mail {}: try {} failed ({why}); next in {delay} s",
-                        mail.message_id, mail.attempts
-                    );
-                    mail.last_error = Some(why);
-                    let _ = store.update_mail(&mail);
-                }
-                Delivery::Permanent(why) => {
-                    eprintln!(
-                        "kagi: mail {}: refused for good ({why}); removed",
-                        mail.message_id
-                    );
-                    let _ = store.remove_mail(mail.id);
-                }
-            }
+            deliver_one(config, store, smtp.as_mut(), mail, now);
+        }
+        // The burst is over: the connection is not kept while idle.
+        if let Some(smtp) = smtp.as_mut() {
+            smtp.close();
         }
         match wake.recv_timeout(Duration::from_secs(1)) {
             // Lets the request that queued the mail finish (its flush, its
@@ -202,6 +169,111 @@ fn deliver_forever(
             Err(RecvTimeoutError::Disconnected) => return,
         }
     }
+}
+
+/// One due mail: dropped (a decoy, or its code or link has expired), given
+/// up (too old), or tried once.
+fn deliver_one(
+    config: &MailConfig,
+    store: &Store,
+    smtp: Option<&mut smtp::Smtp>,
+    mut mail: OutboxMail,
+    now: u64,
+) {
+    if mail.decoy {
+        let _ = store.remove_mail(mail.id);
+        return;
+    }
+    if mail.not_after <= now {
+        eprintln!(
+            "kagi: mail {}: dropped, its code or link expired before delivery",
+            mail.message_id
+        );
+        let _ = store.remove_mail(mail.id);
+        return;
+    }
+    if now >= mail.created + config.give_up_after_secs {
+        let why = mail.last_error.clone().unwrap_or_default();
+        give_up(
+            store,
+            &mut mail,
+            now,
+            &format!("not accepted within {} s: {why}", config.give_up_after_secs),
+        );
+        return;
+    }
+    let via_smtp = smtp.is_some();
+    let outcome = match smtp {
+        None => capture(store, &mail, now),
+        Some(smtp) => smtp.deliver(&mail),
+    };
+    match outcome {
+        // Captured mail moved to the mailbox in one transaction: if that is
+        // lost in a crash, the mail is still in the outbox and is captured
+        // again. Sent mail leaves the outbox, on disk before anything else,
+        // so that a restart does not send it twice.
+        Delivery::Sent if via_smtp => {
+            if smtp_removes(&mail, store) {
+                let _ = store.flush();
+            }
+        }
+        Delivery::Sent => {}
+        Delivery::Temporary(why) => {
+            mail.attempts += 1;
+            let delay = retry_delay(config, mail.attempts);
+            mail.next_attempt = now + delay;
+            eprintln!(
+                "kagi: mail {}: try {} failed ({why}); next in {delay} s",
+                mail.message_id, mail.attempts
+            );
+            mail.last_error = Some(why);
+            let _ = store.update_mail(&mail);
+        }
+        Delivery::Permanent(why) => give_up(store, &mut mail, now, &why),
+    }
+}
+
+/// Removes a delivered mail from the outbox (capture has moved it already).
+fn smtp_removes(mail: &OutboxMail, store: &Store) -> bool {
+    match store.remove_mail(mail.id) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("kagi: mail {}: delivered, but {e}", mail.message_id);
+            false
+        }
+    }
+}
+
+/// Marks a mail failed: kept for `kagi mail list`, never tried again
+/// unless retried by hand, and noted in the audit trail.
+fn give_up(store: &Store, mail: &mut OutboxMail, now: u64, why: &str) {
+    eprintln!("kagi: mail {}: failed for good ({why})", mail.message_id);
+    mail.failed = Some(now);
+    mail.last_error = Some(why.to_string());
+    let _ = store.update_mail(mail);
+    let _ = store.audit(&AuditEvent {
+        prev: String::new(),
+        time: now,
+        site: mail.site,
+        event: "mail_failed".into(),
+        account: None,
+        client: String::new(),
+        outcome: format!("message {}: {why}", mail.message_id),
+    });
+    let _ = store.flush();
+}
+
+/// The wait before try `attempts + 1`: `retry_initial_secs`, doubling per
+/// try up to `retry_max_secs`, then jittered down by up to a half so that
+/// mails queued together do not come back together.
+fn retry_delay(config: &MailConfig, attempts: u32) -> u64 {
+    let full = config
+        .retry_initial_secs
+        .saturating_mul(1 << attempts.clamp(1, 21).saturating_sub(1))
+        .min(config.retry_max_secs)
+        .max(1);
+    let jitter = u64::from_le_bytes(crate::secret::random_bytes::<8>()) % (full / 2 + 1);
+    full - jitter
 }
 
 fn capture(store: &Store, mail: &OutboxMail, now: u64) -> Delivery {
@@ -217,5 +289,26 @@ fn capture(store: &Store, mail: &OutboxMail, now: u64) -> Delivery {
     match store.capture_mail(&captured) {
         Ok(()) => Delivery::Sent,
         Err(e) => Delivery::Temporary(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod delay_tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_from_10_s_to_10_min_with_jitter() {
+        let config = MailConfig::default();
+        for _ in 0..200 {
+            let first = retry_delay(&config, 1);
+            assert!((5..=10).contains(&first), "{first}");
+            let third = retry_delay(&config, 3);
+            assert!((20..=40).contains(&third), "{third}");
+            let late = retry_delay(&config, 30);
+            assert!((300..=600).contains(&late), "{late}");
+        }
+        let spread: std::collections::HashSet<u64> =
+            (0..50).map(|_| retry_delay(&config, 8)).collect();
+        assert!(spread.len() > 10, "jitter spreads the retries");
     }
 }

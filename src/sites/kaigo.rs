@@ -515,12 +515,12 @@ fn issue_otp(
         (Some(account), true) => {
             let to = account.email.as_deref().unwrap_or_default();
             app.outbox
-                .send(&app.store, None, to, &letter, now, now + lifetime)?;
+                .send(&app.store, SITE, None, to, &letter, now..now + lifetime)?;
             ctx.audit("otp_issued", Some(&account.id), "sent")?;
         }
         (Some(account), false) => {
             app.outbox
-                .send_decoy(&app.store, email, &letter, now, now + lifetime)?;
+                .send_decoy(&app.store, SITE, email, &letter, now..now + lifetime)?;
             ctx.audit(
                 "otp_issued",
                 Some(&account.id),
@@ -529,7 +529,7 @@ fn issue_otp(
         }
         (None, _) => {
             app.outbox
-                .send_decoy(&app.store, email, &letter, now, now + lifetime)?;
+                .send_decoy(&app.store, SITE, email, &letter, now..now + lifetime)?;
             ctx.audit("otp_issued", None, "no matching account; not sent")?;
         }
     }
@@ -735,7 +735,7 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
         let letter = templates::kaigo_password_changed(&notice, &app.config.kaigo.helpdesk);
         // The notice is useful for a day; after that it is stale news.
         app.outbox
-            .send(&app.store, None, to, &letter, ctx.now, ctx.now + DAY)?;
+            .send(&app.store, SITE, None, to, &letter, ctx.now..ctx.now + DAY)?;
     }
     app.store.flush()?;
     Ok(Response::see_other("/kaigo/recovery/done"))

@@ -335,7 +335,7 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
         }
         (Some(account), false) => {
             app.outbox
-                .send_decoy(&app.store, &email, &letter, now, now + lifetime)?;
+                .send_decoy(&app.store, SITE, &email, &letter, now..now + lifetime)?;
             ctx.audit(
                 "link_issued",
                 Some(&account.id),
@@ -344,7 +344,7 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
         }
         (None, _) => {
             app.outbox
-                .send_decoy(&app.store, &email, &letter, now, now + lifetime)?;
+                .send_decoy(&app.store, SITE, &email, &letter, now..now + lifetime)?;
             ctx.audit(
                 "link_issued",
                 None,
@@ -371,8 +371,14 @@ fn send_mail(
 ) -> Result<u64, StoreError> {
     let app = ctx.app;
     let from = app.config.portal.mail_from.as_deref();
-    app.outbox
-        .send(&app.store, from, to, letter, ctx.now, ctx.now + lifetime)
+    app.outbox.send(
+        &app.store,
+        SITE,
+        from,
+        to,
+        letter,
+        ctx.now..ctx.now + lifetime,
+    )
 }
 
 fn sent_page(ctx: &Ctx<'_>) -> Response {

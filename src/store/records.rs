@@ -249,6 +249,18 @@ pub struct OutboxMail {
     /// same work as one that matched; the mail thread drops it unsent.
     #[serde(default)]
     pub decoy: bool,
+    /// The site that sent it, for the audit trail.
+    #[serde(default = "kaigo")]
+    pub site: Site,
+    /// When it was given up (refused for good, or not accepted within
+    /// `mail.give_up_after_secs`): kept for `kagi mail list`, never tried
+    /// again unless an operator says `kagi mail retry`.
+    #[serde(default)]
+    pub failed: Option<u64>,
+}
+
+fn kaigo() -> Site {
+    Site::Kaigo
 }
 
 impl fmt::Debug for OutboxMail {

@@ -1,0 +1,149 @@
+"""Real SMTP servers for kagi's tests, built on aiosmtpd (PyPI).
+
+Usage: python server.py MODE PORT OUTDIR [CERTDIR]
+MODE: plain | starttls | starttls_auth | smtps | reject_data | silent
+      certs (writes a test CA and a server certificate to OUTDIR, then exits)
+Prints READY once it listens. Every message received is saved as
+OUTDIR/<n>.eml (the raw bytes) and OUTDIR/<n>.json (envelope, TLS, AUTH);
+every DATA refused in reject_data mode leaves OUTDIR/<n>.refused.
+"""
+import datetime
+import json
+import os
+import signal
+import socket
+import ssl
+import sys
+import uuid
+
+USER, PASSWORD = b"kagi", b"relay-secret"
+
+
+def make_certs(outdir):
+    """A test CA and a certificate for 127.0.0.1 / localhost signed by it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    import ipaddress
+
+    os.makedirs(outdir, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kagi test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
+                                     key_encipherment=False, data_encipherment=False,
+                                     key_agreement=False, key_cert_sign=True, crl_sign=True,
+                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([
+            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    open(os.path.join(outdir, "ca.pem"), "wb").write(ca.public_bytes(pem))
+    open(os.path.join(outdir, "server.pem"), "wb").write(cert.public_bytes(pem))
+    open(os.path.join(outdir, "server.key"), "wb").write(key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+
+class Save:
+    def __init__(self, outdir):
+        self.outdir = outdir
+
+    async def handle_DATA(self, server, session, envelope):
+        name = os.path.join(self.outdir, uuid.uuid4().hex)
+        with open(name + ".eml.tmp", "wb") as f:
+            f.write(envelope.original_content)
+        with open(name + ".json", "w") as f:
+            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
+                       "tls": session.ssl is not None,
+                       "authenticated": bool(session.authenticated)}, f)
+        os.rename(name + ".eml.tmp", name + ".eml")
+        return "250 Message accepted for delivery"
+
+
+class RefuseData(Save):
+    async def handle_DATA(self, server, session, envelope):
+        open(os.path.join(self.outdir, uuid.uuid4().hex + ".refused"), "w").close()
+        return "554 5.6.0 Message refused for good"
+
+
+def authenticator(server, session, envelope, mechanism, auth_data):
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+    ok = (isinstance(auth_data, LoginPassword)
+          and auth_data.login == USER and auth_data.password == PASSWORD)
+    # handled=False: aiosmtpd answers the client itself, success or not.
+    return AuthResult(success=ok, handled=False)
+
+
+def tls_context(certdir):
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(os.path.join(certdir, "server.pem"), os.path.join(certdir, "server.key"))
+    return ctx
+
+
+def silent(port):
+    """Accepts connections and never says a word."""
+    srv = socket.create_server(("127.0.0.1", port))
+    print("READY", flush=True)
+    held = []
+    while True:
+        conn, _ = srv.accept()
+        held.append(conn)
+
+
+def main():
+    mode, outdir = sys.argv[1], sys.argv[3]
+    if mode == "certs":
+        make_certs(outdir)
+        return
+    port = int(sys.argv[2])
+    certdir = sys.argv[4] if len(sys.argv) > 4 else None
+    os.makedirs(outdir, exist_ok=True)
+    if mode == "silent":
+        return silent(port)
+    from aiosmtpd.controller import Controller
+    handler = (RefuseData if mode == "reject_data" else Save)(outdir)
+    options = {}
+    if mode in ("starttls", "starttls_auth"):
+        options.update(tls_context=tls_context(certdir), require_starttls=True)
+    if mode == "smtps":
+        options.update(ssl_context=tls_context(certdir), auth_require_tls=False)
+    if mode in ("starttls_auth", "smtps"):
+        options.update(authenticator=authenticator, auth_required=True)
+    controller = Controller(handler, hostname="127.0.0.1", port=port,
+                            server_hostname="localhost", **options)
+    controller.start()
+    print("READY", flush=True)
+    try:
+        signal.pause()
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    main()

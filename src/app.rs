@@ -24,6 +24,8 @@ pub struct App {
     pub utc_offset: i32,
     /// `/dev/` pages (captured mail) are served: demo mode only.
     pub dev_pages: bool,
+    /// The bearer token of `/admin/…`.
+    pub admin_token: String,
     /// A warning on top of every page, e.g. that this is a demo.
     pub banner: Option<String>,
     /// Demo only: the answers of live CAPTCHAs, for `/dev/captcha`. Kept in
@@ -52,7 +54,8 @@ impl App {
             "static" if req.path == "/static/kagi.css" => {
                 Ok(get_only(req, || Response::css(pages::STYLESHEET)))
             }
-            "healthz" if req.path == "/healthz" => Ok(get_only(req, || self.health())),
+            "healthz" if req.path == "/healthz" => Ok(get_only(req, || self.health(req))),
+            "admin" => self.admin(req, now),
             "dev" if self.dev_pages => Ok(self.dev(req, now)),
             _ => Ok(Response::error(404)),
         };
@@ -62,11 +65,95 @@ impl App {
         })
     }
 
-    /// Liveness only. Counts (outbox depth, accounts) stay off this public
-    /// page: an outbox that grows right after a recovery step would tell a
-    /// stranger that the office and address matched.
-    fn health(&self) -> Response {
-        Response::json(r#"{"status":"ok"}"#.to_string())
+    /// Liveness for everyone; the outbox depth and the failed mails too for
+    /// an operator: the admin token, or a request from this machine that
+    /// came through no proxy. (Strangers do not get counts: while the relay
+    /// is down, a real mail waits in the outbox where a decoy would not, so
+    /// the depth right after a recovery step could tell that it matched.)
+    fn health(&self, req: &Request) -> Response {
+        let operator = self.is_admin(req) || (req.peer.is_loopback() && !req.forwarded);
+        if !operator {
+            return Response::json(r#"{"status":"ok"}"#.to_string());
+        }
+        match self.store.outbox() {
+            Ok(mails) => {
+                let real = mails.iter().filter(|m| !m.decoy);
+                let failed = real.clone().filter(|m| m.failed.is_some()).count();
+                let queued = real.count() - failed;
+                Response::json(
+                    serde_json::json!({ "status": "ok", "outbox": queued, "failed": failed })
+                        .to_string(),
+                )
+            }
+            Err(e) => {
+                eprintln!("kagi: /healthz: {e}");
+                Response::error(503)
+            }
+        }
+    }
+
+    fn is_admin(&self, req: &Request) -> bool {
+        req.bearer
+            .as_deref()
+            .is_some_and(|t| crate::secret::constant_time_eq(t, &self.admin_token))
+    }
+
+    /// `/admin/mail` (GET: the outbox as JSON) and `/admin/mail/retry?id=N`
+    /// (POST: try a failed or waiting mail again now). Only with the admin
+    /// token: a browser cannot send it, so no page elsewhere can use them.
+    fn admin(&self, req: &Request, now: u64) -> crate::sites::Outcome {
+        if !self.is_admin(req) {
+            return Ok(Response::error(404));
+        }
+        match (req.path.as_str(), req.method) {
+            ("/admin/mail", Method::Get | Method::Head) => {
+                let list: Vec<_> = self
+                    .store
+                    .outbox()?
+                    .into_iter()
+                    .filter(|m| !m.decoy)
+                    .map(|m| {
+                        serde_json::json!({
+                            "id": m.id, "message_id": m.message_id, "to": m.to,
+                            "subject": m.subject, "created": m.created, "attempts": m.attempts,
+                            "next_attempt": m.next_attempt, "last_error": m.last_error,
+                            "failed": m.failed,
+                        })
+                    })
+                    .collect();
+                Ok(Response::json(serde_json::Value::Array(list).to_string()))
+            }
+            ("/admin/mail/retry", Method::Post) => {
+                let id = req
+                    .query
+                    .iter()
+                    .find(|(k, _)| k == "id")
+                    .and_then(|(_, v)| v.parse::<u64>().ok());
+                let mail = self
+                    .store
+                    .outbox()?
+                    .into_iter()
+                    .find(|m| Some(m.id) == id && !m.decoy);
+                let Some(mut mail) = mail else {
+                    return Ok(Response::error(404));
+                };
+                // A fresh start: tried now, and given a new day before it
+                // is given up again. (A mail whose code or link has expired
+                // is still dropped, not sent.)
+                mail.failed = None;
+                mail.next_attempt = now;
+                mail.created = now;
+                self.store.update_mail(&mail)?;
+                self.store.flush()?;
+                self.outbox.wake();
+                Ok(Response::json(
+                    serde_json::json!({ "retrying": mail.id }).to_string(),
+                ))
+            }
+            ("/admin/mail", _) => Ok(Response::method_not_allowed("GET, HEAD")),
+            ("/admin/mail/retry", _) => Ok(Response::method_not_allowed("POST")),
+            _ => Ok(Response::error(404)),
+        }
     }
 
     /// Notes a CAPTCHA's answer for `/dev/captcha` (demo only).

@@ -19,6 +19,13 @@ pub enum Command {
         data_dir: Option<PathBuf>,
         config: Option<PathBuf>,
     },
+    /// `kagi mail list` / `kagi mail retry ID`, through the running server.
+    Mail {
+        retry: Option<u64>,
+        config: Option<PathBuf>,
+        data_dir: Option<PathBuf>,
+        server: Option<String>,
+    },
     Help,
     Version,
 }
@@ -52,6 +59,13 @@ Usage:
   kagi audit export --csv [--data-dir DIR | --config FILE]
       Write the audit trail as CSV to standard output.
 
+  kagi mail list [--config FILE | --data-dir DIR] [--server ADDR]
+  kagi mail retry ID [--config FILE | --data-dir DIR] [--server ADDR]
+      Ask the running server for the mail it has not delivered yet
+      (queued or failed), or to try one again now. The server's address
+      comes from --server or the config's listen; the admin token from the
+      config's admin.token or the data directory's admin.token file.
+
   kagi help       this text
   kagi --version  the version
 
@@ -68,6 +82,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         Some("--version" | "-V" | "version") => return Ok(Command::Version),
         Some(c @ ("demo" | "serve")) => c,
         Some("audit") => return parse_audit(args.as_slice()),
+        Some("mail") => return parse_mail(args.as_slice()),
         Some(other) => return Err(format!("unknown command `{other}`; try `kagi help`")),
     };
     let (mut listen, mut data_dir, mut config) = (None, None, None);
@@ -105,6 +120,51 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         _ => Command::Serve {
             config: config.ok_or("`kagi serve` needs --config FILE")?,
         },
+    })
+}
+
+fn parse_mail(args: &[String]) -> Result<Command, String> {
+    let mut args = args.iter();
+    let retry = match args.next().map(String::as_str) {
+        Some("list") => None,
+        Some("retry") => Some(
+            args.next()
+                .and_then(|id| id.parse::<u64>().ok())
+                .ok_or("`kagi mail retry` needs the ID that `kagi mail list` shows")?,
+        ),
+        _ => return Err("`kagi mail` needs `list` or `retry ID`; try `kagi help`".into()),
+    };
+    let (mut config, mut data_dir, mut server) = (None, None, None);
+    while let Some(flag) = args.next() {
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (flag.as_str(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next().cloned())
+                .ok_or_else(|| format!("`{name}` needs a value"))
+        };
+        match name {
+            "--config" => config = Some(PathBuf::from(value()?)),
+            "--data-dir" => data_dir = Some(PathBuf::from(value()?)),
+            "--server" => server = Some(value()?),
+            _ => {
+                return Err(format!(
+                    "`kagi mail` has no option `{name}`; try `kagi help`"
+                ))
+            }
+        }
+    }
+    if config.is_none() && (data_dir.is_none() || server.is_none()) {
+        return Err("`kagi mail` needs --config FILE, or --data-dir DIR and --server ADDR".into());
+    }
+    Ok(Command::Mail {
+        retry,
+        config,
+        data_dir,
+        server,
     })
 }
 
@@ -196,5 +256,24 @@ mod tests {
             .unwrap_err()
             .contains("--csv"));
         assert!(p(&["audit", "verify"]).unwrap_err().contains("--data-dir"));
+        assert_eq!(
+            p(&[
+                "mail",
+                "retry",
+                "7",
+                "--data-dir",
+                "/d",
+                "--server",
+                "127.0.0.1:9"
+            ]),
+            Ok(Command::Mail {
+                retry: Some(7),
+                config: None,
+                data_dir: Some("/d".into()),
+                server: Some("127.0.0.1:9".into())
+            })
+        );
+        assert!(p(&["mail", "retry", "x"]).unwrap_err().contains("ID"));
+        assert!(p(&["mail", "list"]).unwrap_err().contains("--config"));
     }
 }

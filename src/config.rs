@@ -29,6 +29,26 @@ pub struct Config {
     pub http: HttpConfig,
     pub guard: GuardConfig,
     pub rate_limit: RateLimitConfig,
+    pub admin: AdminConfig,
+}
+
+/// The admin endpoints (`/admin/…`) that `kagi mail list` and `kagi mail
+/// retry` use.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The bearer token the endpoints demand. Unset: kagi makes one at every
+    /// start and writes it to `<data_dir>/admin.token` (mode 0600), where
+    /// the commands on the same machine read it.
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("token", &self.token.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 /// Limits per account (per claimed identity, so that a claim that matches
@@ -337,6 +357,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             guard: GuardConfig::default(),
             rate_limit: RateLimitConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -485,6 +506,9 @@ impl Config {
             if bucket.burst == 0 || bucket.refill_secs == 0 {
                 return Err(bad(field, "burst and refill_secs must be above 0"));
             }
+        }
+        if self.admin.token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(bad("admin.token", "must be at least 16 characters"));
         }
         let g = &self.guard;
         if g.max_live_otps == 0 || g.otps_per_day == 0 || g.links_per_day == 0 {

@@ -272,7 +272,21 @@ pub fn start(options: Options) -> Result<Running, Error> {
         banner: banner.clone(),
         ..serve_options
     };
+    let admin_token = match &config.admin.token {
+        Some(t) => t.clone(),
+        None => {
+            let token = secret::hex(&secret::random_bytes::<32>());
+            write_private(&data_dir.join("admin.token"), &token).map_err(|e| {
+                Error::Startup(format!(
+                    "cannot write {}: {e}",
+                    data_dir.join("admin.token").display()
+                ))
+            })?;
+            token
+        }
+    };
     let app = app::App {
+        admin_token,
         digester: secret::Digester::new(&key),
         hasher,
         outbox,
@@ -311,6 +325,19 @@ pub fn start(options: Options) -> Result<Running, Error> {
     })
 }
 
+/// Writes `text` to a file only its owner can read.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
 /// Deletes expired flows and sessions in bounded batches, so that the
 /// database does not grow with abandoned recoveries.
 fn spawn_sweeper(
@@ -343,6 +370,116 @@ fn spawn_sweeper(
             }
         })
         .expect("spawning the sweeper")
+}
+
+/// `kagi mail list` and `kagi mail retry ID`: asks the running server
+/// through its admin endpoints.
+fn mail_command(
+    retry: Option<u64>,
+    config: Option<std::path::PathBuf>,
+    data_dir: Option<std::path::PathBuf>,
+    server: Option<String>,
+) -> Result<(), Error> {
+    let c = match &config {
+        Some(path) => Config::from_file(path).map_err(Error::Config)?,
+        None => Config::default(),
+    };
+    let server = match server {
+        Some(s) => s,
+        None => {
+            // A server listening on every address is asked on loopback.
+            let mut addr = c.listen_addr().map_err(|e| Error::Config(e.to_string()))?;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            addr.to_string()
+        }
+    };
+    let token = match &c.admin.token {
+        Some(t) => t.clone(),
+        None => {
+            let dir = data_dir
+                .or(c.data_dir.clone())
+                .ok_or_else(|| Error::Config("data_dir: needed to find admin.token".into()))?;
+            std::fs::read_to_string(dir.join("admin.token"))
+                .map_err(|e| {
+                    Error::Startup(format!(
+                        "cannot read {} (is kagi running on that directory?): {e}",
+                        dir.join("admin.token").display()
+                    ))
+                })?
+                .trim()
+                .to_string()
+        }
+    };
+    let (method, path) = match retry {
+        Some(id) => ("POST", format!("/admin/mail/retry?id={id}")),
+        None => ("GET", "/admin/mail".to_string()),
+    };
+    let (status, body) = admin_request(&server, method, &path, &token).map_err(Error::Startup)?;
+    match (status, retry) {
+        (200, Some(id)) => {
+            println!("kagi: mail {id} will be tried again now");
+            Ok(())
+        }
+        (404, Some(id)) => Err(Error::Check(format!("no undelivered mail with ID {id}"))),
+        (200, None) => {
+            let list: Vec<serde_json::Value> =
+                serde_json::from_str(&body).map_err(|e| Error::Startup(e.to_string()))?;
+            println!(
+                "{:<8} {:<8} {:>5}  {:<32} LAST ERROR",
+                "ID", "STATE", "TRIES", "TO"
+            );
+            for m in &list {
+                let state = if m["failed"].is_null() {
+                    "queued"
+                } else {
+                    "failed"
+                };
+                println!(
+                    "{:<8} {:<8} {:>5}  {:<32} {}",
+                    m["id"],
+                    state,
+                    m["attempts"],
+                    m["to"].as_str().unwrap_or(""),
+                    m["last_error"].as_str().unwrap_or("")
+                );
+            }
+            println!("kagi: {} undelivered", list.len());
+            Ok(())
+        }
+        (status, _) => Err(Error::Startup(format!(
+            "the server at {server} answered {status} (wrong admin token?)"
+        ))),
+    }
+}
+
+/// One HTTP/1.1 request to the running server; the status and the body.
+fn admin_request(
+    server: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(server)
+        .map_err(|e| format!("cannot reach kagi at {server}: {e}"))?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {server}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no answer from kagi")?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no status in kagi's answer")?;
+    Ok((status, body.to_string()))
 }
 
 /// `kagi audit verify` and `kagi audit export --csv`.
@@ -462,6 +599,12 @@ pub fn run(args: &[String]) -> Result<(), Error> {
             data_dir,
             config,
         } => audit_command(action, data_dir, config),
+        cli::Command::Mail {
+            retry,
+            config,
+            data_dir,
+            server,
+        } => mail_command(retry, config, data_dir, server),
         cli::Command::Serve { config } => {
             let c = Config::from_file(&config).map_err(Error::Config)?;
             let running = start(Options {

@@ -29,8 +29,15 @@ pub struct Request {
     pub cookies: Vec<(String, String)>,
     /// The urlencoded body of a POST.
     pub form: Vec<(String, String)>,
-    /// The peer's address.
+    /// The client's address: the socket peer, or behind a trusted proxy
+    /// the last untrusted `X-Forwarded-For` hop.
     pub client: IpAddr,
+    /// The socket peer itself.
+    pub peer: IpAddr,
+    /// The request came through a proxy (it carries `X-Forwarded-For`).
+    pub forwarded: bool,
+    /// The `Authorization: Bearer` token, if any (the admin endpoints).
+    pub bearer: Option<String>,
 }
 
 impl std::fmt::Debug for Request {
@@ -388,6 +395,8 @@ fn parse(
         .map(|h| h.value.as_str().to_string())
         .collect();
     let client = options.trusted_proxies.client(peer, &forwarded_for);
+    let bearer = header("Authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_string()));
     // Complete already: the front passes a body on only once it has all of it.
     let mut body = Vec::new();
     raw.as_reader()
@@ -423,6 +432,9 @@ fn parse(
         cookies,
         form,
         client,
+        peer,
+        forwarded: !forwarded_for.is_empty(),
+        bearer,
     })
 }
 

@@ -26,6 +26,11 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// Wakes the mail thread (after an operator's retry, say).
+    pub fn wake(&self) {
+        let _ = self.wake.send(());
+    }
+
     /// Queues `letter` for `to`, from `from` or else the configured sender,
     /// at `useful.start`; useless (and dropped) from `useful.end` on.
     pub fn send(

@@ -399,11 +399,74 @@ fn a_5xx_marks_the_mail_failed_at_once_without_a_retry_storm() {
         assert!(Instant::now() < deadline, "the server never saw the mail");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Five minutes on kagi's clock: a temporary failure would have been
+    // tried again several times (10 s, 20 s, 40 s, …).
     for _ in 0..5 {
-        clock.advance(3600);
+        clock.advance(60);
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(smtpd.refused(), 1, "tried once, not again");
+    // The operator sees it, on /healthz and with `kagi mail list`…
+    let health = crate::support::exchange(
+        running.addr(),
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(health.body, r#"{"failed":1,"outbox":0,"status":"ok"}"#);
+    let proxied = crate::support::exchange(
+        running.addr(),
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.5\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(
+        proxied.body, r#"{"status":"ok"}"#,
+        "no counts for strangers"
+    );
+    let kagi = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_kagi"))
+            .args(args)
+            .args([
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--server",
+                &running.addr().to_string(),
+            ])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, listed) = kagi(&["mail", "list"]);
+    assert_eq!(code, Some(0), "{listed}");
+    assert!(
+        listed.contains("failed") && listed.contains("office-osaka@example.jp"),
+        "{listed}"
+    );
+    let id = listed
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    // …and `kagi mail retry` tries it once more, at once.
+    let (code, said) = kagi(&["mail", "retry", &id]);
+    assert_eq!(code, Some(0), "{said}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while smtpd.refused() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the retry never reached the server"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Without the token the endpoints do not exist.
+    let stranger = crate::support::exchange(
+        running.addr(),
+        b"GET /admin/mail HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(stranger.status, 404);
     running.stop();
     let store = open_store(&dir);
     let failed: Vec<_> = store
@@ -413,7 +476,7 @@ fn a_5xx_marks_the_mail_failed_at_once_without_a_retry_storm() {
         .filter(|m| !m.decoy)
         .collect();
     assert_eq!(failed.len(), 1, "kept for the operator");
-    assert!(failed[0].failed.is_some());
+    assert!(failed[0].failed.is_some(), "failed again after the retry");
     assert!(store
         .audit_events()
         .unwrap()
@@ -446,5 +509,81 @@ fn a_server_that_never_answers_does_not_slow_the_pages() {
     eprintln!("page p99 while the mail hangs: {p99:?}");
     assert!(p99 < Duration::from_millis(20), "p99 {p99:?}");
     running.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `kagi serve` as a child process; killed and reaped when dropped.
+struct Served(Child, std::net::SocketAddr);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve_binary(config: &Path) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kagi"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(at) = line.find(" on http://") {
+            let rest = &line[at + " on http://".len()..];
+            let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+            return Served(child, addr);
+        }
+    }
+    panic!("kagi serve did not start");
+}
+
+#[test]
+fn mail_queued_when_kagi_is_killed_is_delivered_after_the_restart() {
+    let port = free_port();
+    let dir = temp_dir("smtp-kill");
+    let config = dir.with_extension("toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"listen = "127.0.0.1:0"
+public_url = "http://login.example.jp"
+data_dir = "{}"
+[argon2]
+memory_kib = 256
+iterations = 1
+[mail]
+transport = "smtp"
+from = "kagi <no-reply@example.jp>"
+retry_initial_secs = 1
+retry_max_secs = 1
+[mail.smtp]
+host = "127.0.0.1"
+port = {port}
+security = "plain"
+timeout_secs = 5
+"#,
+            dir.display()
+        ),
+    )
+    .unwrap();
+    // The relay is down; the code is queued; kagi dies without a word.
+    let mut first = serve_binary(&config);
+    recover(first.1, "2711111111", "office-osaka@example.jp");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = first.0.kill();
+    let _ = first.0.wait();
+    // The relay comes up, kagi comes back: the mail arrives, once.
+    let smtpd = Smtpd::start_on("plain", port);
+    let second = serve_binary(&config);
+    let got = smtpd.wait_for(1);
+    check_otp_mail(&got[0].0);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(smtpd.received().len(), 1);
+    drop(second);
+    let _ = std::fs::remove_file(config);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -538,6 +538,8 @@ fn serve_binary(config: &Path) -> Served {
             return Served(child, addr);
         }
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("kagi serve did not start");
 }
 

@@ -120,6 +120,15 @@ impl Smtpd {
 
     /// DATA commands refused (reject_data mode).
     pub fn refused(&self) -> usize {
+        self.count("refused")
+    }
+
+    /// EHLO commands: one per plain session.
+    pub fn sessions(&self) -> usize {
+        self.count("ehlo")
+    }
+
+    fn count(&self, extension: &str) -> usize {
         std::fs::read_dir(&self.dir)
             .map(|d| {
                 d.filter(|e| {
@@ -127,7 +136,7 @@ impl Smtpd {
                         .unwrap()
                         .path()
                         .extension()
-                        .is_some_and(|x| x == "refused")
+                        .is_some_and(|x| x == extension)
                 })
                 .count()
             })
@@ -379,10 +388,32 @@ fn mail_queued_while_the_server_is_down_arrives_once_when_it_is_up() {
     smtpd.wait_for(1);
     // And only once, however long we wait.
     for _ in 0..5 {
-        clock.advance(600);
+        clock.advance(60);
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(smtpd.received().len(), 1);
+    running.stop();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn mails_due_together_share_one_connection() {
+    let port = free_port();
+    let dir = temp_dir("smtp-burst");
+    let clock = kagi::clock::Clock::system();
+    let mut config = serve_config(&dir, port);
+    config.guard.send_cooldown_secs = 0;
+    let running = serve(config, &clock);
+    // Three codes queue up while the relay is down…
+    for _ in 0..3 {
+        recover(running.addr(), "2711111111", "office-osaka@example.jp");
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    // …and go out together, on one connection, when it is back.
+    let smtpd = Smtpd::start_on("plain", port);
+    clock.advance(30);
+    smtpd.wait_for(3);
+    assert_eq!(smtpd.sessions(), 1, "one connection for the burst");
     running.stop();
     let _ = std::fs::remove_dir_all(dir);
 }

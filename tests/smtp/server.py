@@ -5,7 +5,8 @@ MODE: plain | starttls | starttls_auth | smtps | reject_data | silent
       certs (writes a test CA and a server certificate to OUTDIR, then exits)
 Prints READY once it listens. Every message received is saved as
 OUTDIR/<n>.eml (the raw bytes) and OUTDIR/<n>.json (envelope, TLS, AUTH);
-every DATA refused in reject_data mode leaves OUTDIR/<n>.refused.
+every DATA refused in reject_data mode leaves OUTDIR/<n>.refused, and
+every EHLO leaves OUTDIR/<n>.ehlo.
 """
 import datetime
 import json
@@ -72,6 +73,12 @@ def make_certs(outdir):
 class Save:
     def __init__(self, outdir):
         self.outdir = outdir
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # One EHLO a session (two with STARTTLS): counts the connections.
+        open(os.path.join(self.outdir, uuid.uuid4().hex + ".ehlo"), "w").close()
+        session.host_name = hostname
+        return responses
 
     async def handle_DATA(self, server, session, envelope):
         name = os.path.join(self.outdir, uuid.uuid4().hex)

@@ -397,6 +397,29 @@ fn mail_queued_while_the_server_is_down_arrives_once_when_it_is_up() {
 }
 
 #[test]
+fn a_mail_whose_code_expired_while_the_relay_was_down_is_dropped_not_sent() {
+    let port = free_port();
+    let dir = temp_dir("smtp-expired");
+    let clock = kagi::clock::Clock::system();
+    let running = serve(serve_config(&dir, port), &clock);
+    recover(running.addr(), "2711111111", "office-osaka@example.jp");
+    std::thread::sleep(Duration::from_millis(800));
+    // The relay is back only after the 30-minute code has expired.
+    let smtpd = Smtpd::start_on("plain", port);
+    clock.advance(31 * 60);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(smtpd.received().is_empty(), "an expired code is not mailed");
+    running.stop();
+    let store = open_store(&dir);
+    assert!(
+        store.outbox().unwrap().iter().all(|m| m.decoy),
+        "and not kept"
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn mails_due_together_share_one_connection() {
     let port = free_port();
     let dir = temp_dir("smtp-burst");

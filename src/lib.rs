@@ -189,6 +189,7 @@ impl Drop for Running {
 /// Starts the server and returns once it accepts connections.
 pub fn start(options: Options) -> Result<Running, Error> {
     let began = Instant::now();
+    return_large_blocks_to_the_system();
     let Options {
         mut config,
         mode,
@@ -323,6 +324,19 @@ pub fn start(options: Options) -> Result<Running, Error> {
         helpers: vec![mail_thread, sweeper],
         started: began.elapsed(),
     })
+}
+
+/// glibc serves a large allocation with mmap, but after the first one is
+/// freed it raises that threshold and serves the next ones from the heap,
+/// which it keeps: every argon2id hash (19 MiB) would stay resident. A
+/// fixed threshold of 1 MiB keeps the heap for small things and hands big
+/// blocks back when they are freed.
+fn return_large_blocks_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a tunable of the allocator.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
 }
 
 /// Writes `text` to a file only its owner can read.

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""kagi's benchmarks: page throughput against a bare tiny_http server, and
+the footprint (binary size, exec to first 200, RSS). Reports figures; it
+does not pass or fail on time. Run through scripts/bench, which builds
+first. Python standard library only."""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KAGI = os.path.join(ROOT, "target", "release", "kagi")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def start(cmd, pattern, env=None):
+    """Starts `cmd`, waits for a stdout line matching `pattern`; returns
+    (process, match)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, env=env)
+    for line in proc.stdout:
+        m = re.search(pattern, line)
+        if m:
+            return proc, m
+    raise SystemExit(f"{cmd[0]} did not start")
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class Browser:
+    """Keeps kagi's cookie and CSRF token, as the tests' client does."""
+
+    def __init__(self, addr):
+        self.host, self.port = addr.rsplit(":", 1)
+        self.cookies = {}
+        self.csrf = None
+
+    def request(self, method, path, fields=None):
+        conn = http.client.HTTPConnection(self.host, int(self.port), timeout=30)
+        headers = {}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = None
+        if fields is not None:
+            if self.csrf:
+                fields = [("csrf", self.csrf)] + list(fields)
+            body = urllib.parse.urlencode(fields)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        text = resp.read().decode("utf-8", "replace")
+        for name, value in resp.getheaders():
+            if name.lower() == "set-cookie":
+                k, v = value.split(";")[0].split("=", 1)
+                self.cookies[k] = v
+        m = re.search(r'name="csrf" value="([0-9a-f]+)"', text)
+        if m:
+            self.csrf = m.group(1)
+        conn.close()
+        return resp.status, resp.getheader("Location"), text
+
+
+def wrk(url, headers=()):
+    cmd = ["wrk", "-t1", "-c16", "-d10s", "--latency"]
+    for h in headers:
+        cmd += ["-H", h]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50_ms": pct(50), "p99_ms": pct(99),
+            "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "errors": errors.group(1).strip() if errors else ""}
+
+
+def first_200_ms(binary, config_text, workdir):
+    """Time from exec to the first 200 of /healthz, on an empty database."""
+    data = os.path.join(workdir, "empty")
+    config = os.path.join(workdir, "serve.toml")
+    with open(config, "w") as f:
+        f.write(config_text.replace("@DATA@", data))
+    began = time.perf_counter()
+    proc = subprocess.Popen([binary, "serve", "--config", config],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    addr = None
+    while addr is None:
+        line = proc.stdout.readline()
+        m = re.search(r" on http://(\S+)", line)
+        if m:
+            addr = m.group(1)
+        elif not line:
+            raise SystemExit("kagi serve did not start")
+    host, port = addr.rsplit(":", 1)
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=1) as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    break
+        except OSError:
+            pass
+    elapsed = (time.perf_counter() - began) * 1000
+    idle = rss_kib(proc.pid)
+    stop(proc)
+    shutil.rmtree(data, ignore_errors=True)
+    return elapsed, idle
+
+
+def main():
+    hello_bin = sys.argv[1]
+    static_bin = sys.argv[2] if len(sys.argv) > 2 else ""
+    work = tempfile.mkdtemp(prefix="kagi-bench-")
+    results = {}
+    try:
+        kagi, m = start([KAGI, "demo", "--listen", "127.0.0.1:0", "--data-dir",
+                         os.path.join(work, "demo")], r"ready in (\d+) ms on http://(\S+)")
+        addr = m.group(2)
+        time.sleep(0.5)
+        results["rss_idle_kib"] = rss_kib(kagi.pid)
+        # A live kaigo flow waiting for its code: the OTP page's cookie.
+        b = Browser(addr)
+        b.request("GET", "/kaigo/recovery/auth")
+        status, location, _ = b.request("POST", "/kaigo/recovery/auth",
+                                        [("office", "2711111111"), ("email", "office-osaka@example.jp")])
+        assert status == 303 and location == "/kaigo/recovery/otp", (status, location)
+        cookie = "; ".join(f"{k}={v}" for k, v in b.cookies.items())
+        pages = [("kaigo login", "/kaigo/login", ()),
+                 ("portal ① (with a new CAPTCHA)", "/portal/reset", ()),
+                 ("kaigo OTP page (live flow)", "/kaigo/recovery/otp", (f"Cookie: {cookie}",))]
+        results["pages"] = []
+        for name, path, headers in pages:
+            r = wrk(f"http://{addr}{path}", headers)
+            r["name"] = name
+            results["pages"].append(r)
+        results["rss_after_kib"] = rss_kib(kagi.pid)
+        stop(kagi)
+
+        hello, m = start([hello_bin, "127.0.0.1:0"], r"listening on (\S+)")
+        r = wrk(f"http://{m.group(1)}/")
+        r["name"] = "bare tiny_http hello"
+        results["hello"] = r
+        stop(hello)
+
+        binary = static_bin or KAGI
+        results["binary"] = binary
+        results["binary_bytes"] = os.path.getsize(binary)
+        starts = []
+        for _ in range(5):
+            starts.append(first_200_ms(binary, SERVE_CONFIG, work))
+        results["first_200_ms"] = sorted(s[0] for s in starts)
+        results["rss_empty_idle_kib"] = max(s[1] for s in starts)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(results)
+
+
+SERVE_CONFIG = """listen = "127.0.0.1:0"
+public_url = "http://127.0.0.1"
+data_dir = "@DATA@"
+[mail]
+transport = "capture"
+"""
+
+
+def report(r):
+    hello = r["hello"]
+    print(f"\n## Page throughput (wrk -t1 -c16 -d10s, {time.strftime('%Y-%m-%d')})\n")
+    print("| page | requests/s | p50 | p99 | kagi / bare tiny_http |")
+    print("|---|---|---|---|---|")
+    for p in r["pages"]:
+        ratio = p["rps"] / hello["rps"]
+        flag = "" if p["non2xx"] == 0 and not p["errors"] else f" ({p['non2xx']} non-2xx, {p['errors']})"
+        print(f"| {p['name']} | {p['rps']:,.0f}{flag} | {p['p50_ms']:.2f} ms | {p['p99_ms']:.2f} ms | {ratio:.2f} |")
+    print(f"| {hello['name']} | {hello['rps']:,.0f} | {hello['p50_ms']:.2f} ms | {hello['p99_ms']:.2f} ms | 1.00 |")
+    print("\n## Footprint\n")
+    print(f"| what | figure |\n|---|---|")
+    print(f"| binary ({os.path.relpath(r['binary'], ROOT)}) | {r['binary_bytes']:,} bytes ({r['binary_bytes'] / 2**20:.1f} MiB) |")
+    f = r["first_200_ms"]
+    print(f"| exec to first 200, empty database, 5 runs | min {f[0]:.0f} ms, median {f[2]:.0f} ms, max {f[-1]:.0f} ms |")
+    print(f"| RSS idle, empty database (serve) | {r['rss_empty_idle_kib'] / 1024:.1f} MiB |")
+    print(f"| RSS idle, demo | {r['rss_idle_kib'] / 1024:.1f} MiB |")
+    print(f"| RSS after the page benchmark, demo | {r['rss_after_kib'] / 1024:.1f} MiB |")
+    print("\n" + json.dumps(r))
+
+
+if __name__ == "__main__":
+    main()

@@ -102,6 +102,103 @@ def wrk(url, headers=()):
             "errors": errors.group(1).strip() if errors else ""}
 
 
+FLOW_CONFIG = """[guard]
+send_cooldown_secs = 0
+otps_per_day = 1000000
+links_per_day = 1000000
+[rate_limit]
+recovery = { burst = 1000000, refill_secs = 1 }
+otp = { burst = 1000000, refill_secs = 1 }
+captcha = { burst = 1000000, refill_secs = 1 }
+login = { burst = 1000000, refill_secs = 1 }
+"""
+
+
+def timed(steps, name, fn):
+    began = time.perf_counter()
+    result = fn()
+    steps.setdefault(name, []).append((time.perf_counter() - began) * 1000)
+    return result
+
+
+def newest_mail(b, count_before):
+    """Waits for mail number count_before + 1 in /dev/mail.json."""
+    while True:
+        _, _, text = b.request("GET", "/dev/mail.json")
+        mails = json.loads(text)
+        if len(mails) > count_before:
+            return mails[0], len(mails)
+        time.sleep(0.002)
+
+
+def kaigo_flow(addr, steps, i, mails):
+    b = Browser(addr)
+    timed(steps, "kaigo: open step 2", lambda: b.request("GET", "/kaigo/recovery/auth"))
+    st, loc, _ = timed(steps, "kaigo: office + address (code issued)", lambda: b.request(
+        "POST", "/kaigo/recovery/auth", [("office", "2711111111"), ("email", "office-osaka@example.jp")]))
+    assert loc == "/kaigo/recovery/otp", (st, loc)
+    mail, mails = timed(steps, "kaigo: wait for the mail", lambda: newest_mail(b, mails))
+    code = re.search(r"\[ワンタイムパスワード\]\r?\n(\d{6})", mail["body"]).group(1)
+    b.request("GET", "/kaigo/recovery/otp")
+    st, loc, _ = timed(steps, "kaigo: code", lambda: b.request("POST", "/kaigo/recovery/otp", [("otp", code)]))
+    assert loc == "/kaigo/recovery/reset", (st, loc)
+    b.request("GET", "/kaigo/recovery/reset")
+    pw = f"benchKaigo{i}x"
+    st, loc, _ = timed(steps, "kaigo: new password (argon2id + flush)", lambda: b.request(
+        "POST", "/kaigo/recovery/reset", [("password", pw), ("password_confirm", pw)]))
+    assert loc == "/kaigo/recovery/done", (st, loc)
+    _, mails = newest_mail(b, mails)  # the notice
+    return mails
+
+
+def portal_flow(addr, steps, i, mails):
+    b = Browser(addr)
+    _, _, page = timed(steps, "portal: open ① (CAPTCHA drawn)", lambda: b.request("GET", "/portal/reset"))
+    cid = re.search(r'name="captcha_id" value="([0-9a-f]+)"', page).group(1)
+    _, _, listing = b.request("GET", "/dev/captcha.json")
+    answer = next(c["answer"] for c in json.loads(listing) if c["id"] == cid)
+    st, loc, _ = timed(steps, "portal: ① user + CAPTCHA", lambda: b.request(
+        "POST", "/portal/reset", [("captcha_id", cid), ("user", "demo-user"), ("captcha", answer), ("action", "next")]))
+    assert loc == "/portal/reset/verify", (st, loc)
+    b.request("GET", "/portal/reset/verify")
+    st, loc, _ = timed(steps, "portal: ② address (link issued)", lambda: b.request(
+        "POST", "/portal/reset/verify", [("email", "demo-user@example.jp")]))
+    assert loc == "/portal/reset/sent", (st, loc)
+    mail, mails = timed(steps, "portal: wait for the mail", lambda: newest_mail(b, mails))
+    token = re.search(r"token=([0-9a-f]{64})", mail["body"]).group(1)
+    timed(steps, "portal: open the link", lambda: b.request("GET", f"/portal/passwordreset?token={token}"))
+    pw = f"BenchPortal{i}x"
+    st, loc, _ = timed(steps, "portal: new password (argon2id + flush)", lambda: b.request(
+        "POST", "/portal/passwordreset", [("token", token), ("password", pw), ("password_confirm", pw)]))
+    assert loc == "/portal/passwordreset/done", (st, loc)
+    _, mails = newest_mail(b, mails)  # the notice
+    return mails
+
+
+def flows(work, n):
+    config = os.path.join(work, "flows.toml")
+    with open(config, "w") as f:
+        f.write(FLOW_CONFIG)
+    kagi, m = start([KAGI, "demo", "--listen", "127.0.0.1:0", "--data-dir",
+                     os.path.join(work, "flows"), "--config", config], r"ready in (\d+) ms on http://(\S+)")
+    addr = m.group(2)
+    steps, mails = {}, 0
+    out = {}
+    for site, flow in (("kaigo", kaigo_flow), ("portal", portal_flow)):
+        began = time.perf_counter()
+        for i in range(n):
+            mails = flow(addr, steps, i, mails)
+        out[site] = {"flows_per_s": n / (time.perf_counter() - began)}
+    stop(kagi)
+    out["steps"] = {k: pctl(v) for k, v in steps.items()}
+    return out
+
+
+def pctl(values):
+    v = sorted(values)
+    return {"p50_ms": v[len(v) // 2], "p99_ms": v[min(len(v) - 1, int(len(v) * 0.99))]}
+
+
 def first_200_ms(binary, config_text, workdir):
     """Time from exec to the first 200 of /healthz, on an empty database."""
     data = os.path.join(workdir, "empty")
@@ -137,7 +234,8 @@ def first_200_ms(binary, config_text, workdir):
 
 def main():
     hello_bin = sys.argv[1]
-    static_bin = sys.argv[2] if len(sys.argv) > 2 else ""
+    static_bin = sys.argv[2]
+    costs = sys.argv[3]
     work = tempfile.mkdtemp(prefix="kagi-bench-")
     results = {}
     try:
@@ -178,6 +276,10 @@ def main():
             starts.append(first_200_ms(binary, SERVE_CONFIG, work))
         results["first_200_ms"] = sorted(s[0] for s in starts)
         results["rss_empty_idle_kib"] = max(s[1] for s in starts)
+        unit = subprocess.run([costs], capture_output=True, text=True, check=True).stdout
+        results["argon2id_ms"] = float(re.search(r"argon2id_ms ([\d.]+)", unit).group(1))
+        results["flush_ms"] = float(re.search(r"flush_ms ([\d.]+)", unit).group(1))
+        results["flows"] = flows(work, 20)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(results)
@@ -209,6 +311,15 @@ def report(r):
     print(f"| RSS idle, empty database (serve) | {r['rss_empty_idle_kib'] / 1024:.1f} MiB |")
     print(f"| RSS idle, demo | {r['rss_idle_kib'] / 1024:.1f} MiB |")
     print(f"| RSS after the page benchmark, demo | {r['rss_after_kib'] / 1024:.1f} MiB |")
+    f = r["flows"]
+    print(f"\n## Whole flows (20 per site, one after another)\n")
+    print(f"One argon2id hash (19 MiB, t=2, p=1): {r['argon2id_ms']:.1f} ms; one flushed sled write: {r['flush_ms']:.2f} ms (benches/costs.rs, same run).\n")
+    print(f"| site | flows/s |\n|---|---|")
+    for site in ("kaigo", "portal"):
+        print(f"| {site} | {f[site]['flows_per_s']:.2f} |")
+    print("\n| step | p50 | p99 |\n|---|---|---|")
+    for name, v in f["steps"].items():
+        print(f"| {name} | {v['p50_ms']:.1f} ms | {v['p99_ms']:.1f} ms |")
     print("\n" + json.dumps(r))
 
 

@@ -26,6 +26,12 @@ pub enum Command {
         data_dir: Option<PathBuf>,
         server: Option<String>,
     },
+    /// `kagi import FILE`: accounts with pre-hashed passwords.
+    Import {
+        file: PathBuf,
+        data_dir: Option<PathBuf>,
+        config: Option<PathBuf>,
+    },
     Help,
     Version,
 }
@@ -66,6 +72,11 @@ Usage:
       comes from --server or the config's listen; the admin token from the
       config's admin.token or the data directory's admin.token file.
 
+  kagi import FILE [--data-dir DIR | --config FILE]
+      Load accounts from another system, one JSON object a line, with
+      their passwords as argon2id PHC strings (see README). FILE - reads
+      standard input. Run it on a stopped server's database.
+
   kagi help       this text
   kagi --version  the version
 
@@ -83,6 +94,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         Some(c @ ("demo" | "serve")) => c,
         Some("audit") => return parse_audit(args.as_slice()),
         Some("mail") => return parse_mail(args.as_slice()),
+        Some("import") => return parse_import(args.as_slice()),
         Some(other) => return Err(format!("unknown command `{other}`; try `kagi help`")),
     };
     let (mut listen, mut data_dir, mut config) = (None, None, None);
@@ -120,6 +132,41 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         _ => Command::Serve {
             config: config.ok_or("`kagi serve` needs --config FILE")?,
         },
+    })
+}
+
+fn parse_import(args: &[String]) -> Result<Command, String> {
+    let mut args = args.iter();
+    let file = args
+        .next()
+        .filter(|f| !f.starts_with("--"))
+        .ok_or("`kagi import` needs a FILE (or - for standard input)")?;
+    let (mut data_dir, mut config) = (None, None);
+    while let Some(flag) = args.next() {
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (flag.as_str(), None),
+        };
+        let value = inline
+            .or_else(|| args.next().cloned())
+            .ok_or_else(|| format!("`{name}` needs a value"))?;
+        match name {
+            "--data-dir" => data_dir = Some(PathBuf::from(value)),
+            "--config" => config = Some(PathBuf::from(value)),
+            _ => {
+                return Err(format!(
+                    "`kagi import` has no option `{name}`; try `kagi help`"
+                ))
+            }
+        }
+    }
+    if data_dir.is_none() && config.is_none() {
+        return Err("`kagi import` needs --data-dir DIR or --config FILE".into());
+    }
+    Ok(Command::Import {
+        file: PathBuf::from(file),
+        data_dir,
+        config,
     })
 }
 

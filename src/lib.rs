@@ -61,6 +61,7 @@ mod app;
 mod captcha;
 mod demo;
 mod http;
+mod import;
 mod limit;
 mod mail;
 mod pages;
@@ -619,6 +620,39 @@ pub fn run(args: &[String]) -> Result<(), Error> {
             data_dir,
             server,
         } => mail_command(retry, config, data_dir, server),
+        cli::Command::Import {
+            file,
+            data_dir,
+            config,
+        } => {
+            let c = match &config {
+                Some(path) => Config::from_file(path).map_err(Error::Config)?,
+                None => Config::default(),
+            };
+            let dir = data_dir.or(c.data_dir.clone()).ok_or_else(|| {
+                Error::Config("data_dir: the config file sets no data_dir".into())
+            })?;
+            let store = Store::open(&dir, c.store.cache_bytes).map_err(|e| {
+                Error::Startup(format!(
+                    "cannot open the database in {} (stop kagi first): {e}",
+                    dir.display()
+                ))
+            })?;
+            let began = Instant::now();
+            let count = if file.as_os_str() == "-" {
+                import::import(&store, std::io::stdin().lock())
+            } else {
+                let f = std::fs::File::open(&file)
+                    .map_err(|e| Error::Startup(format!("cannot read {}: {e}", file.display())))?;
+                import::import(&store, std::io::BufReader::new(f))
+            }
+            .map_err(Error::Check)?;
+            println!(
+                "kagi: imported {count} accounts in {:.1} s",
+                began.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
         cli::Command::Serve { config } => {
             let c = Config::from_file(&config).map_err(Error::Config)?;
             let running = start(Options {

@@ -5,6 +5,7 @@
 mod crash;
 mod front;
 mod http;
+mod import;
 mod kaigo;
 mod limits;
 mod notices;

@@ -1,0 +1,129 @@
+//! `kagi import`: accounts from another system, with their passwords
+//! already hashed. One JSON object a line:
+//!
+//! ```text
+//! {"site":"kaigo","office":"2711111111","prefecture":"27","email":"a@example.jp","password_phc":"$argon2id$v=19$…"}
+//! {"site":"portal","user":"demo-user","email":"demo-user@example.jp","password_phc":"$argon2id$…","coordinator":false}
+//! ```
+//!
+//! Every line is checked before anything is written; one bad line stops the
+//! import and names the line. Only argon2id PHC strings are taken: kagi
+//! verifies nothing else.
+
+use crate::store::{Account, Office, Site, Store, StoreError};
+use serde::Deserialize;
+use std::io::BufRead;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    site: Site,
+    /// kaigo: the 10-digit office number and the billing prefecture.
+    office: Option<String>,
+    prefecture: Option<String>,
+    /// portal: the user name.
+    user: Option<String>,
+    email: Option<String>,
+    password_phc: String,
+    security_code_phc: Option<String>,
+    #[serde(default)]
+    coordinator: bool,
+}
+
+/// Reads every line of `input`, checks it, and writes the accounts in
+/// batches; returns how many were imported.
+pub fn import(store: &Store, input: impl BufRead) -> Result<u64, String> {
+    let mut accounts = Vec::new();
+    for (n, line) in input.lines().enumerate() {
+        let line = line.map_err(|e| format!("line {}: {e}", n + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let account = parse(&line).map_err(|e| format!("line {}: {e}", n + 1))?;
+        accounts.push(account);
+    }
+    for chunk in accounts.chunks(10_000) {
+        store
+            .put_accounts(chunk)
+            .map_err(|e: StoreError| e.to_string())?;
+    }
+    store.flush().map_err(|e| e.to_string())?;
+    Ok(accounts.len() as u64)
+}
+
+fn parse(text: &str) -> Result<Account, String> {
+    let line: Line = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    for phc in std::iter::once(&line.password_phc).chain(line.security_code_phc.iter()) {
+        let parsed =
+            argon2::PasswordHash::new(phc).map_err(|e| format!("not a PHC string: {e}"))?;
+        if parsed.algorithm.as_str() != "argon2id" {
+            return Err(format!("{} is not argon2id", parsed.algorithm));
+        }
+    }
+    if let Some(email) = &line.email {
+        if email.len() > 254 || email.contains(char::is_whitespace) || !email.contains('@') {
+            return Err(format!("`{email}` is not a mail address"));
+        }
+    }
+    let (id, office) = match line.site {
+        Site::Kaigo => {
+            let (Some(number), Some(prefecture)) = (line.office, line.prefecture) else {
+                return Err("a kaigo account needs office and prefecture".into());
+            };
+            let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+            if !digits(&number, 10) || !digits(&prefecture, 2) {
+                return Err("office is 10 digits, prefecture 2".into());
+            }
+            (
+                format!("KJ{prefecture}{number}"),
+                Some(Office { number, prefecture }),
+            )
+        }
+        Site::Portal => {
+            let user = line.user.ok_or("a portal account needs user")?;
+            if user.is_empty() || user.chars().count() > 100 || user.chars().any(char::is_control) {
+                return Err(format!("`{user}` is not a user name"));
+            }
+            (user, None)
+        }
+    };
+    Ok(Account {
+        site: line.site,
+        id,
+        email: line.email,
+        password_phc: line.password_phc,
+        security_code_phc: line.security_code_phc,
+        generation: 0,
+        office,
+        coordinator: line.coordinator,
+        locked: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+
+    #[test]
+    fn reads_both_sites_and_names_a_bad_line() {
+        let kaigo = format!(
+            r#"{{"site":"kaigo","office":"2711111111","prefecture":"27","email":"a@example.jp","password_phc":"{PHC}"}}"#
+        );
+        let account = parse(&kaigo).unwrap();
+        assert_eq!(account.id, "KJ272711111111");
+        let portal = format!(r#"{{"site":"portal","user":"u1","password_phc":"{PHC}"}}"#);
+        assert_eq!(parse(&portal).unwrap().id, "u1");
+        assert!(
+            parse(r#"{"site":"portal","user":"u1","password_phc":"secret"}"#)
+                .unwrap_err()
+                .contains("PHC")
+        );
+        let bcrypt =
+            r#"{"site":"portal","user":"u1","password_phc":"$2b$12$abcdefghijklmnopqrstuu"}"#;
+        assert!(parse(bcrypt).is_err());
+        assert!(parse(&kaigo.replace("2711111111", "27111")).is_err());
+        assert!(parse(&portal.replace("\"u1\"", "\"u1\",\"extra\":1")).is_err());
+    }
+}

@@ -232,10 +232,58 @@ def first_200_ms(binary, config_text, workdir):
     return elapsed, idle
 
 
+PHC = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG"
+
+
+def scale(work, count):
+    """Imports `count` synthetic accounts (half kaigo, half portal, one
+    pre-hashed password for all), then starts `serve` on them."""
+    lines = os.path.join(work, "accounts.jsonl")
+    with open(lines, "w") as f:
+        for i in range(count // 2):
+            f.write(json.dumps({"site": "kaigo", "office": f"13{i:08d}", "prefecture": "13",
+                                "email": f"o{i}@example.jp", "password_phc": PHC}) + "\n")
+            f.write(json.dumps({"site": "portal", "user": f"user{i}",
+                                "email": f"u{i}@example.jp", "password_phc": PHC}) + "\n")
+    data = os.path.join(work, "scale")
+    began = time.perf_counter()
+    subprocess.run([KAGI, "import", lines, "--data-dir", data], check=True, stdout=subprocess.DEVNULL)
+    imported = time.perf_counter() - began
+    os.remove(lines)
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(data) for f in fs)
+    config = SERVE_CONFIG.replace("@DATA@", data)
+    starts, rss, pages = [], [], []
+    for _ in range(3):
+        path = os.path.join(work, "scale.toml")
+        with open(path, "w") as f:
+            f.write(config)
+        began = time.perf_counter()
+        proc, m = start([KAGI, "serve", "--config", path], r" on http://(\S+)")
+        addr = m.group(1)
+        host, port = addr.rsplit(":", 1)
+        while True:
+            try:
+                with socket.create_connection((host, int(port)), timeout=1) as s:
+                    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    if s.recv(64).startswith(b"HTTP/1.1 200"):
+                        break
+            except OSError:
+                pass
+        starts.append((time.perf_counter() - began) * 1000)
+        time.sleep(0.5)
+        rss.append(rss_kib(proc.pid))
+        pages.append(wrk(f"http://{addr}/kaigo/login"))
+        stop(proc)
+    shutil.rmtree(data, ignore_errors=True)
+    return {"count": count, "import_s": imported, "db_bytes": size, "first_200_ms": starts,
+            "rss_idle_kib": max(rss), "login_page": pages[-1]}
+
+
 def main():
     hello_bin = sys.argv[1]
     static_bin = sys.argv[2]
     costs = sys.argv[3]
+    scale_count = int(sys.argv[4]) if len(sys.argv) > 4 else 0
     work = tempfile.mkdtemp(prefix="kagi-bench-")
     results = {}
     try:
@@ -280,6 +328,8 @@ def main():
         results["argon2id_ms"] = float(re.search(r"argon2id_ms ([\d.]+)", unit).group(1))
         results["flush_ms"] = float(re.search(r"flush_ms ([\d.]+)", unit).group(1))
         results["flows"] = flows(work, 20)
+        if scale_count:
+            results["scale"] = scale(work, scale_count)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(results)
@@ -320,6 +370,17 @@ def report(r):
     print("\n| step | p50 | p99 |\n|---|---|---|")
     for name, v in f["steps"].items():
         print(f"| {name} | {v['p50_ms']:.1f} ms | {v['p99_ms']:.1f} ms |")
+    if "scale" in r:
+        sc = r["scale"]
+        empty_p99 = r["pages"][0]["p99_ms"]
+        print(f"\n## Scale: {sc['count']:,} imported accounts\n")
+        print("| what | figure |\n|---|---|")
+        print(f"| import (`kagi import`) | {sc['import_s']:.1f} s |")
+        print(f"| database on disk | {sc['db_bytes'] / 2**20:.0f} MiB |")
+        print(f"| exec to first 200, 3 runs | {', '.join(f'{x:.0f}' for x in sc['first_200_ms'])} ms |")
+        print(f"| RSS idle | {sc['rss_idle_kib'] / 1024:.1f} MiB |")
+        lp = sc["login_page"]
+        print(f"| kaigo login page | {lp['rps']:,.0f} requests/s, p99 {lp['p99_ms']:.2f} ms ({lp['p99_ms'] / empty_p99:.2f} × the empty database's) |")
     print("\n" + json.dumps(r))
 
 

@@ -194,6 +194,82 @@ def flows(work, n):
     return out
 
 
+def login_flood(work, clients=64, seconds=10):
+    """`clients` threads post wrong passwords as fast as they can (rate
+    limits lifted); meanwhile one more fetches a page every 20 ms. Returns
+    the page latencies' p50/p99/max and the login rate."""
+    import threading
+    config = os.path.join(work, "flood.toml")
+    with open(config, "w") as f:
+        f.write(FLOW_CONFIG.replace("[guard]", "[guard]\nlogin_failures = 1000000"))
+    kagi, m = start([KAGI, "demo", "--listen", "127.0.0.1:0", "--data-dir",
+                     os.path.join(work, "flood"), "--config", config], r"ready in (\d+) ms on http://(\S+)")
+    addr = m.group(2)
+    until = time.perf_counter() + seconds
+    logins = [0]
+    lock = threading.Lock()
+
+    def attacker(i):
+        b = Browser(addr)
+        b.request("GET", "/kaigo/login")
+        while time.perf_counter() < until:
+            b.request("POST", "/kaigo/login", [("user_id", "KJ272711111111"), ("password", f"wrong-{i}")])
+            with lock:
+                logins[0] += 1
+
+    threads = [threading.Thread(target=attacker, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(1)
+    pages = []
+    while time.perf_counter() < until:
+        began = time.perf_counter()
+        Browser(addr).request("GET", "/kaigo/login")
+        pages.append((time.perf_counter() - began) * 1000)
+        time.sleep(0.02)
+    for t in threads:
+        t.join()
+    stop(kagi)
+    v = sorted(pages)
+    return {"clients": clients, "logins_per_s": logins[0] / seconds, "pages": len(v),
+            "p50_ms": v[len(v) // 2], "p99_ms": v[min(len(v) - 1, int(len(v) * 0.99))], "max_ms": v[-1]}
+
+
+def sweep(work, expired_bin, count):
+    """Starts `serve` on a database of `count` expired flows and fetches a
+    page every 5 ms while the sweeper deletes them; returns the sweep's
+    time as kagi logs it and the longest page wait meanwhile."""
+    data = os.path.join(work, "expired")
+    subprocess.run([expired_bin, data, str(count)], check=True, stdout=subprocess.DEVNULL)
+    path = os.path.join(work, "expired.toml")
+    with open(path, "w") as f:
+        f.write(SERVE_CONFIG.replace("@DATA@", data))
+    log = open(os.path.join(work, "expired.log"), "w+")
+    proc = subprocess.Popen([KAGI, "serve", "--config", path], stdout=subprocess.PIPE,
+                            stderr=log, text=True)
+    addr = None
+    while addr is None:
+        m = re.search(r" on http://(\S+)", proc.stdout.readline())
+        if m:
+            addr = m.group(1)
+    waits, swept = [], None
+    deadline = time.perf_counter() + 600
+    while swept is None and time.perf_counter() < deadline:
+        began = time.perf_counter()
+        Browser(addr).request("GET", "/kaigo/login")
+        waits.append((time.perf_counter() - began) * 1000)
+        log.seek(0)
+        m = re.search(r"sweep: (\d+) expired records in (\d+) ms", log.read())
+        if m:
+            swept = (int(m.group(1)), int(m.group(2)))
+        time.sleep(0.005)
+    stop(proc)
+    shutil.rmtree(data, ignore_errors=True)
+    v = sorted(waits)
+    return {"count": count, "swept": swept, "pages": len(v), "p99_ms": v[int(len(v) * 0.99)],
+            "max_ms": v[-1]}
+
+
 def pctl(values):
     v = sorted(values)
     return {"p50_ms": v[len(v) // 2], "p99_ms": v[min(len(v) - 1, int(len(v) * 0.99))]}
@@ -283,7 +359,8 @@ def main():
     hello_bin = sys.argv[1]
     static_bin = sys.argv[2]
     costs = sys.argv[3]
-    scale_count = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    expired_bin = sys.argv[4]
+    scale_count = int(sys.argv[5]) if len(sys.argv) > 5 else 0
     work = tempfile.mkdtemp(prefix="kagi-bench-")
     results = {}
     try:
@@ -328,8 +405,10 @@ def main():
         results["argon2id_ms"] = float(re.search(r"argon2id_ms ([\d.]+)", unit).group(1))
         results["flush_ms"] = float(re.search(r"flush_ms ([\d.]+)", unit).group(1))
         results["flows"] = flows(work, 20)
+        results["flood"] = login_flood(work)
         if scale_count:
             results["scale"] = scale(work, scale_count)
+            results["sweep"] = sweep(work, expired_bin, scale_count)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(results)
@@ -370,6 +449,11 @@ def report(r):
     print("\n| step | p50 | p99 |\n|---|---|---|")
     for name, v in f["steps"].items():
         print(f"| {name} | {v['p50_ms']:.1f} ms | {v['p99_ms']:.1f} ms |")
+    fl = r["flood"]
+    print(f"\n## Login flood ({fl['clients']} clients posting wrong passwords, 10 s)\n")
+    print(f"{fl['logins_per_s']:.1f} failed logins/s (each one argon2id hash on the request thread); "
+          f"a page fetched every 20 ms meanwhile ({fl['pages']} pages): p50 {fl['p50_ms']:.0f} ms, "
+          f"p99 {fl['p99_ms']:.0f} ms, max {fl['max_ms']:.0f} ms.")
     if "scale" in r:
         sc = r["scale"]
         empty_p99 = r["pages"][0]["p99_ms"]
@@ -381,6 +465,12 @@ def report(r):
         print(f"| RSS idle | {sc['rss_idle_kib'] / 1024:.1f} MiB |")
         lp = sc["login_page"]
         print(f"| kaigo login page | {lp['rps']:,.0f} requests/s, p99 {lp['p99_ms']:.2f} ms ({lp['p99_ms'] / empty_p99:.2f} × the empty database's) |")
+        sw = r["sweep"]
+        if sw["swept"]:
+            print(f"\n{sw['count']:,} expired flows: the sweeper removed {sw['swept'][0]:,} in {sw['swept'][1]:,} ms; "
+                  f"a page every 5 ms meanwhile ({sw['pages']} pages): p99 {sw['p99_ms']:.1f} ms, longest {sw['max_ms']:.1f} ms.")
+        else:
+            print(f"\n{sw['count']:,} expired flows: the sweep did not finish within 10 minutes.")
     print("\n" + json.dumps(r))
 
 

@@ -369,15 +369,26 @@ fn spawn_sweeper(
             while !stop.load(Ordering::SeqCst) {
                 if Instant::now() >= next {
                     let now = clock.now();
+                    let began = Instant::now();
+                    let mut swept = 0;
                     loop {
                         match store.sweep(now, BATCH) {
-                            Ok(n) if n == BATCH && !stop.load(Ordering::SeqCst) => continue,
-                            Ok(_) => break,
+                            Ok(n) if n == BATCH && !stop.load(Ordering::SeqCst) => swept += n,
+                            Ok(n) => {
+                                swept += n;
+                                break;
+                            }
                             Err(e) => {
                                 eprintln!("kagi: sweep: {e}");
                                 break;
                             }
                         }
+                    }
+                    if swept >= BATCH {
+                        eprintln!(
+                            "kagi: sweep: {swept} expired records in {:.0} ms",
+                            began.elapsed().as_secs_f64() * 1000.0
+                        );
                     }
                     next = Instant::now() + Duration::from_secs(interval_secs.max(1));
                 }

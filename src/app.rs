@@ -204,7 +204,14 @@ impl App {
                 _ => Response::error(404),
             };
         }
-        let captured = match self.store.captured_mail(200) {
+        // The newest 200, or `?limit=N` (automation that counts everything).
+        let limit = req
+            .query
+            .iter()
+            .find(|(k, _)| k == "limit")
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .unwrap_or(200);
+        let captured = match self.store.captured_mail(limit) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("kagi: /dev/mail: {e}");

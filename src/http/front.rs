@@ -35,6 +35,22 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub const PEER_HEADER: &str = "X-Kagi-Peer";
 pub const REFUSED_HEADER: &str = "X-Kagi-Refused";
 
+/// Connections the kernel queues before kagi accepts them. std's 128 is
+/// too few for a burst: a dropped SYN is retried only after a second.
+const BACKLOG: i32 = 4096;
+
+/// A listening TCP socket with room for a burst of new connections.
+fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    let listener = TcpListener::bind(addr)?;
+    // A second listen() on a listening socket only changes its backlog.
+    // SAFETY: a valid listening socket owned by `listener`.
+    let done = unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), backlog) };
+    if done != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(listener)
+}
+
 /// Limits of the front door.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -83,7 +99,7 @@ impl Front {
     /// Binds the public address and returns the private Unix socket that
     /// tiny_http is to listen on.
     pub fn bind(addr: SocketAddr, limits: Limits) -> io::Result<(Front, UnixListener)> {
-        let public = TcpListener::bind(addr)?;
+        let public = listen(addr, BACKLOG)?;
         // tiny_http wants a socket with a path; a directory only kagi's user
         // can enter keeps other users off it.
         let socket_dir = std::env::temp_dir().join(format!(

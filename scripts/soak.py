@@ -40,6 +40,8 @@ idle_secs = 20
 absolute_secs = 60
 [store]
 sweep_interval_secs = 2
+audit_retention_secs = 20
+mailbox_keep = 200
 [mail]
 transport = "capture"
 [guard]

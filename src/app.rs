@@ -59,9 +59,12 @@ impl App {
             "dev" if self.dev_pages => Ok(self.dev(req, now)),
             _ => Ok(Response::error(404)),
         };
+        // A storage failure (a full or read-only disk, say) is a readable
+        // 503: nothing that failed to be written was reported done, and the
+        // same request may well work again once the disk does.
         outcome.unwrap_or_else(|e| {
             eprintln!("kagi: {} {}: {e}", method_name(req.method), req.path);
-            Response::error(500)
+            Response::error(503).with_header("Retry-After", "30".into())
         })
     }
 

@@ -266,6 +266,13 @@ pub struct StoreConfig {
     /// How often the sweeper deletes expired flows and sessions. Reads treat
     /// expired records as absent whether or not the sweep has run.
     pub sweep_interval_secs: u64,
+    /// Audit entries older than this are deleted by the sweeper (the chain
+    /// stays verifiable from the newest deleted entry's hash). 400 days: a
+    /// year of history and some.
+    pub audit_retention_secs: u64,
+    /// Captured mail (capture transport) beyond this many, oldest first,
+    /// is deleted by the sweeper.
+    pub mailbox_keep: usize,
 }
 
 /// Outgoing mail.
@@ -399,6 +406,8 @@ impl Default for StoreConfig {
         StoreConfig {
             cache_bytes: 8 * 1024 * 1024,
             sweep_interval_secs: 60,
+            audit_retention_secs: 400 * 86_400,
+            mailbox_keep: 10_000,
         }
     }
 }

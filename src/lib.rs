@@ -256,7 +256,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
     let sweeper = spawn_sweeper(
         store.clone(),
         clock.clone(),
-        config.store.sweep_interval_secs,
+        config.store.clone(),
         stop.clone(),
     );
 
@@ -358,9 +358,10 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 fn spawn_sweeper(
     store: Arc<Store>,
     clock: Clock,
-    interval_secs: u64,
+    limits: config::StoreConfig,
     stop: Arc<AtomicBool>,
 ) -> JoinHandle<()> {
+    let interval_secs = limits.sweep_interval_secs;
     const BATCH: usize = 1000;
     std::thread::Builder::new()
         .name("kagi-sweep".into())
@@ -382,6 +383,19 @@ fn spawn_sweeper(
                                 eprintln!("kagi: sweep: {e}");
                                 break;
                             }
+                        }
+                    }
+                    // Append-only trees get a bound too: the audit trail
+                    // by age, the capture mailbox by count.
+                    let before = now.saturating_sub(limits.audit_retention_secs);
+                    while let Ok(BATCH) = store.trim_audit(before, BATCH) {
+                        if stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                    }
+                    while let Ok(BATCH) = store.trim_mailbox(limits.mailbox_keep, BATCH) {
+                        if stop.load(Ordering::SeqCst) {
+                            break;
                         }
                     }
                     if swept >= BATCH {

@@ -569,10 +569,59 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes up to `batch` audit entries older than `before`, oldest
+    /// first, and records the hash of the newest one deleted as the
+    /// chain's anchor: the entry after it must name it. Returns how many.
+    pub fn trim_audit(&self, before: u64, batch: usize) -> Result<usize> {
+        let _one_writer = self.audit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut done = 0;
+        for entry in self.audit.iter() {
+            if done == batch {
+                break;
+            }
+            let (key, bytes) = entry?;
+            let event: AuditEvent = decode(&bytes)?;
+            if event.time >= before {
+                break;
+            }
+            // The entry goes and the anchor moves in one transaction: a
+            // crash cannot leave the one without the other.
+            let anchor = sha256_hex(&bytes);
+            (&self.audit, &self.meta)
+                .transaction(|(audit, meta)| {
+                    audit.remove(&key)?;
+                    meta.insert("audit_anchor", anchor.as_bytes())?;
+                    Ok(())
+                })
+                .map_err(|e: sled::transaction::TransactionError<()>| {
+                    StoreError(format!("{e:?}"))
+                })?;
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    /// Deletes captured mail beyond the newest `keep`.
+    pub fn trim_mailbox(&self, keep: usize, batch: usize) -> Result<usize> {
+        let excess = self.mailbox.len().saturating_sub(keep).min(batch);
+        let mut done = 0;
+        for key in self.mailbox.iter().keys().take(excess) {
+            self.mailbox.remove(key?)?;
+            done += 1;
+        }
+        Ok(done)
+    }
+
     /// Checks the audit trail's chain: Ok(number of entries), or the first
     /// place where an entry was changed, removed or added.
     pub fn verify_audit(&self) -> Result<std::result::Result<usize, String>> {
-        let mut prev = String::new();
+        // Entries past their retention were deleted; the chain starts from
+        // the hash of the newest of them.
+        let mut prev = self
+            .meta
+            .get("audit_anchor")?
+            .map(|h| String::from_utf8_lossy(&h).into_owned())
+            .unwrap_or_default();
         let mut count = 0;
         for entry in self.audit.iter() {
             let (key, bytes) = entry?;
@@ -788,6 +837,58 @@ mod tests {
             .unwrap()
             .unwrap_err()
             .contains("at the end"));
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_audit_trail_past_its_retention_is_trimmed_and_still_verifies() {
+        let (store, dir) = temp_store();
+        for n in 0..10 {
+            store
+                .audit(&AuditEvent {
+                    prev: String::new(),
+                    time: n * 100,
+                    site: Site::Portal,
+                    event: "login".into(),
+                    account: None,
+                    client: "127.0.0.1".into(),
+                    outcome: "failed".into(),
+                })
+                .unwrap();
+        }
+        assert_eq!(store.trim_audit(450, 3).unwrap(), 3);
+        assert_eq!(store.trim_audit(450, 100).unwrap(), 2);
+        assert_eq!(store.audit_events().unwrap().len(), 5);
+        assert_eq!(store.verify_audit().unwrap(), Ok(5));
+        // Deleting one more by hand, without moving the anchor, shows.
+        let first = store.audit.iter().keys().next().unwrap().unwrap();
+        store.audit.remove(first).unwrap();
+        assert!(store.verify_audit().unwrap().is_err());
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_mailbox_keeps_the_newest() {
+        let (store, dir) = temp_store();
+        for id in 0..5u64 {
+            store
+                .mailbox
+                .insert(id.to_be_bytes(), format!("{id}").as_bytes())
+                .unwrap();
+        }
+        assert_eq!(store.trim_mailbox(2, 100).unwrap(), 3);
+        let left: Vec<_> = store
+            .mailbox
+            .iter()
+            .keys()
+            .map(|k| k.unwrap().to_vec())
+            .collect();
+        assert_eq!(
+            left,
+            [3u64.to_be_bytes().to_vec(), 4u64.to_be_bytes().to_vec()]
+        );
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }

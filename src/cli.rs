@@ -43,7 +43,8 @@ pub enum AuditAction {
 }
 
 pub const HELP: &str = "\
-kagi — self-hosted login recovery (介護電子請求受付システム の再設定フロー)
+kagi — self-hosted login recovery: the 介護電子請求受付システム (/kaigo) and
+医療機関等向け総合ポータルサイト (/portal) recovery flows
 
 Usage:
   kagi demo [--listen ADDR] [--data-dir DIR] [--config FILE]

@@ -20,6 +20,8 @@ pub struct App {
     pub hasher: Hasher,
     pub outbox: Outbox,
     pub limiter: RateLimiter,
+    /// The portal's live CAPTCHA challenges (digests only), in memory.
+    pub challenges: crate::captcha::Challenges,
     /// The clock's zone, seconds east of UTC.
     pub utc_offset: i32,
     /// `/dev/` pages (captured mail) are served: demo mode only.

@@ -3,7 +3,68 @@
 //! answer never appears in the markup as text.
 
 use crate::secret::random_bytes;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write;
+use std::sync::Mutex;
+
+/// Live challenges at most; beyond that the oldest is forgotten (its user
+/// is shown a new one). About 100 bytes each.
+pub const MAX_LIVE: usize = 20_000;
+
+/// The live challenges, in memory: digest of the id → digest of the answer
+/// and expiry. Not in the database: a challenge is worth nothing after a
+/// restart (a new one is drawn), and storing one per page view made the
+/// database, and kagi's memory, grow with every visit to ①.
+#[derive(Debug, Default)]
+pub struct Challenges {
+    table: Mutex<Table>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    live: HashMap<[u8; 32], ([u8; 32], u64)>,
+    /// Insertion order, for forgetting the oldest.
+    order: VecDeque<[u8; 32]>,
+}
+
+fn bytes32(hex: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = hex
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+    }
+    out
+}
+
+impl Challenges {
+    /// Keeps a challenge (both digests as hex, as the digester gives them).
+    pub fn put(&self, id_digest: &str, answer_digest: &str, expires: u64, now: u64) {
+        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        // Expired or already taken ones at the front go first.
+        while let Some(front) = t.order.front().copied() {
+            match t.live.get(&front) {
+                Some((_, exp)) if *exp > now && t.live.len() < MAX_LIVE => break,
+                _ => {
+                    t.order.pop_front();
+                    t.live.remove(&front);
+                }
+            }
+        }
+        let key = bytes32(id_digest);
+        t.live.insert(key, (bytes32(answer_digest), expires));
+        t.order.push_back(key);
+    }
+
+    /// Removes a challenge and returns its answer digest (hex) if it was
+    /// still live: each answers once, right or wrong.
+    pub fn take(&self, id_digest: &str, now: u64) -> Option<String> {
+        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let (answer, expires) = t.live.remove(&bytes32(id_digest))?;
+        (expires > now).then(|| crate::secret::hex(&answer))
+    }
+}
 
 /// Characters that cannot be mistaken for one another in this font: no
 /// 0/o, 1/l/i, 8/b, 9/g/q, s/5-like pairs, and no descenders.
@@ -283,6 +344,43 @@ pub fn render(answer: &str) -> String {
     }
     svg.push_str("</svg>");
     svg
+}
+
+#[cfg(test)]
+mod challenge_tests {
+    use super::*;
+
+    #[test]
+    fn a_challenge_answers_once_before_its_time_and_the_table_is_bounded() {
+        let c = Challenges::default();
+        let id = |n: u32| {
+            crate::secret::hex(
+                &[
+                    n.to_be_bytes(),
+                    [0; 4],
+                    [0; 4],
+                    [0; 4],
+                    [0; 4],
+                    [0; 4],
+                    [0; 4],
+                    [0; 4],
+                ]
+                .concat(),
+            )
+        };
+        let answer = crate::secret::hex(&[7u8; 32]);
+        c.put(&id(1), &answer, 100, 0);
+        c.put(&id(2), &answer, 100, 0);
+        assert_eq!(c.take(&id(1), 99), Some(answer.clone()));
+        assert_eq!(c.take(&id(1), 99), None, "once");
+        assert_eq!(c.take(&id(2), 100), None, "not after its time");
+        for n in 0..(MAX_LIVE as u32 + 10) {
+            c.put(&id(n + 10), &answer, 1000, 0);
+        }
+        let t = c.table.lock().unwrap();
+        assert!(t.live.len() <= MAX_LIVE + 1);
+        assert!(!t.live.contains_key(&bytes32(&id(10))), "the oldest went");
+    }
 }
 
 #[cfg(test)]

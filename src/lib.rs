@@ -293,6 +293,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         hasher,
         outbox,
         limiter: limit::RateLimiter::new(config.rate_limit.clone()),
+        challenges: captcha::Challenges::default(),
         utc_offset,
         dev_pages: mode == Mode::Demo || lab_capture,
         dev_captchas: (mode == Mode::Demo || lab_capture)

@@ -16,8 +16,7 @@ use crate::pages::portal::{self as page, Frame};
 use crate::policy;
 use crate::secret::{constant_time_eq, Purpose, Token};
 use crate::store::{
-    Account, Captcha, Flow, Link, LinkKind, LinkState, PortalFlow, SessionState, Site, StoreError,
-    DAY,
+    Account, Flow, Link, LinkKind, LinkState, PortalFlow, SessionState, Site, StoreError, DAY,
 };
 
 const SITE: Site = Site::Portal;
@@ -191,15 +190,13 @@ fn identify_page(ctx: &Ctx<'_>, user: &str, error: Option<&str>) -> Outcome {
     let app = ctx.app;
     let answer = captcha::answer();
     let id = Token::generate();
-    let record = Captcha {
-        answer_digest: app.digester.digest(Purpose::CaptchaAnswer, &answer),
-    };
     let expires = ctx.now + app.config.portal.captcha_lifetime_secs;
-    app.store.put_captcha(
+    app.challenges.put(
         &app.digester.digest(Purpose::CaptchaId, id.expose()),
-        &record,
+        &app.digester.digest(Purpose::CaptchaAnswer, &answer),
         expires,
-    )?;
+        ctx.now,
+    );
     app.remember_dev_captcha(id.expose(), &answer, expires, ctx.now);
     let image = captcha::data_uri(&answer);
     Ok(Response::html(page::identify(
@@ -220,17 +217,16 @@ fn captcha_solved(ctx: &Ctx<'_>) -> Result<bool, StoreError> {
         return Ok(false);
     };
     app.forget_dev_captcha(id.expose());
-    let Some(record) = app.store.take_captcha(
+    let Some(answer_digest) = app.challenges.take(
         &app.digester.digest(Purpose::CaptchaId, id.expose()),
         ctx.now,
-    )?
-    else {
+    ) else {
         return Ok(false);
     };
     let typed = ctx.req.field("captcha").trim().to_ascii_lowercase();
     Ok(constant_time_eq(
         &app.digester.digest(Purpose::CaptchaAnswer, &typed),
-        &record.answer_digest,
+        &answer_digest,
     ))
 }
 

@@ -41,6 +41,24 @@ def start(cmd, pattern, env=None):
     raise SystemExit(f"{cmd[0]} did not start")
 
 
+def serve(kagi, config, stderr=subprocess.DEVNULL):
+    """Starts `kagi serve --config CONFIG`; returns (process, address)."""
+    proc = subprocess.Popen([kagi, "serve", "--config", config], stdout=subprocess.PIPE,
+                            stderr=stderr, text=True)
+    for line in proc.stdout:
+        m = re.search(r" on http://(\S+)", line)
+        if m:
+            return proc, m.group(1)
+    raise SystemExit("kagi serve did not start: the database did not open")
+
+
+def seed_demo(kagi, data, config):
+    """Puts the demo accounts into `data` with one demo run (serve loads none)."""
+    demo, _ = start([kagi, "demo", "--listen", "127.0.0.1:0", "--data-dir", data, "--config", config],
+                    r"ready in")
+    stop(demo)
+
+
 def stop(proc):
     proc.send_signal(signal.SIGTERM)
     try:
@@ -245,13 +263,7 @@ def sweep(work, expired_bin, count):
     with open(path, "w") as f:
         f.write(SERVE_CONFIG.replace("@DATA@", data))
     log = open(os.path.join(work, "expired.log"), "w+")
-    proc = subprocess.Popen([KAGI, "serve", "--config", path], stdout=subprocess.PIPE,
-                            stderr=log, text=True)
-    addr = None
-    while addr is None:
-        m = re.search(r" on http://(\S+)", proc.stdout.readline())
-        if m:
-            addr = m.group(1)
+    proc, addr = serve(KAGI, path, stderr=log)
     waits, swept = [], None
     deadline = time.perf_counter() + 600
     while swept is None and time.perf_counter() < deadline:
@@ -334,8 +346,7 @@ def scale(work, count):
         with open(path, "w") as f:
             f.write(config)
         began = time.perf_counter()
-        proc, m = start([KAGI, "serve", "--config", path], r" on http://(\S+)")
-        addr = m.group(1)
+        proc, addr = serve(KAGI, path)
         host, port = addr.rsplit(":", 1)
         while True:
             try:

@@ -23,7 +23,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import Browser, stop  # noqa: E402
+from bench import Browser, seed_demo, serve, stop  # noqa: E402
 
 CONFIG = """listen = "127.0.0.1:0"
 public_url = "http://127.0.0.1"
@@ -43,16 +43,6 @@ otp = {{ burst = 1000000, refill_secs = 1 }}
 captcha = {{ burst = 1000000, refill_secs = 1 }}
 login = {{ burst = 1000000, refill_secs = 1 }}
 """
-
-
-def start(kagi, config):
-    proc = subprocess.Popen([kagi, "serve", "--config", config], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    for line in proc.stdout:
-        m = re.search(r" on http://(\S+)", line)
-        if m:
-            return proc, m.group(1)
-    raise RuntimeError("kagi serve did not start: the database did not open")
 
 
 class Ledger:
@@ -191,17 +181,12 @@ def main():
     with open(config, "w") as f:
         f.write(CONFIG.format(data=data))
     # The demo accounts, put there by one demo run on the same database.
-    demo = subprocess.Popen([kagi, "demo", "--listen", "127.0.0.1:0", "--data-dir", data, "--config", config],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    for line in demo.stdout:
-        if "ready in" in line:
-            break
-    stop(demo)
+    seed_demo(kagi, data, config)
     ledger = Ledger()
     losses = []
     try:
         for n in range(runs):
-            proc, addr = start(kagi, config)
+            proc, addr = serve(kagi, config)
             # After every restart: what the clients were told still holds.
             for account, pw in ledger.acked.items():
                 flying = ledger.in_flight.get(account)
@@ -237,7 +222,7 @@ def main():
             proc.wait()
             for t in threads:
                 t.join(timeout=10)
-        proc, addr = start(kagi, config)
+        proc, addr = serve(kagi, config)
         for account, pw in ledger.acked.items():
             flying = ledger.in_flight.get(account)
             if not logs_in(addr, account, pw) and not (flying and logs_in(addr, account, flying)):

@@ -13,14 +13,13 @@ import random
 import re
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import Browser, stop  # noqa: E402
+from bench import Browser, serve, stop  # noqa: E402
 
 CONFIG = """listen = "127.0.0.1:0"
 public_url = "http://127.0.0.1"
@@ -128,14 +127,7 @@ def main():
     config = os.path.join(work, "kagi.toml")
     with open(config, "w") as f:
         f.write(CONFIG.format(data=os.path.join(work, "db")))
-    proc = subprocess.Popen([kagi, "serve", "--config", config], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    addr = None
-    for line in proc.stdout:
-        m = re.search(r" on http://(\S+)", line)
-        if m:
-            addr = m.group(1)
-            break
+    proc, addr = serve(kagi, config)
     host, port = addr.rsplit(":", 1)
     port = int(port)
     failures = []

@@ -13,14 +13,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import Browser, rss_kib, stop  # noqa: E402
+from bench import Browser, rss_kib, seed_demo, serve, stop  # noqa: E402
 
 CONFIG = """listen = "127.0.0.1:0"
 public_url = "http://127.0.0.1"
@@ -98,20 +97,8 @@ def main():
     config = os.path.join(work, "kagi.toml")
     with open(config, "w") as f:
         f.write(CONFIG.format(data=data))
-    demo = subprocess.Popen([kagi, "demo", "--listen", "127.0.0.1:0", "--data-dir", data, "--config", config],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    for line in demo.stdout:
-        if "ready in" in line:
-            break
-    stop(demo)
-    proc = subprocess.Popen([kagi, "serve", "--config", config], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    addr = None
-    for line in proc.stdout:
-        m = re.search(r" on http://(\S+)", line)
-        if m:
-            addr = m.group(1)
-            break
+    seed_demo(kagi, data, config)
+    proc, addr = serve(kagi, config)
     errors, samples = [], []
     until = time.time() + seconds
     clients = [threading.Thread(target=traffic, args=(addr, until, errors, i)) for i in range(4)]

@@ -88,123 +88,131 @@ Pages: /kaigo and /portal (login and recovery), /healthz, and in demo mode
 
 /// Reads the arguments after the program name.
 pub fn parse(args: &[String]) -> Result<Command, String> {
-    let mut args = args.iter();
-    let command = match args.next().map(String::as_str) {
-        None | Some("help" | "--help" | "-h") => return Ok(Command::Help),
-        Some("--version" | "-V" | "version") => return Ok(Command::Version),
-        Some(c @ ("demo" | "serve")) => c,
-        Some("audit") => return parse_audit(args.as_slice()),
-        Some("mail") => return parse_mail(args.as_slice()),
-        Some("import") => return parse_import(args.as_slice()),
-        Some(other) => return Err(format!("unknown command `{other}`; try `kagi help`")),
+    let (command, rest) = match args.split_first() {
+        None => return Ok(Command::Help),
+        Some((c, rest)) => (c.as_str(), rest),
     };
-    let (mut listen, mut data_dir, mut config) = (None, None, None);
-    while let Some(flag) = args.next() {
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (flag.as_str(), None),
-        };
-        if matches!(name, "--help" | "-h") {
-            return Ok(Command::Help);
+    match command {
+        "help" | "--help" | "-h" => Ok(Command::Help),
+        "--version" | "-V" | "version" => Ok(Command::Version),
+        "demo" => {
+            let f = Flags::read(rest, "demo", &["--listen", "--data-dir", "--config"], &[])?;
+            if let Some(help) = f.help {
+                return Ok(help);
+            }
+            Ok(Command::Demo {
+                listen: f.text("--listen"),
+                data_dir: f.path("--data-dir"),
+                config: f.path("--config"),
+            })
         }
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next().cloned())
-                .ok_or_else(|| format!("`{name}` needs a value"))
+        "serve" => {
+            let f = Flags::read(rest, "serve", &["--config"], &[])?;
+            if let Some(help) = f.help {
+                return Ok(help);
+            }
+            Ok(Command::Serve {
+                config: f
+                    .path("--config")
+                    .ok_or("`kagi serve` needs --config FILE")?,
+            })
+        }
+        "audit" => parse_audit(rest),
+        "mail" => parse_mail(rest),
+        "import" => parse_import(rest),
+        other => Err(format!("unknown command `{other}`; try `kagi help`")),
+    }
+}
+
+/// The options after a command: `--name value` or `--name=value` for the
+/// names in `valued`, bare `--name` for those in `switches`; anything else
+/// is an error naming it. `--help` anywhere asks for help.
+struct Flags {
+    values: Vec<(String, String)>,
+    help: Option<Command>,
+}
+
+impl Flags {
+    fn read(
+        args: &[String],
+        command: &str,
+        valued: &[&str],
+        switches: &[&str],
+    ) -> Result<Flags, String> {
+        let mut flags = Flags {
+            values: Vec::new(),
+            help: None,
         };
-        match (command, name) {
-            ("demo", "--listen") => listen = Some(value()?),
-            ("demo", "--data-dir") => data_dir = Some(PathBuf::from(value()?)),
-            (_, "--config") => config = Some(PathBuf::from(value()?)),
-            _ => {
+        let mut args = args.iter();
+        while let Some(flag) = args.next() {
+            let (name, inline) = match flag.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (flag.as_str(), None),
+            };
+            if matches!(name, "--help" | "-h") {
+                flags.help = Some(Command::Help);
+            } else if switches.contains(&name) {
+                flags.values.push((name.to_string(), String::new()));
+            } else if valued.contains(&name) {
+                let value = inline
+                    .or_else(|| args.next().cloned())
+                    .ok_or_else(|| format!("`{name}` needs a value"))?;
+                flags.values.push((name.to_string(), value));
+            } else {
                 return Err(format!(
                     "`kagi {command}` has no option `{name}`; try `kagi help`"
-                ))
+                ));
             }
         }
+        Ok(flags)
     }
-    Ok(match command {
-        "demo" => Command::Demo {
-            listen,
-            data_dir,
-            config,
-        },
-        _ => Command::Serve {
-            config: config.ok_or("`kagi serve` needs --config FILE")?,
-        },
-    })
+
+    fn text(&self, name: &str) -> Option<String> {
+        self.values
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn path(&self, name: &str) -> Option<PathBuf> {
+        self.text(name).map(PathBuf::from)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.values.iter().any(|(n, _)| n == name)
+    }
 }
 
 fn parse_import(args: &[String]) -> Result<Command, String> {
-    let mut args = args.iter();
-    let file = args
-        .next()
-        .filter(|f| !f.starts_with("--"))
-        .ok_or("`kagi import` needs a FILE (or - for standard input)")?;
-    let (mut data_dir, mut config) = (None, None);
-    while let Some(flag) = args.next() {
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (flag.as_str(), None),
-        };
-        let value = inline
-            .or_else(|| args.next().cloned())
-            .ok_or_else(|| format!("`{name}` needs a value"))?;
-        match name {
-            "--data-dir" => data_dir = Some(PathBuf::from(value)),
-            "--config" => config = Some(PathBuf::from(value)),
-            _ => {
-                return Err(format!(
-                    "`kagi import` has no option `{name}`; try `kagi help`"
-                ))
-            }
-        }
-    }
-    if data_dir.is_none() && config.is_none() {
+    let Some((file, rest)) = args.split_first().filter(|(f, _)| !f.starts_with("--")) else {
+        return Err("`kagi import` needs a FILE (or - for standard input)".into());
+    };
+    let f = Flags::read(rest, "import", &["--data-dir", "--config"], &[])?;
+    if f.path("--data-dir").is_none() && f.path("--config").is_none() {
         return Err("`kagi import` needs --data-dir DIR or --config FILE".into());
     }
     Ok(Command::Import {
         file: PathBuf::from(file),
-        data_dir,
-        config,
+        data_dir: f.path("--data-dir"),
+        config: f.path("--config"),
     })
 }
 
 fn parse_mail(args: &[String]) -> Result<Command, String> {
-    let mut args = args.iter();
-    let retry = match args.next().map(String::as_str) {
-        Some("list") => None,
-        Some("retry") => Some(
-            args.next()
-                .and_then(|id| id.parse::<u64>().ok())
-                .ok_or("`kagi mail retry` needs the ID that `kagi mail list` shows")?,
-        ),
+    let (retry, rest) = match args.split_first() {
+        Some((list, rest)) if list == "list" => (None, rest),
+        Some((retry, rest)) if retry == "retry" => {
+            let (id, rest) = rest
+                .split_first()
+                .and_then(|(id, rest)| Some((id.parse::<u64>().ok()?, rest)))
+                .ok_or("`kagi mail retry` needs the ID that `kagi mail list` shows")?;
+            (Some(id), rest)
+        }
         _ => return Err("`kagi mail` needs `list` or `retry ID`; try `kagi help`".into()),
     };
-    let (mut config, mut data_dir, mut server) = (None, None, None);
-    while let Some(flag) = args.next() {
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (flag.as_str(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next().cloned())
-                .ok_or_else(|| format!("`{name}` needs a value"))
-        };
-        match name {
-            "--config" => config = Some(PathBuf::from(value()?)),
-            "--data-dir" => data_dir = Some(PathBuf::from(value()?)),
-            "--server" => server = Some(value()?),
-            _ => {
-                return Err(format!(
-                    "`kagi mail` has no option `{name}`; try `kagi help`"
-                ))
-            }
-        }
-    }
+    let f = Flags::read(rest, "mail", &["--config", "--data-dir", "--server"], &[])?;
+    let (config, data_dir, server) = (f.path("--config"), f.path("--data-dir"), f.text("--server"));
     if config.is_none() && (data_dir.is_none() || server.is_none()) {
         return Err("`kagi mail` needs --config FILE, or --data-dir DIR and --server ADDR".into());
     }
@@ -217,45 +225,22 @@ fn parse_mail(args: &[String]) -> Result<Command, String> {
 }
 
 fn parse_audit(args: &[String]) -> Result<Command, String> {
-    let mut args = args.iter();
-    let action = match args.next().map(String::as_str) {
-        Some("verify") => AuditAction::Verify,
-        Some("export") => AuditAction::ExportCsv,
+    let (action, rest) = match args.split_first() {
+        Some((a, rest)) if a == "verify" => (AuditAction::Verify, rest),
+        Some((a, rest)) if a == "export" => (AuditAction::ExportCsv, rest),
         _ => return Err("`kagi audit` needs `verify` or `export --csv`; try `kagi help`".into()),
     };
-    let (mut data_dir, mut config, mut csv) = (None, None, false);
-    while let Some(flag) = args.next() {
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (flag.as_str(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next().cloned())
-                .ok_or_else(|| format!("`{name}` needs a value"))
-        };
-        match name {
-            "--data-dir" => data_dir = Some(PathBuf::from(value()?)),
-            "--config" => config = Some(PathBuf::from(value()?)),
-            "--csv" => csv = true,
-            _ => {
-                return Err(format!(
-                    "`kagi audit` has no option `{name}`; try `kagi help`"
-                ))
-            }
-        }
-    }
-    if action == AuditAction::ExportCsv && !csv {
+    let f = Flags::read(rest, "audit", &["--data-dir", "--config"], &["--csv"])?;
+    if action == AuditAction::ExportCsv && !f.has("--csv") {
         return Err("`kagi audit export` writes CSV only: add --csv".into());
     }
-    if data_dir.is_none() && config.is_none() {
+    if f.path("--data-dir").is_none() && f.path("--config").is_none() {
         return Err("`kagi audit` needs --data-dir DIR or --config FILE".into());
     }
     Ok(Command::Audit {
         action,
-        data_dir,
-        config,
+        data_dir: f.path("--data-dir"),
+        config: f.path("--config"),
     })
 }
 

@@ -523,12 +523,14 @@ fn admin_request(
     Ok((status, body.to_string()))
 }
 
-/// `kagi audit verify` and `kagi audit export --csv`.
-fn audit_command(
-    action: cli::AuditAction,
+/// The configuration and the database of a stopped server, for the
+/// commands that work on it directly (`audit`, `import`). `create`: an
+/// import may start a new database; an audit needs an existing one.
+fn open_stopped(
     data_dir: Option<std::path::PathBuf>,
     config: Option<std::path::PathBuf>,
-) -> Result<(), Error> {
+    create: bool,
+) -> Result<(Config, Store), Error> {
     let c = match &config {
         Some(path) => Config::from_file(path).map_err(Error::Config)?,
         None => Config::default(),
@@ -536,7 +538,7 @@ fn audit_command(
     let dir = data_dir
         .or(c.data_dir.clone())
         .ok_or_else(|| Error::Config("data_dir: the config file sets no data_dir".into()))?;
-    if !dir.join("conf").exists() {
+    if !create && !dir.join("conf").exists() {
         return Err(Error::Startup(format!(
             "no kagi database in {}",
             dir.display()
@@ -548,6 +550,16 @@ fn audit_command(
             dir.display()
         ))
     })?;
+    Ok((c, store))
+}
+
+/// `kagi audit verify` and `kagi audit export --csv`.
+fn audit_command(
+    action: cli::AuditAction,
+    data_dir: Option<std::path::PathBuf>,
+    config: Option<std::path::PathBuf>,
+) -> Result<(), Error> {
+    let (c, store) = open_stopped(data_dir, config, false)?;
     let offset = c
         .utc_offset_secs()
         .map_err(|e| Error::Config(e.to_string()))?;
@@ -651,19 +663,7 @@ pub fn run(args: &[String]) -> Result<(), Error> {
             data_dir,
             config,
         } => {
-            let c = match &config {
-                Some(path) => Config::from_file(path).map_err(Error::Config)?,
-                None => Config::default(),
-            };
-            let dir = data_dir.or(c.data_dir.clone()).ok_or_else(|| {
-                Error::Config("data_dir: the config file sets no data_dir".into())
-            })?;
-            let store = Store::open(&dir, c.store.cache_bytes).map_err(|e| {
-                Error::Startup(format!(
-                    "cannot open the database in {} (stop kagi first): {e}",
-                    dir.display()
-                ))
-            })?;
+            let (_, store) = open_stopped(data_dir, config, true)?;
             let began = Instant::now();
             let count = if file.as_os_str() == "-" {
                 import::import(&store, std::io::stdin().lock())

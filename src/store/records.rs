@@ -195,20 +195,6 @@ pub enum LinkState {
     Used,
 }
 
-/// A CAPTCHA challenge, keyed by the digest of its id; single-use.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Captcha {
-    /// Keyed digest of the answer. The image itself is sent inline with the
-    /// page and never stored.
-    pub answer_digest: String,
-}
-
-impl fmt::Debug for Captcha {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Captcha(…)")
-    }
-}
-
 /// A login, keyed by the digest of the visit cookie it was issued to.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Session {

@@ -191,6 +191,7 @@ impl Drop for Running {
 pub fn start(options: Options) -> Result<Running, Error> {
     let began = Instant::now();
     return_large_blocks_to_the_system();
+    treat_a_file_size_limit_as_a_disk_error();
     let Options {
         mut config,
         mode,
@@ -341,6 +342,16 @@ fn return_large_blocks_to_the_system() {
     }
 }
 
+/// A write past the file-size limit (`ulimit -f`) raises SIGXFSZ, whose
+/// default is to kill the process. Ignored, the write fails with EFBIG
+/// instead, and kagi answers 503 as for a full disk.
+fn treat_a_file_size_limit_as_a_disk_error() {
+    // SAFETY: setting a signal to SIG_IGN installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 /// Writes `text` to a file only its owner can read.
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
@@ -368,7 +379,12 @@ fn spawn_sweeper(
         .name("kagi-sweep".into())
         .spawn(move || {
             let mut next = Instant::now();
+            let mut next_check = Instant::now();
             while !stop.load(Ordering::SeqCst) {
+                if Instant::now() >= next_check {
+                    keep_the_database_writable(&store);
+                    next_check = Instant::now() + Duration::from_secs(1);
+                }
                 if Instant::now() >= next {
                     let now = clock.now();
                     let began = Instant::now();
@@ -411,6 +427,22 @@ fn spawn_sweeper(
             }
         })
         .expect("spawning the sweeper")
+}
+
+/// After a disk error sled refuses every write until it is opened again:
+/// once a second, check, and if it fails, reopen. If the disk is still full
+/// the next write fails again, and the next check reopens again.
+fn keep_the_database_writable(store: &Store) {
+    let Err(e) = store.check() else { return };
+    eprintln!("kagi: the database cannot be written ({e}); opening it again");
+    let began = Instant::now();
+    match store.reopen() {
+        Ok(()) => eprintln!(
+            "kagi: the database is open again ({:.0} ms)",
+            began.elapsed().as_secs_f64() * 1000.0
+        ),
+        Err(e) => eprintln!("kagi: the database did not open again: {e}; trying again in a second"),
+    }
 }
 
 /// `kagi mail list` and `kagi mail retry ID`: asks the running server

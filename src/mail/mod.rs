@@ -146,7 +146,9 @@ fn deliver_forever(
     let mut smtp = (transport == Transport::Smtp).then(|| smtp::Smtp::new(config));
     while !stop.load(Ordering::Relaxed) {
         let now = clock.now();
-        let pending = match store.outbox() {
+        // Only mail that is on disk goes out: after a disk error the outbox
+        // may still show, from memory, a mail whose step answered 503.
+        let pending = match store.flush().and_then(|()| store.outbox()) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("kagi: mail: cannot read the outbox: {e}");

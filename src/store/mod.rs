@@ -11,7 +11,10 @@ pub use records::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 /// A storage failure: the disk, or a record that no longer decodes.
 #[derive(Debug)]
@@ -73,8 +76,8 @@ struct Timed<T> {
     value: T,
 }
 
-/// The database.
-pub struct Store {
+/// The open sled database and its trees.
+struct Trees {
     db: sled::Db,
     /// `site:id` → `Account`.
     accounts: sled::Tree,
@@ -99,8 +102,79 @@ pub struct Store {
     expiry: sled::Tree,
     /// Server-wide values such as the digest key.
     meta: sled::Tree,
+}
+
+/// The database. sled refuses every write after its first I/O error (a
+/// full or read-only disk) until it is opened again, so the trees sit behind
+/// a lock that `reopen` can swap; while closed, every call fails with a
+/// storage error, which the sites answer with 503.
+pub struct Store {
+    dir: PathBuf,
+    cache_bytes: u64,
+    open: RwLock<Option<Arc<Trees>>>,
+    /// A flush failed since the database was opened.
+    failed: AtomicBool,
     /// One audit writer at a time, so that the chain never forks.
-    audit_lock: std::sync::Mutex<()>,
+    audit_lock: Mutex<()>,
+}
+
+impl Trees {
+    fn open(dir: &Path, cache_bytes: u64) -> Result<Trees> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()?;
+        Ok(Trees {
+            accounts: db.open_tree("accounts")?,
+            offices: db.open_tree("offices")?,
+            flows: db.open_tree("flows")?,
+            sessions: db.open_tree("sessions")?,
+            links: db.open_tree("links")?,
+            captchas: db.open_tree("captchas")?,
+            guards: db.open_tree("guards")?,
+            outbox: db.open_tree("outbox")?,
+            mailbox: db.open_tree("mailbox")?,
+            postal: db.open_tree("postal")?,
+            audit: db.open_tree("audit")?,
+            expiry: db.open_tree("expiry")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
+    /// Deletes the expiry index entry of a record's previous version,
+    /// once it has been replaced by one expiring at `expires`: without
+    /// this, a guard rewritten at every failed login would leave a stale
+    /// entry per write for a day.
+    fn forget_index_entry(
+        &self,
+        which: Expiring,
+        key: &str,
+        previous: Option<&[u8]>,
+        expires: u64,
+    ) -> Result<()> {
+        let Some(previous) = previous else {
+            return Ok(());
+        };
+        let Ok(previous) = decode::<Timed<serde::de::IgnoredAny>>(previous) else {
+            return Ok(());
+        };
+        if previous.expires != expires {
+            self.expiry
+                .remove(Store::index_key(which, key, previous.expires))?;
+        }
+        Ok(())
+    }
+
+    fn tree(&self, which: Expiring) -> &sled::Tree {
+        match which {
+            Expiring::Flows => &self.flows,
+            Expiring::Sessions => &self.sessions,
+            Expiring::Links => &self.links,
+            Expiring::Captchas => &self.captchas,
+            Expiring::Guards => &self.guards,
+        }
+    }
 }
 
 impl fmt::Debug for Store {
@@ -128,36 +202,86 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 impl Store {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .open()?;
+        let trees = Trees::open(dir, cache_bytes)?;
         Ok(Store {
-            accounts: db.open_tree("accounts")?,
-            offices: db.open_tree("offices")?,
-            flows: db.open_tree("flows")?,
-            sessions: db.open_tree("sessions")?,
-            links: db.open_tree("links")?,
-            captchas: db.open_tree("captchas")?,
-            guards: db.open_tree("guards")?,
-            outbox: db.open_tree("outbox")?,
-            mailbox: db.open_tree("mailbox")?,
-            postal: db.open_tree("postal")?,
-            audit: db.open_tree("audit")?,
-            expiry: db.open_tree("expiry")?,
-            meta: db.open_tree("meta")?,
-            audit_lock: std::sync::Mutex::new(()),
-            db,
+            dir: dir.to_path_buf(),
+            cache_bytes,
+            open: RwLock::new(Some(Arc::new(trees))),
+            failed: AtomicBool::new(false),
+            audit_lock: Mutex::new(()),
         })
+    }
+
+    fn trees(&self) -> Result<Arc<Trees>> {
+        self.open
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| StoreError("the database is closed while it is opened again".into()))
+    }
+
+    /// Whether the database still writes: a tiny write, flushed. Err after
+    /// any failed flush (sled may go on refusing writes, or hold the data of
+    /// the failed one, until it is opened again), or while it is being
+    /// opened again.
+    pub fn check(&self) -> Result<()> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(StoreError("a write to the disk failed".into()));
+        }
+        let t = self.trees()?;
+        t.meta.insert("checked", &[])?;
+        self.flush()
+    }
+
+    /// Closes the database and opens it again, so that writes resume once
+    /// the disk has room again. Calls in flight finish first; calls made
+    /// meanwhile fail. What sled had not written is gone, as after a crash:
+    /// nothing of it was reported done, since every success page waits for
+    /// a flush.
+    pub fn reopen(&self) -> Result<()> {
+        let old = self.open.write().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut old) = old {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(trees) => break drop(trees),
+                    Err(still_used) if Instant::now() < deadline => {
+                        old = still_used;
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    // A call that never ends: give up its handle; sled's
+                    // lock then keeps the new open failing, and the next
+                    // attempt tries again.
+                    Err(_) => break,
+                }
+            }
+        }
+        // sled lets go of its lock file when its flusher thread has ended,
+        // shortly after the last handle is dropped.
+        let mut attempts = 0;
+        let trees = loop {
+            match Trees::open(&self.dir, self.cache_bytes) {
+                Ok(trees) => break trees,
+                Err(e) if attempts == 50 => return Err(e),
+                Err(_) => {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        };
+        self.failed.store(false, Ordering::SeqCst);
+        *self.open.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(trees));
+        Ok(())
     }
 
     /// The server's 32-byte key for keyed digests, made on first use.
     pub fn digest_key(&self, fresh: [u8; 32]) -> Result<[u8; 32]> {
+        let t = self.trees()?;
         // compare_and_swap keeps the first key if two processes ever raced.
-        let _ =
-            self.meta
-                .compare_and_swap("digest_key", None as Option<&[u8]>, Some(&fresh[..]))?;
-        let stored = self
+        let _ = t
+            .meta
+            .compare_and_swap("digest_key", None as Option<&[u8]>, Some(&fresh[..]))?;
+        let stored = t
             .meta
             .get("digest_key")?
             .ok_or_else(|| StoreError("digest key vanished".into()))?;
@@ -169,19 +293,25 @@ impl Store {
 
     /// Writes everything to disk before returning.
     pub fn flush(&self) -> Result<()> {
-        self.db.flush()?;
+        let t = self.trees()?;
+        t.db.flush().map_err(|e| {
+            self.failed.store(true, Ordering::SeqCst);
+            StoreError::from(e)
+        })?;
         Ok(())
     }
 
     /// A fresh id, increasing across restarts.
     fn next_id(&self) -> Result<u64> {
-        Ok(self.db.generate_id()?)
+        let t = self.trees()?;
+        Ok(t.db.generate_id()?)
     }
 
     // ----- accounts -------------------------------------------------------
 
     pub fn account(&self, site: Site, id: &str) -> Result<Option<Account>> {
-        self.accounts
+        let t = self.trees()?;
+        t.accounts
             .get(account_key(site, id))?
             .map(|v| decode(&v))
             .transpose()
@@ -189,12 +319,13 @@ impl Store {
 
     /// Creates or replaces an account and its office index entry.
     pub fn put_account(&self, account: &Account) -> Result<()> {
+        let t = self.trees()?;
         // Account first: an index entry never points at nothing.
-        self.accounts
+        t.accounts
             .insert(account_key(account.site, &account.id), encode(account)?)?;
         if let Some(office) = &account.office {
             let index_key = format!("{}{}", office.number, office.prefecture);
-            self.offices.insert(index_key, account.id.as_bytes())?;
+            t.offices.insert(index_key, account.id.as_bytes())?;
         }
         Ok(())
     }
@@ -202,6 +333,7 @@ impl Store {
     /// Creates or replaces many accounts in two batches (accounts, then
     /// the office index): an import of a million stays fast.
     pub fn put_accounts(&self, accounts: &[Account]) -> Result<()> {
+        let t = self.trees()?;
         let mut rows = sled::Batch::default();
         let mut index = sled::Batch::default();
         for account in accounts {
@@ -213,15 +345,16 @@ impl Store {
                 );
             }
         }
-        self.accounts.apply_batch(rows)?;
-        self.offices.apply_batch(index)?;
+        t.accounts.apply_batch(rows)?;
+        t.offices.apply_batch(index)?;
         Ok(())
     }
 
     /// The kaigo accounts of an office, ordered by billing prefecture.
     pub fn kaigo_accounts_of_office(&self, office: &str) -> Result<Vec<Account>> {
+        let t = self.trees()?;
         let mut found = Vec::new();
-        for entry in self.offices.scan_prefix(office.as_bytes()) {
+        for entry in t.offices.scan_prefix(office.as_bytes()) {
             let (_, id) = entry?;
             let id = String::from_utf8_lossy(&id).into_owned();
             if let Some(account) = self.account(Site::Kaigo, &id)? {
@@ -232,20 +365,10 @@ impl Store {
     }
 
     pub fn account_count(&self) -> usize {
-        self.accounts.len()
+        self.trees().map_or(0, |t| t.accounts.len())
     }
 
     // ----- expiring records ----------------------------------------------
-
-    fn tree(&self, which: Expiring) -> &sled::Tree {
-        match which {
-            Expiring::Flows => &self.flows,
-            Expiring::Sessions => &self.sessions,
-            Expiring::Links => &self.links,
-            Expiring::Captchas => &self.captchas,
-            Expiring::Guards => &self.guards,
-        }
-    }
 
     fn get_live<T: DeserializeOwned>(
         &self,
@@ -253,7 +376,8 @@ impl Store {
         key: &str,
         now: u64,
     ) -> Result<Option<T>> {
-        let Some(bytes) = self.tree(which).get(key)? else {
+        let t = self.trees()?;
+        let Some(bytes) = t.tree(which).get(key)? else {
             return Ok(None);
         };
         let timed: Timed<T> = decode(&bytes)?;
@@ -274,13 +398,15 @@ impl Store {
         value: &T,
         expires: u64,
     ) -> Result<()> {
+        let t = self.trees()?;
         let index_key = Store::index_key(which, key, expires);
         // Index first: a crash between the two writes leaves an index entry
         // that the sweep discards, never a record that is never swept.
-        self.expiry.insert(index_key, &[])?;
-        self.tree(which)
+        t.expiry.insert(index_key, &[])?;
+        let old = t
+            .tree(which)
             .insert(key, encode(&Timed { expires, value })?)?;
-        Ok(())
+        t.forget_index_entry(which, key, old.as_deref(), expires)
     }
 
     /// The recovery flow of a visit, unless absent or expired.
@@ -293,7 +419,8 @@ impl Store {
     }
 
     pub fn remove_flow(&self, key: &str) -> Result<()> {
-        self.flows.remove(key)?;
+        let t = self.trees()?;
+        t.flows.remove(key)?;
         Ok(())
     }
 
@@ -307,7 +434,8 @@ impl Store {
     }
 
     pub fn remove_session(&self, key: &str) -> Result<()> {
-        self.sessions.remove(key)?;
+        let t = self.trees()?;
+        t.sessions.remove(key)?;
         Ok(())
     }
 
@@ -324,7 +452,8 @@ impl Store {
 
     /// The expiry time of a link record, if present.
     pub fn link_expiry(&self, key: &str) -> Result<Option<u64>> {
-        let Some(bytes) = self.links.get(key)? else {
+        let t = self.trees()?;
+        let Some(bytes) = t.links.get(key)? else {
             return Ok(None);
         };
         Ok(Some(
@@ -347,8 +476,9 @@ impl Store {
     where
         T: Serialize + DeserializeOwned + Default,
     {
-        let tree = self.tree(which);
-        self.expiry
+        let t = self.trees()?;
+        let tree = t.tree(which);
+        t.expiry
             .insert(Store::index_key(which, key, expires), &[])?;
         loop {
             let old = tree.get(key)?;
@@ -365,21 +495,24 @@ impl Store {
             };
             let result = change(&mut value);
             let new = encode(&Timed { expires, value })?;
-            if tree.compare_and_swap(key, old, Some(new))?.is_ok() {
+            if tree.compare_and_swap(key, old.clone(), Some(new))?.is_ok() {
+                t.forget_index_entry(which, key, old.as_deref(), expires)?;
                 return Ok(result);
             }
         }
     }
 
-    /// Changes the guard of a claim (kept for a day after its last change).
+    /// Changes the guard of a claim (kept for `window` seconds, a day
+    /// unless configured, after its last change).
     pub fn update_claim_guard<R>(
         &self,
         claim: &str,
         now: u64,
+        window: u64,
         change: impl FnMut(&mut ClaimGuard) -> R,
     ) -> Result<R> {
         let key = format!("claim:{claim}");
-        self.update_live(Expiring::Guards, &key, now, now + DAY, change)
+        self.update_live(Expiring::Guards, &key, now, now + window, change)
     }
 
     /// The failed logins of a user name.
@@ -404,15 +537,16 @@ impl Store {
 
     /// Forgets failed logins: after a good login or a password reset.
     pub fn remove_login_guard(&self, site: Site, user: &str) -> Result<()> {
-        self.guards
-            .remove(format!("login:{}:{user}", site.name()))?;
+        let t = self.trees()?;
+        t.guards.remove(format!("login:{}:{user}", site.name()))?;
         Ok(())
     }
 
     /// Marks a live link used, atomically: true for the one caller that
     /// found it live, false for any other (compare-and-swap).
     pub fn use_link(&self, key: &str, now: u64) -> Result<bool> {
-        let Some(old) = self.links.get(key)? else {
+        let t = self.trees()?;
+        let Some(old) = t.links.get(key)? else {
             return Ok(false);
         };
         let mut timed: Timed<Link> = decode(&old)?;
@@ -421,10 +555,7 @@ impl Store {
         }
         timed.value.state = LinkState::Used;
         let new = encode(&timed)?;
-        Ok(self
-            .links
-            .compare_and_swap(key, Some(old), Some(new))?
-            .is_ok())
+        Ok(t.links.compare_and_swap(key, Some(old), Some(new))?.is_ok())
     }
 
     /// Deletes up to `batch` records whose time has come, with their index
@@ -432,22 +563,23 @@ impl Store {
     /// rewritten with a later expiry keeps living; only its stale index
     /// entry goes.
     pub fn sweep(&self, now: u64, batch: usize) -> Result<usize> {
+        let t = self.trees()?;
         let mut done = 0;
-        for entry in self.expiry.range(..(now + 1).to_be_bytes().to_vec()) {
+        for entry in t.expiry.range(..(now + 1).to_be_bytes().to_vec()) {
             if done == batch {
                 break;
             }
             let (index_key, _) = entry?;
             if index_key.len() < 9 {
-                self.expiry.remove(&index_key)?;
+                t.expiry.remove(&index_key)?;
                 continue;
             }
             let Some(which) = Expiring::from_tag(index_key[8]) else {
-                self.expiry.remove(&index_key)?;
+                t.expiry.remove(&index_key)?;
                 continue;
             };
             let key = &index_key[9..];
-            let tree = self.tree(which);
+            let tree = t.tree(which);
             if let Some(bytes) = tree.get(key)? {
                 let expires = decode::<Timed<serde::de::IgnoredAny>>(&bytes)
                     .map(|t| t.expires)
@@ -457,7 +589,7 @@ impl Store {
                     let _ = tree.compare_and_swap(key, Some(bytes), None as Option<&[u8]>)?;
                 }
             }
-            self.expiry.remove(&index_key)?;
+            t.expiry.remove(&index_key)?;
             done += 1;
         }
         Ok(done)
@@ -465,11 +597,9 @@ impl Store {
 
     /// Records (of any expiring kind) physically present, expired or not.
     pub fn expiring_record_count(&self) -> usize {
-        self.flows.len()
-            + self.sessions.len()
-            + self.links.len()
-            + self.captchas.len()
-            + self.guards.len()
+        self.trees().map_or(0, |t| {
+            t.flows.len() + t.sessions.len() + t.links.len() + t.captchas.len() + t.guards.len()
+        })
     }
 
     // ----- mail -----------------------------------------------------------
@@ -477,32 +607,37 @@ impl Store {
     /// Puts a mail in the outbox and returns its id. `prepare` receives the
     /// id so that the Message-ID can be derived from it.
     pub fn enqueue_mail(&self, prepare: impl FnOnce(u64) -> OutboxMail) -> Result<u64> {
+        let t = self.trees()?;
         let id = self.next_id()?;
         let mail = prepare(id);
-        self.outbox.insert(id.to_be_bytes(), encode(&mail)?)?;
+        t.outbox.insert(id.to_be_bytes(), encode(&mail)?)?;
         Ok(id)
     }
 
     /// Every mail still in the outbox, oldest first.
     pub fn outbox(&self) -> Result<Vec<OutboxMail>> {
-        self.outbox.iter().values().map(|v| decode(&v?)).collect()
+        let t = self.trees()?;
+        t.outbox.iter().values().map(|v| decode(&v?)).collect()
     }
 
     pub fn update_mail(&self, mail: &OutboxMail) -> Result<()> {
-        self.outbox.insert(mail.id.to_be_bytes(), encode(mail)?)?;
+        let t = self.trees()?;
+        t.outbox.insert(mail.id.to_be_bytes(), encode(mail)?)?;
         Ok(())
     }
 
     pub fn remove_mail(&self, id: u64) -> Result<()> {
-        self.outbox.remove(id.to_be_bytes())?;
+        let t = self.trees()?;
+        t.outbox.remove(id.to_be_bytes())?;
         Ok(())
     }
 
     /// Moves a mail from the outbox into the capture mailbox in one step.
     pub fn capture_mail(&self, mail: &CapturedMail) -> Result<()> {
+        let t = self.trees()?;
         let key = mail.id.to_be_bytes();
         let value = encode(mail)?;
-        (&self.outbox, &self.mailbox)
+        (&t.outbox, &t.mailbox)
             .transaction(|(outbox, mailbox)| {
                 outbox.remove(&key)?;
                 mailbox.insert(&key, value.as_slice())?;
@@ -514,7 +649,8 @@ impl Store {
 
     /// Captured mail, newest first.
     pub fn captured_mail(&self, limit: usize) -> Result<Vec<CapturedMail>> {
-        self.mailbox
+        let t = self.trees()?;
+        t.mailbox
             .iter()
             .values()
             .rev()
@@ -526,22 +662,25 @@ impl Store {
     // ----- postal requests and audit ----------------------------------------
 
     pub fn add_postal_request(&self, make: impl FnOnce(u64) -> PostalRequest) -> Result<u64> {
+        let t = self.trees()?;
         let id = self.next_id()?;
-        self.postal.insert(id.to_be_bytes(), encode(&make(id))?)?;
+        t.postal.insert(id.to_be_bytes(), encode(&make(id))?)?;
         Ok(id)
     }
 
     /// Postal requests, oldest first.
     pub fn postal_requests(&self) -> Result<Vec<PostalRequest>> {
-        self.postal.iter().values().map(|v| decode(&v?)).collect()
+        let t = self.trees()?;
+        t.postal.iter().values().map(|v| decode(&v?)).collect()
     }
 
     /// Appends to the audit trail, chained to the entry before by its
     /// SHA-256; the head of the chain is kept in `meta` so that a deleted
     /// last entry shows too.
     pub fn audit(&self, event: &AuditEvent) -> Result<()> {
+        let t = self.trees()?;
         let _one_writer = self.audit_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let prev = match self.audit.last()? {
+        let prev = match t.audit.last()? {
             Some((_, bytes)) => sha256_hex(&bytes),
             None => String::new(),
         };
@@ -550,9 +689,8 @@ impl Store {
             ..event.clone()
         })?;
         let id = self.next_id()?;
-        self.audit.insert(id.to_be_bytes(), entry.as_slice())?;
-        self.meta
-            .insert("audit_head", sha256_hex(&entry).as_bytes())?;
+        t.audit.insert(id.to_be_bytes(), entry.as_slice())?;
+        t.meta.insert("audit_head", sha256_hex(&entry).as_bytes())?;
         Ok(())
     }
 
@@ -560,9 +698,10 @@ impl Store {
     /// first, and records the hash of the newest one deleted as the
     /// chain's anchor: the entry after it must name it. Returns how many.
     pub fn trim_audit(&self, before: u64, batch: usize) -> Result<usize> {
+        let t = self.trees()?;
         let _one_writer = self.audit_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut done = 0;
-        for entry in self.audit.iter() {
+        for entry in t.audit.iter() {
             if done == batch {
                 break;
             }
@@ -574,7 +713,7 @@ impl Store {
             // The entry goes and the anchor moves in one transaction: a
             // crash cannot leave the one without the other.
             let anchor = sha256_hex(&bytes);
-            (&self.audit, &self.meta)
+            (&t.audit, &t.meta)
                 .transaction(|(audit, meta)| {
                     audit.remove(&key)?;
                     meta.insert("audit_anchor", anchor.as_bytes())?;
@@ -590,10 +729,11 @@ impl Store {
 
     /// Deletes captured mail beyond the newest `keep`.
     pub fn trim_mailbox(&self, keep: usize, batch: usize) -> Result<usize> {
-        let excess = self.mailbox.len().saturating_sub(keep).min(batch);
+        let t = self.trees()?;
+        let excess = t.mailbox.len().saturating_sub(keep).min(batch);
         let mut done = 0;
-        for key in self.mailbox.iter().keys().take(excess) {
-            self.mailbox.remove(key?)?;
+        for key in t.mailbox.iter().keys().take(excess) {
+            t.mailbox.remove(key?)?;
             done += 1;
         }
         Ok(done)
@@ -602,15 +742,16 @@ impl Store {
     /// Checks the audit trail's chain: Ok(number of entries), or the first
     /// place where an entry was changed, removed or added.
     pub fn verify_audit(&self) -> Result<std::result::Result<usize, String>> {
+        let t = self.trees()?;
         // Entries past their retention were deleted; the chain starts from
         // the hash of the newest of them.
-        let mut prev = self
+        let mut prev = t
             .meta
             .get("audit_anchor")?
             .map(|h| String::from_utf8_lossy(&h).into_owned())
             .unwrap_or_default();
         let mut count = 0;
-        for entry in self.audit.iter() {
+        for entry in t.audit.iter() {
             let (key, bytes) = entry?;
             let id = key
                 .as_ref()
@@ -629,7 +770,7 @@ impl Store {
             prev = sha256_hex(&bytes);
             count += 1;
         }
-        let head = self
+        let head = t
             .meta
             .get("audit_head")?
             .map(|h| String::from_utf8_lossy(&h).into_owned())
@@ -644,7 +785,8 @@ impl Store {
 
     /// The audit trail, oldest first.
     pub fn audit_events(&self) -> Result<Vec<AuditEvent>> {
-        self.audit.iter().values().map(|v| decode(&v?)).collect()
+        let t = self.trees()?;
+        t.audit.iter().values().map(|v| decode(&v?)).collect()
     }
 }
 
@@ -692,22 +834,24 @@ mod tests {
         };
         store.put_session("s1", &session, 150).unwrap();
         store.put_session("s2", &session, 250).unwrap();
-        // f2 is rewritten to live longer: its old index entry must not kill it.
+        // f2 is rewritten to live longer: its old index entry goes at once,
+        // and could not kill it anyway.
         store.put_flow("f2", &flow(), 400).unwrap();
+        assert_eq!(store.trees().unwrap().expiry.len(), 5);
 
-        assert_eq!(store.sweep(200, 1000).unwrap(), 3); // f1@100, s1@150, f2@200 (stale)
-        assert!(store.flows.get("f1").unwrap().is_none());
-        assert!(store.sessions.get("s1").unwrap().is_none());
-        assert!(store.flows.get("f2").unwrap().is_some());
-        assert!(store.flows.get("f3").unwrap().is_some());
-        assert!(store.sessions.get("s2").unwrap().is_some());
+        assert_eq!(store.sweep(200, 1000).unwrap(), 2); // f1@100, s1@150
+        assert!(store.trees().unwrap().flows.get("f1").unwrap().is_none());
+        assert!(store.trees().unwrap().sessions.get("s1").unwrap().is_none());
+        assert!(store.trees().unwrap().flows.get("f2").unwrap().is_some());
+        assert!(store.trees().unwrap().flows.get("f3").unwrap().is_some());
+        assert!(store.trees().unwrap().sessions.get("s2").unwrap().is_some());
         assert_eq!(store.expiring_record_count(), 3);
 
         // Bounded batches: one at a time.
         assert_eq!(store.sweep(1000, 1).unwrap(), 1);
         assert_eq!(store.sweep(1000, 10).unwrap(), 2);
         assert_eq!(store.expiring_record_count(), 0);
-        assert_eq!(store.expiry.len(), 0);
+        assert_eq!(store.trees().unwrap().expiry.len(), 0);
 
         // Links ride the same index.
         let link = Link {
@@ -722,6 +866,29 @@ mod tests {
         assert_eq!(store.link("l1", 1999).unwrap(), Some(link));
         assert_eq!(store.sweep(2000, 10).unwrap(), 1);
         assert_eq!(store.expiring_record_count(), 0);
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_guard_rewritten_at_every_attempt_keeps_one_index_entry() {
+        let (store, dir) = temp_store();
+        for now in 0..50 {
+            store
+                .update_claim_guard("c", now, 100, |g| g.issued.push(now))
+                .unwrap();
+            let guard = LoginGuard {
+                failures: now as u32,
+                locked_until: 0,
+            };
+            store
+                .put_login_guard(Site::Portal, "u", &guard, now)
+                .unwrap();
+        }
+        assert_eq!(store.trees().unwrap().expiry.len(), 2);
+        // Kept `window` after the last change.
+        assert_eq!(store.sweep(148, 10).unwrap(), 0);
+        assert_eq!(store.sweep(149, 10).unwrap(), 1);
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -778,21 +945,49 @@ mod tests {
             store.audit(&event(n)).unwrap();
         }
         assert_eq!(store.verify_audit().unwrap(), Ok(5));
-        let keys: Vec<_> = store.audit.iter().keys().map(|k| k.unwrap()).collect();
+        let keys: Vec<_> = store
+            .trees()
+            .unwrap()
+            .audit
+            .iter()
+            .keys()
+            .map(|k| k.unwrap())
+            .collect();
         // An edit in the middle.
-        let original = store.audit.get(&keys[2]).unwrap().unwrap();
+        let original = store.trees().unwrap().audit.get(&keys[2]).unwrap().unwrap();
         let edited = String::from_utf8(original.to_vec())
             .unwrap()
             .replace("failed", "ok");
-        store.audit.insert(&keys[2], edited.as_bytes()).unwrap();
+        store
+            .trees()
+            .unwrap()
+            .audit
+            .insert(&keys[2], edited.as_bytes())
+            .unwrap();
         assert!(store.verify_audit().unwrap().is_err());
-        store.audit.insert(&keys[2], original).unwrap();
+        store
+            .trees()
+            .unwrap()
+            .audit
+            .insert(&keys[2], original)
+            .unwrap();
         assert_eq!(store.verify_audit().unwrap(), Ok(5));
         // A removal in the middle, and at the end.
-        let middle = store.audit.remove(&keys[1]).unwrap().unwrap();
+        let middle = store
+            .trees()
+            .unwrap()
+            .audit
+            .remove(&keys[1])
+            .unwrap()
+            .unwrap();
         assert!(store.verify_audit().unwrap().is_err());
-        store.audit.insert(&keys[1], middle).unwrap();
-        store.audit.remove(&keys[4]).unwrap();
+        store
+            .trees()
+            .unwrap()
+            .audit
+            .insert(&keys[1], middle)
+            .unwrap();
+        store.trees().unwrap().audit.remove(&keys[4]).unwrap();
         assert!(store
             .verify_audit()
             .unwrap()
@@ -823,8 +1018,16 @@ mod tests {
         assert_eq!(store.audit_events().unwrap().len(), 5);
         assert_eq!(store.verify_audit().unwrap(), Ok(5));
         // Deleting one more by hand, without moving the anchor, shows.
-        let first = store.audit.iter().keys().next().unwrap().unwrap();
-        store.audit.remove(first).unwrap();
+        let first = store
+            .trees()
+            .unwrap()
+            .audit
+            .iter()
+            .keys()
+            .next()
+            .unwrap()
+            .unwrap();
+        store.trees().unwrap().audit.remove(first).unwrap();
         assert!(store.verify_audit().unwrap().is_err());
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
@@ -835,12 +1038,16 @@ mod tests {
         let (store, dir) = temp_store();
         for id in 0..5u64 {
             store
+                .trees()
+                .unwrap()
                 .mailbox
                 .insert(id.to_be_bytes(), format!("{id}").as_bytes())
                 .unwrap();
         }
         assert_eq!(store.trim_mailbox(2, 100).unwrap(), 3);
         let left: Vec<_> = store
+            .trees()
+            .unwrap()
             .mailbox
             .iter()
             .keys()

@@ -146,3 +146,112 @@ fn a_password_change_survives_sigkill_right_after_its_success_page() {
         "the new password must log in after the crash"
     );
 }
+
+/// Sets the soft file-size limit (`ulimit -f`) of a running process: 0 makes
+/// every write to a regular file fail (EFBIG), as a full disk would
+/// (ENOSPC) for sled; `None` lifts it again. Needs no privilege for one's
+/// own processes, unlike mounting a small file system.
+fn limit_file_size(pid: u32, bytes: Option<u64>) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit reads and writes only the struct passed.
+    unsafe {
+        assert_eq!(
+            libc::prlimit(pid as i32, libc::RLIMIT_FSIZE, std::ptr::null(), &mut limit),
+            0
+        );
+        limit.rlim_cur = bytes.unwrap_or(limit.rlim_max);
+        assert_eq!(
+            libc::prlimit(pid as i32, libc::RLIMIT_FSIZE, &limit, std::ptr::null_mut()),
+            0
+        );
+    }
+}
+
+#[test]
+fn a_disk_that_refuses_writes_gets_503_pages_and_service_resumes_when_it_takes_them() {
+    let (dir, config, db) = scratch("disk-full");
+    let (mut kagi, addr) = start_kagi(&db, &config);
+    let pid = kagi.0.id();
+
+    limit_file_size(pid, Some(0));
+    let mut c = start_recovery(addr);
+    let refused = c.post("/kaigo/recovery/auth", OSAKA);
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused.header("retry-after").is_some());
+    assert!(
+        refused.body.contains("一時的に処理できない状態です"),
+        "{}",
+        refused.body
+    );
+    // Pages that write nothing are still served.
+    assert_eq!(Client::new(addr).get("/kaigo/login").status, 200);
+
+    limit_file_size(pid, None);
+    // Within seconds kagi opens the database again and the step works.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut c = loop {
+        let mut c = start_recovery(addr);
+        let sent = c.post("/kaigo/recovery/auth", OSAKA);
+        if sent.status == 303 {
+            assert_eq!(sent.location(), "/kaigo/recovery/otp");
+            break c;
+        }
+        assert_eq!(sent.status, 503, "{}", sent.body);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "service did not resume after the disk took writes again"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let code = first_otp(addr);
+    c.submit("/kaigo/recovery/otp", &[("otp", &code)]);
+    let done = c.post(
+        "/kaigo/recovery/reset",
+        &[
+            ("password", "afterDisk1"),
+            ("password_confirm", "afterDisk1"),
+        ],
+    );
+    assert_eq!(done.location(), "/kaigo/recovery/done");
+    // The step that answered 503 sent nothing: one code mail, and the
+    // password-changed notice.
+    let mails: Vec<serde_json::Value> =
+        serde_json::from_str(&Client::new(addr).get("/dev/mail.json").body).unwrap();
+    let codes = mails
+        .iter()
+        .filter(|m| {
+            m["body"]
+                .as_str()
+                .unwrap()
+                .contains("[ワンタイムパスワード]")
+        })
+        .count();
+    assert_eq!(codes, 1, "only the step that succeeded mails a code");
+    kagi.kill();
+
+    // Nothing is torn: after a crash the database opens, the new password
+    // logs in, and the audit chain holds.
+    let (mut kagi, addr) = start_kagi(&db, &config);
+    let mut c = Client::new(addr);
+    c.get("/kaigo/login");
+    let menu = c.submit(
+        "/kaigo/login",
+        &[("user_id", "KJ272711111111"), ("password", "afterDisk1")],
+    );
+    kagi.kill();
+    let verify = Command::new(env!("CARGO_BIN_EXE_kagi"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(menu.title(), "メニュー");
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}

@@ -44,6 +44,7 @@ mailbox_keep = 200
 [mail]
 transport = "capture"
 [guard]
+window_secs = 30
 send_cooldown_secs = 0
 otps_per_day = 1000000
 links_per_day = 1000000

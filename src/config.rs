@@ -63,6 +63,10 @@ pub struct GuardConfig {
     pub otps_per_day: usize,
     /// Reset links issued per account in 24 hours.
     pub links_per_day: usize,
+    /// The "day" of the two limits above: how far back issued codes and
+    /// links count, and how long a claim's guard is kept after its last
+    /// change. 86,400; shorter only for tests (the soak).
+    pub window_secs: u64,
     /// A second code or link for the same account within this time is not
     /// sent; the one already mailed stays valid.
     pub send_cooldown_secs: u64,
@@ -80,6 +84,7 @@ impl Default for GuardConfig {
             max_live_otps: 3,
             otps_per_day: 10,
             links_per_day: 10,
+            window_secs: crate::store::DAY,
             send_cooldown_secs: 60,
             login_failures: 5,
             lockout_initial_secs: 60,
@@ -525,6 +530,9 @@ impl Config {
                 "guard",
                 "max_live_otps, otps_per_day and links_per_day must be above 0",
             ));
+        }
+        if g.window_secs == 0 {
+            return Err(bad("guard.window_secs", "must be above 0"));
         }
         if g.login_failures == 0 || g.lockout_initial_secs > g.lockout_max_secs {
             return Err(bad(

@@ -486,24 +486,26 @@ fn issue_otp(
         expires: now + lifetime,
         attempts_left: app.config.kaigo.otp_attempts,
     };
-    let (waiting_for, sent) = app.store.update_claim_guard(&claim, now, |g| {
-        g.issued.retain(|t| t + DAY > now);
-        g.otps.retain(|o| o.expires > now && o.attempts_left > 0);
-        let cooling = g
-            .issued
-            .last()
-            .is_some_and(|t| now < t + limits.send_cooldown_secs);
-        if cooling || g.issued.len() >= limits.otps_per_day {
-            let newest = g.otps.last().map(|o| o.id.clone());
-            return (newest.unwrap_or_else(|| fresh.id.clone()), false);
-        }
-        g.issued.push(now);
-        g.otps.push(fresh.clone());
-        while g.otps.len() > limits.max_live_otps {
-            g.otps.remove(0);
-        }
-        (fresh.id.clone(), true)
-    })?;
+    let (waiting_for, sent) =
+        app.store
+            .update_claim_guard(&claim, now, limits.window_secs, |g| {
+                g.issued.retain(|t| t + limits.window_secs > now);
+                g.otps.retain(|o| o.expires > now && o.attempts_left > 0);
+                let cooling = g
+                    .issued
+                    .last()
+                    .is_some_and(|t| now < t + limits.send_cooldown_secs);
+                if cooling || g.issued.len() >= limits.otps_per_day {
+                    let newest = g.otps.last().map(|o| o.id.clone());
+                    return (newest.unwrap_or_else(|| fresh.id.clone()), false);
+                }
+                g.issued.push(now);
+                g.otps.push(fresh.clone());
+                while g.otps.len() > limits.max_live_otps {
+                    g.otps.remove(0);
+                }
+                (fresh.id.clone(), true)
+            })?;
     // The letter is made on both branches; without a match it goes to the
     // outbox as a decoy that is never sent (same work, same time).
     let letter = templates::kaigo_otp(
@@ -590,7 +592,8 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
     }
     let digest = app.digester.digest(Purpose::Otp, &entered);
     let now = ctx.now;
-    let result = app.store.update_claim_guard(&claim, now, |g| {
+    let window = app.config.guard.window_secs;
+    let result = app.store.update_claim_guard(&claim, now, window, |g| {
         let Some(i) = g.otps.iter().position(|o| o.id == otp_id) else {
             return Entered::Gone;
         };

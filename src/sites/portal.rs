@@ -286,18 +286,20 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
     // none within `send_cooldown_secs` of the last (the link already
     // mailed stays valid).
     let claim = claim_key(app, SITE, &[&user, &email.to_ascii_lowercase()]);
-    let allowed = app.store.update_claim_guard(&claim, now, |g| {
-        g.issued.retain(|t| t + DAY > now);
-        let cooling = g
-            .issued
-            .last()
-            .is_some_and(|t| now < t + limits.send_cooldown_secs);
-        if cooling || g.issued.len() >= limits.links_per_day {
-            return false;
-        }
-        g.issued.push(now);
-        true
-    })?;
+    let allowed = app
+        .store
+        .update_claim_guard(&claim, now, limits.window_secs, |g| {
+            g.issued.retain(|t| t + limits.window_secs > now);
+            let cooling = g
+                .issued
+                .last()
+                .is_some_and(|t| now < t + limits.send_cooldown_secs);
+            if cooling || g.issued.len() >= limits.links_per_day {
+                return false;
+            }
+            g.issued.push(now);
+            true
+        })?;
     let token = Token::generate();
     let key = app.digester.digest(Purpose::Link, token.expose());
     let lifetime = app.config.portal.link_lifetime_secs;

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """kill -9, over and over: kagi serve runs kaigo and portal recoveries
-side by side, is killed with SIGKILL at a random moment, and restarted.
+side by side, is killed with SIGKILL at a random moment or right after a
+success page (or runs one recovery alone and is killed by its client the
+instant the success page arrives), and restarted.
 After each restart: the database opens, every password change whose
 success page the client received logs in with its password, and every
 code or link whose "sent" page the client received is in the mailbox or
@@ -55,6 +57,7 @@ class Ledger:
         self.sent = 0         # "code/link sent" pages received for real addresses
         self.changes = 0
         self.acknowledged = threading.Event()  # set at each success page
+        self.kill = None      # if set, called by a client the instant its success page arrives
 
 
 def mail_count(b):
@@ -101,6 +104,9 @@ def kaigo_loop(addr, ledger, stop_at, n):
                 ledger.in_flight.pop("KJ272711111111", None)
                 ledger.changes += 1
                 ledger.acknowledged.set()
+            if ledger.kill:
+                ledger.kill()
+                return
 
 
 def portal_loop(addr, ledger, stop_at, n):
@@ -145,6 +151,9 @@ def portal_loop(addr, ledger, stop_at, n):
                 ledger.in_flight.pop("demo-user", None)
                 ledger.changes += 1
                 ledger.acknowledged.set()
+            if ledger.kill:
+                ledger.kill()
+                return
 
 
 def until_killed(loop, *args):
@@ -206,20 +215,30 @@ def main():
             if arrived < ledger.sent:
                 losses.append(f"run {n}: {ledger.sent} codes or links reported sent, {arrived} arrived")
             stop_at = time.time() + 5
+            kind = n % 3
+            loops = (kaigo_loop, portal_loop)
+            if kind == 2:
+                # One recovery alone, killed by its client the instant the
+                # success page arrives: no other request's flush and (most
+                # likely) no periodic flush of sled's in between, so a
+                # change that was not flushed before its page is lost here.
+                loops = (loops[n // 3 % 2],)
+                ledger.kill = lambda: proc.send_signal(signal.SIGKILL)
             threads = [threading.Thread(target=until_killed, args=(loop, addr, ledger, stop_at, n), daemon=True)
-                       for loop in (kaigo_loop, portal_loop)]
+                       for loop in loops]
+            ledger.acknowledged.clear()
             for t in threads:
                 t.start()
-            if n % 2:
+            if kind == 0:
                 # A random moment…
                 time.sleep(random.uniform(0.2, 2.0))
             else:
                 # …or the moment a success page has just been received: what
                 # was not on disk before the page was sent is lost here.
-                ledger.acknowledged.clear()
                 ledger.acknowledged.wait(timeout=3)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
+            ledger.kill = None
             for t in threads:
                 t.join(timeout=10)
         proc, addr = serve(kagi, config)

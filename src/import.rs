@@ -6,8 +6,9 @@
 //! {"site":"portal","user":"demo-user","email":"demo-user@example.jp","password_phc":"$argon2id$…","coordinator":false}
 //! ```
 //!
-//! Every line is checked before anything is written; one bad line stops the
-//! import and names the line. Only argon2id PHC strings are taken: kagi
+//! Every line is checked before anything is written (a first pass over the
+//! file, a second to write); one bad line stops the import and names the
+//! line. Only argon2id PHC strings are taken: kagi
 //! verifies nothing else.
 
 use crate::store::{Account, Office, Site, Store, StoreError};
@@ -30,25 +31,44 @@ struct Line {
     coordinator: bool,
 }
 
-/// Reads every line of `input`, checks it, and writes the accounts in
-/// batches; returns how many were imported.
-pub fn import(store: &Store, input: impl BufRead) -> Result<u64, String> {
-    let mut accounts = Vec::new();
-    for (n, line) in input.lines().enumerate() {
-        let line = line.map_err(|e| format!("line {}: {e}", n + 1))?;
-        if line.trim().is_empty() {
-            continue;
+/// The accounts of `input`, one per non-blank line, each an error naming
+/// its line if it does not read.
+fn accounts(input: impl BufRead) -> impl Iterator<Item = Result<Account, String>> {
+    input
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
+        .map(|(n, line)| {
+            line.map_err(|e| e.to_string())
+                .and_then(|l| parse(&l))
+                .map_err(|e| format!("line {}: {e}", n + 1))
+        })
+}
+
+/// Checks every line of `input` and writes nothing; returns how many
+/// accounts it holds. Memory stays flat however long the file is.
+pub fn check(input: impl BufRead) -> Result<u64, String> {
+    accounts(input).try_fold(0, |n, account| account.map(|_| n + 1))
+}
+
+/// Writes the accounts of `input` (which `check` has passed) in batches
+/// of 10,000 and flushes; returns how many.
+pub fn write(store: &Store, input: impl BufRead) -> Result<u64, String> {
+    let mut count = 0;
+    let mut batch = Vec::with_capacity(10_000);
+    let mut accounts = accounts(input).peekable();
+    while let Some(account) = accounts.next() {
+        batch.push(account?);
+        if batch.len() == 10_000 || accounts.peek().is_none() {
+            store
+                .put_accounts(&batch)
+                .map_err(|e: StoreError| e.to_string())?;
+            count += batch.len() as u64;
+            batch.clear();
         }
-        let account = parse(&line).map_err(|e| format!("line {}: {e}", n + 1))?;
-        accounts.push(account);
-    }
-    for chunk in accounts.chunks(10_000) {
-        store
-            .put_accounts(chunk)
-            .map_err(|e: StoreError| e.to_string())?;
     }
     store.flush().map_err(|e| e.to_string())?;
-    Ok(accounts.len() as u64)
+    Ok(count)
 }
 
 fn parse(text: &str) -> Result<Account, String> {

@@ -298,7 +298,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         utc_offset,
         dev_pages: mode == Mode::Demo || lab_capture,
         dev_captchas: (mode == Mode::Demo || lab_capture)
-            .then(|| std::sync::Mutex::new(Vec::new())),
+            .then(|| std::sync::Mutex::new(std::collections::VecDeque::new())),
         banner,
         store,
         config,
@@ -378,6 +378,7 @@ fn spawn_sweeper(
     std::thread::Builder::new()
         .name("kagi-sweep".into())
         .spawn(move || {
+            yield_to_requests();
             let mut next = Instant::now();
             let mut next_check = Instant::now();
             while !stop.load(Ordering::SeqCst) {
@@ -391,7 +392,12 @@ fn spawn_sweeper(
                     let mut swept = 0;
                     loop {
                         match store.sweep(now, BATCH) {
-                            Ok(n) if n == BATCH && !stop.load(Ordering::SeqCst) => swept += n,
+                            Ok(n) if n == BATCH && !stop.load(Ordering::SeqCst) => {
+                                swept += n;
+                                // A breath between batches for the request
+                                // thread; a million records take 1 s more.
+                                std::thread::sleep(Duration::from_millis(1));
+                            }
                             Ok(n) => {
                                 swept += n;
                                 break;
@@ -427,6 +433,19 @@ fn spawn_sweeper(
             }
         })
         .expect("spawning the sweeper")
+}
+
+/// Lowers the calling thread's priority (nice 10): on a busy machine the
+/// request thread gets the core first, and a long sweep does not make
+/// pages wait.
+fn yield_to_requests() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority only read and set this thread's nice
+    // value; a failure leaves it as it was.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
 }
 
 /// After a disk error sled refuses every write until it is opened again:
@@ -698,11 +717,19 @@ pub fn run(args: &[String]) -> Result<(), Error> {
             let (_, store) = open_stopped(data_dir, config, true)?;
             let began = Instant::now();
             let count = if file.as_os_str() == "-" {
-                import::import(&store, std::io::stdin().lock())
+                // Standard input cannot be read twice: it is kept in memory.
+                let mut text = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut text)
+                    .map_err(|e| Error::Startup(format!("cannot read standard input: {e}")))?;
+                import::check(&text[..]).and_then(|_| import::write(&store, &text[..]))
             } else {
-                let f = std::fs::File::open(&file)
-                    .map_err(|e| Error::Startup(format!("cannot read {}: {e}", file.display())))?;
-                import::import(&store, std::io::BufReader::new(f))
+                let open = || {
+                    std::fs::File::open(&file)
+                        .map(std::io::BufReader::new)
+                        .map_err(|e| Error::Startup(format!("cannot read {}: {e}", file.display())))
+                };
+                import::check(open()?).map_err(Error::Check)?;
+                import::write(&store, open()?)
             }
             .map_err(Error::Check)?;
             println!(

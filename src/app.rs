@@ -32,7 +32,7 @@ pub struct App {
     pub banner: Option<String>,
     /// Demo only: the answers of live CAPTCHAs, for `/dev/captcha`. Kept in
     /// memory, never in the store, which holds only digests.
-    pub dev_captchas: Option<Mutex<Vec<DevCaptcha>>>,
+    pub dev_captchas: Option<Mutex<std::collections::VecDeque<DevCaptcha>>>,
 }
 
 /// A live CAPTCHA as `/dev/captcha` lists it.
@@ -165,8 +165,15 @@ impl App {
     pub fn remember_dev_captcha(&self, id: &str, answer: &str, expires: u64, now: u64) {
         if let Some(list) = &self.dev_captchas {
             let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
-            list.retain(|c| c.expires > now);
-            list.push(DevCaptcha {
+            // Oldest first, all with the same lifetime: the expired and the
+            // ones beyond the challenge table's bound are at the front.
+            while list
+                .front()
+                .is_some_and(|c| c.expires <= now || list.len() >= crate::captcha::MAX_LIVE)
+            {
+                list.pop_front();
+            }
+            list.push_back(DevCaptcha {
                 id: id.into(),
                 answer: answer.into(),
                 expires,

@@ -43,6 +43,7 @@
 //! - No secret (password, code, token, cookie) is stored or logged in clear;
 //!   the outbox holds a mail's text only until the server accepts it.
 
+pub mod alloc;
 pub mod cli;
 pub mod clock;
 pub mod config;

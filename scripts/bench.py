@@ -203,6 +203,7 @@ def flows(work, n):
     steps, mails = {}, 0
     out = {}
     for site, flow in (("kaigo", kaigo_flow), ("portal", portal_flow)):
+        mails = flow(addr, {}, 999, mails)  # a first one, not counted, as at scale
         began = time.perf_counter()
         for i in range(n):
             mails = flow(addr, steps, i, mails)

@@ -7,6 +7,11 @@
 
 use std::time::{Duration, Instant};
 
+// The allocator kagi runs with: argon2id's block on huge pages, as in the
+// server, so that the unit cost is the one the server pays.
+#[global_allocator]
+static ALLOCATOR: kagi::alloc::Allocator = kagi::alloc::Allocator;
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]

@@ -225,6 +225,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         ))
     })?;
     let store = Arc::new(store);
+    give_back_free_memory();
     let key = store
         .digest_key(secret::random_bytes())
         .map_err(|e| Error::Startup(e.to_string()))?;
@@ -340,6 +341,16 @@ fn return_large_blocks_to_the_system() {
     // SAFETY: mallopt only changes a tunable of the allocator.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+/// Opening a large database allocates and frees a lot (sled reads its
+/// whole log); glibc keeps what was freed unless asked to give it back.
+fn give_back_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -84,6 +84,19 @@ fn first_otp(addr: SocketAddr) -> String {
     }
 }
 
+/// Logs in to the Osaka office's account; returns the title of the page
+/// that follows ("メニュー" when the password was right).
+fn osaka_login(addr: SocketAddr, password: &str) -> String {
+    let mut c = Client::new(addr);
+    c.get("/kaigo/login");
+    c.submit(
+        "/kaigo/login",
+        &[("user_id", "KJ272711111111"), ("password", password)],
+    )
+    .title()
+    .to_string()
+}
+
 /// A scratch directory with a cheap-argon2 config file; returns (dir, config, db).
 fn scratch(name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("kagi-it-{name}-{}", std::process::id()));
@@ -132,17 +145,11 @@ fn a_password_change_survives_sigkill_right_after_its_success_page() {
     kagi.kill();
 
     let (mut kagi, addr) = start_kagi(&db, &config);
-    let mut c = Client::new(addr);
-    c.get("/kaigo/login");
-    let menu = c.submit(
-        "/kaigo/login",
-        &[("user_id", "KJ272711111111"), ("password", "afterCrash1")],
-    );
+    let menu = osaka_login(addr, "afterCrash1");
     kagi.kill();
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(
-        menu.title(),
-        "メニュー",
+        menu, "メニュー",
         "the new password must log in after the crash"
     );
 }
@@ -235,12 +242,7 @@ fn a_disk_that_refuses_writes_gets_503_pages_and_service_resumes_when_it_takes_t
     // Nothing is torn: after a crash the database opens, the new password
     // logs in, and the audit chain holds.
     let (mut kagi, addr) = start_kagi(&db, &config);
-    let mut c = Client::new(addr);
-    c.get("/kaigo/login");
-    let menu = c.submit(
-        "/kaigo/login",
-        &[("user_id", "KJ272711111111"), ("password", "afterDisk1")],
-    );
+    let menu = osaka_login(addr, "afterDisk1");
     kagi.kill();
     let verify = Command::new(env!("CARGO_BIN_EXE_kagi"))
         .args(["audit", "verify", "--data-dir"])
@@ -248,7 +250,7 @@ fn a_disk_that_refuses_writes_gets_503_pages_and_service_resumes_when_it_takes_t
         .output()
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(menu.title(), "メニュー");
+    assert_eq!(menu, "メニュー");
     assert!(
         verify.status.success(),
         "{}",

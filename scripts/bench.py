@@ -461,11 +461,19 @@ def main():
     report(results)
 
 
+# `serve` as a lab: the capture transport keeps mail, and /dev/ shows it
+# and the CAPTCHA answers. The other scripts build on it.
 SERVE_CONFIG = """listen = "127.0.0.1:0"
 public_url = "http://127.0.0.1"
 data_dir = "@DATA@"
 [mail]
 transport = "capture"
+"""
+
+# Cheap hashing, for scripts that measure everything but the hash.
+CHEAP_ARGON2 = """[argon2]
+memory_kib = 1024
+iterations = 1
 """
 
 

@@ -19,14 +19,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import Browser, serve, stop  # noqa: E402
+from bench import SERVE_CONFIG, Browser, serve, stop  # noqa: E402
 
-CONFIG = """listen = "127.0.0.1:0"
-public_url = "http://127.0.0.1"
-data_dir = "{data}"
-[mail]
-transport = "capture"
-"""
 
 
 def counts(pid):
@@ -126,7 +120,7 @@ def main():
     work = tempfile.mkdtemp(prefix="kagi-hostile-")
     config = os.path.join(work, "kagi.toml")
     with open(config, "w") as f:
-        f.write(CONFIG.format(data=os.path.join(work, "db")))
+        f.write(SERVE_CONFIG.replace("@DATA@", os.path.join(work, "db")))
     proc, addr = serve(kagi, config)
     host, port = addr.rsplit(":", 1)
     port = int(port)

@@ -19,15 +19,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import Browser, rss_kib, seed_demo, serve, stop  # noqa: E402
+from bench import CHEAP_ARGON2, FLOW_CONFIG, SERVE_CONFIG, Browser, rss_kib, seed_demo, serve, stop  # noqa: E402
 
-CONFIG = """listen = "127.0.0.1:0"
-public_url = "http://127.0.0.1"
-data_dir = "{data}"
-[argon2]
-memory_kib = 1024
-iterations = 1
-[kaigo]
+CONFIG = SERVE_CONFIG + CHEAP_ARGON2 + """[kaigo]
 otp_lifetime_secs = 20
 flow_lifetime_secs = 20
 [portal]
@@ -41,20 +35,7 @@ absolute_secs = 60
 sweep_interval_secs = 2
 audit_retention_secs = 20
 mailbox_keep = 200
-[mail]
-transport = "capture"
-[guard]
-window_secs = 30
-send_cooldown_secs = 0
-otps_per_day = 1000000
-links_per_day = 1000000
-login_failures = 1000000
-[rate_limit]
-recovery = {{ burst = 1000000, refill_secs = 1 }}
-otp = {{ burst = 1000000, refill_secs = 1 }}
-captcha = {{ burst = 1000000, refill_secs = 1 }}
-login = {{ burst = 1000000, refill_secs = 1 }}
-"""
+""" + FLOW_CONFIG.replace("[guard]", "[guard]\nwindow_secs = 30\nlogin_failures = 1000000")
 
 
 # Traffic that is not compared: kagi's RSS climbs for about two minutes
@@ -103,7 +84,7 @@ def main():
     data = os.path.join(work, "db")
     config = os.path.join(work, "kagi.toml")
     with open(config, "w") as f:
-        f.write(CONFIG.format(data=data))
+        f.write(CONFIG.replace("@DATA@", data))
     seed_demo(kagi, data, config)
     proc, addr = serve(kagi, config)
     errors, samples = [], []

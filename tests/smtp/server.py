@@ -15,6 +15,8 @@ import signal
 import socket
 import ssl
 import sys
+import threading
+import time
 import uuid
 
 USER, PASSWORD = b"kagi", b"relay-secret"
@@ -151,6 +153,20 @@ def main():
         controller.stop()
 
 
+def exit_with_parent():
+    """Ends this server when the test process that started it is gone,
+    even if that process died without killing it."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    exit_with_parent()
     main()

@@ -35,6 +35,10 @@ pub struct App {
     pub dev_captchas: Option<Mutex<std::collections::VecDeque<DevCaptcha>>>,
 }
 
+/// The most mails one answer of `/dev/mail.json` or `/admin/mail` holds
+/// (a few KiB each): automation pages through the rest with `after`.
+pub const MAX_MAIL_PAGE: usize = 500;
+
 /// A live CAPTCHA as `/dev/captcha` lists it.
 #[derive(Debug, Clone)]
 pub struct DevCaptcha {
@@ -112,11 +116,17 @@ impl App {
         }
         match (req.path.as_str(), req.method) {
             ("/admin/mail", Method::Get | Method::Head) => {
+                // A page of undelivered mail, oldest first, after `?after=ID`.
+                let after = req
+                    .query
+                    .iter()
+                    .find(|(k, _)| k == "after")
+                    .and_then(|(_, v)| v.parse::<u64>().ok())
+                    .unwrap_or(0);
                 let list: Vec<_> = self
                     .store
-                    .outbox()?
+                    .undelivered_after(after, MAX_MAIL_PAGE)?
                     .into_iter()
-                    .filter(|m| !m.decoy)
                     .map(|m| {
                         serde_json::json!({
                             "id": m.id, "message_id": m.message_id, "to": m.to,
@@ -216,18 +226,26 @@ impl App {
                 _ => Response::error(404),
             };
         }
-        // The newest 200, or `?limit=N` (automation that counts everything).
-        let limit = req
-            .query
-            .iter()
-            .find(|(k, _)| k == "limit")
-            .and_then(|(_, v)| v.parse::<usize>().ok())
-            .unwrap_or(200);
-        let captured = match self.store.captured_mail(limit) {
+        // The newest 200, or `?limit=N` of them; `?after=ID`: those after
+        // the mail with that id, oldest first (automation that reads every
+        // mail keeps the last id it saw). Never more than `MAX_MAIL_PAGE`
+        // at once, so that no answer outgrows what a slow client is given.
+        let number = |name: &str| {
+            req.query
+                .iter()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.parse::<u64>().ok())
+        };
+        let limit = number("limit").map_or(200, |n| n.min(MAX_MAIL_PAGE as u64) as usize);
+        let captured = match number("after") {
+            Some(after) => self.store.captured_mail_after(after, limit),
+            None => self.store.captured_mail(limit),
+        };
+        let captured = match captured {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("kagi: /dev/mail: {e}");
-                return Response::error(500);
+                return Response::error(503);
             }
         };
         match req.path.as_str() {

@@ -45,10 +45,8 @@ pub fn time_of_day(now: u64, offset_secs: i32) -> String {
     )
 }
 
-/// Calendar date and time `YYYY-MM-DD HH:MM:SS` at `now`, for logs and operator pages.
-pub fn date_time(now: u64, offset_secs: i32) -> String {
-    let local = now as i64 + offset_secs as i64;
-    let (days, secs) = (local.div_euclid(86_400), local.rem_euclid(86_400));
+/// The calendar date (year, month, day) of a count of days since 1970-01-01.
+fn civil(days: i64) -> (i64, i64, i64) {
     // Civil-from-days, after Howard Hinnant's date algorithms.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -58,12 +56,40 @@ pub fn date_time(now: u64, offset_secs: i32) -> String {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// Calendar date and time `YYYY-MM-DD HH:MM:SS` at `now`, for logs and operator pages.
+pub fn date_time(now: u64, offset_secs: i32) -> String {
+    let local = now as i64 + offset_secs as i64;
+    let (days, secs) = (local.div_euclid(86_400), local.rem_euclid(86_400));
+    let (year, month, day) = civil(days);
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
         secs / 3600,
         secs / 60 % 60,
         secs % 60
+    )
+}
+
+/// The HTTP `Date` of a moment (RFC 9110 §5.6.7): `Tue, 01 Dec 2026 16:16:28 GMT`.
+/// The HTTP layer stamps answers with the real time, not the server's
+/// clock that tests move.
+pub fn http_date(at: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, time) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil(days);
+    format!(
+        "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        time / 3600,
+        time / 60 % 60,
+        time % 60
     )
 }
 
@@ -78,6 +104,9 @@ mod tests {
         assert_eq!(date_time(t, 0), "2026-11-23 03:04:05");
         assert_eq!(time_of_day(t, 9 * 3600), "12:04:05");
         assert_eq!(date_time(t, 9 * 3600), "2026-11-23 12:04:05");
+        let at = UNIX_EPOCH + std::time::Duration::from_secs(t);
+        assert_eq!(http_date(at), "Mon, 23 Nov 2026 03:04:05 GMT");
+        assert_eq!(http_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 
     #[test]

@@ -144,9 +144,19 @@ impl Default for RateLimitConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Open client connections at most; at the cap, the connection that has
-    /// waited longest for a request is closed to make room.
+    /// made the least progress (the longest since it last completed a
+    /// request, whatever part of one it is in) is closed to make room.
     pub max_connections: usize,
-    /// A request head (and body) must arrive within this time of its first byte.
+    /// Open connections from one client address (IPv6: one /64) at most.
+    /// 16: a browser opens at most 6 connections to a host, so two or three
+    /// people behind one office NAT can load pages at once, while one
+    /// address holds at most a sixteenth of the default `max_connections`.
+    /// At this cap the client's own idle connections make room; a client
+    /// whose connections all have a request under way is told to come back.
+    /// Trusted proxies are not capped per client.
+    pub max_connections_per_client: usize,
+    /// A request, head and body together, must arrive within this time of
+    /// its first byte.
     pub header_timeout_secs: u64,
     /// A keep-alive connection with no request under way is closed after this.
     pub idle_timeout_secs: u64,
@@ -160,6 +170,7 @@ impl Default for HttpConfig {
     fn default() -> HttpConfig {
         HttpConfig {
             max_connections: 256,
+            max_connections_per_client: 16,
             header_timeout_secs: 10,
             idle_timeout_secs: 30,
             trusted_proxies: Vec::new(),
@@ -504,6 +515,10 @@ impl Config {
             .map_err(|e| bad("http.trusted_proxies", e))?;
         for (field, value) in [
             ("http.max_connections", self.http.max_connections as u64),
+            (
+                "http.max_connections_per_client",
+                self.http.max_connections_per_client as u64,
+            ),
             ("http.header_timeout_secs", self.http.header_timeout_secs),
             ("http.idle_timeout_secs", self.http.idle_timeout_secs),
         ] {

@@ -230,16 +230,19 @@ pub fn start(options: Options) -> Result<Running, Error> {
         .digest_key(secret::random_bytes())
         .map_err(|e| Error::Startup(e.to_string()))?;
     let hasher = secret::Hasher::new(&config.argon2).map_err(Error::Config)?;
+    let trusted_proxies =
+        http::TrustedProxies::parse(&config.http.trusted_proxies).map_err(Error::Config)?;
     let limits = http::front::Limits {
         max_connections: config.http.max_connections,
+        max_connections_per_client: config.http.max_connections_per_client,
         header_timeout: Duration::from_secs(config.http.header_timeout_secs),
         idle_timeout: Duration::from_secs(config.http.idle_timeout_secs),
         write_timeout: Duration::from_secs(config.http.header_timeout_secs),
+        trusted_proxies: trusted_proxies.clone(),
     };
     let serve_options = http::ServeOptions {
         https: config.is_https(),
-        trusted_proxies: http::TrustedProxies::parse(&config.http.trusted_proxies)
-            .map_err(Error::Config)?,
+        trusted_proxies,
         banner: None,
     };
     let listener = Arc::new(http::Listener::bind(listen, limits).map_err(Error::Startup)?);
@@ -516,46 +519,59 @@ fn mail_command(
                 .to_string()
         }
     };
-    let (method, path) = match retry {
-        Some(id) => ("POST", format!("/admin/mail/retry?id={id}")),
-        None => ("GET", "/admin/mail".to_string()),
-    };
-    let (status, body) = admin_request(&server, method, &path, &token).map_err(Error::Startup)?;
-    match (status, retry) {
-        (200, Some(id)) => {
-            println!("kagi: mail {id} will be tried again now");
-            Ok(())
-        }
-        (404, Some(id)) => Err(Error::Check(format!("no undelivered mail with ID {id}"))),
-        (200, None) => {
-            let list: Vec<serde_json::Value> =
-                serde_json::from_str(&body).map_err(|e| Error::Startup(e.to_string()))?;
-            println!(
-                "{:<8} {:<8} {:>5}  {:<32} LAST ERROR",
-                "ID", "STATE", "TRIES", "TO"
-            );
-            for m in &list {
-                let state = if m["failed"].is_null() {
-                    "queued"
-                } else {
-                    "failed"
-                };
-                println!(
-                    "{:<8} {:<8} {:>5}  {:<32} {}",
-                    m["id"],
-                    state,
-                    m["attempts"],
-                    m["to"].as_str().unwrap_or(""),
-                    m["last_error"].as_str().unwrap_or("")
-                );
+    if let Some(id) = retry {
+        let path = format!("/admin/mail/retry?id={id}");
+        return match admin_request(&server, "POST", &path, &token).map_err(Error::Startup)? {
+            (200, _) => {
+                println!("kagi: mail {id} will be tried again now");
+                Ok(())
             }
-            println!("kagi: {} undelivered", list.len());
-            Ok(())
-        }
-        (status, _) => Err(Error::Startup(format!(
-            "the server at {server} answered {status} (wrong admin token?)"
-        ))),
+            (404, _) => Err(Error::Check(format!("no undelivered mail with ID {id}"))),
+            (status, _) => Err(Error::Startup(format!(
+                "the server at {server} answered {status} (wrong admin token?)"
+            ))),
+        };
     }
+    println!(
+        "{:<8} {:<8} {:>5}  {:<32} LAST ERROR",
+        "ID", "STATE", "TRIES", "TO"
+    );
+    // The server gives a page at a time, oldest first.
+    let (mut after, mut total) = (0u64, 0usize);
+    loop {
+        let path = format!("/admin/mail?after={after}");
+        let (status, body) =
+            admin_request(&server, "GET", &path, &token).map_err(Error::Startup)?;
+        if status != 200 {
+            return Err(Error::Startup(format!(
+                "the server at {server} answered {status} (wrong admin token?)"
+            )));
+        }
+        let page: Vec<serde_json::Value> =
+            serde_json::from_str(&body).map_err(|e| Error::Startup(e.to_string()))?;
+        let Some(last) = page.last().and_then(|m| m["id"].as_u64()) else {
+            break;
+        };
+        for m in &page {
+            let state = if m["failed"].is_null() {
+                "queued"
+            } else {
+                "failed"
+            };
+            println!(
+                "{:<8} {:<8} {:>5}  {:<32} {}",
+                m["id"],
+                state,
+                m["attempts"],
+                m["to"].as_str().unwrap_or(""),
+                m["last_error"].as_str().unwrap_or("")
+            );
+        }
+        total += page.len();
+        after = last;
+    }
+    println!("kagi: {total} undelivered");
+    Ok(())
 }
 
 /// One HTTP/1.1 request to the running server; the status and the body.

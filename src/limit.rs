@@ -74,10 +74,12 @@ impl RateLimiter {
                 s.tokens + refilled < f64::from(b.burst)
             });
         }
-        let state = buckets.entry((action, group(client))).or_insert(State {
-            tokens: burst,
-            at: now,
-        });
+        let state = buckets
+            .entry((action, client_group(client)))
+            .or_insert(State {
+                tokens: burst,
+                at: now,
+            });
         state.tokens = (state.tokens + now.saturating_sub(state.at) as f64 * rate).min(burst);
         state.at = now;
         if state.tokens >= 1.0 {
@@ -89,8 +91,9 @@ impl RateLimiter {
     }
 }
 
-/// The address a bucket is kept for: IPv4 as is, IPv6 by its /64.
-fn group(ip: IpAddr) -> IpAddr {
+/// The address a client is known by, for its rate limits and its share of
+/// connections: IPv4 as is, IPv6 by its /64 (what one client usually gets).
+pub fn client_group(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),

@@ -9,19 +9,29 @@
 //! does not is replaced by a refusal that tiny_http answers with kagi's
 //! error page, and the connection is closed after it.
 //!
-//! Each connection has two threads: one reads requests from the client,
-//! one copies answers back. Connections are capped; at the cap the one that
-//! has waited longest for a request head is closed to make room.
+//! Each connection has a thread that reads requests from the client; once
+//! it has passed one on, two more carry the answers back. What a connection
+//! may hold is bounded:
+//! - a request, head and body, must arrive within the header timeout of
+//!   its first byte;
+//! - while answers it has not delivered exceed a small bound (requests not
+//!   yet answered, or answer bytes the client has not read), no further
+//!   request is read from it;
+//! - connections are capped in all and per client address. At the overall
+//!   cap the connection that has made the least progress (the longest
+//!   since it last completed a request) is closed to make room; at a
+//!   client's own cap, that client's idle connections make room, and a
+//!   client whose connections are all busy is told to come back.
 
 use crate::secret;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The largest request head (request line and headers) kagi reads: 431.
@@ -34,6 +44,21 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Headers the front sets towards tiny_http; a client's own are dropped.
 pub const PEER_HEADER: &str = "X-Kagi-Peer";
 pub const REFUSED_HEADER: &str = "X-Kagi-Refused";
+
+/// Requests of one connection that may wait for their answers at once. A
+/// browser sends one at a time; a client that pipelines more waits, unread,
+/// in its own socket buffer instead of in kagi's memory.
+const MAX_UNANSWERED: u64 = 2;
+
+/// Answer bytes a client may leave unread before kagi reads no further
+/// request from it: a few pages' worth.
+const MAX_UNDELIVERED_BYTES: usize = 64 * 1024;
+
+/// Answer bytes held for a client that reads more slowly than tiny_http
+/// writes; a client further behind than this is cut off. The flow control
+/// above keeps a client within one or two answers of this, and kagi's
+/// largest answer (`/dev/mail.json` at its 500-mail limit) is well below it.
+pub const MAX_PENDING_BYTES: usize = 4 * 1024 * 1024;
 
 /// Connections the kernel queues before kagi accepts them. std's 128 is
 /// too few for a burst: a dropped SYN is retried only after a second.
@@ -52,16 +77,23 @@ fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
 }
 
 /// Limits of the front door.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Limits {
     /// Open client connections at most.
     pub max_connections: usize,
-    /// A request head must arrive completely within this time of its first byte.
+    /// Open connections from one client address (IPv6: one /64) at most;
+    /// trusted proxies are exempt.
+    pub max_connections_per_client: usize,
+    /// A request, head and body, must arrive completely within this time of
+    /// its first byte.
     pub header_timeout: Duration,
     /// A connection with no request under way is closed after this time.
     pub idle_timeout: Duration,
     /// A client that reads no answer for this long is cut off.
     pub write_timeout: Duration,
+    /// Proxies in front of kagi: all their clients share their address, so
+    /// they are not held to the per-client cap.
+    pub trusted_proxies: super::TrustedProxies,
 }
 
 /// A running front door.
@@ -91,8 +123,92 @@ struct Slots {
 
 struct Slot {
     stream: TcpStream,
-    /// Since when the connection has waited for a request head, if it does.
-    waiting_since: Option<Instant>,
+    /// The address the connection counts against (`limit::client_group`),
+    /// or None for a trusted proxy.
+    client: Option<IpAddr>,
+    /// Since when the connection has waited for, or been reading, its
+    /// current request: the older, the less progress it has made.
+    since: Instant,
+    /// No byte of the current request has arrived yet.
+    idle: bool,
+    flow: Arc<Flow>,
+}
+
+impl Slot {
+    /// The connection has a request the server has not answered yet:
+    /// closing it would throw away work under way.
+    fn answering(&self) -> bool {
+        let f = self.flow.lock();
+        f.sent > f.answered
+    }
+
+    fn close(self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+        self.flow.break_off();
+    }
+}
+
+/// One connection's answers on their way back, and the requests they
+/// answer: shared by its reader, its two answer threads and the request
+/// thread (which says when it has answered).
+#[derive(Default)]
+struct Flow {
+    state: Mutex<FlowState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct FlowState {
+    /// Answer bytes read from tiny_http, not yet written to the client.
+    chunks: VecDeque<Vec<u8>>,
+    bytes: usize,
+    /// tiny_http closed its side: nothing more will come.
+    done: bool,
+    /// The client is cut off: what comes is read and dropped.
+    broken: bool,
+    /// Requests handed to tiny_http.
+    sent: u64,
+    /// Of those, the ones the request thread has answered.
+    answered: u64,
+}
+
+impl Flow {
+    fn lock(&self) -> MutexGuard<'_, FlowState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn break_off(&self) {
+        let mut f = self.lock();
+        f.broken = true;
+        f.chunks.clear();
+        f.bytes = 0;
+        self.changed.notify_all();
+    }
+
+    /// Waits until the client has taken enough of its answers for another
+    /// request to be read: false if the connection broke meanwhile, or the
+    /// answers did not move for `patience`.
+    fn wait_for_room(&self, patience: Duration) -> bool {
+        let until = Instant::now() + patience;
+        let mut f = self.lock();
+        loop {
+            if f.broken {
+                return false;
+            }
+            if f.sent - f.answered < MAX_UNANSWERED && f.bytes <= MAX_UNDELIVERED_BYTES {
+                return true;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            f = self
+                .changed
+                .wait_timeout(f, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
 }
 
 impl Front {
@@ -137,8 +253,18 @@ impl Front {
         self.stop.store(true, Ordering::SeqCst);
         // Wakes the accept loop so that it sees the flag.
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
-        for slot in self.inner.lock().open.values() {
-            let _ = slot.stream.shutdown(Shutdown::Both);
+        for (_, slot) in self.inner.lock().open.drain() {
+            slot.close();
+        }
+    }
+
+    /// The request thread has answered a request of connection `conn`
+    /// (the id the peer header carries): the connection may read its next.
+    pub fn answered(&self, conn: u64) {
+        let flow = self.inner.lock().open.get(&conn).map(|s| s.flow.clone());
+        if let Some(flow) = flow {
+            flow.lock().answered += 1;
+            flow.changed.notify_all();
         }
     }
 }
@@ -150,47 +276,96 @@ impl Drop for Front {
     }
 }
 
+/// Why a connection was not admitted.
+#[derive(Debug, PartialEq, Eq)]
+enum Busy {
+    /// Every connection of this client has a request under way.
+    Client,
+    /// Every connection has a request the server is answering.
+    Server,
+}
+
 impl Inner {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+    fn lock(&self) -> MutexGuard<'_, Slots> {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a connection, closing the longest-waiting one at the cap.
-    /// None when every open connection has a request under way.
-    fn admit(&self, stream: &TcpStream) -> Option<u64> {
+    /// Registers a connection from `peer`. At the client's cap one of its
+    /// idle connections is closed to make room; at the overall cap, the
+    /// connection that has made the least progress, unless every one has a
+    /// request the server is answering.
+    fn admit(&self, stream: &TcpStream, peer: IpAddr) -> Result<(u64, Arc<Flow>), Busy> {
+        let limits = &self.limits;
+        let client =
+            (!limits.trusted_proxies.contains(peer)).then(|| crate::limit::client_group(peer));
         let mut slots = self.lock();
-        if slots.open.len() >= self.limits.max_connections {
-            let victim = slots
+        if let Some(client) = client {
+            let own = slots
                 .open
-                .iter()
-                .filter_map(|(id, s)| s.waiting_since.map(|t| (t, *id)))
-                .min()
-                .map(|(_, id)| id)?;
-            if let Some(slot) = slots.open.remove(&victim) {
-                let _ = slot.stream.shutdown(Shutdown::Both);
+                .values()
+                .filter(|s| s.client == Some(client))
+                .count();
+            if own >= limits.max_connections_per_client {
+                let victim = slots.least_progress(|s| s.client == Some(client) && s.idle);
+                slots.close(victim.ok_or(Busy::Client)?);
             }
         }
+        if slots.open.len() >= limits.max_connections {
+            let victim = slots.least_progress(|_| true);
+            slots.close(victim.ok_or(Busy::Server)?);
+        }
+        let stream = stream.try_clone().map_err(|_| Busy::Server)?;
         let id = slots.next;
         slots.next += 1;
-        let stream = stream.try_clone().ok()?;
+        let flow = Arc::new(Flow::default());
         slots.open.insert(
             id,
             Slot {
                 stream,
-                waiting_since: Some(Instant::now()),
+                client,
+                since: Instant::now(),
+                idle: true,
+                flow: flow.clone(),
             },
         );
-        Some(id)
+        Ok((id, flow))
     }
 
-    fn set_waiting(&self, id: u64, waiting: bool) {
+    /// The connection now waits for its next request.
+    fn set_waiting(&self, id: u64) {
         if let Some(slot) = self.lock().open.get_mut(&id) {
-            slot.waiting_since = waiting.then(Instant::now);
+            slot.since = Instant::now();
+            slot.idle = true;
+        }
+    }
+
+    /// The first byte of the connection's request has arrived.
+    fn set_reading(&self, id: u64) {
+        if let Some(slot) = self.lock().open.get_mut(&id) {
+            slot.idle = false;
         }
     }
 
     fn release(&self, id: u64) {
         self.lock().open.remove(&id);
+    }
+}
+
+impl Slots {
+    /// Among the connections `eligible` picks and the server is not
+    /// answering, the one that has gone longest without completing a request.
+    fn least_progress(&self, eligible: impl Fn(&Slot) -> bool) -> Option<u64> {
+        self.open
+            .iter()
+            .filter(|(_, s)| eligible(s) && !s.answering())
+            .min_by_key(|(_, s)| s.since)
+            .map(|(id, _)| *id)
+    }
+
+    fn close(&mut self, id: u64) {
+        if let Some(slot) = self.open.remove(&id) {
+            slot.close();
+        }
     }
 }
 
@@ -208,16 +383,19 @@ fn accept_loop(public: TcpListener, inner: Arc<Inner>, stop: Arc<AtomicBool>) {
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        let Some(id) = inner.admit(&client) else {
-            refuse_busy(client, inner.limits.write_timeout);
-            continue;
+        let (id, flow) = match inner.admit(&client, peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(_) => {
+                refuse_busy(client, inner.limits.write_timeout);
+                continue;
+            }
         };
         let i = inner.clone();
         let spawned = std::thread::Builder::new()
             .name("kagi-conn".into())
             .stack_size(128 * 1024)
             .spawn(move || {
-                connection(&client, peer, &i, id);
+                connection(&client, peer, &i, id, &flow);
                 let _ = client.shutdown(Shutdown::Both);
                 i.release(id);
             });
@@ -228,7 +406,7 @@ fn accept_loop(public: TcpListener, inner: Arc<Inner>, stop: Arc<AtomicBool>) {
     }
 }
 
-/// Every connection has a request under way: this one is told to come back.
+/// No connection can make room for this one: it is told to come back.
 fn refuse_busy(mut client: TcpStream, write_timeout: Duration) {
     let body = "ただいま混み合っています。しばらくしてから、もう一度お試しください。\n";
     let _ = client.set_write_timeout(Some(write_timeout));
@@ -240,34 +418,63 @@ fn refuse_busy(mut client: TcpStream, write_timeout: Duration) {
     let _ = client.shutdown(Shutdown::Both);
 }
 
+/// The way to tiny_http, opened at a connection's first complete request:
+/// until then a connection costs one thread.
+struct Backend {
+    stream: UnixStream,
+    answers: [std::thread::JoinHandle<()>; 2],
+}
+
+impl Backend {
+    fn open(inner: &Inner, client: &TcpStream, flow: &Arc<Flow>) -> io::Result<Backend> {
+        let stream = UnixStream::connect(&inner.backend)?;
+        // Answers flow back through memory: one thread takes them from
+        // tiny_http as fast as it writes them, another gives them to the
+        // client at the client's pace. tiny_http writes on the one request
+        // thread, so it must never wait for a client that reads slowly or
+        // not at all.
+        let answers = spawn_answer_threads(&stream, client, flow)?;
+        Ok(Backend { stream, answers })
+    }
+
+    /// Passes one request on; false if tiny_http is gone.
+    fn send(&mut self, flow: &Flow, wire: &[u8]) -> bool {
+        flow.lock().sent += 1;
+        self.stream.write_all(wire).is_ok()
+    }
+
+    /// tiny_http answers what it has, sees the end, and closes its side;
+    /// the answer thread then closes the client's.
+    fn finish(self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+        for t in self.answers {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Serves one client connection until it closes, idles out or is refused.
-fn connection(client: &TcpStream, peer: SocketAddr, inner: &Inner, id: u64) {
-    let limits = inner.limits;
-    let Ok(mut backend) = UnixStream::connect(&inner.backend) else {
-        return;
-    };
+fn connection(client: &TcpStream, peer: SocketAddr, inner: &Inner, id: u64, flow: &Arc<Flow>) {
+    let limits = &inner.limits;
     let _ = client.set_write_timeout(Some(limits.write_timeout));
     let _ = client.set_nodelay(true);
-    // Answers flow back through memory: one thread takes them from
-    // tiny_http as fast as it writes them, another gives them to the client
-    // at the client's pace. tiny_http writes on the one request thread, so
-    // it must never wait for a client that reads slowly or not at all.
-    let Ok(answers) = spawn_answer_threads(&backend, client) else {
-        return;
-    };
-    let peer_header = format!("{PEER_HEADER}: {} {}\r\n", inner.secret, peer.ip());
+    let peer_header = format!("{PEER_HEADER}: {} {} {id}\r\n", inner.secret, peer.ip());
     let mut conn = Conn {
         stream: client,
         buf: Vec::new(),
     };
+    let mut backend: Option<Backend> = None;
     loop {
-        inner.set_waiting(id, true);
-        let head = conn.read_head(limits);
-        inner.set_waiting(id, false);
+        // A client that does not take its answers gets no more of them.
+        if !flow.wait_for_room(limits.idle_timeout) {
+            break;
+        }
+        inner.set_waiting(id);
+        let head = conn.read_head(limits, || inner.set_reading(id));
         let outcome = match head {
             Ok(None) => break,
-            Ok(Some(head)) => parse_head(&head).and_then(|h| {
-                let body = conn.read_body(h.content_length, limits)?;
+            Ok(Some((head, started))) => parse_head(&head).and_then(|h| {
+                let body = conn.read_body(h.content_length, started + limits.header_timeout)?;
                 Ok((h, body))
             }),
             Err(status) => Err(Refused {
@@ -275,56 +482,45 @@ fn connection(client: &TcpStream, peer: SocketAddr, inner: &Inner, id: u64) {
                 target: "/".into(),
             }),
         };
-        match outcome {
+        let (wire, last) = match outcome {
             Ok((head, body)) => {
                 let mut wire = head.rebuild(&peer_header);
                 wire.extend_from_slice(&body);
-                if backend.write_all(&wire).is_err() || head.close {
-                    break;
-                }
+                (wire, head.close)
             }
-            Err(refused) => {
-                let wire = format!(
-                    "GET {} HTTP/1.1\r\n{peer_header}{REFUSED_HEADER}: {}\r\nConnection: close\r\n\r\n",
+            Err(refused) => (
+                format!(
+                    "GET {} HTTP/1.1\r\nHost: kagi\r\n{peer_header}{REFUSED_HEADER}: {}\r\nConnection: close\r\n\r\n",
                     refused.target, refused.status
-                );
-                let _ = backend.write_all(wire.as_bytes());
-                break;
+                )
+                .into_bytes(),
+                true,
+            ),
+        };
+        if backend.is_none() {
+            match Backend::open(inner, client, flow) {
+                Ok(b) => backend = Some(b),
+                Err(_) => break,
             }
         }
+        let Some(b) = backend.as_mut() else { break };
+        if !b.send(flow, &wire) || last {
+            break;
+        }
     }
-    // tiny_http answers what it has, sees the end, and closes its side;
-    // the answer thread then closes the client's.
-    let _ = backend.shutdown(Shutdown::Write);
-    for t in answers {
-        let _ = t.join();
+    if let Some(b) = backend {
+        b.finish();
     }
     linger(client);
 }
 
-/// Answer bytes held for a client that reads more slowly than tiny_http
-/// writes; a client further behind than this is cut off.
-pub const MAX_PENDING_BYTES: usize = 4 * 1024 * 1024;
-
-#[derive(Default)]
-struct Pending {
-    chunks: std::collections::VecDeque<Vec<u8>>,
-    bytes: usize,
-    /// tiny_http closed its side: nothing more will come.
-    done: bool,
-    /// The client is cut off: what comes is read and dropped.
-    broken: bool,
-}
-
-type Pipe = (Mutex<Pending>, std::sync::Condvar);
-
 fn spawn_answer_threads(
     backend: &UnixStream,
     client: &TcpStream,
+    flow: &Arc<Flow>,
 ) -> io::Result<[std::thread::JoinHandle<()>; 2]> {
-    let pipe: Arc<Pipe> = Arc::default();
     let (mut from, cut) = (backend.try_clone()?, client.try_clone()?);
-    let p = pipe.clone();
+    let f = flow.clone();
     let reader = std::thread::Builder::new()
         .name("kagi-answer".into())
         .stack_size(64 * 1024)
@@ -335,55 +531,57 @@ fn spawn_answer_threads(
                     Ok(0) | Err(_) => 0,
                     Ok(n) => n,
                 };
-                let mut pending = p.0.lock().unwrap_or_else(|e| e.into_inner());
+                let mut pending = f.lock();
                 if n == 0 {
                     pending.done = true;
-                    p.1.notify_all();
+                    f.changed.notify_all();
                     return;
                 }
                 if pending.broken {
                     continue;
                 }
                 if pending.bytes + n > MAX_PENDING_BYTES {
-                    pending.broken = true;
-                    pending.chunks.clear();
+                    drop(pending);
+                    f.break_off();
                     let _ = cut.shutdown(Shutdown::Both);
                 } else {
                     pending.bytes += n;
                     pending.chunks.push_back(chunk[..n].to_vec());
+                    f.changed.notify_all();
                 }
-                p.1.notify_all();
             }
         })?;
     let mut to = client.try_clone()?;
+    let f = flow.clone();
     let writer = std::thread::Builder::new()
         .name("kagi-write".into())
         .stack_size(64 * 1024)
         .spawn(move || loop {
             let next = {
-                let mut pending = pipe.0.lock().unwrap_or_else(|e| e.into_inner());
+                let mut pending = f.lock();
                 loop {
                     if pending.broken {
                         return;
                     }
                     if let Some(c) = pending.chunks.pop_front() {
-                        pending.bytes -= c.len();
                         break c;
                     }
                     if pending.done {
                         let _ = to.shutdown(Shutdown::Write);
                         return;
                     }
-                    pending = pipe.1.wait(pending).unwrap_or_else(|e| e.into_inner());
+                    pending = f.changed.wait(pending).unwrap_or_else(|e| e.into_inner());
                 }
             };
             if to.write_all(&next).is_err() {
-                let mut pending = pipe.0.lock().unwrap_or_else(|e| e.into_inner());
-                pending.broken = true;
-                pending.chunks.clear();
+                f.break_off();
                 let _ = to.shutdown(Shutdown::Both);
                 return;
             }
+            // Counted as delivered once written: the reader may go on.
+            let mut pending = f.lock();
+            pending.bytes = pending.bytes.saturating_sub(next.len());
+            f.changed.notify_all();
         })?;
     Ok([reader, writer])
 }
@@ -459,10 +657,15 @@ impl Conn<'_> {
         }
     }
 
-    /// The next request head, without its final empty line. None when the
+    /// The next request head, without its final empty line, and when its
+    /// first byte arrived (`first_byte` is called then). None when the
     /// client closes or idles out between requests; an error status when a
     /// head is too large (431) or too slow (408).
-    fn read_head(&mut self, limits: Limits) -> Result<Option<Vec<u8>>, u16> {
+    fn read_head(
+        &mut self,
+        limits: &Limits,
+        first_byte: impl Fn(),
+    ) -> Result<Option<(Vec<u8>, Instant)>, u16> {
         let idle_until = Instant::now() + limits.idle_timeout;
         let mut started: Option<Instant> = None;
         loop {
@@ -470,16 +673,17 @@ impl Conn<'_> {
             while self.buf.starts_with(b"\r\n") {
                 self.buf.drain(..2);
             }
+            if !self.buf.is_empty() && started.is_none() {
+                started = Some(Instant::now());
+                first_byte();
+            }
             if let Some(end) = find(&self.buf, b"\r\n\r\n") {
                 let head = self.buf[..end].to_vec();
                 self.buf.drain(..end + 4);
-                return Ok(Some(head));
+                return Ok(Some((head, started.unwrap_or_else(Instant::now))));
             }
             if self.buf.len() > MAX_HEAD_BYTES {
                 return Err(431);
-            }
-            if !self.buf.is_empty() && started.is_none() {
-                started = Some(Instant::now());
             }
             let deadline = match started {
                 Some(t) => t + limits.header_timeout,
@@ -495,9 +699,9 @@ impl Conn<'_> {
         }
     }
 
-    /// The body: `len` bytes, within the header timeout.
-    fn read_body(&mut self, len: usize, limits: Limits) -> Result<Vec<u8>, Refused> {
-        let deadline = Instant::now() + limits.header_timeout;
+    /// The body: `len` bytes, by `deadline` (the header timeout after the
+    /// request's first byte: head and body share it).
+    fn read_body(&mut self, len: usize, deadline: Instant) -> Result<Vec<u8>, Refused> {
         while self.buf.len() < len {
             match self.fill(deadline) {
                 Ok(true) => {}
@@ -564,7 +768,7 @@ fn is_clean_value(s: &str) -> bool {
 
 /// Checks a request head. 400 for anything malformed or ambiguous (any
 /// `Transfer-Encoding`, several or non-numeric `Content-Length`s, several
-/// `Host`s, control characters), 413 for a body over the limit, 431 for too
+/// `Host`s or none in HTTP/1.1, control characters), 413 for a body over the limit, 431 for too
 /// many headers.
 pub fn parse_head(head: &[u8]) -> Result<Head, Refused> {
     let text = std::str::from_utf8(head).map_err(|_| Refused::from(400))?;
@@ -633,6 +837,10 @@ pub fn parse_head(head: &[u8]) -> Result<Head, Refused> {
             }
         }
     }
+    // HTTP/1.1 requires a Host header (RFC 9112 §3.2).
+    if version == "HTTP/1.1" && hosts == 0 {
+        return Err(refuse(400));
+    }
     let content_length = match content_lengths[..] {
         [] => 0,
         [one] => {
@@ -700,19 +908,59 @@ mod tests {
             "GET /a b HTTP/1.1",
             "GET http://evil/ HTTP/1.1",
             "GET / HTTP/1.1\r\nX-É: 1",
+            // HTTP/1.1 without Host (RFC 9112 §3.2).
+            "GET / HTTP/1.1",
+            "GET / HTTP/1.1\r\nX-A: 1",
         ] {
             assert_eq!(status(bad), 400, "{bad:?}");
         }
-        assert_eq!(status("POST / HTTP/1.1\r\nContent-Length: 16385"), 413);
+        assert_eq!(status("GET / HTTP/1.0"), 200, "HTTP/1.0 needs no Host");
         assert_eq!(
-            status("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999"),
+            status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 16385"),
             413
         );
-        assert_eq!(status("POST / HTTP/1.1\r\nContent-Length: 16384"), 200);
-        let many = format!("GET / HTTP/1.1{}", "\r\nX-A: 1".repeat(MAX_HEADERS));
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999"),
+            413
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 16384"),
+            200
+        );
+        let many = format!(
+            "GET / HTTP/1.1\r\nHost: a{}",
+            "\r\nX-A: 1".repeat(MAX_HEADERS - 1)
+        );
         assert_eq!(status(&many), 200);
         let too_many = format!("{many}\r\nX-A: 1");
         assert_eq!(status(&too_many), 431);
+    }
+
+    #[test]
+    fn a_connection_reads_no_further_while_its_answers_wait() {
+        let flow = Flow::default();
+        assert!(flow.wait_for_room(Duration::ZERO));
+        flow.lock().sent = MAX_UNANSWERED;
+        let short = Duration::from_millis(10);
+        assert!(!flow.wait_for_room(short), "requests not yet answered");
+        flow.lock().answered = 1;
+        assert!(flow.wait_for_room(Duration::ZERO));
+        flow.lock().bytes = MAX_UNDELIVERED_BYTES + 1;
+        assert!(
+            !flow.wait_for_room(short),
+            "answers the client has not read"
+        );
+        // The writer's progress wakes the reader.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                flow.lock().bytes = 0;
+                flow.changed.notify_all();
+            });
+            assert!(flow.wait_for_room(Duration::from_secs(5)));
+        });
+        flow.break_off();
+        assert!(!flow.wait_for_room(Duration::from_secs(5)), "cut off");
     }
 
     #[test]
@@ -724,7 +972,7 @@ mod tests {
                 .close
         );
         assert!(
-            parse_head(b"GET / HTTP/1.1\r\nConnection: close")
+            parse_head(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close")
                 .unwrap()
                 .close
         );

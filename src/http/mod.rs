@@ -7,7 +7,7 @@ pub mod form;
 pub mod front;
 
 use crate::pages;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
@@ -319,14 +319,16 @@ pub fn serve(
         let started = Instant::now();
         let method = raw.method().to_string();
         let path = raw.url().split('?').next().unwrap_or("").to_string();
-        let response = match parse(&mut raw, &listener.front.secret, options) {
-            Ok(request) => {
-                catch_unwind(AssertUnwindSafe(|| handler(&request))).unwrap_or_else(|_| {
-                    eprintln!("kagi: {method} {path}: handler panicked; answered 500");
-                    Response::error(500)
-                })
+        let (response, conn) = match parse(&mut raw, &listener.front.secret, options) {
+            Ok((request, conn)) => {
+                let response =
+                    catch_unwind(AssertUnwindSafe(|| handler(&request))).unwrap_or_else(|_| {
+                        eprintln!("kagi: {method} {path}: handler panicked; answered 500");
+                        Response::error(500)
+                    });
+                (response, Some(conn))
             }
-            Err(status) => Response::error(status),
+            Err((status, conn)) => (Response::error(status), conn),
         };
         let mut response = response;
         if response.error_page {
@@ -345,7 +347,15 @@ pub fn serve(
             "kagi: {method} {path} {status} {:.1} ms",
             started.elapsed().as_secs_f64() * 1000.0
         );
-        let _ = raw.respond(to_wire(response, options));
+        let wire = to_wire(response, &raw, options);
+        let mut writer = raw.into_writer();
+        let _ = writer.write_all(&wire).and_then(|()| writer.flush());
+        // Dropping the writer lets tiny_http go on to this connection's
+        // next request; the front may now read one more from the client.
+        drop(writer);
+        if let Some(conn) = conn {
+            listener.front.answered(conn);
+        }
     }
 }
 
@@ -356,7 +366,7 @@ fn parse(
     raw: &mut tiny_http::Request,
     secret: &str,
     options: &ServeOptions,
-) -> Result<Request, u16> {
+) -> Result<(Request, u64), (u16, Option<u64>)> {
     let method = match raw.method() {
         tiny_http::Method::Get => Method::Get,
         tiny_http::Method::Head => Method::Head,
@@ -369,19 +379,22 @@ fn parse(
             .find(|h| h.field.equiv(name))
             .map(|h| h.value.as_str().to_string())
     };
-    // Only the front knows the peer, and proves it with its secret: a
-    // request without it did not come through the front.
-    let peer = header(front::PEER_HEADER)
+    // Only the front knows the peer and the connection, and proves it with
+    // its secret: a request without it did not come through the front.
+    let (peer, conn) = header(front::PEER_HEADER)
         .and_then(|v| {
-            let (proof, ip) = v.split_once(' ')?;
-            crate::secret::constant_time_eq(proof, secret).then(|| ip.parse::<IpAddr>().ok())?
+            let mut parts = v.split(' ');
+            let (proof, ip, conn) = (parts.next()?, parts.next()?, parts.next()?);
+            crate::secret::constant_time_eq(proof, secret)
+                .then(|| Some((ip.parse::<IpAddr>().ok()?, conn.parse::<u64>().ok()?)))?
         })
-        .ok_or(400u16)?;
+        .ok_or((400u16, None))?;
+    let refuse = |status: u16| (status, Some(conn));
     if let Some(status) = header(front::REFUSED_HEADER) {
-        return Err(status.parse().unwrap_or(400));
+        return Err(refuse(status.parse().unwrap_or(400)));
     }
     let (path, query) = match raw.url().split_once('?') {
-        Some((p, q)) => (p.to_string(), form::parse_urlencoded(q).ok_or(400u16)?),
+        Some((p, q)) => (p.to_string(), form::parse_urlencoded(q).ok_or(refuse(400))?),
         None => (raw.url().to_string(), Vec::new()),
     };
     let cookies = header("Cookie")
@@ -402,14 +415,14 @@ fn parse(
     raw.as_reader()
         .take(front::MAX_BODY_BYTES as u64 + 1)
         .read_to_end(&mut body)
-        .map_err(|_| 400u16)?;
+        .map_err(|_| refuse(400))?;
     let form = if method == Method::Post && !body.is_empty() {
         let media_type = content_type.split(';').next().unwrap_or("").trim();
         if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-            return Err(400);
+            return Err(refuse(400));
         }
-        let text = std::str::from_utf8(&body).map_err(|_| 400u16)?;
-        form::parse_urlencoded(text).ok_or(400u16)?
+        let text = std::str::from_utf8(&body).map_err(|_| refuse(400))?;
+        form::parse_urlencoded(text).ok_or(refuse(400))?
     } else {
         Vec::new()
     };
@@ -419,57 +432,95 @@ fn parse(
             .iter()
             .any(|(n, v)| n.len() > MAX_FIELD_BYTES || v.len() > MAX_FIELD_BYTES)
     {
-        return Err(400);
+        return Err(refuse(400));
     }
     // One value per name: `email=a&email=b` must never become two recipients.
     if form::has_repeated_name(&form) || form::has_repeated_name(&query) {
-        return Err(400);
+        return Err(refuse(400));
     }
-    Ok(Request {
-        method,
-        path,
-        query,
-        cookies,
-        form,
-        client,
-        peer,
-        forwarded: !forwarded_for.is_empty(),
-        bearer,
-    })
+    Ok((
+        Request {
+            method,
+            path,
+            query,
+            cookies,
+            form,
+            client,
+            peer,
+            forwarded: !forwarded_for.is_empty(),
+            bearer,
+        },
+        conn,
+    ))
 }
 
-fn to_wire(
-    mut response: Response,
-    options: &ServeOptions,
-) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+/// The answer as bytes on the wire: status line, headers (the security
+/// headers on every one), and the body unless the request was HEAD. kagi
+/// writes it itself rather than through tiny_http's `Response`, which
+/// drops any `Connection` header: an HTTP/1.0 client that asked to keep
+/// the connection alive must be told that it is.
+fn to_wire(mut response: Response, raw: &tiny_http::Request, options: &ServeOptions) -> Vec<u8> {
     if let Some(banner) = &options.banner {
         add_banner(&mut response, banner);
     }
-    let https = options.https;
-    // Bodies are in memory: always a Content-Length, never chunked.
-    let mut wire = tiny_http::Response::from_data(response.body)
-        .with_status_code(response.status)
-        .with_chunked_threshold(usize::MAX);
+    let version = raw.http_version();
+    let closing = raw
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Connection"))
+        .is_some_and(|h| h.value.as_str().eq_ignore_ascii_case("close"));
+    let status = tiny_http::StatusCode(response.status);
+    let mut head = format!(
+        "HTTP/{}.{} {} {}\r\n",
+        version.0,
+        version.1,
+        response.status,
+        status.default_reason_phrase()
+    );
     let mut add = |name: &str, value: &str| {
-        // A header value that tiny_http refuses (non-ASCII, say) is dropped
-        // rather than sent broken; kagi only builds ASCII values.
-        if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            wire.add_header(h);
+        // kagi builds only clean ASCII values; anything else is dropped
+        // rather than sent broken.
+        if value
+            .bytes()
+            .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+        {
+            head.push_str(name);
+            head.push_str(": ");
+            head.push_str(value);
+            head.push_str("\r\n");
         }
     };
     add("Server", "kagi");
+    add(
+        "Date",
+        &crate::clock::http_date(std::time::SystemTime::now()),
+    );
     add("Content-Type", response.content_type);
+    // Bodies are in memory: always a Content-Length, never chunked.
+    add("Content-Length", &response.body.len().to_string());
     for (name, value) in SECURITY_HEADERS {
         add(name, value);
     }
     if !response.cacheable {
         add("Cache-Control", "no-store");
     }
-    if https {
+    if options.https {
         add("Strict-Transport-Security", "max-age=31536000");
     }
     for (name, value) in &response.headers {
         add(name, value);
+    }
+    if closing {
+        add("Connection", "close");
+    } else if *version == (1, 0) {
+        add("Connection", "keep-alive");
+    }
+    head.push_str("\r\n");
+    let mut wire = head.into_bytes();
+    let no_body = *raw.method() == tiny_http::Method::Head
+        || matches!(response.status, 100..=199 | 204 | 304);
+    if !no_body {
+        wire.extend_from_slice(&response.body);
     }
     wire
 }
@@ -492,9 +543,11 @@ mod tests {
     fn a_panicking_handler_becomes_a_500_page_and_the_server_lives_on() {
         let limits = front::Limits {
             max_connections: 8,
+            max_connections_per_client: 8,
             header_timeout: std::time::Duration::from_secs(5),
             idle_timeout: std::time::Duration::from_secs(5),
             write_timeout: std::time::Duration::from_secs(5),
+            trusted_proxies: TrustedProxies::default(),
         };
         let server =
             std::sync::Arc::new(Listener::bind("127.0.0.1:0".parse().unwrap(), limits).unwrap());

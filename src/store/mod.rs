@@ -620,6 +620,27 @@ impl Store {
         t.outbox.iter().values().map(|v| decode(&v?)).collect()
     }
 
+    /// Up to `limit` real (not decoy) mails of the outbox with an id above
+    /// `after`, oldest first.
+    pub fn undelivered_after(&self, after: u64, limit: usize) -> Result<Vec<OutboxMail>> {
+        let t = self.trees()?;
+        let mut page = Vec::new();
+        for value in t
+            .outbox
+            .range((after.saturating_add(1)).to_be_bytes()..)
+            .values()
+        {
+            let mail: OutboxMail = decode(&value?)?;
+            if !mail.decoy {
+                page.push(mail);
+                if page.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(page)
+    }
+
     pub fn update_mail(&self, mail: &OutboxMail) -> Result<()> {
         let t = self.trees()?;
         t.outbox.insert(mail.id.to_be_bytes(), encode(mail)?)?;
@@ -654,6 +675,18 @@ impl Store {
             .iter()
             .values()
             .rev()
+            .take(limit)
+            .map(|v| decode(&v?))
+            .collect()
+    }
+
+    /// Captured mail with an id above `after`, oldest first: a reader that
+    /// remembers the last id it saw gets each mail once, a page at a time.
+    pub fn captured_mail_after(&self, after: u64, limit: usize) -> Result<Vec<CapturedMail>> {
+        let t = self.trees()?;
+        t.mailbox
+            .range((after.saturating_add(1)).to_be_bytes()..)
+            .values()
             .take(limit)
             .map(|v| decode(&v?))
             .collect()

@@ -2,7 +2,7 @@
 //! refused with 400 (413, 431, 408) and the connection closed, and no
 //! smuggled request ever reaches a page.
 
-use crate::support::{parse_response, spawn, spawn_with};
+use crate::support::{connect_from, parse_response, spawn, spawn_with};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -206,23 +206,275 @@ fn a_client_that_never_reads_its_answers_holds_up_no_one() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(started.elapsed() < Duration::from_secs(30));
-    // The greedy client was cut off rather than served forever.
+    // kagi read no further while the answers piled up unread; when the
+    // client does read, they come whole and in order, at its pace.
     greedy
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let reading = Instant::now();
-    let mut sink = vec![0u8; 1 << 20];
-    let mut total = 0;
-    loop {
+    let mut got = Vec::new();
+    let mut sink = vec![0u8; 64 * 1024];
+    while count_answers(&got) < 50 {
         match greedy.read(&mut sink) {
             Ok(0) | Err(_) => break,
-            Ok(n) => total += n,
+            Ok(n) => got.extend_from_slice(&sink[..n]),
         }
     }
-    let page = server.client().get("/kaigo/login").body.len();
-    eprintln!(
-        "greedy client: read {total} bytes of 10000 answers of {page}+ bytes, in {:?}",
-        reading.elapsed()
+    assert!(count_answers(&got) >= 50, "the greedy client was cut off");
+    let first = parse_response(&got);
+    assert_eq!(first.status, 200);
+}
+
+/// Complete answers at the start of `raw` (each with a Content-Length).
+fn count_answers(raw: &[u8]) -> usize {
+    let mut rest = raw;
+    let mut n = 0;
+    while let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&rest[..end]).to_ascii_lowercase();
+        let Some(len) = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+        else {
+            break;
+        };
+        if rest.len() < end + 4 + len {
+            break;
+        }
+        rest = &rest[end + 4 + len..];
+        n += 1;
+    }
+    n
+}
+
+/// A POST head announcing a 100-byte body, and the first two bytes of it:
+/// a body that trickles.
+const SLOW_BODY: &[u8] = b"POST /kaigo/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nab";
+
+/// Whether the server has closed `s` (within `wait`).
+fn closed(s: &mut TcpStream, wait: Duration) -> bool {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// One GET of the login page on `s`; the answer's status, or None when the
+/// connection was closed without one.
+fn get_on(mut s: TcpStream) -> Option<u16> {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /kaigo/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    (!got.is_empty()).then(|| parse_response(&got).status)
+}
+
+#[test]
+fn a_request_must_arrive_whole_within_the_header_timeout_of_its_first_byte() {
+    let server = spawn_with(|c| c.http.header_timeout_secs = 2);
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    let started = Instant::now();
+    s.write_all(b"POST /kaigo/login HTTP/1.1\r\n").unwrap();
+    // The head, a line every 300 ms (1.5 s in all), then the body, a byte
+    // every 300 ms: all of it would take 13.5 s.
+    let lines: [&[u8]; 5] = [
+        b"Host: x\r\n",
+        b"Content-Type: application/x-www-form-urlencoded\r\n",
+        b"X-A: 1\r\n",
+        b"X-B: 2\r\n",
+        b"Content-Length: 40\r\n\r\n",
+    ];
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut pieces = lines.into_iter().chain(std::iter::repeat(&b"a"[..]));
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                let _ = s.write_all(pieces.next().unwrap());
+            }
+            Err(_) => break,
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "never closed");
+    }
+    let after = started.elapsed();
+    // 2 s from the first byte, not 2 s from the end of the head (3.5 s).
+    assert!(
+        after < Duration::from_millis(3000),
+        "closed {after:?} after the first byte"
     );
-    assert!(total < 10_000 * page, "read {total} bytes: never cut off");
+    assert_eq!(parse_response(&got).status, 408);
+}
+
+#[test]
+fn at_the_cap_the_connection_with_the_least_progress_makes_room_even_mid_body() {
+    let server = spawn_with(|c| c.http.max_connections = 4);
+    // The oldest connection is in the middle of a body that trickles…
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    slow.write_all(SLOW_BODY).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // …the three others are idle, and newer.
+    let mut idle: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // A new client is served, and the slow body made room for it.
+    assert_eq!(server.client().get("/kaigo/login").status, 200);
+    assert!(
+        closed(&mut slow, Duration::from_secs(2)),
+        "the slow body was closed"
+    );
+    for s in &mut idle {
+        assert!(
+            !closed(s, Duration::from_millis(100)),
+            "the newer idle ones stay"
+        );
+    }
+}
+
+#[test]
+fn one_client_address_holds_at_most_its_share_of_the_connections() {
+    let server = spawn_with(|c| {
+        c.http.max_connections = 64;
+        c.http.max_connections_per_client = 3;
+    });
+    let at = |last: u8| std::net::Ipv4Addr::new(127, 0, 0, last);
+    // 127.0.0.2 holds its share with three slow bodies.
+    let _held: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = connect_from(at(2), server.addr);
+            s.write_all(SLOW_BODY).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // A fourth connection from it is told to come back…
+    assert_eq!(get_on(connect_from(at(2), server.addr)), Some(503));
+    // …while another address is served.
+    assert_eq!(get_on(connect_from(at(3), server.addr)), Some(200));
+    // A client's own idle connections make room for its new one.
+    let idle: Vec<TcpStream> = (0..3).map(|_| connect_from(at(4), server.addr)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(get_on(connect_from(at(4), server.addr)), Some(200));
+    drop(idle);
+}
+
+#[test]
+fn http_1_1_needs_a_host_and_http_1_0_kept_alive_is_told_so() {
+    let server = spawn();
+    let without_host = send_all(server.addr, b"GET /kaigo/login HTTP/1.1\r\n\r\n");
+    assert_eq!(parse_response(&without_host).status, 400);
+    assert_eq!(answers(&without_host), 1, "one answer, then closed");
+    // HTTP/1.0 needs none, and may ask to keep the connection.
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    for round in 1..=2 {
+        s.write_all(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap();
+        while count_answers(&got) < round {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => panic!("closed after {} answers", count_answers(&got)),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+    let first = parse_response(&got);
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("Connection"), Some("keep-alive"));
+    // Without keep-alive, HTTP/1.0 ends after one answer.
+    let plain = send_all(server.addr, b"GET /healthz HTTP/1.0\r\n\r\n");
+    assert_eq!(parse_response(&plain).status, 200);
+    assert_eq!(parse_response(&plain).header("Connection"), Some("close"));
+    assert!(
+        plain.starts_with(b"HTTP/1.0 200 "),
+        "answered in its version"
+    );
+}
+
+#[test]
+fn a_slow_reader_gets_a_large_answer_whole_and_mail_is_read_a_page_at_a_time() {
+    // Three thousand captured mails, more than one answer carries.
+    let dir = std::env::temp_dir().join(format!("kagi-it-bigmail-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let store = crate::support::open_store(&dir);
+        let body = "ワンタイムパスワード発行通知のテスト本文です。\n".repeat(20);
+        for id in 1..=3000u64 {
+            store
+                .capture_mail(&kagi::store::CapturedMail {
+                    id,
+                    message_id: format!("{id}@kagi.test"),
+                    to: "someone@example.jp".into(),
+                    subject: format!("mail {id}"),
+                    body: body.clone(),
+                    mime: "x".repeat(2000),
+                    date: 0,
+                })
+                .unwrap();
+        }
+        store.flush().unwrap();
+    }
+    let d = dir.clone();
+    let server = spawn_with(move |c| c.data_dir = Some(d));
+    // Asking for all of them at once, and reading slowly: the answer is
+    // whole (and holds at most one page).
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(
+        b"GET /dev/mail.json?limit=1000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("the answer broke off after {} bytes: {e}", got.len()),
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let page = parse_response(&got);
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&page.body).expect("the whole answer, as JSON");
+    assert!(!list.is_empty() && list.len() <= 500, "{}", list.len());
+    assert_eq!(list[0]["id"], 3000, "newest first");
+    // Page by page, each mail once, oldest first.
+    let (mut after, mut seen) = (0u64, 0u64);
+    loop {
+        let page = server
+            .client()
+            .get(&format!("/dev/mail.json?after={after}"));
+        let list: Vec<serde_json::Value> = serde_json::from_str(&page.body).unwrap();
+        let Some(last) = list.last() else { break };
+        assert_eq!(list[0]["id"], after + 1);
+        seen += list.len() as u64;
+        after = last["id"].as_u64().unwrap();
+    }
+    assert_eq!(seen, 3000);
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -74,14 +74,14 @@ impl App {
         })
     }
 
-    /// Liveness for everyone; the outbox depth and the failed mails too for
-    /// an operator: the admin token, or a request from this machine that
-    /// came through no proxy. (Strangers do not get counts: while the relay
-    /// is down, a real mail waits in the outbox where a decoy would not, so
-    /// the depth right after a recovery step could tell that it matched.)
+    /// Liveness for everyone; the outbox depth and the failed mails only
+    /// with the admin token. (A stranger must not get counts: while the
+    /// relay is down, a real mail waits in the outbox where a decoy would
+    /// not, so the depth right after a recovery step could tell that it
+    /// matched. Being on this machine proves nothing: a proxy on the same
+    /// host that adds no header makes every client look local.)
     fn health(&self, req: &Request) -> Response {
-        let operator = self.is_admin(req) || (req.peer.is_loopback() && !req.forwarded);
-        if !operator {
+        if !self.is_admin(req) {
             return Response::json(r#"{"status":"ok"}"#.to_string());
         }
         match self.store.outbox() {

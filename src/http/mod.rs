@@ -30,12 +30,8 @@ pub struct Request {
     /// The urlencoded body of a POST.
     pub form: Vec<(String, String)>,
     /// The client's address: the socket peer, or behind a trusted proxy
-    /// the last untrusted `X-Forwarded-For` hop.
+    /// the nearest `X-Forwarded-For` hop that is not one.
     pub client: IpAddr,
-    /// The socket peer itself.
-    pub peer: IpAddr,
-    /// The request came through a proxy (it carries `X-Forwarded-For`).
-    pub forwarded: bool,
     /// The `Authorization: Bearer` token, if any (the admin endpoints).
     pub bearer: Option<String>,
 }
@@ -236,19 +232,25 @@ impl TrustedProxies {
             })
     }
 
-    /// The client behind `peer`: the peer itself unless it is a trusted
-    /// proxy; then the last address in `X-Forwarded-For` that is not one.
+    /// The client behind `peer`. The peer is the client unless it is a
+    /// trusted proxy; then `X-Forwarded-For` (all its lines, in order) is
+    /// walked from the right, the nearest hop first: each trusted proxy
+    /// vouches for the entry before it, and the first entry that is not a
+    /// trusted proxy is the client. An entry that does not parse (junk, an
+    /// empty one) ends the walk: the client is then the hop that reported
+    /// it, since nothing before it can be believed. A client can put
+    /// anything at the left of the header; only what trusted proxies
+    /// appended on the right counts.
     pub fn client(&self, peer: IpAddr, forwarded_for: &[String]) -> IpAddr {
-        if !self.contains(peer) {
-            return peer;
-        }
-        let hops: Vec<IpAddr> = forwarded_for
-            .iter()
-            .flat_map(|h| h.split(','))
-            .map_while(|h| h.trim().parse().ok())
-            .collect();
         let mut client = peer;
-        for hop in hops.into_iter().rev() {
+        if !self.contains(client) {
+            return client;
+        }
+        let entries: Vec<&str> = forwarded_for.iter().flat_map(|h| h.split(',')).collect();
+        for entry in entries.into_iter().rev() {
+            let Some(hop) = parse_hop(entry) else {
+                return client;
+            };
             client = hop;
             if !self.contains(hop) {
                 break;
@@ -256,6 +258,21 @@ impl TrustedProxies {
         }
         client
     }
+}
+
+/// One `X-Forwarded-For` entry: an address, with or without a port
+/// (`203.0.113.7`, `203.0.113.7:4711`, `2001:db8::7`, `[2001:db8::7]:4711`).
+fn parse_hop(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| {
+            let inner = entry.strip_prefix('[')?.strip_suffix(']')?;
+            inner.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6)
+        })
+        .map(canonical)
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -446,8 +463,6 @@ fn parse(
             cookies,
             form,
             client,
-            peer,
-            forwarded: !forwarded_for.is_empty(),
             bearer,
         },
         conn,
@@ -537,6 +552,54 @@ mod tests {
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         out
+    }
+
+    #[test]
+    fn forwarded_for_is_walked_from_the_right_and_junk_ends_the_walk() {
+        let proxies = TrustedProxies::parse(&["127.0.0.1".into(), "10.0.0.0/8".into()]).unwrap();
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let client = |peer: IpAddr, lines: &[&str]| {
+            let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            proxies.client(peer, &lines).to_string()
+        };
+        // A peer that is no proxy is the client, whatever it claims.
+        let stranger: IpAddr = "198.51.100.9".parse().unwrap();
+        assert_eq!(client(stranger, &["203.0.113.7"]), "198.51.100.9");
+        assert_eq!(client(local, &[]), "127.0.0.1");
+        assert_eq!(client(local, &["203.0.113.7"]), "203.0.113.7");
+        // Entries a client wrote itself, on the left, count for nothing.
+        assert_eq!(
+            client(local, &["198.51.100.1, x, 203.0.113.7"]),
+            "203.0.113.7"
+        );
+        assert_eq!(client(local, &["198.51.100.1, 203.0.113.7"]), "203.0.113.7");
+        // Two proxies: the nearer vouches for the farther.
+        assert_eq!(
+            client(local, &["198.51.100.2, 203.0.113.8, 10.1.2.3"]),
+            "203.0.113.8"
+        );
+        // Junk reported by a trusted proxy: that proxy is the client.
+        assert_eq!(client(local, &["203.0.113.9, x, 10.1.2.3"]), "10.1.2.3");
+        assert_eq!(client(local, &["203.0.113.9, "]), "127.0.0.1");
+        assert_eq!(client(local, &["unknown"]), "127.0.0.1");
+        assert_eq!(client(local, &[""]), "127.0.0.1");
+        // Every hop a proxy: the farthest one.
+        assert_eq!(client(local, &["10.9.9.9, 10.8.8.8"]), "10.9.9.9");
+        // IPv6, ports, IPv4 in IPv6.
+        assert_eq!(client(local, &["2001:db8::7"]), "2001:db8::7");
+        assert_eq!(client(local, &["[2001:db8::8]:4711"]), "2001:db8::8");
+        assert_eq!(client(local, &["[2001:db8::9]"]), "2001:db8::9");
+        assert_eq!(client(local, &["203.0.113.10:5555"]), "203.0.113.10");
+        assert_eq!(client(local, &["::ffff:203.0.113.11"]), "203.0.113.11");
+        // Several header lines read as one list, in order.
+        assert_eq!(
+            client(local, &["198.51.100.3", "203.0.113.12"]),
+            "203.0.113.12"
+        );
+        assert_eq!(
+            client(local, &["203.0.113.13", "10.1.1.1, 10.2.2.2"]),
+            "203.0.113.13"
+        );
     }
 
     #[test]

@@ -490,3 +490,81 @@ fn common_passwords_and_the_office_number_are_refused_and_nist_style_is_a_switch
     let done = portal::set_password(&mut p, &link, "all lower case and long enough");
     assert_eq!(done.title(), "Password Resetに成功");
 }
+
+#[test]
+fn behind_a_proxy_the_client_is_the_nearest_untrusted_hop_whatever_it_writes_itself() {
+    let server = spawn_with(|c| {
+        c.http.trusted_proxies = vec!["127.0.0.1".into(), "10.0.0.0/8".into()];
+        c.rate_limit.login = kagi::config::Bucket {
+            burst: 20,
+            refill_secs: 600,
+        };
+    });
+    let fail_login = |lines: &[&str], user: &str| {
+        let mut c = server.client();
+        c.headers = lines
+            .iter()
+            .map(|l| format!("X-Forwarded-For: {l}"))
+            .collect();
+        c.get("/kaigo/login");
+        c.post("/kaigo/login", &[("user_id", user), ("password", "x")])
+            .status
+    };
+    // An invented address in front of junk, before the entry the proxy
+    // appended: all 25 come from 203.0.113.7, whose limit is 20.
+    let statuses: Vec<u16> = (0..25)
+        .map(|i| fail_login(&[&format!("198.51.100.{i}, x, 203.0.113.7")], "attacker"))
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        5,
+        "{statuses:?}"
+    );
+    // Each shape is one failed login, which the audit records with its client.
+    let shapes: &[(&[&str], &str)] = &[
+        (&["203.0.113.20"], "203.0.113.20"),
+        (&["198.51.100.2, 203.0.113.21, 10.1.2.3"], "203.0.113.21"),
+        (&["203.0.113.99, x, 10.1.2.4"], "10.1.2.4"),
+        (&["203.0.113.99, "], "127.0.0.1"),
+        (&["2001:db8::22"], "2001:db8::22"),
+        (&["[2001:db8::23]:4711"], "2001:db8::23"),
+        (&["203.0.113.24:5555"], "203.0.113.24"),
+        (&["198.51.100.3", "203.0.113.25"], "203.0.113.25"),
+        (&["203.0.113.26", "10.1.1.1, 10.2.2.2"], "203.0.113.26"),
+        (&[], "127.0.0.1"),
+    ];
+    for (n, (lines, _)) in shapes.iter().enumerate() {
+        assert_eq!(fail_login(lines, &format!("shape-{n}")), 200);
+    }
+    // The password-changed notice names the client, not what it invented.
+    let mut r = server.client();
+    r.forwarded_for = Some("198.51.100.77, junk, 203.0.113.50".into());
+    kaigo::start_recovery(&mut r, OSAKA_OFFICE, OSAKA_MAIL);
+    let code = server.wait_for_mails(1)[0].otp();
+    r.submit("/kaigo/recovery/otp", &[("otp", &code)]);
+    assert_eq!(kaigo::reset(&mut r, "proxied2027x").title(), "処理終了");
+    let notice = server.wait_for_mails(2)[0].clone();
+    assert!(
+        notice.body.contains("[操作元IPアドレス]\n203.0.113.50"),
+        "{}",
+        notice.body
+    );
+    let dir = server.stop();
+    let store = crate::support::open_store(&dir);
+    let events = store.audit_events().unwrap();
+    let failed: Vec<&str> = events
+        .iter()
+        .filter(|e| e.event == "login" && e.outcome == "failed")
+        .map(|e| e.client.as_str())
+        .collect();
+    let expected: Vec<&str> = std::iter::repeat_n("203.0.113.7", 20)
+        .chain(shapes.iter().map(|(_, client)| *client))
+        .collect();
+    assert_eq!(failed, expected);
+    assert!(events
+        .iter()
+        .filter(|e| e.event == "password_changed")
+        .all(|e| e.client == "203.0.113.50"));
+    drop(store);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -460,20 +460,31 @@ fn a_5xx_marks_the_mail_failed_at_once_without_a_retry_storm() {
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(smtpd.refused(), 1, "tried once, not again");
-    // The operator sees it, on /healthz and with `kagi mail list`…
+    // The operator sees it, on /healthz with the admin token and with
+    // `kagi mail list`…
+    let token = std::fs::read_to_string(dir.join("admin.token")).unwrap();
     let health = crate::support::exchange(
         running.addr(),
-        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        format!(
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            token.trim()
+        )
+        .as_bytes(),
     );
     assert_eq!(health.body, r#"{"failed":1,"outbox":0,"status":"ok"}"#);
-    let proxied = crate::support::exchange(
-        running.addr(),
+    // …and nobody else does, not even a request from this machine (behind
+    // a proxy on the same host that adds no header, every client is local).
+    for request in [
+        &b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..],
         b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.5\r\nConnection: close\r\n\r\n",
-    );
-    assert_eq!(
-        proxied.body, r#"{"status":"ok"}"#,
-        "no counts for strangers"
-    );
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong-token-wrong-token\r\nConnection: close\r\n\r\n",
+    ] {
+        let stranger = crate::support::exchange(running.addr(), request);
+        assert_eq!(
+            stranger.body, r#"{"status":"ok"}"#,
+            "no counts without the token"
+        );
+    }
     let kagi = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_kagi"))
             .args(args)

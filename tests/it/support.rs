@@ -240,6 +240,8 @@ pub struct Client {
     pub host: Option<String>,
     /// An `X-Forwarded-For` header to send, as a proxy would.
     pub forwarded_for: Option<String>,
+    /// More header lines to send (`Name: value`), as they are.
+    pub headers: Vec<String>,
 }
 
 impl Client {
@@ -262,6 +264,7 @@ impl Client {
             csrf: None,
             host: None,
             forwarded_for: None,
+            headers: Vec::new(),
         }
     }
 
@@ -323,6 +326,10 @@ impl Client {
         }
         if let Some(hops) = &self.forwarded_for {
             req += &format!("X-Forwarded-For: {hops}\r\n");
+        }
+        for line in &self.headers {
+            req += line;
+            req += "\r\n";
         }
         if let Some(b) = &body {
             req += &format!(

@@ -4,8 +4,9 @@
 //! password by mail → new password, security code cleared.
 
 use super::{
-    audit, change_password, check_login, claim_key, current_session, normalize_width, not_me,
-    not_me_link, open_session, save_session, serve_site, Outcome, Visit,
+    audit, change_password, check_guarded, check_login, claim_key, current_session,
+    normalize_width, not_me, not_me_link, open_session, save_session, serve_site, Checked, Outcome,
+    Visit,
 };
 use crate::app::App;
 use crate::clock;
@@ -15,7 +16,8 @@ use crate::pages::kaigo::{self as page, Frame, PostalForm};
 use crate::policy;
 use crate::secret::{constant_time_eq, Otp, Purpose, Token};
 use crate::store::{
-    Account, Flow, KaigoFlow, LiveOtp, PostalRequest, Session, SessionState, Site, StoreError, DAY,
+    Account, Flow, KaigoFlow, LiveOtp, PostalRequest, Secret, Session, SessionState, Site,
+    StoreError, DAY,
 };
 
 const SITE: Site = Site::Kaigo;
@@ -222,7 +224,15 @@ fn login(ctx: &Ctx<'_>) -> Outcome {
     // Failures count only for names of the right form: nothing else can
     // ever be an account.
     let checked = if known {
-        check_login(app, ctx.req, ctx.now, SITE, &user_id, account, password)?
+        check_login(
+            app,
+            ctx.req,
+            ctx.now,
+            (SITE, &user_id),
+            account,
+            password,
+            "login",
+        )?
     } else {
         app.hasher.verify(None, password);
         ctx.audit("login", None, "failed")?;
@@ -266,6 +276,9 @@ fn active_session(ctx: &Ctx<'_>) -> Result<Option<Account>, StoreError> {
     Ok(session(ctx)?.and_then(|(s, a)| (s.state == SessionState::Active).then_some(a)))
 }
 
+/// The security code after a right password. Wrong codes count per
+/// account, across logins and sessions, and lock like wrong passwords; a
+/// right password forgives none of them.
 fn login_security_code(ctx: &Ctx<'_>) -> Outcome {
     let app = ctx.app;
     let Some((mut s, account)) = session(ctx)? else {
@@ -275,44 +288,70 @@ fn login_security_code(ctx: &Ctx<'_>) -> Outcome {
         return Ok(Response::see_other("/kaigo/menu"));
     };
     let code = ctx.req.field("security_code").trim();
-    if app
+    let right = app
         .hasher
-        .verify(account.security_code_phc.as_deref(), code)
-    {
-        s.state = SessionState::Active;
-        save_session(app, ctx.visit, &s, ctx.now)?;
-        ctx.audit("login", Some(&account.id), "ok")?;
-        return Ok(Response::see_other("/kaigo/menu"));
+        .verify(account.security_code_phc.as_deref(), code);
+    let who = (Secret::SecurityCode, SITE, account.id.as_str());
+    match check_guarded(app, ctx.req, ctx.now, who, right, "security_code")? {
+        Checked::Right => {
+            s.state = SessionState::Active;
+            save_session(app, ctx.visit, &s, ctx.now)?;
+            ctx.audit("login", Some(&account.id), "ok")?;
+            Ok(Response::see_other("/kaigo/menu"))
+        }
+        Checked::Waiting(secs) => {
+            app.store.remove_session(&ctx.visit.key)?;
+            let message = format!(
+                "セキュリティコードの入力誤りが続いたため、しばらくの間ログインできません。約{}分後にもう一度ログインしてください。",
+                secs.div_ceil(60)
+            );
+            Ok(Response::html(page::login(
+                &ctx.frame(),
+                "",
+                Some(&message),
+            )))
+        }
+        Checked::Wrong if attempts_left <= 1 => {
+            app.store.remove_session(&ctx.visit.key)?;
+            let message =
+                "セキュリティコードの入力誤りが上限に達しました。もう一度ログインしてください。";
+            Ok(Response::html(page::login(&ctx.frame(), "", Some(message))))
+        }
+        Checked::Wrong => {
+            s.state = SessionState::AwaitingSecurityCode {
+                attempts_left: attempts_left - 1,
+            };
+            save_session(app, ctx.visit, &s, ctx.now)?;
+            Ok(Response::html(page::security_code_login(
+                &ctx.frame(),
+                Some("セキュリティコードが正しくありません。"),
+            )))
+        }
     }
-    ctx.audit("security_code", Some(&account.id), "failed")?;
-    if attempts_left <= 1 {
-        app.store.remove_session(&ctx.visit.key)?;
-        let message =
-            "セキュリティコードの入力誤りが上限に達しました。もう一度ログインしてください。";
-        return Ok(Response::html(page::login(&ctx.frame(), "", Some(message))));
-    }
-    s.state = SessionState::AwaitingSecurityCode {
-        attempts_left: attempts_left - 1,
-    };
-    save_session(app, ctx.visit, &s, ctx.now)?;
-    Ok(Response::html(page::security_code_login(
-        &ctx.frame(),
-        Some("セキュリティコードが正しくありません。"),
-    )))
 }
 
+/// Sets or clears the security code. It asks for the current password:
+/// a wrong one counts as a failed login of the account (a stolen session
+/// is no password oracle), and the form is rate limited as logins are.
 fn set_security_code(ctx: &Ctx<'_>) -> Outcome {
     let app = ctx.app;
-    let Some(mut account) = active_session(ctx)? else {
+    let Some(account) = active_session(ctx)? else {
         return Ok(Response::see_other("/kaigo/login"));
     };
     let action = ctx.req.field("action");
     let code = ctx.req.field("code");
     let mut problems = Vec::new();
-    if !app
-        .hasher
-        .verify(Some(&account.password_phc), ctx.req.field("password"))
-    {
+    let id = account.id.clone();
+    let checked = check_login(
+        app,
+        ctx.req,
+        ctx.now,
+        (SITE, &id),
+        Some(account.clone()),
+        ctx.req.field("password"),
+        "password_check",
+    )?;
+    if checked.is_none() {
         problems.push("現在のパスワードが正しくありません。".to_string());
     }
     if action == "set" {
@@ -327,14 +366,14 @@ fn set_security_code(ctx: &Ctx<'_>) -> Outcome {
     } else if action != "clear" || account.security_code_phc.is_none() {
         problems.push("操作を選択してください。".into());
     }
-    if !problems.is_empty() {
+    let Some(mut account) = checked.filter(|_| problems.is_empty()) else {
         let has = account.security_code_phc.is_some();
         return Ok(Response::html(page::security_code_settings(
             &ctx.frame(),
             has,
             &problems,
         )));
-    }
+    };
     account.security_code_phc = (action == "set").then(|| app.hasher.hash(code));
     app.store.put_account(&account)?;
     ctx.audit("security_code_changed", Some(&account.id), action)?;

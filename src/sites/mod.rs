@@ -10,7 +10,8 @@ use crate::limit::Action;
 use crate::pages;
 use crate::secret::{constant_time_eq, Purpose, Token};
 use crate::store::{
-    Account, AuditEvent, Link, LinkKind, LinkState, Session, SessionState, Site, StoreError, DAY,
+    Account, AuditEvent, Link, LinkKind, LinkState, Secret, Session, SessionState, Site,
+    StoreError, DAY,
 };
 
 /// A handler's result: a page, or a storage failure (a 500 in one place).
@@ -139,7 +140,11 @@ fn limited_action(path: &str) -> Option<Action> {
         }
         "/kaigo/recovery/otp" => Action::Otp,
         "/portal/reset" => Action::Captcha,
-        "/kaigo/login" | "/kaigo/login/code" | "/portal/login" => Action::Login,
+        // The security-code form asks for the current password: it is a
+        // password guess like a login, and costs a hash like one.
+        "/kaigo/login" | "/kaigo/login/code" | "/kaigo/security-code" | "/portal/login" => {
+            Action::Login
+        }
         _ => return None,
     })
 }
@@ -216,7 +221,10 @@ pub fn change_password(app: &App, account: &mut Account, password: &str) -> Resu
     // A recovery proves the owner: any lock is lifted.
     account.locked = false;
     app.store.put_account(account)?;
-    app.store.remove_login_guard(account.site, &account.id)
+    app.store
+        .remove_login_guard(Secret::Password, account.site, &account.id)?;
+    app.store
+        .remove_login_guard(Secret::SecurityCode, account.site, &account.id)
 }
 
 /// Makes the "this was not me" link of a password-changed notice: it
@@ -306,51 +314,85 @@ pub fn not_me(
     Ok(Response::html(pages::not_me_done(site, banner)))
 }
 
-/// Checks a login. The password is verified in every case (against a decoy
-/// when there is no account), so that an unknown, locked or waiting account
-/// answers like a wrong password, in the same time. The account only when
-/// the password is right, the account is not locked, and the user name is
-/// not waiting out failures; failures count per user name, known or not.
+/// What checking a secret under its guard came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checked {
+    Right,
+    Wrong,
+    /// The user name waits out earlier failures for this many seconds more
+    /// (whether or not the secret was right).
+    Waiting(u64),
+}
+
+/// Counts an attempt at one secret of a user name (known account or not)
+/// against its guard. `right`: the secret matched; the caller verified it
+/// in every case, so that every answer costs the same. After
+/// `guard.login_failures` failures the name waits `lockout_initial_secs`,
+/// doubling with every further failure up to `lockout_max_secs`; during the
+/// wait even the right secret is refused. Each failure is audited as
+/// `event`; a right secret forgives that secret's failures, not another's.
+pub fn check_guarded(
+    app: &App,
+    req: &Request,
+    now: u64,
+    (secret, site, user): (Secret, Site, &str),
+    right: bool,
+    event: &str,
+) -> Result<Checked, StoreError> {
+    let mut guard = app.store.login_guard(secret, site, user, now)?;
+    if now < guard.locked_until {
+        let outcome = "failed; waiting out earlier failures";
+        audit(app, req, now, site, event, Some(user), outcome)?;
+        return Ok(Checked::Waiting(guard.locked_until - now));
+    }
+    if right {
+        if guard.failures > 0 {
+            app.store.remove_login_guard(secret, site, user)?;
+        }
+        return Ok(Checked::Right);
+    }
+    guard.failures += 1;
+    let limits = &app.config.guard;
+    let checked = if guard.failures >= limits.login_failures {
+        let doublings = (guard.failures - limits.login_failures).min(20);
+        let wait = limits
+            .lockout_initial_secs
+            .saturating_mul(1 << doublings)
+            .min(limits.lockout_max_secs);
+        guard.locked_until = now + wait;
+        let note = format!("{event}: {} failures; waits {wait} s", guard.failures);
+        audit(app, req, now, site, "lockout", Some(user), &note)?;
+        Checked::Waiting(wait)
+    } else {
+        Checked::Wrong
+    };
+    app.store.put_login_guard(secret, site, user, &guard, now)?;
+    audit(app, req, now, site, event, Some(user), "failed")?;
+    Ok(checked)
+}
+
+/// Checks a password of a user name. The password is verified in every
+/// case (against a decoy when there is no account), so that an unknown,
+/// locked or waiting account answers like a wrong password, in the same
+/// time. The account only when the password is right, the account is not
+/// locked, and the user name is not waiting out failures; failures count
+/// per user name, known or not, whether they are made at the login or on
+/// a form that asks for the current password (`event` says which).
 pub fn check_login(
     app: &App,
     req: &Request,
     now: u64,
-    site: Site,
-    user: &str,
+    (site, user): (Site, &str),
     account: Option<Account>,
     password: &str,
+    event: &str,
 ) -> Result<Option<Account>, StoreError> {
     let ok = app
         .hasher
         .verify(account.as_ref().map(|a| a.password_phc.as_str()), password);
-    let mut guard = app.store.login_guard(site, user, now)?;
-    let waiting = now < guard.locked_until;
-    if let Some(account) = account.filter(|a| ok && !waiting && !a.locked) {
-        if guard.failures > 0 {
-            app.store.remove_login_guard(site, user)?;
-        }
-        return Ok(Some(account));
-    }
-    let outcome = if waiting {
-        "failed; waiting out earlier failures"
-    } else {
-        guard.failures += 1;
-        let limits = &app.config.guard;
-        if guard.failures >= limits.login_failures {
-            let doublings = (guard.failures - limits.login_failures).min(20);
-            let wait = limits
-                .lockout_initial_secs
-                .saturating_mul(1 << doublings)
-                .min(limits.lockout_max_secs);
-            guard.locked_until = now + wait;
-            let note = format!("{} failures; waits {wait} s", guard.failures);
-            audit(app, req, now, site, "lockout", Some(user), &note)?;
-        }
-        app.store.put_login_guard(site, user, &guard, now)?;
-        "failed"
-    };
-    audit(app, req, now, site, "login", Some(user), outcome)?;
-    Ok(None)
+    let right = ok && account.as_ref().is_some_and(|a| !a.locked);
+    let checked = check_guarded(app, req, now, (Secret::Password, site, user), right, event)?;
+    Ok(account.filter(|_| checked == Checked::Right))
 }
 
 pub fn cookie_name(app: &App, site: Site) -> String {

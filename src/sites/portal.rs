@@ -163,7 +163,15 @@ fn login(ctx: &Ctx<'_>) -> Outcome {
     };
     let password = ctx.req.field("password");
     let checked = if plausible {
-        check_login(app, ctx.req, ctx.now, SITE, user, account, password)?
+        check_login(
+            app,
+            ctx.req,
+            ctx.now,
+            (SITE, user),
+            account,
+            password,
+            "login",
+        )?
     } else {
         app.hasher.verify(None, password);
         ctx.audit("login", None, "failed")?;

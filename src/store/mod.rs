@@ -515,30 +515,44 @@ impl Store {
         self.update_live(Expiring::Guards, &key, now, now + window, change)
     }
 
-    /// The failed logins of a user name.
-    pub fn login_guard(&self, site: Site, user: &str, now: u64) -> Result<LoginGuard> {
-        let key = format!("login:{}:{user}", site.name());
+    /// The failed attempts at one secret of a user name (known or not).
+    pub fn login_guard(
+        &self,
+        secret: Secret,
+        site: Site,
+        user: &str,
+        now: u64,
+    ) -> Result<LoginGuard> {
         Ok(self
-            .get_live(Expiring::Guards, &key, now)?
+            .get_live(Expiring::Guards, &secret.guard_key(site, user), now)?
             .unwrap_or_default())
     }
 
     pub fn put_login_guard(
         &self,
+        secret: Secret,
         site: Site,
         user: &str,
         guard: &LoginGuard,
         now: u64,
     ) -> Result<()> {
-        let key = format!("login:{}:{user}", site.name());
         let expires = (now + DAY).max(guard.locked_until);
-        self.put_live(Expiring::Guards, &key, guard, expires)
+        self.put_live(
+            Expiring::Guards,
+            &secret.guard_key(site, user),
+            guard,
+            expires,
+        )
     }
 
-    /// Forgets failed logins: after a good login or a password reset.
-    pub fn remove_login_guard(&self, site: Site, user: &str) -> Result<()> {
+    /// Forgets failed attempts: after the secret was given right, or a
+    /// password reset.
+    pub fn remove_login_guard(&self, secret: Secret, site: Site, user: &str) -> Result<()> {
         let t = self.trees()?;
-        t.guards.remove(format!("login:{}:{user}", site.name()))?;
+        let key = secret.guard_key(site, user);
+        if t.guards.contains_key(&key)? {
+            t.guards.remove(key)?;
+        }
         Ok(())
     }
 
@@ -915,7 +929,7 @@ mod tests {
                 locked_until: 0,
             };
             store
-                .put_login_guard(Site::Portal, "u", &guard, now)
+                .put_login_guard(Secret::Password, Site::Portal, "u", &guard, now)
                 .unwrap();
         }
         assert_eq!(store.trees().unwrap().expiry.len(), 2);

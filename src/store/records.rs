@@ -145,11 +145,31 @@ pub struct LiveOtp {
     pub attempts_left: u32,
 }
 
-/// Failed logins of one user name, known or not.
+/// Failed attempts at one secret of one user name, known or not.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LoginGuard {
     pub failures: u32,
     pub locked_until: u64,
+}
+
+/// The secrets whose failed attempts are counted per account, each on its
+/// own: a right password does not forgive wrong security codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Secret {
+    Password,
+    /// The kaigo セキュリティコード, asked after the password.
+    SecurityCode,
+}
+
+impl Secret {
+    /// The key of the guard record in the store.
+    pub fn guard_key(self, site: Site, user: &str) -> String {
+        let kind = match self {
+            Secret::Password => "login",
+            Secret::SecurityCode => "code",
+        };
+        format!("{kind}:{}:{user}", site.name())
+    }
 }
 
 /// The portal recovery as explicit states (seed steps 4–9).

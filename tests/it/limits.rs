@@ -568,3 +568,82 @@ fn behind_a_proxy_the_client_is_the_nearest_untrusted_hop_whatever_it_writes_its
     drop(store);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_security_code_form_is_no_password_oracle_for_a_stolen_session() {
+    let server = spawn_with(|_| {});
+    let mut stolen = server.client();
+    assert_eq!(
+        kaigo::login(&mut stolen, "KJ131311111111", "kaigoDemo13").title(),
+        "メニュー"
+    );
+    stolen.get("/kaigo/security-code");
+    let guess = |c: &mut Client, password: &str| {
+        c.post(
+            "/kaigo/security-code",
+            &[
+                ("password", password),
+                ("code", "7777"),
+                ("code_confirm", "7777"),
+                ("action", "set"),
+            ],
+        )
+    };
+    // Five wrong current passwords are five failed logins of the account:
+    // now even the right password does not log in.
+    for n in 0..5 {
+        let page = guess(&mut stolen, &format!("guess{n}x"));
+        assert!(page.has("現在のパスワードが正しくありません。"));
+    }
+    let owner = kaigo::login(&mut server.client(), "KJ131311111111", "kaigoDemo13");
+    assert!(
+        owner.has("ユーザIDまたはパスワードが正しくありません。"),
+        "the account waits"
+    );
+    // And the right password on the form is refused too during the wait.
+    let right = guess(&mut stolen, "kaigoDemo13");
+    assert!(right.has("現在のパスワードが正しくありません。"));
+    // The form is rate limited as logins are (20 at once, then one per 3 s).
+    let statuses: Vec<u16> = (0..20)
+        .map(|n| guess(&mut stolen, &format!("more{n}x")).status)
+        .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+}
+
+#[test]
+fn wrong_security_codes_count_per_account_across_logins_and_lock_like_passwords() {
+    let server = spawn_with(|_| {});
+    let code_page = |c: &mut Client| {
+        let page = kaigo::login(c, OSAKA_USER, "kaigoDemo27");
+        assert_eq!(page.title(), "セキュリティコード入力");
+    };
+    let enter =
+        |c: &mut Client, code: &str| c.submit("/kaigo/login/code", &[("security_code", code)]);
+    // Three wrong codes in one login, two in another: a right password
+    // forgives none of them, and the fifth locks the account's code.
+    let mut first = server.client();
+    code_page(&mut first);
+    for _ in 0..3 {
+        assert!(enter(&mut first, "1111").has("セキュリティコードが正しくありません。"));
+    }
+    let mut second = server.client();
+    code_page(&mut second);
+    assert!(enter(&mut second, "1111").has("セキュリティコードが正しくありません。"));
+    let locked = enter(&mut second, "1111");
+    assert!(
+        locked.has("約1分後にもう一度ログインしてください。"),
+        "{}",
+        locked.body
+    );
+    // During the wait even the right code is refused.
+    let mut third = server.client();
+    code_page(&mut third);
+    let refused = enter(&mut third, "2468");
+    assert!(refused.has("しばらくの間ログインできません。"));
+    assert_ne!(refused.title(), "メニュー");
+    // After it, the right code logs in.
+    server.clock.advance(61);
+    let mut fourth = server.client();
+    code_page(&mut fourth);
+    assert_eq!(enter(&mut fourth, "2468").title(), "メニュー");
+}

@@ -10,7 +10,11 @@ fn main() {
         .collect();
     let dir = std::path::PathBuf::from(&args[0]);
     let count: u64 = args[1].parse().unwrap();
-    let store = Store::open(&dir, 8 << 20).unwrap();
+    // Private, as kagi serve demands of its data directory.
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&dir)
+        .unwrap();
+    let store = Store::open(&dir, 8 << 20, &kagi::store::default_key_file(&dir)).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

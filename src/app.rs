@@ -6,9 +6,10 @@ use crate::http::{Method, Request, Response};
 use crate::limit::RateLimiter;
 use crate::mail::Outbox;
 use crate::pages;
-use crate::secret::{Digester, Hasher};
+use crate::secret::{Hasher, Purpose};
 use crate::sites;
 use crate::store::Store;
+use crate::store::StoreError;
 use std::sync::{Arc, Mutex};
 
 /// Shared by every request; read-only apart from the store.
@@ -16,7 +17,6 @@ use std::sync::{Arc, Mutex};
 pub struct App {
     pub config: Config,
     pub store: Arc<Store>,
-    pub digester: Digester,
     pub hasher: Hasher,
     pub outbox: Outbox,
     pub limiter: RateLimiter,
@@ -48,9 +48,20 @@ pub struct DevCaptcha {
 }
 
 impl App {
+    /// The keyed digest of `value` for `purpose` (the key is the key file's,
+    /// read when the database opened).
+    pub fn digest(&self, purpose: Purpose, value: &str) -> Result<String, StoreError> {
+        Ok(self.store.keys()?.digester.digest(purpose, value))
+    }
+
     /// Answers one request at time `now`.
     pub fn handle(&self, req: &Request, now: u64) -> Response {
         let first = req.path.split('/').nth(1).unwrap_or("");
+        // While the database cannot be opened (a full disk, say), every
+        // page is the readable 503; /healthz says why.
+        if self.store.unavailable().is_some() && !matches!(first, "healthz" | "static") {
+            return Response::error(503).with_header("Retry-After", "30".into());
+        }
         let outcome = match first {
             "" if req.path == "/" => Ok(get_only(req, || {
                 Response::html(pages::index(self.dev_pages))
@@ -81,6 +92,12 @@ impl App {
     /// matched. Being on this machine proves nothing: a proxy on the same
     /// host that adds no header makes every client look local.)
     fn health(&self, req: &Request) -> Response {
+        if let Some(why) = self.store.unavailable() {
+            let body = serde_json::json!({ "status": "unavailable", "reason": why });
+            let mut page = Response::json(body.to_string());
+            page.status = 503;
+            return page.with_header("Retry-After", "30".into());
+        }
         if !self.is_admin(req) {
             return Response::json(r#"{"status":"ok"}"#.to_string());
         }

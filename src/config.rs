@@ -289,6 +289,19 @@ pub struct StoreConfig {
     /// Captured mail (capture transport) beyond this many, oldest first,
     /// is deleted by the sweeper.
     pub mailbox_keep: usize,
+    /// The key file: the keys of the digests, of the sealed mail text and
+    /// of the audit chain. Default `<data_dir>/kagi.key`; put it elsewhere
+    /// (and back it up apart) to keep it out of copies of the data
+    /// directory.
+    pub key_file: Option<PathBuf>,
+    /// Below this much free space on the database's filesystem, kagi takes
+    /// no new anonymous work that writes (a recovery's start, a postal
+    /// request): those get the readable 503 page, while logins, codes and
+    /// password changes under way go on. 64 MiB: room for sled to write its
+    /// 512 KiB log segments several times over while the logins and
+    /// recoveries under way finish (a few KB each), and for an
+    /// administrator to act before the disk is full.
+    pub min_free_bytes: u64,
 }
 
 /// Outgoing mail.
@@ -424,6 +437,8 @@ impl Default for StoreConfig {
             sweep_interval_secs: 60,
             audit_retention_secs: 400 * 86_400,
             mailbox_keep: 10_000,
+            key_file: None,
+            min_free_bytes: 64 * 1024 * 1024,
         }
     }
 }

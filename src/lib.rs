@@ -49,6 +49,7 @@ pub mod clock;
 pub mod config;
 pub mod store;
 
+mod files;
 /// The pure functions the fuzz targets in `fuzz/` drive; not an API.
 #[doc(hidden)]
 pub mod fuzzing {
@@ -218,17 +219,35 @@ pub fn start(options: Options) -> Result<Running, Error> {
             secret::hex(&secret::random_bytes::<6>())
         )),
     };
-    let store = Store::open(&data_dir, config.store.cache_bytes).map_err(|e| {
-        Error::Startup(format!(
-            "cannot open the database in {}: {e}",
+    // Every file kagi makes is its user's alone, and the data directory
+    // must be too: the database holds sessions, codes' digests and mail.
+    files::keep_new_files_private();
+    let mended = files::private_dir(&data_dir).map_err(Error::Startup)?;
+    if mended > 0 {
+        eprintln!(
+            "kagi: made {mended} files in {} private to kagi's user",
             data_dir.display()
-        ))
-    })?;
+        );
+    }
+    let key_file = config
+        .store
+        .key_file
+        .clone()
+        .unwrap_or_else(|| store::default_key_file(&data_dir));
+    // A full disk does not stop kagi: it serves the 503 page until the
+    // database opens.
+    let store =
+        Store::open_or_wait(&data_dir, config.store.cache_bytes, &key_file).map_err(|e| {
+            Error::Startup(format!(
+                "cannot open the database in {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+    if let Some(why) = store.unavailable() {
+        eprintln!("kagi: the database in {} cannot be opened yet ({why}); every page answers 503 until it can, tried again every second", data_dir.display());
+    }
     let store = Arc::new(store);
     give_back_free_memory();
-    let key = store
-        .digest_key(secret::random_bytes())
-        .map_err(|e| Error::Startup(e.to_string()))?;
     let hasher = secret::Hasher::new(&config.argon2).map_err(Error::Config)?;
     let trusted_proxies =
         http::TrustedProxies::parse(&config.http.trusted_proxies).map_err(Error::Config)?;
@@ -248,13 +267,24 @@ pub fn start(options: Options) -> Result<Running, Error> {
     let listener = Arc::new(http::Listener::bind(listen, limits).map_err(Error::Startup)?);
     let addr = listener.local_addr();
 
+    // What needs the database is done now, or once it opens.
+    let mut pending = Pending::default();
     if mode == Mode::Demo {
         config.mail.transport = Some(Transport::Capture);
         if config.public_url.is_none() {
             config.public_url = Some(format!("http://{addr}"));
         }
-        demo::load(&store, &hasher).map_err(|e| Error::Startup(e.to_string()))?;
+        pending.demo_accounts = Some(config.argon2.clone());
     }
+    let admin_token = match &config.admin.token {
+        Some(t) => t.clone(),
+        None => {
+            let token = secret::hex(&secret::random_bytes::<32>());
+            pending.admin_token = Some((data_dir.join("admin.token"), token.clone()));
+            token
+        }
+    };
+    pending.run(&store).map_err(Error::Startup)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let (outbox, mail_thread) =
@@ -263,6 +293,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         store.clone(),
         clock.clone(),
         config.store.clone(),
+        pending,
         stop.clone(),
     );
 
@@ -280,22 +311,8 @@ pub fn start(options: Options) -> Result<Running, Error> {
         banner: banner.clone(),
         ..serve_options
     };
-    let admin_token = match &config.admin.token {
-        Some(t) => t.clone(),
-        None => {
-            let token = secret::hex(&secret::random_bytes::<32>());
-            write_private(&data_dir.join("admin.token"), &token).map_err(|e| {
-                Error::Startup(format!(
-                    "cannot write {}: {e}",
-                    data_dir.join("admin.token").display()
-                ))
-            })?;
-            token
-        }
-    };
     let app = app::App {
         admin_token,
-        digester: secret::Digester::new(&key),
         hasher,
         outbox,
         limiter: limit::RateLimiter::new(config.rate_limit.clone()),
@@ -367,17 +384,51 @@ fn treat_a_file_size_limit_as_a_disk_error() {
     }
 }
 
-/// Writes `text` to a file only its owner can read.
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(text.as_bytes())
+/// What needs the database at start, when it could not open then: done by
+/// the sweeper once it does.
+#[derive(Default)]
+struct Pending {
+    /// The admin token's file and the token, for `kagi mail` on this machine.
+    admin_token: Option<(PathBuf, String)>,
+    /// The demo accounts, hashed at this cost.
+    demo_accounts: Option<config::Argon2Config>,
+}
+
+impl Pending {
+    /// Does what can be done now. Err only for a fault that waiting does
+    /// not mend; a disk that refuses leaves the work for later.
+    fn run(&mut self, store: &Store) -> Result<(), String> {
+        if let Some((path, token)) = &self.admin_token {
+            match files::write_private(path, token) {
+                Ok(()) => self.admin_token = None,
+                Err(e)
+                    if e.raw_os_error().is_some_and(|n| {
+                        n == libc::ENOSPC || n == libc::EDQUOT || n == libc::EROFS || n == libc::EIO
+                    }) =>
+                {
+                    eprintln!("kagi: cannot write {} yet ({e}); `kagi mail` cannot find the token until it is written", path.display());
+                }
+                Err(e) => return Err(format!("cannot write {}: {e}", path.display())),
+            }
+        }
+        if let Some(cost) = &self.demo_accounts {
+            if store.unavailable().is_none() {
+                let hasher = secret::Hasher::new(cost)?;
+                match demo::load(store, &hasher) {
+                    Ok(()) => self.demo_accounts = None,
+                    Err(e) if e.is_disk_trouble() => {
+                        eprintln!("kagi: the demo accounts wait for the disk: {e}")
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn is_done(&self) -> bool {
+        self.admin_token.is_none() && self.demo_accounts.is_none()
+    }
 }
 
 /// Deletes expired flows and sessions in bounded batches, so that the
@@ -386,6 +437,7 @@ fn spawn_sweeper(
     store: Arc<Store>,
     clock: Clock,
     limits: config::StoreConfig,
+    mut pending: Pending,
     stop: Arc<AtomicBool>,
 ) -> JoinHandle<()> {
     let interval_secs = limits.sweep_interval_secs;
@@ -396,9 +448,15 @@ fn spawn_sweeper(
             yield_to_requests();
             let mut next = Instant::now();
             let mut next_check = Instant::now();
+            let mut trouble = None;
             while !stop.load(Ordering::SeqCst) {
                 if Instant::now() >= next_check {
-                    keep_the_database_writable(&store);
+                    keep_the_database_writable(&store, &mut trouble);
+                    if !pending.is_done() {
+                        if let Err(e) = pending.run(&store) {
+                            eprintln!("kagi: {e}");
+                        }
+                    }
                     next_check = Instant::now() + Duration::from_secs(1);
                 }
                 if Instant::now() >= next {
@@ -465,17 +523,31 @@ fn yield_to_requests() {
 
 /// After a disk error sled refuses every write until it is opened again:
 /// once a second, check, and if it fails, reopen. If the disk is still full
-/// the next write fails again, and the next check reopens again.
-fn keep_the_database_writable(store: &Store) {
-    let Err(e) = store.check() else { return };
-    eprintln!("kagi: the database cannot be written ({e}); opening it again");
+/// the next write fails again, and the next check reopens again. The same
+/// opens a database that could not be opened at start. Only changes are
+/// logged: a full disk does not fill the log too.
+fn keep_the_database_writable(store: &Store, trouble: &mut Option<String>) {
+    let Err(e) = store.check() else {
+        if trouble.take().is_some() {
+            eprintln!("kagi: the database writes again");
+        }
+        return;
+    };
     let began = Instant::now();
     match store.reopen() {
-        Ok(()) => eprintln!(
-            "kagi: the database is open again ({:.0} ms)",
-            began.elapsed().as_secs_f64() * 1000.0
-        ),
-        Err(e) => eprintln!("kagi: the database did not open again: {e}; trying again in a second"),
+        Ok(()) => {
+            eprintln!(
+                "kagi: the database cannot be written ({e}); opened it again in {:.0} ms",
+                began.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+        Err(again) => {
+            let now = format!("{e}; opening it again: {again}");
+            if trouble.as_deref() != Some(now.as_str()) {
+                eprintln!("kagi: the database cannot be written: {now}; trying again every second");
+            }
+            *trouble = Some(now);
+        }
     }
 }
 
@@ -623,7 +695,22 @@ fn open_stopped(
             dir.display()
         )));
     }
-    let store = Store::open(&dir, c.store.cache_bytes).map_err(|e| {
+    let key_file = c
+        .store
+        .key_file
+        .clone()
+        .unwrap_or_else(|| store::default_key_file(&dir));
+    if !create && !key_file.exists() {
+        return Err(Error::Startup(format!(
+            "no key file at {}: the audit trail verifies only with the key file it was written under (a database from before key files gets one at kagi's next start)",
+            key_file.display()
+        )));
+    }
+    files::keep_new_files_private();
+    if create {
+        files::private_dir(&dir).map_err(Error::Startup)?;
+    }
+    let store = Store::open(&dir, c.store.cache_bytes, &key_file).map_err(|e| {
         Error::Startup(format!(
             "cannot open the database in {} (stop kagi first): {e}",
             dir.display()
@@ -655,7 +742,7 @@ fn audit_command(
             let events = store
                 .audit_events()
                 .map_err(|e| Error::Startup(e.to_string()))?;
-            let mut out = String::from("time,site,event,account,client,outcome,prev_sha256\n");
+            let mut out = String::from("time,site,event,account,client,outcome,prev_mac\n");
             for e in events {
                 let fields = [
                     clock::date_time(e.time, offset),

@@ -139,6 +139,169 @@ impl Digester {
     }
 }
 
+/// The server's three keys, kept in the key file beside the database and
+/// never inside it: a copy of the database alone reveals no live code or
+/// link, reverses no digest, and cannot have its audit trail re-chained.
+pub struct Keys {
+    /// Digests of codes, tokens, cookies and claims.
+    pub digester: Digester,
+    /// Seals the text of queued and captured mail at rest.
+    pub sealer: Sealer,
+    /// Links the audit trail's entries (HMAC-SHA-256).
+    audit: hmac::Key,
+    /// The key bytes, for writing the file.
+    raw: [[u8; 32]; 3],
+}
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Keys(…)")
+    }
+}
+
+/// What each key file line names, in order.
+const KEY_NAMES: [&str; 3] = ["digest", "seal", "audit"];
+
+impl Keys {
+    /// Fresh keys; the digest key may be carried over from a database made
+    /// before the key file existed (it kept that key inside).
+    pub fn generate(digest: Option<[u8; 32]>) -> Keys {
+        Keys::from_raw([
+            digest.unwrap_or_else(random_bytes),
+            random_bytes(),
+            random_bytes(),
+        ])
+    }
+
+    fn from_raw(raw: [[u8; 32]; 3]) -> Keys {
+        let [digest, seal, audit] = raw;
+        Keys {
+            digester: Digester::new(&digest),
+            sealer: Sealer::new(&seal),
+            audit: hmac::Key::new(hmac::HMAC_SHA256, &audit),
+            raw,
+        }
+    }
+
+    /// The key file's text: a comment, then `name = hex` per key.
+    pub fn to_file(&self) -> String {
+        let mut text = String::from(
+            "# kagi's keys: digests, sealed mail, audit chain. Keep this file secret\n\
+             # (mode 0600) and back it up apart from the database: the database\n\
+             # without it holds no usable code, link or mail text.\n",
+        );
+        for (name, key) in KEY_NAMES.iter().zip(&self.raw) {
+            text.push_str(&format!("{name} = {}\n", hex(key)));
+        }
+        text
+    }
+
+    /// Reads a key file's text; the error says what is wrong with it.
+    pub fn from_file(text: &str) -> Result<Keys, String> {
+        let mut raw: [Option<[u8; 32]>; 3] = [None; 3];
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (name, value) = line
+                .split_once('=')
+                .ok_or_else(|| format!("line {}: not `name = value`", n + 1))?;
+            let slot = KEY_NAMES
+                .iter()
+                .position(|k| *k == name.trim())
+                .ok_or_else(|| format!("line {}: unknown key `{}`", n + 1, name.trim()))?;
+            raw[slot] = Some(
+                unhex32(value.trim())
+                    .ok_or_else(|| format!("line {}: not 64 hex digits", n + 1))?,
+            );
+        }
+        match raw {
+            [Some(d), Some(s), Some(a)] => Ok(Keys::from_raw([d, s, a])),
+            _ => Err(format!("needs the keys {}", KEY_NAMES.join(", "))),
+        }
+    }
+
+    /// Whether `key` is the digest key (a database from before the key file
+    /// kept it inside).
+    pub fn digest_key_is(&self, key: &[u8; 32]) -> bool {
+        constant_time_eq(&hex(key), &hex(&self.raw[0]))
+    }
+
+    /// A link of the audit chain: an HMAC of `bytes` for `label`, as hex.
+    /// Without the key file nobody can make one, so an edited trail cannot
+    /// be chained anew.
+    pub fn audit_mac(&self, label: &str, bytes: &[u8]) -> String {
+        let mut ctx = hmac::Context::with_key(&self.audit);
+        ctx.update(label.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(bytes);
+        hex(ctx.sign().as_ref())
+    }
+}
+
+fn unhex32(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if text.len() != 64 {
+        return None;
+    }
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Seals text at rest with ChaCha20-Poly1305 under the key file's key: a
+/// random nonce per message, and the record's own name as associated data,
+/// so that a sealed text cannot be moved to another record.
+pub struct Sealer {
+    key: ring::aead::LessSafeKey,
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sealer(…)")
+    }
+}
+
+impl Sealer {
+    pub fn new(key: &[u8; 32]) -> Sealer {
+        use ring::aead::{LessSafeKey, UnboundKey, CHACHA20_POLY1305};
+        let key = UnboundKey::new(&CHACHA20_POLY1305, key).expect("a 32-byte key");
+        Sealer {
+            key: LessSafeKey::new(key),
+        }
+    }
+
+    /// Nonce, ciphertext and tag, in one buffer.
+    pub fn seal(&self, record: &[u8], plain: &[u8]) -> Vec<u8> {
+        use ring::aead::{Aad, Nonce, NONCE_LEN};
+        let nonce = random_bytes::<NONCE_LEN>();
+        let mut sealed = plain.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(record),
+                &mut sealed,
+            )
+            .expect("a message far below ChaCha20's limit");
+        [&nonce[..], &sealed].concat()
+    }
+
+    /// The text, if `sealed` was sealed under this key for this record.
+    pub fn open(&self, record: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        use ring::aead::{Aad, Nonce, NONCE_LEN};
+        let (nonce, body) = sealed.split_at_checked(NONCE_LEN)?;
+        let mut body = body.to_vec();
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(record), &mut body)
+            .ok()?;
+        Some(plain.to_vec())
+    }
+}
+
 /// Compares two strings in time that depends only on their lengths.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
@@ -306,6 +469,36 @@ mod tests {
         assert!(!h.verify(Some(&phc), "kaigoDemo14"));
         assert!(!h.verify(None, "kaigoDemo13"));
         assert_ne!(phc, h.hash("kaigoDemo13"), "salts must differ");
+    }
+
+    #[test]
+    fn keys_survive_their_file_and_seal_per_record() {
+        let keys = Keys::generate(Some([7; 32]));
+        let text = keys.to_file();
+        assert!(text.contains(&hex(&[7; 32])), "the carried-over digest key");
+        let again = Keys::from_file(&text).unwrap();
+        assert_eq!(
+            again.digester.digest(Purpose::Otp, "123456"),
+            Digester::new(&[7; 32]).digest(Purpose::Otp, "123456")
+        );
+        assert_eq!(again.audit_mac("a", b"x"), keys.audit_mac("a", b"x"));
+        assert_ne!(keys.audit_mac("a", b"x"), keys.audit_mac("b", b"x"));
+        let sealed = keys.sealer.seal(b"mail 1", b"code 123456");
+        assert!(!sealed.windows(6).any(|w| w == b"123456"));
+        assert_eq!(
+            again.sealer.open(b"mail 1", &sealed).as_deref(),
+            Some(&b"code 123456"[..])
+        );
+        assert_eq!(
+            again.sealer.open(b"mail 2", &sealed),
+            None,
+            "another record"
+        );
+        let other = Keys::generate(None);
+        assert_eq!(other.sealer.open(b"mail 1", &sealed), None, "another key");
+        assert!(Keys::from_file("digest = 00").is_err());
+        assert!(Keys::from_file("nonsense").is_err());
+        assert_eq!(format!("{keys:?}"), "Keys(…)");
     }
 
     #[test]

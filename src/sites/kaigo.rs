@@ -517,11 +517,11 @@ fn issue_otp(
     let lifetime = app.config.kaigo.otp_lifetime_secs;
     let matched = candidate
         .filter(|a| a.email.as_deref().map(normalize_email) == Some(normalize_email(email)));
-    let claim = claim_key(app, SITE, &[office, prefecture, &normalize_email(email)]);
+    let claim = claim_key(app, SITE, &[office, prefecture, &normalize_email(email)])?;
     let otp = Otp::generate();
     let fresh = LiveOtp {
         id: Token::generate().expose()[..16].to_string(),
-        digest: app.digester.digest(Purpose::Otp, otp.expose()),
+        digest: app.digest(Purpose::Otp, otp.expose())?,
         expires: now + lifetime,
         attempts_left: app.config.kaigo.otp_attempts,
     };
@@ -629,7 +629,7 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
             Some(message),
         )));
     }
-    let digest = app.digester.digest(Purpose::Otp, &entered);
+    let digest = app.digest(Purpose::Otp, &entered)?;
     let now = ctx.now;
     let window = app.config.guard.window_secs;
     let result = app.store.update_claim_guard(&claim, now, window, |g| {
@@ -675,7 +675,7 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
             // The right to set a password moves to a new cookie, as a login
             // does: a cookie planted in the browser before the code was
             // entered is worth nothing afterwards.
-            let fresh = Visit::new(app, SITE);
+            let fresh = Visit::new(app, SITE)?;
             let verified = KaigoFlow::Verified {
                 account: account.id.clone(),
                 generation,

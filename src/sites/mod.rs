@@ -33,7 +33,7 @@ pub struct Visit {
 
 impl Visit {
     /// The visit named by the request's cookie, or a new one.
-    pub fn of(app: &App, req: &Request, site: Site) -> Visit {
+    pub fn of(app: &App, req: &Request, site: Site) -> Result<Visit, StoreError> {
         match req.cookie(&cookie_name(app, site)).and_then(Token::parse) {
             Some(token) => Visit::from_token(app, token, site, false),
             None => Visit::new(app, site),
@@ -42,18 +42,18 @@ impl Visit {
 
     /// A new visit: a fresh cookie (at first sight, and at login so that a
     /// cookie planted before login is worth nothing after it).
-    pub fn new(app: &App, site: Site) -> Visit {
+    pub fn new(app: &App, site: Site) -> Result<Visit, StoreError> {
         Visit::from_token(app, Token::generate(), site, true)
     }
 
-    fn from_token(app: &App, token: Token, site: Site, is_new: bool) -> Visit {
-        Visit {
-            key: app.digester.digest(Purpose::Visit, token.expose()),
-            csrf: app.digester.digest(Purpose::Csrf, token.expose()),
+    fn from_token(app: &App, token: Token, site: Site, is_new: bool) -> Result<Visit, StoreError> {
+        Ok(Visit {
+            key: app.digest(Purpose::Visit, token.expose())?,
+            csrf: app.digest(Purpose::Csrf, token.expose())?,
             token,
             is_new,
             site,
-        }
+        })
     }
 
     /// Whether a POST carries this visit's CSRF token. A visit made by this
@@ -105,7 +105,7 @@ pub fn serve_site(
     let Some(&(path, allow)) = routes.iter().find(|(p, _)| *p == path) else {
         return Ok(Response::error(404));
     };
-    let visit = Visit::of(app, req, site);
+    let visit = Visit::of(app, req, site)?;
     let response = match req.method {
         Method::Get | Method::Head if allow.contains("GET") => handle(&visit, path, Method::Get)?,
         Method::Post if allow.contains("POST") => {
@@ -198,7 +198,7 @@ pub fn open_session(
 ) -> Result<Visit, StoreError> {
     app.store.remove_session(&old.key)?;
     app.store.remove_flow(&old.key)?;
-    let fresh = Visit::new(app, old.site);
+    let fresh = Visit::new(app, old.site)?;
     let session = Session {
         site: old.site,
         account: account.id.clone(),
@@ -238,7 +238,7 @@ pub fn not_me_link(app: &App, account: &Account, now: u64) -> Result<String, Sto
         generation: account.generation,
         state: LinkState::Live,
     };
-    let key = app.digester.digest(Purpose::Link, token.expose());
+    let key = app.digest(Purpose::Link, token.expose())?;
     app.store.put_link(&key, &link, now + DAY)?;
     Ok(format!(
         "{}/{}/not-me?token={}",
@@ -272,7 +272,7 @@ pub fn not_me(
     let Some(token) = Token::parse(token) else {
         return Ok(invalid());
     };
-    let key = app.digester.digest(Purpose::Link, token.expose());
+    let key = app.digest(Purpose::Link, token.expose())?;
     let link = app
         .store
         .link(&key, now)?
@@ -441,13 +441,13 @@ pub fn normalize_width(s: &str) -> String {
 
 /// The key of a claimed identity's guard record: a keyed digest of the
 /// site and the claim's parts, so that the store never holds the address.
-pub fn claim_key(app: &App, site: Site, parts: &[&str]) -> String {
+pub fn claim_key(app: &App, site: Site, parts: &[&str]) -> Result<String, StoreError> {
     let mut text = site.name().to_string();
     for part in parts {
         text.push('\0');
         text.push_str(part);
     }
-    app.digester.digest(Purpose::Claim, &text)
+    app.digest(Purpose::Claim, &text)
 }
 
 #[cfg(test)]

@@ -200,8 +200,8 @@ fn identify_page(ctx: &Ctx<'_>, user: &str, error: Option<&str>) -> Outcome {
     let id = Token::generate();
     let expires = ctx.now + app.config.portal.captcha_lifetime_secs;
     app.challenges.put(
-        &app.digester.digest(Purpose::CaptchaId, id.expose()),
-        &app.digester.digest(Purpose::CaptchaAnswer, &answer),
+        &app.digest(Purpose::CaptchaId, id.expose())?,
+        &app.digest(Purpose::CaptchaAnswer, &answer)?,
         expires,
         ctx.now,
     );
@@ -225,15 +225,15 @@ fn captcha_solved(ctx: &Ctx<'_>) -> Result<bool, StoreError> {
         return Ok(false);
     };
     app.forget_dev_captcha(id.expose());
-    let Some(answer_digest) = app.challenges.take(
-        &app.digester.digest(Purpose::CaptchaId, id.expose()),
-        ctx.now,
-    ) else {
+    let Some(answer_digest) = app
+        .challenges
+        .take(&app.digest(Purpose::CaptchaId, id.expose())?, ctx.now)
+    else {
         return Ok(false);
     };
     let typed = ctx.req.field("captcha").trim().to_ascii_lowercase();
     Ok(constant_time_eq(
-        &app.digester.digest(Purpose::CaptchaAnswer, &typed),
+        &app.digest(Purpose::CaptchaAnswer, &typed)?,
         &answer_digest,
     ))
 }
@@ -293,7 +293,7 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
     // both follow the same limits and cost the same: `links_per_day` a day,
     // none within `send_cooldown_secs` of the last (the link already
     // mailed stays valid).
-    let claim = claim_key(app, SITE, &[&user, &email.to_ascii_lowercase()]);
+    let claim = claim_key(app, SITE, &[&user, &email.to_ascii_lowercase()])?;
     let allowed = app
         .store
         .update_claim_guard(&claim, now, limits.window_secs, |g| {
@@ -309,7 +309,7 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
             true
         })?;
     let token = Token::generate();
-    let key = app.digester.digest(Purpose::Link, token.expose());
+    let key = app.digest(Purpose::Link, token.expose())?;
     let lifetime = app.config.portal.link_lifetime_secs;
     // Built from the configured address, never from the request's Host.
     let url = format!("{}/passwordreset?token={}", portal_url(app), token.expose());
@@ -411,7 +411,7 @@ fn live_link(ctx: &Ctx<'_>, token: &str) -> Result<Option<(String, Link, Account
     let Some(token) = Token::parse(token) else {
         return Ok(None);
     };
-    let key = app.digester.digest(Purpose::Link, token.expose());
+    let key = app.digest(Purpose::Link, token.expose())?;
     let Some(link) = app.store.link(&key, ctx.now)? else {
         return Ok(None);
     };

@@ -4,25 +4,62 @@
 //! what has expired; reads treat an expired record as absent whether or not
 //! the sweep has run.
 
+mod audit;
 mod records;
 
 pub use records::*;
+
+use crate::secret::Keys;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// A storage failure: the disk, or a record that no longer decodes.
 #[derive(Debug)]
-pub struct StoreError(String);
+pub struct StoreError {
+    message: String,
+    /// The disk refused (full, read-only, failing): time may mend it.
+    disk: bool,
+}
+
+impl StoreError {
+    fn new(message: impl Into<String>) -> StoreError {
+        StoreError {
+            message: message.into(),
+            disk: false,
+        }
+    }
+
+    fn from_io(what: &str, e: &std::io::Error) -> StoreError {
+        StoreError {
+            message: format!("{what}: {e}"),
+            disk: is_disk_trouble(e),
+        }
+    }
+
+    /// Whether the disk refused, rather than kagi's own files being wrong:
+    /// a server waits this out instead of stopping.
+    pub fn is_disk_trouble(&self) -> bool {
+        self.disk
+    }
+}
+
+/// Errors a full, read-only or failing disk gives.
+fn is_disk_trouble(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC | libc::EDQUOT | libc::EIO | libc::EROFS | libc::EFBIG)
+    )
+}
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "storage: {}", self.0)
+        write!(f, "storage: {}", self.message)
     }
 }
 
@@ -30,13 +67,17 @@ impl std::error::Error for StoreError {}
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> StoreError {
-        StoreError(e.to_string())
+        let disk = matches!(&e, sled::Error::Io(io) if is_disk_trouble(io));
+        StoreError {
+            message: e.to_string(),
+            disk,
+        }
     }
 }
 
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> StoreError {
-        StoreError(format!("record does not decode: {e}"))
+        StoreError::new(format!("record does not decode: {e}"))
     }
 }
 
@@ -107,15 +148,26 @@ struct Trees {
 /// The database. sled refuses every write after its first I/O error (a
 /// full or read-only disk) until it is opened again, so the trees sit behind
 /// a lock that `reopen` can swap; while closed, every call fails with a
-/// storage error, which the sites answer with 503.
+/// storage error, which the sites answer with 503. The keys live in a key
+/// file beside the database, never inside it.
 pub struct Store {
     dir: PathBuf,
+    key_file: PathBuf,
     cache_bytes: u64,
     open: RwLock<Option<Arc<Trees>>>,
+    /// Read (or made) at the first successful open; they never change.
+    keys: OnceLock<Arc<Keys>>,
+    /// Why the database is closed, while it is.
+    closed: Mutex<Option<String>>,
     /// A flush failed since the database was opened.
     failed: AtomicBool,
     /// One audit writer at a time, so that the chain never forks.
     audit_lock: Mutex<()>,
+}
+
+/// Where the key file is unless the configuration puts it elsewhere.
+pub fn default_key_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("kagi.key")
 }
 
 impl Trees {
@@ -183,12 +235,77 @@ impl fmt::Debug for Store {
     }
 }
 
-fn account_key(site: Site, id: &str) -> Vec<u8> {
-    format!("{}:{id}", site.name()).into_bytes()
+/// The keys of the key file beside the database, made (with the file) when
+/// there is none. A database from before the key file kept its digest key
+/// inside (`meta.digest_key`): that key moves to the new file, the audit
+/// trail is chained anew under the file's audit key, and the key leaves
+/// the database.
+fn open_keys(trees: &Trees, key_file: &Path) -> Result<Keys> {
+    let shown = key_file.display();
+    let legacy: Option<[u8; 32]> = trees
+        .meta
+        .get("digest_key")?
+        .and_then(|k| k.as_ref().try_into().ok());
+    let keys = match std::fs::read_to_string(key_file) {
+        Ok(text) => {
+            use std::os::unix::fs::MetadataExt;
+            let mode = std::fs::metadata(key_file).map_or(0, |m| m.mode()) & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(StoreError::new(format!(
+                    "the key file {shown} can be read by others (mode {mode:03o}); run `chmod 600 {shown}`"
+                )));
+            }
+            Keys::from_file(&text)
+                .map_err(|e| StoreError::new(format!("the key file {shown}: {e}")))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if legacy.is_none() && !(trees.accounts.is_empty() && trees.audit.is_empty()) {
+                eprintln!(
+                    "kagi: no key file at {shown} for a database that has data: making a new one. \
+                     Codes, links and sessions made before are void, and the audit trail \
+                     written before cannot be verified with the new key."
+                );
+            }
+            let keys = Keys::generate(legacy);
+            crate::files::write_private(key_file, &keys.to_file()).map_err(|e| {
+                StoreError::from_io(&format!("cannot write the key file {shown}"), &e)
+            })?;
+            keys
+        }
+        Err(e) => {
+            return Err(StoreError::from_io(
+                &format!("cannot read the key file {shown}"),
+                &e,
+            ))
+        }
+    };
+    if let Some(legacy) = legacy {
+        // Only the key the file holds: a digest key someone wrote into the
+        // database must not get the trail chained anew.
+        if keys.digest_key_is(&legacy) {
+            let note = trees.rechain_audit(&keys)?;
+            trees.meta.remove("digest_key")?;
+            trees.db.flush()?;
+            eprintln!("kagi: the digest key moved out of the database into {shown}; {note}");
+        } else {
+            eprintln!(
+                "kagi: the database holds a digest key that is not the key file's: it is not used"
+            );
+        }
+    }
+    Ok(keys)
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    crate::secret::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+/// The fields of a mail record that hold its text, and so a code or a link.
+const MAIL_TEXT: [&str; 2] = ["body", "mime"];
+
+/// The associated data a mail's sealed text is bound to.
+fn mail_record(id: u64) -> Vec<u8> {
+    [&b"mail\0"[..], &id.to_be_bytes()].concat()
+}
+
+fn account_key(site: Site, id: &str) -> Vec<u8> {
+    format!("{}:{id}", site.name()).into_bytes()
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
@@ -200,16 +317,66 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 }
 
 impl Store {
-    /// Opens (or creates) the database in `dir`.
-    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store> {
-        let trees = Trees::open(dir, cache_bytes)?;
-        Ok(Store {
+    fn closed(dir: &Path, cache_bytes: u64, key_file: &Path) -> Store {
+        Store {
             dir: dir.to_path_buf(),
+            key_file: key_file.to_path_buf(),
             cache_bytes,
-            open: RwLock::new(Some(Arc::new(trees))),
+            open: RwLock::new(None),
+            keys: OnceLock::new(),
+            closed: Mutex::new(Some("not opened yet".into())),
             failed: AtomicBool::new(false),
             audit_lock: Mutex::new(()),
-        })
+        }
+    }
+
+    /// Opens (or creates) the database in `dir` and its key file.
+    pub fn open(dir: &Path, cache_bytes: u64, key_file: &Path) -> Result<Store> {
+        let store = Store::closed(dir, cache_bytes, key_file);
+        store.open_now()?;
+        Ok(store)
+    }
+
+    /// Opens the database now if the disk lets it; if the disk refuses
+    /// (full, read-only), the store starts closed, every call failing with
+    /// the reason, until `reopen` succeeds: a server does not stop because
+    /// a disk is full. Err for what waiting cannot mend (another process
+    /// holds the database, an unreadable key file).
+    pub fn open_or_wait(dir: &Path, cache_bytes: u64, key_file: &Path) -> Result<Store> {
+        let store = Store::closed(dir, cache_bytes, key_file);
+        match store.open_now() {
+            Ok(()) => Ok(store),
+            Err(e) if e.is_disk_trouble() => {
+                store.set_closed(&e);
+                Ok(store)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn set_closed(&self, why: &StoreError) {
+        *self.closed.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.to_string());
+    }
+
+    /// Opens the trees, and the keys the first time.
+    fn open_now(&self) -> Result<()> {
+        let trees = Trees::open(&self.dir, self.cache_bytes)?;
+        if self.keys.get().is_none() {
+            let keys = open_keys(&trees, &self.key_file)?;
+            let _ = self.keys.set(Arc::new(keys));
+        }
+        *self.open.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(trees));
+        *self.closed.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.failed.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Why the database is not open, or None when it is.
+    pub fn unavailable(&self) -> Option<String> {
+        self.closed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn trees(&self) -> Result<Arc<Trees>> {
@@ -217,16 +384,32 @@ impl Store {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-            .ok_or_else(|| StoreError("the database is closed while it is opened again".into()))
+            .ok_or_else(|| {
+                let why = self.unavailable().unwrap_or_default();
+                StoreError {
+                    message: format!("the database is not open ({why})"),
+                    disk: true,
+                }
+            })
+    }
+
+    /// The keys of the key file; an error until the database has opened.
+    pub(crate) fn keys(&self) -> Result<Arc<Keys>> {
+        self.keys.get().cloned().ok_or_else(|| StoreError {
+            message: "the key file has not been read: the database never opened".into(),
+            disk: true,
+        })
     }
 
     /// Whether the database still writes: a tiny write, flushed. Err after
     /// any failed flush (sled may go on refusing writes, or hold the data of
-    /// the failed one, until it is opened again), or while it is being
-    /// opened again.
+    /// the failed one, until it is opened again), or while it is closed.
     pub fn check(&self) -> Result<()> {
         if self.failed.load(Ordering::SeqCst) {
-            return Err(StoreError("a write to the disk failed".into()));
+            return Err(StoreError {
+                message: "a write to the disk failed".into(),
+                disk: true,
+            });
         }
         let t = self.trees()?;
         t.meta.insert("checked", &[])?;
@@ -234,12 +417,16 @@ impl Store {
     }
 
     /// Closes the database and opens it again, so that writes resume once
-    /// the disk has room again. Calls in flight finish first; calls made
-    /// meanwhile fail. What sled had not written is gone, as after a crash:
-    /// nothing of it was reported done, since every success page waits for
-    /// a flush.
+    /// the disk has room again (or opens it for the first time, when it
+    /// could not be opened at start). Calls in flight finish first; calls
+    /// made meanwhile fail. What sled had not written is gone, as after a
+    /// crash: nothing of it was reported done, since every success page
+    /// waits for a flush.
     pub fn reopen(&self) -> Result<()> {
         let old = self.open.write().unwrap_or_else(|e| e.into_inner()).take();
+        if old.is_some() {
+            self.set_closed(&StoreError::new("being opened again after a disk error"));
+        }
         if let Some(mut old) = old {
             let deadline = Instant::now() + Duration::from_secs(5);
             loop {
@@ -259,36 +446,19 @@ impl Store {
         // sled lets go of its lock file when its flusher thread has ended,
         // shortly after the last handle is dropped.
         let mut attempts = 0;
-        let trees = loop {
-            match Trees::open(&self.dir, self.cache_bytes) {
-                Ok(trees) => break trees,
-                Err(e) if attempts == 50 => return Err(e),
+        loop {
+            match self.open_now() {
+                Ok(()) => return Ok(()),
+                Err(e) if attempts == 50 || e.is_disk_trouble() => {
+                    self.set_closed(&e);
+                    return Err(e);
+                }
                 Err(_) => {
                     attempts += 1;
                     std::thread::sleep(Duration::from_millis(20));
                 }
             }
-        };
-        self.failed.store(false, Ordering::SeqCst);
-        *self.open.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(trees));
-        Ok(())
-    }
-
-    /// The server's 32-byte key for keyed digests, made on first use.
-    pub fn digest_key(&self, fresh: [u8; 32]) -> Result<[u8; 32]> {
-        let t = self.trees()?;
-        // compare_and_swap keeps the first key if two processes ever raced.
-        let _ = t
-            .meta
-            .compare_and_swap("digest_key", None as Option<&[u8]>, Some(&fresh[..]))?;
-        let stored = t
-            .meta
-            .get("digest_key")?
-            .ok_or_else(|| StoreError("digest key vanished".into()))?;
-        stored
-            .as_ref()
-            .try_into()
-            .map_err(|_| StoreError("digest key has the wrong length".into()))
+        }
     }
 
     /// Writes everything to disk before returning.
@@ -618,20 +788,74 @@ impl Store {
 
     // ----- mail -----------------------------------------------------------
 
+    /// A mail record as stored: its text (`body`, `mime`: a code or a link)
+    /// sealed under the key file's key, with the mail's id as associated
+    /// data; the rest, which the mail thread and the listings read, plain.
+    fn seal_mail<T: Serialize>(&self, id: u64, mail: &T) -> Result<Vec<u8>> {
+        use base64ct::{Base64, Encoding};
+        let mut value = serde_json::to_value(mail)?;
+        let fields = value
+            .as_object_mut()
+            .ok_or_else(|| StoreError::new("a mail record is not an object"))?;
+        let text: serde_json::Map<String, serde_json::Value> = MAIL_TEXT
+            .iter()
+            .filter_map(|f| Some((f.to_string(), fields.remove(*f)?)))
+            .collect();
+        let sealed = self
+            .keys()?
+            .sealer
+            .seal(&mail_record(id), &serde_json::to_vec(&text)?);
+        fields.insert("sealed".into(), Base64::encode_string(&sealed).into());
+        encode(&value)
+    }
+
+    /// A stored mail record with its text opened (or as it was, from before
+    /// text was sealed).
+    fn open_mail<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
+        use base64ct::{Base64, Encoding};
+        let mut value: serde_json::Value = decode(bytes)?;
+        let fields = value
+            .as_object_mut()
+            .ok_or_else(|| StoreError::new("a mail record is not an object"))?;
+        if let Some(sealed) = fields.remove("sealed") {
+            let id = fields.get("id").and_then(|v| v.as_u64()).unwrap_or(0);
+            let sealed = Base64::decode_vec(sealed.as_str().unwrap_or("")).map_err(|_| {
+                StoreError::new(format!("mail {id}: its sealed text is not base64"))
+            })?;
+            let plain = self
+                .keys()?
+                .sealer
+                .open(&mail_record(id), &sealed)
+                .ok_or_else(|| {
+                    StoreError::new(format!(
+                        "mail {id} does not open with the key file's key (another key file?)"
+                    ))
+                })?;
+            let text: serde_json::Map<String, serde_json::Value> = decode(&plain)?;
+            fields.extend(text);
+        }
+        Ok(serde_json::from_value(value)?)
+    }
+
     /// Puts a mail in the outbox and returns its id. `prepare` receives the
     /// id so that the Message-ID can be derived from it.
     pub fn enqueue_mail(&self, prepare: impl FnOnce(u64) -> OutboxMail) -> Result<u64> {
         let t = self.trees()?;
         let id = self.next_id()?;
         let mail = prepare(id);
-        t.outbox.insert(id.to_be_bytes(), encode(&mail)?)?;
+        t.outbox
+            .insert(id.to_be_bytes(), self.seal_mail(id, &mail)?)?;
         Ok(id)
     }
 
     /// Every mail still in the outbox, oldest first.
     pub fn outbox(&self) -> Result<Vec<OutboxMail>> {
         let t = self.trees()?;
-        t.outbox.iter().values().map(|v| decode(&v?)).collect()
+        t.outbox
+            .iter()
+            .values()
+            .map(|v| self.open_mail(&v?))
+            .collect()
     }
 
     /// Up to `limit` real (not decoy) mails of the outbox with an id above
@@ -644,7 +868,7 @@ impl Store {
             .range((after.saturating_add(1)).to_be_bytes()..)
             .values()
         {
-            let mail: OutboxMail = decode(&value?)?;
+            let mail: OutboxMail = self.open_mail(&value?)?;
             if !mail.decoy {
                 page.push(mail);
                 if page.len() == limit {
@@ -657,7 +881,8 @@ impl Store {
 
     pub fn update_mail(&self, mail: &OutboxMail) -> Result<()> {
         let t = self.trees()?;
-        t.outbox.insert(mail.id.to_be_bytes(), encode(mail)?)?;
+        t.outbox
+            .insert(mail.id.to_be_bytes(), self.seal_mail(mail.id, mail)?)?;
         Ok(())
     }
 
@@ -671,14 +896,16 @@ impl Store {
     pub fn capture_mail(&self, mail: &CapturedMail) -> Result<()> {
         let t = self.trees()?;
         let key = mail.id.to_be_bytes();
-        let value = encode(mail)?;
+        let value = self.seal_mail(mail.id, mail)?;
         (&t.outbox, &t.mailbox)
             .transaction(|(outbox, mailbox)| {
                 outbox.remove(&key)?;
                 mailbox.insert(&key, value.as_slice())?;
                 Ok(())
             })
-            .map_err(|e: sled::transaction::TransactionError<()>| StoreError(format!("{e:?}")))?;
+            .map_err(|e: sled::transaction::TransactionError<()>| {
+                StoreError::new(format!("{e:?}"))
+            })?;
         Ok(())
     }
 
@@ -690,7 +917,7 @@ impl Store {
             .values()
             .rev()
             .take(limit)
-            .map(|v| decode(&v?))
+            .map(|v| self.open_mail(&v?))
             .collect()
     }
 
@@ -702,7 +929,7 @@ impl Store {
             .range((after.saturating_add(1)).to_be_bytes()..)
             .values()
             .take(limit)
-            .map(|v| decode(&v?))
+            .map(|v| self.open_mail(&v?))
             .collect()
     }
 
@@ -721,59 +948,6 @@ impl Store {
         t.postal.iter().values().map(|v| decode(&v?)).collect()
     }
 
-    /// Appends to the audit trail, chained to the entry before by its
-    /// SHA-256; the head of the chain is kept in `meta` so that a deleted
-    /// last entry shows too.
-    pub fn audit(&self, event: &AuditEvent) -> Result<()> {
-        let t = self.trees()?;
-        let _one_writer = self.audit_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let prev = match t.audit.last()? {
-            Some((_, bytes)) => sha256_hex(&bytes),
-            None => String::new(),
-        };
-        let entry = encode(&AuditEvent {
-            prev,
-            ..event.clone()
-        })?;
-        let id = self.next_id()?;
-        t.audit.insert(id.to_be_bytes(), entry.as_slice())?;
-        t.meta.insert("audit_head", sha256_hex(&entry).as_bytes())?;
-        Ok(())
-    }
-
-    /// Deletes up to `batch` audit entries older than `before`, oldest
-    /// first, and records the hash of the newest one deleted as the
-    /// chain's anchor: the entry after it must name it. Returns how many.
-    pub fn trim_audit(&self, before: u64, batch: usize) -> Result<usize> {
-        let t = self.trees()?;
-        let _one_writer = self.audit_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut done = 0;
-        for entry in t.audit.iter() {
-            if done == batch {
-                break;
-            }
-            let (key, bytes) = entry?;
-            let event: AuditEvent = decode(&bytes)?;
-            if event.time >= before {
-                break;
-            }
-            // The entry goes and the anchor moves in one transaction: a
-            // crash cannot leave the one without the other.
-            let anchor = sha256_hex(&bytes);
-            (&t.audit, &t.meta)
-                .transaction(|(audit, meta)| {
-                    audit.remove(&key)?;
-                    meta.insert("audit_anchor", anchor.as_bytes())?;
-                    Ok(())
-                })
-                .map_err(|e: sled::transaction::TransactionError<()>| {
-                    StoreError(format!("{e:?}"))
-                })?;
-            done += 1;
-        }
-        Ok(done)
-    }
-
     /// Deletes captured mail beyond the newest `keep`.
     pub fn trim_mailbox(&self, keep: usize, batch: usize) -> Result<usize> {
         let t = self.trees()?;
@@ -785,56 +959,6 @@ impl Store {
         }
         Ok(done)
     }
-
-    /// Checks the audit trail's chain: Ok(number of entries), or the first
-    /// place where an entry was changed, removed or added.
-    pub fn verify_audit(&self) -> Result<std::result::Result<usize, String>> {
-        let t = self.trees()?;
-        // Entries past their retention were deleted; the chain starts from
-        // the hash of the newest of them.
-        let mut prev = t
-            .meta
-            .get("audit_anchor")?
-            .map(|h| String::from_utf8_lossy(&h).into_owned())
-            .unwrap_or_default();
-        let mut count = 0;
-        for entry in t.audit.iter() {
-            let (key, bytes) = entry?;
-            let id = key
-                .as_ref()
-                .try_into()
-                .map(u64::from_be_bytes)
-                .unwrap_or_default();
-            let event: AuditEvent = match decode(&bytes) {
-                Ok(e) => e,
-                Err(e) => return Ok(Err(format!("entry {id} does not decode: {e}"))),
-            };
-            if event.prev != prev {
-                return Ok(Err(format!(
-                    "entry {id} does not follow the one before it: an entry was changed or removed there"
-                )));
-            }
-            prev = sha256_hex(&bytes);
-            count += 1;
-        }
-        let head = t
-            .meta
-            .get("audit_head")?
-            .map(|h| String::from_utf8_lossy(&h).into_owned())
-            .unwrap_or_default();
-        if head != prev {
-            return Ok(Err(
-                "the last entry is not the one last written: entries were removed or changed at the end".into(),
-            ));
-        }
-        Ok(Ok(count))
-    }
-
-    /// The audit trail, oldest first.
-    pub fn audit_events(&self) -> Result<Vec<AuditEvent>> {
-        let t = self.trees()?;
-        t.audit.iter().values().map(|v| decode(&v?)).collect()
-    }
 }
 
 use sled::Transactional;
@@ -842,13 +966,17 @@ use sled::Transactional;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Purpose;
 
     fn temp_store() -> (Store, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!(
             "kagi-store-test-{}",
             crate::secret::hex(&crate::secret::random_bytes::<8>())
         ));
-        (Store::open(&dir, 1 << 20).unwrap(), dir)
+        (
+            Store::open(&dir, 1 << 20, &default_key_file(&dir)).unwrap(),
+            dir,
+        )
     }
 
     fn flow() -> Flow {
@@ -1034,12 +1162,28 @@ mod tests {
             .audit
             .insert(&keys[1], middle)
             .unwrap();
-        store.trees().unwrap().audit.remove(&keys[4]).unwrap();
+        let last = store
+            .trees()
+            .unwrap()
+            .audit
+            .remove(&keys[4])
+            .unwrap()
+            .unwrap();
         assert!(store
             .verify_audit()
             .unwrap()
             .unwrap_err()
             .contains("at the end"));
+        // Nor by making the head what the removed entry named: the head's
+        // own HMAC needs the key file.
+        let removed: AuditEvent = decode(&last).unwrap();
+        store
+            .trees()
+            .unwrap()
+            .meta
+            .insert("audit_head", removed.prev.as_bytes())
+            .unwrap();
+        assert!(store.verify_audit().unwrap().is_err());
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -1076,6 +1220,17 @@ mod tests {
             .unwrap();
         store.trees().unwrap().audit.remove(first).unwrap();
         assert!(store.verify_audit().unwrap().is_err());
+        // Nor by moving the anchor to what the new first entry names:
+        // the anchor's own HMAC needs the key file.
+        let t = store.trees().unwrap();
+        let next: AuditEvent = decode(&t.audit.iter().values().next().unwrap().unwrap()).unwrap();
+        t.meta.insert("audit_anchor", next.prev.as_bytes()).unwrap();
+        assert!(store
+            .verify_audit()
+            .unwrap()
+            .unwrap_err()
+            .contains("retention anchor"));
+        drop(t);
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -1108,23 +1263,91 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[test]
-    fn digest_key_survives_reopen() {
-        let (store, dir) = temp_store();
-        let key = store.digest_key([7; 32]).unwrap();
-        assert_eq!(store.digest_key([9; 32]).unwrap(), key);
-        drop(store);
-        // sled's background threads may hold the lock a moment longer.
-        let mut reopened = Store::open(&dir, 1 << 20);
+    /// Opens `dir` again once sled's background threads let go of it.
+    fn reopen(dir: &Path) -> Store {
         for _ in 0..100 {
-            if reopened.is_ok() {
-                break;
+            if let Ok(store) = Store::open(dir, 1 << 20, &default_key_file(dir)) {
+                return store;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
-            reopened = Store::open(&dir, 1 << 20);
         }
-        let store = reopened.unwrap();
-        assert_eq!(store.digest_key([9; 32]).unwrap(), [7; 32]);
+        panic!("cannot reopen {}", dir.display())
+    }
+
+    #[test]
+    fn the_keys_live_in_the_key_file_and_survive_reopen() {
+        let (store, dir) = temp_store();
+        let digest = store.keys().unwrap().digester.digest(Purpose::Otp, "1");
+        let file = std::fs::read_to_string(default_key_file(&dir)).unwrap();
+        drop(store);
+        let store = reopen(&dir);
+        assert_eq!(
+            store.keys().unwrap().digester.digest(Purpose::Otp, "1"),
+            digest
+        );
+        // No key is in the database's own files.
+        let key_hex: Vec<String> = file
+            .lines()
+            .filter_map(|l| l.split_once(" = ").map(|(_, v)| v.to_string()))
+            .collect();
+        assert_eq!(key_hex.len(), 3);
+        drop(store);
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            if entry.file_name() == "kagi.key" || !entry.path().is_file() {
+                continue;
+            }
+            let bytes = std::fs::read(entry.path()).unwrap();
+            for key in &key_hex {
+                let raw: Vec<u8> = (0..32)
+                    .map(|i| u8::from_str_radix(&key[2 * i..2 * i + 2], 16).unwrap())
+                    .collect();
+                assert!(!bytes.windows(32).any(|w| w == raw.as_slice()));
+            }
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_database_from_before_the_key_file_moves_its_key_out_and_its_trail_over() {
+        let dir = std::env::temp_dir().join(format!(
+            "kagi-store-legacy-{}",
+            crate::secret::hex(&crate::secret::random_bytes::<8>())
+        ));
+        // As kagi wrote it before: the digest key in meta, a SHA-256 chain.
+        {
+            let t = Trees::open(&dir, 1 << 20).unwrap();
+            t.meta.insert("digest_key", &[7u8; 32]).unwrap();
+            let sha = |b: &[u8]| {
+                crate::secret::hex(ring::digest::digest(&ring::digest::SHA256, b).as_ref())
+            };
+            let mut prev = String::new();
+            for n in 0..3u64 {
+                let entry = encode(&AuditEvent {
+                    prev: prev.clone(),
+                    time: n,
+                    site: Site::Kaigo,
+                    event: "login".into(),
+                    account: None,
+                    client: "127.0.0.1".into(),
+                    outcome: "failed".into(),
+                })
+                .unwrap();
+                prev = sha(&entry);
+                t.audit.insert(n.to_be_bytes(), entry).unwrap();
+            }
+            t.meta.insert("audit_head", prev.as_bytes()).unwrap();
+            t.db.flush().unwrap();
+        }
+        let store = reopen(&dir);
+        assert!(store.keys().unwrap().digest_key_is(&[7u8; 32]));
+        assert_eq!(store.verify_audit().unwrap(), Ok(3));
+        assert!(store
+            .trees()
+            .unwrap()
+            .meta
+            .get("digest_key")
+            .unwrap()
+            .is_none());
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }

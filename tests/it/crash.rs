@@ -3,51 +3,23 @@
 //! Without kagi's explicit flushes these tests fail in most runs, not all:
 //! sled also flushes by itself every 500 ms, and sometimes in time.
 
-use crate::support::Client;
-use std::io::{BufRead, BufReader};
+use crate::support::{run_kagi, Client, Kagi};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-/// A running kagi process, killed and reaped when dropped, so that a failing
-/// test leaves nothing running.
-struct Kagi(Child);
-
-impl Kagi {
-    /// SIGKILL: no shutdown code runs.
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Kagi {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use std::process::Command;
 
 /// Starts `kagi demo` on a free port over `dir`; returns the process and its address.
 fn start_kagi(dir: &Path, config: &Path) -> (Kagi, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kagi"))
-        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("kagi starts");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let child = Kagi(child);
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        if let Some(at) = line.find(" on http://") {
-            let addr = line[at + " on http://".len()..].parse().unwrap();
-            return (child, addr);
-        }
-    }
-    panic!("kagi exited before it was ready");
+    let args = [
+        "demo".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data-dir".as_ref(),
+        dir.as_os_str(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ];
+    run_kagi(&args, None)
 }
 
 /// The demo office in Osaka and its security address (step 2's fields).

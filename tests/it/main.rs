@@ -3,6 +3,7 @@
 //! capture transport.
 
 mod crash;
+mod files;
 mod front;
 mod http;
 mod import;

@@ -119,7 +119,7 @@ fn kagi_audit_verify_finds_an_edited_or_removed_entry_and_export_writes_csv() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("time,site,event,account,client,outcome,prev_sha256")
+        Some("time,site,event,account,client,outcome,prev_mac")
     );
     let rows: Vec<&str> = lines.collect();
     assert!(rows
@@ -149,6 +149,56 @@ fn kagi_audit_verify_finds_an_edited_or_removed_entry_and_export_writes_csv() {
     db.flush().unwrap();
     drop(tree);
     drop(db);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let broken = kagi(&["audit", "verify", "--data-dir", d]);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("audit trail BROKEN"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_edited_trail_chained_anew_without_the_key_file_fails_verify() {
+    let server = spawn_with(|c| c.rate_limit.login.burst = 100);
+    for _ in 0..6 {
+        kaigo::login(&mut server.client(), "KJ272711111111", "wrong-password1");
+    }
+    let dir = server.stop();
+    let d = dir.to_str().unwrap();
+    assert!(kagi(&["audit", "verify", "--data-dir", d]).status.success());
+    // Whoever can write the database, but has not the key file: a failed
+    // login becomes a good one, and every entry after it, and the head,
+    // are chained anew with SHA-256 (what anyone can compute).
+    let db = sled::open(&dir).unwrap();
+    let audit = db.open_tree("audit").unwrap();
+    let meta = db.open_tree("meta").unwrap();
+    let sha = |b: &[u8]| {
+        let digest = ring::digest::digest(&ring::digest::SHA256, b);
+        digest
+            .as_ref()
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    };
+    let entries: Vec<(sled::IVec, sled::IVec)> = audit.iter().map(|e| e.unwrap()).collect();
+    let mut prev: Option<String> = None;
+    let mut edited = false;
+    for (key, value) in entries {
+        let mut event: serde_json::Value = serde_json::from_slice(&value).unwrap();
+        if let Some(p) = &prev {
+            event["prev"] = p.clone().into();
+        }
+        if !edited && event["outcome"] == "failed" {
+            event["outcome"] = "ok".into();
+            edited = true;
+        }
+        let bytes = serde_json::to_vec(&event).unwrap();
+        prev = Some(sha(&bytes));
+        audit.insert(key, bytes).unwrap();
+    }
+    assert!(edited);
+    meta.insert("audit_head", prev.unwrap().as_bytes()).unwrap();
+    db.flush().unwrap();
+    drop((audit, meta, db));
     std::thread::sleep(std::time::Duration::from_millis(200));
     let broken = kagi(&["audit", "verify", "--data-dir", d]);
     assert_eq!(broken.status.code(), Some(1));

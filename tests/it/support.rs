@@ -141,7 +141,7 @@ impl Drop for TestServer {
 pub fn open_store(dir: &std::path::Path) -> kagi::store::Store {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match kagi::store::Store::open(dir, 1 << 20) {
+        match kagi::store::Store::open(dir, 1 << 20, &kagi::store::default_key_file(dir)) {
             Ok(store) => return store,
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => panic!("cannot open {}: {e}", dir.display()),
@@ -422,4 +422,62 @@ pub fn connect_from(from: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
         assert_eq!(connected, 0, "connect: {}", std::io::Error::last_os_error());
         TcpStream::from_raw_fd(fd)
     }
+}
+
+/// The real `kagi` executable as a child process, killed (SIGKILL: no
+/// shutdown code runs) and reaped when dropped, so that a failing test
+/// leaves nothing running.
+pub struct Kagi(pub std::process::Child);
+
+impl Kagi {
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Kagi {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `kagi ARGS…` (under `umask`, if given) until it says it is ready;
+/// the process and the address it listens on. Panics with what it printed
+/// if it exits first.
+pub fn run_kagi(args: &[&std::ffi::OsStr], umask: Option<u32>) -> (Kagi, SocketAddr) {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kagi"));
+    command
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(mask) = umask {
+        // SAFETY: umask is async-signal-safe and only sets the child's mask.
+        unsafe {
+            command.pre_exec(move || {
+                libc::umask(mask as libc::mode_t);
+                Ok(())
+            });
+        }
+    }
+    let mut child = command.spawn().expect("kagi starts");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let child = Kagi(child);
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(at) = line.find(" on http://") {
+            let addr = line[at + " on http://".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches(',')
+                .parse()
+                .unwrap();
+            return (child, addr);
+        }
+    }
+    panic!("kagi exited before it was ready");
 }

@@ -1,0 +1,206 @@
+//! The audit trail: append-only, each entry naming the one before it by an
+//! HMAC under the key file's audit key. The head (the last entry) and the
+//! retention anchor (the newest entry deleted for its age) carry HMACs of
+//! their own. So an entry changed, added or removed anywhere, and a trail
+//! chained anew by someone who can write the database but has not the key
+//! file, fail `verify_audit`.
+
+use super::{decode, encode, Result, Store, StoreError, Trees};
+use crate::secret::Keys;
+use crate::store::AuditEvent;
+use sled::Transactional;
+
+/// The labels of the three HMACs, so that none can stand for another.
+const LINK: &str = "audit-link";
+const HEAD: &str = "audit-head";
+const ANCHOR: &str = "audit-anchor";
+
+fn text(bytes: Option<sled::IVec>) -> Option<String> {
+    bytes.map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+fn transaction_error(e: sled::transaction::TransactionError<()>) -> StoreError {
+    match e {
+        sled::transaction::TransactionError::Storage(e) => e.into(),
+        other => StoreError::new(format!("{other:?}")),
+    }
+}
+
+impl Store {
+    /// Appends an entry, linked to the one before (or, once every entry has
+    /// aged out, to the retention anchor). Entry and head are written in one
+    /// transaction: a crash keeps both or neither.
+    pub fn audit(&self, event: &AuditEvent) -> Result<()> {
+        let t = self.trees()?;
+        let keys = self.keys()?;
+        let _one_writer = self.audit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let prev = match t.audit.last()? {
+            Some((_, bytes)) => keys.audit_mac(LINK, &bytes),
+            None => text(t.meta.get("audit_anchor")?).unwrap_or_default(),
+        };
+        let entry = encode(&AuditEvent {
+            prev,
+            ..event.clone()
+        })?;
+        let head = keys.audit_mac(HEAD, keys.audit_mac(LINK, &entry).as_bytes());
+        let id = self.next_id()?.to_be_bytes();
+        (&t.audit, &t.meta)
+            .transaction(|(audit, meta)| {
+                audit.insert(&id, entry.as_slice())?;
+                meta.insert("audit_head", head.as_bytes())?;
+                Ok(())
+            })
+            .map_err(transaction_error)
+    }
+
+    /// Deletes up to `batch` entries older than `before`, oldest first. The
+    /// newest one deleted becomes the chain's anchor: the entry after it
+    /// must name it, and the anchor's own HMAC shows whether anyone moved
+    /// it. Returns how many were deleted.
+    pub fn trim_audit(&self, before: u64, batch: usize) -> Result<usize> {
+        let t = self.trees()?;
+        let keys = self.keys()?;
+        let _one_writer = self.audit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut done = 0;
+        for entry in t.audit.iter() {
+            if done == batch {
+                break;
+            }
+            let (key, bytes) = entry?;
+            let event: AuditEvent = decode(&bytes)?;
+            if event.time >= before {
+                break;
+            }
+            let anchor = keys.audit_mac(LINK, &bytes);
+            let tag = keys.audit_mac(ANCHOR, anchor.as_bytes());
+            // The entry goes and the anchor moves in one transaction: a
+            // crash cannot leave the one without the other.
+            (&t.audit, &t.meta)
+                .transaction(|(audit, meta)| {
+                    audit.remove(&key)?;
+                    meta.insert("audit_anchor", anchor.as_bytes())?;
+                    meta.insert("audit_anchor_tag", tag.as_bytes())?;
+                    Ok(())
+                })
+                .map_err(transaction_error)?;
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    /// Checks the chain: Ok(number of entries), or the first place where an
+    /// entry was changed, removed or added.
+    pub fn verify_audit(&self) -> Result<std::result::Result<usize, String>> {
+        let t = self.trees()?;
+        let keys = self.keys()?;
+        Ok(verify(&t, &keys))
+    }
+
+    /// The audit trail, oldest first.
+    pub fn audit_events(&self) -> Result<Vec<AuditEvent>> {
+        let t = self.trees()?;
+        t.audit.iter().values().map(|v| decode(&v?)).collect()
+    }
+}
+
+fn verify(t: &Trees, keys: &Keys) -> std::result::Result<usize, String> {
+    let read = |key: &str| t.meta.get(key).map(text).map_err(|e| e.to_string());
+    // Entries past their retention were deleted; the chain starts from the
+    // anchor they left, if its HMAC is right.
+    let mut prev = match read("audit_anchor")? {
+        Some(anchor) => {
+            let tag = read("audit_anchor_tag")?.unwrap_or_default();
+            if !crate::secret::constant_time_eq(&tag, &keys.audit_mac(ANCHOR, anchor.as_bytes())) {
+                return Err(
+                    "the retention anchor is not one kagi wrote: entries were removed at the start"
+                        .into(),
+                );
+            }
+            anchor
+        }
+        None => String::new(),
+    };
+    let mut count = 0;
+    for entry in t.audit.iter() {
+        let (key, bytes) = entry.map_err(|e| e.to_string())?;
+        let id = key
+            .as_ref()
+            .try_into()
+            .map(u64::from_be_bytes)
+            .unwrap_or_default();
+        let event: AuditEvent = match decode(&bytes) {
+            Ok(e) => e,
+            Err(e) => return Err(format!("entry {id} does not decode: {e}")),
+        };
+        if !crate::secret::constant_time_eq(&event.prev, &prev) {
+            return Err(format!(
+                "entry {id} does not follow the one before it: an entry was changed or removed there"
+            ));
+        }
+        prev = keys.audit_mac(LINK, &bytes);
+        count += 1;
+    }
+    let head = read("audit_head")?.unwrap_or_default();
+    let expected = if prev.is_empty() {
+        String::new()
+    } else {
+        keys.audit_mac(HEAD, prev.as_bytes())
+    };
+    if !crate::secret::constant_time_eq(&head, &expected) {
+        return Err(
+            "the last entry is not the one last written: entries were removed or changed at the end"
+                .into(),
+        );
+    }
+    Ok(count)
+}
+
+impl Trees {
+    /// Chains a trail written before the key file (each entry naming the
+    /// SHA-256 of the one before) anew under the file's audit key, after
+    /// checking the old chain; says what it found. Run once, when the
+    /// digest key moves out of the database.
+    pub(super) fn rechain_audit(&self, keys: &Keys) -> Result<String> {
+        let sha = |bytes: &[u8]| {
+            crate::secret::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+        };
+        let anchor = text(self.meta.get("audit_anchor")?);
+        let mut old_prev = anchor.clone().unwrap_or_default();
+        let mut broken: Option<String> = None;
+        let mut prev = old_prev.clone();
+        let mut count = 0;
+        for entry in self.audit.iter() {
+            let (key, bytes) = entry?;
+            let mut event: AuditEvent = decode(&bytes)?;
+            if broken.is_none() && event.prev != old_prev {
+                broken = Some(format!("entry {count} did not follow the one before it"));
+            }
+            old_prev = sha(&bytes);
+            event.prev = prev;
+            let rewritten = encode(&event)?;
+            prev = keys.audit_mac(LINK, &rewritten);
+            self.audit.insert(key, rewritten)?;
+            count += 1;
+        }
+        let old_head = text(self.meta.get("audit_head")?).unwrap_or_default();
+        if broken.is_none() && count > 0 && old_head != old_prev {
+            broken = Some("its last entry was not the one last written".into());
+        }
+        if !prev.is_empty() {
+            self.meta.insert(
+                "audit_head",
+                keys.audit_mac(HEAD, prev.as_bytes()).as_bytes(),
+            )?;
+        }
+        if let Some(anchor) = anchor {
+            self.meta.insert(
+                "audit_anchor_tag",
+                keys.audit_mac(ANCHOR, anchor.as_bytes()).as_bytes(),
+            )?;
+        }
+        Ok(match broken {
+            None => format!("the audit trail ({count} entries) was intact and is now chained under the key file's key"),
+            Some(problem) => format!("the audit trail ({count} entries) is now chained under the key file's key, but the old chain was BROKEN: {problem}"),
+        })
+    }
+}

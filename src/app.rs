@@ -19,7 +19,8 @@ pub struct App {
     pub store: Arc<Store>,
     pub hasher: Hasher,
     pub outbox: Outbox,
-    pub limiter: RateLimiter,
+    /// Shared with the sweeper, which writes the refusals it tallies.
+    pub limiter: Arc<RateLimiter>,
     /// The portal's live CAPTCHA challenges (digests only), in memory.
     pub challenges: crate::captcha::Challenges,
     /// The clock's zone, seconds east of UTC.
@@ -80,7 +81,7 @@ impl App {
         // 503: nothing that failed to be written was reported done, and the
         // same request may well work again once the disk does.
         outcome.unwrap_or_else(|e| {
-            eprintln!("kagi: {} {}: {e}", method_name(req.method), req.path);
+            say!("kagi: {} {}: {e}", method_name(req.method), req.path);
             Response::error(503).with_header("Retry-After", "30".into())
         })
     }
@@ -112,7 +113,7 @@ impl App {
                 )
             }
             Err(e) => {
-                eprintln!("kagi: /healthz: {e}");
+                say!("kagi: /healthz: {e}");
                 Response::error(503)
             }
         }
@@ -261,7 +262,7 @@ impl App {
         let captured = match captured {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("kagi: /dev/mail: {e}");
+                say!("kagi: /dev/mail: {e}");
                 return Response::error(503);
             }
         };

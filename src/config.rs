@@ -112,8 +112,13 @@ pub struct RateLimitConfig {
     pub otp: Bucket,
     /// Answering the portal's CAPTCHA.
     pub captcha: Bucket,
-    /// Logging in (password and security code).
+    /// Logging in (password and security code), and the security-code
+    /// form's current password.
     pub login: Bucket,
+    /// Asking for the postal letter (書類郵送): 3 at once, then one per 20
+    /// minutes. An office asks once and waits days for the letter; a
+    /// second request for the same office replaces the first.
+    pub postal: Bucket,
 }
 
 impl Default for RateLimitConfig {
@@ -134,6 +139,10 @@ impl Default for RateLimitConfig {
             login: Bucket {
                 burst: 20,
                 refill_secs: 3,
+            },
+            postal: Bucket {
+                burst: 3,
+                refill_secs: 1200,
             },
         }
     }
@@ -546,6 +555,7 @@ impl Config {
             ("rate_limit.otp", self.rate_limit.otp),
             ("rate_limit.captcha", self.rate_limit.captcha),
             ("rate_limit.login", self.rate_limit.login),
+            ("rate_limit.postal", self.rate_limit.postal),
         ] {
             if bucket.burst == 0 || bucket.refill_secs == 0 {
                 return Err(bad(field, "burst and refill_secs must be above 0"));

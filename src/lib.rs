@@ -43,6 +43,16 @@
 //! - No secret (password, code, token, cookie) is stored or logged in clear;
 //!   the outbox holds a mail's text only until the server accepts it.
 
+/// Writes a line to standard error, as `eprintln!` does, but never panics:
+/// a log that cannot be written (standard error going to a file on a full
+/// disk, say) must not take the server down with it.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod alloc;
 pub mod cli;
 pub mod clock;
@@ -145,7 +155,17 @@ pub struct Running {
     listener: Arc<http::Listener>,
     request_thread: Option<JoinHandle<()>>,
     helpers: Vec<JoinHandle<()>>,
+    /// What is written once every thread has stopped.
+    last_words: Option<LastWords>,
     started: Duration,
+}
+
+/// What the server writes once its threads have stopped: the refusals
+/// tallied since the last minute ended.
+struct LastWords {
+    store: Arc<Store>,
+    limiter: Arc<limit::RateLimiter>,
+    clock: Clock,
 }
 
 impl Running {
@@ -179,6 +199,10 @@ impl Running {
         }
         for t in self.helpers.drain(..) {
             let _ = t.join();
+        }
+        if let Some(last) = self.last_words.take() {
+            write_refusals(&last.store, &last.limiter, last.clock.now(), true);
+            let _ = last.store.flush();
         }
     }
 }
@@ -224,7 +248,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
     files::keep_new_files_private();
     let mended = files::private_dir(&data_dir).map_err(Error::Startup)?;
     if mended > 0 {
-        eprintln!(
+        say!(
             "kagi: made {mended} files in {} private to kagi's user",
             data_dir.display()
         );
@@ -244,7 +268,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
             ))
         })?;
     if let Some(why) = store.unavailable() {
-        eprintln!("kagi: the database in {} cannot be opened yet ({why}); every page answers 503 until it can, tried again every second", data_dir.display());
+        say!("kagi: the database in {} cannot be opened yet ({why}); every page answers 503 until it can, tried again every second", data_dir.display());
     }
     let store = Arc::new(store);
     give_back_free_memory();
@@ -289,10 +313,14 @@ pub fn start(options: Options) -> Result<Running, Error> {
     let stop = Arc::new(AtomicBool::new(false));
     let (outbox, mail_thread) =
         mail::start(&config.mail, store.clone(), clock.clone(), stop.clone());
+    let limiter = Arc::new(limit::RateLimiter::new(config.rate_limit.clone()));
     let sweeper = spawn_sweeper(
-        store.clone(),
-        clock.clone(),
-        config.store.clone(),
+        Sweeper {
+            store: store.clone(),
+            limiter: limiter.clone(),
+            clock: clock.clone(),
+            limits: config.store.clone(),
+        },
         pending,
         stop.clone(),
     );
@@ -315,15 +343,20 @@ pub fn start(options: Options) -> Result<Running, Error> {
         admin_token,
         hasher,
         outbox,
-        limiter: limit::RateLimiter::new(config.rate_limit.clone()),
+        limiter: limiter.clone(),
         challenges: captcha::Challenges::default(),
         utc_offset,
         dev_pages: mode == Mode::Demo || lab_capture,
         dev_captchas: (mode == Mode::Demo || lab_capture)
             .then(|| std::sync::Mutex::new(std::collections::VecDeque::new())),
         banner,
-        store,
+        store: store.clone(),
         config,
+    };
+    let last_words = LastWords {
+        store: store.clone(),
+        limiter,
+        clock: clock.clone(),
     };
     let (l, s) = (listener.clone(), stop.clone());
     let request_thread = std::thread::Builder::new()
@@ -347,6 +380,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         listener,
         request_thread: Some(request_thread),
         helpers: vec![mail_thread, sweeper],
+        last_words: Some(last_words),
         started: began.elapsed(),
     })
 }
@@ -392,6 +426,8 @@ struct Pending {
     admin_token: Option<(PathBuf, String)>,
     /// The demo accounts, hashed at this cost.
     demo_accounts: Option<config::Argon2Config>,
+    /// The wait has been logged.
+    said: bool,
 }
 
 impl Pending {
@@ -403,10 +439,13 @@ impl Pending {
                 Ok(()) => self.admin_token = None,
                 Err(e)
                     if e.raw_os_error().is_some_and(|n| {
-                        n == libc::ENOSPC || n == libc::EDQUOT || n == libc::EROFS || n == libc::EIO
+                        [libc::ENOSPC, libc::EDQUOT, libc::EROFS, libc::EIO].contains(&n)
                     }) =>
                 {
-                    eprintln!("kagi: cannot write {} yet ({e}); `kagi mail` cannot find the token until it is written", path.display());
+                    if !self.said {
+                        say!("kagi: cannot write {} yet ({e}); `kagi mail` cannot find the token until it is written, tried again every second", path.display());
+                        self.said = true;
+                    }
                 }
                 Err(e) => return Err(format!("cannot write {}: {e}", path.display())),
             }
@@ -417,7 +456,10 @@ impl Pending {
                 match demo::load(store, &hasher) {
                     Ok(()) => self.demo_accounts = None,
                     Err(e) if e.is_disk_trouble() => {
-                        eprintln!("kagi: the demo accounts wait for the disk: {e}")
+                        if !self.said {
+                            say!("kagi: the demo accounts wait for the disk: {e}");
+                            self.said = true;
+                        }
                     }
                     Err(e) => return Err(e.to_string()),
                 }
@@ -431,15 +473,42 @@ impl Pending {
     }
 }
 
-/// Deletes expired flows and sessions in bounded batches, so that the
-/// database does not grow with abandoned recoveries.
-fn spawn_sweeper(
+/// Writes tallied refusals to the audit trail: one entry per client,
+/// action and minute (those of minutes that have ended, or all).
+fn write_refusals(store: &Store, limiter: &limit::RateLimiter, now: u64, all: bool) {
+    for r in limiter.take_refusals(now, all) {
+        let event = store::AuditEvent {
+            prev: String::new(),
+            time: r.minute,
+            site: r.site,
+            event: "rate_limited".into(),
+            account: None,
+            client: r.client.map_or("(other clients)".into(), |c| c.to_string()),
+            outcome: format!("{}: {} refused in the minute", r.action.name(), r.count),
+        };
+        if let Err(e) = store.audit(&event) {
+            say!("kagi: {} refused requests not audited: {e}", r.count);
+        }
+    }
+}
+
+/// What the sweeper looks after.
+struct Sweeper {
     store: Arc<Store>,
+    limiter: Arc<limit::RateLimiter>,
     clock: Clock,
     limits: config::StoreConfig,
-    mut pending: Pending,
-    stop: Arc<AtomicBool>,
-) -> JoinHandle<()> {
+}
+
+/// Deletes expired flows and sessions in bounded batches, so that the
+/// database does not grow with abandoned recoveries.
+fn spawn_sweeper(sweeper: Sweeper, mut pending: Pending, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+    let Sweeper {
+        store,
+        limiter,
+        clock,
+        limits,
+    } = sweeper;
     let interval_secs = limits.sweep_interval_secs;
     const BATCH: usize = 1000;
     std::thread::Builder::new()
@@ -452,14 +521,16 @@ fn spawn_sweeper(
             while !stop.load(Ordering::SeqCst) {
                 if Instant::now() >= next_check {
                     keep_the_database_writable(&store, &mut trouble);
+                    write_refusals(&store, &limiter, clock.now(), false);
                     if !pending.is_done() {
                         if let Err(e) = pending.run(&store) {
-                            eprintln!("kagi: {e}");
+                            say!("kagi: {e}");
                         }
                     }
                     next_check = Instant::now() + Duration::from_secs(1);
                 }
-                if Instant::now() >= next {
+                // A database that is not open has nothing to sweep yet.
+                if Instant::now() >= next && store.unavailable().is_none() {
                     let now = clock.now();
                     let began = Instant::now();
                     let mut swept = 0;
@@ -476,7 +547,7 @@ fn spawn_sweeper(
                                 break;
                             }
                             Err(e) => {
-                                eprintln!("kagi: sweep: {e}");
+                                say!("kagi: sweep: {e}");
                                 break;
                             }
                         }
@@ -495,7 +566,7 @@ fn spawn_sweeper(
                         }
                     }
                     if swept >= BATCH {
-                        eprintln!(
+                        say!(
                             "kagi: sweep: {swept} expired records in {:.0} ms",
                             began.elapsed().as_secs_f64() * 1000.0
                         );
@@ -529,14 +600,14 @@ fn yield_to_requests() {
 fn keep_the_database_writable(store: &Store, trouble: &mut Option<String>) {
     let Err(e) = store.check() else {
         if trouble.take().is_some() {
-            eprintln!("kagi: the database writes again");
+            say!("kagi: the database writes again");
         }
         return;
     };
     let began = Instant::now();
-    match store.reopen() {
+    match store.reopen(&e) {
         Ok(()) => {
-            eprintln!(
+            say!(
                 "kagi: the database cannot be written ({e}); opened it again in {:.0} ms",
                 began.elapsed().as_secs_f64() * 1000.0
             );
@@ -544,7 +615,7 @@ fn keep_the_database_writable(store: &Store, trouble: &mut Option<String>) {
         Err(again) => {
             let now = format!("{e}; opening it again: {again}");
             if trouble.as_deref() != Some(now.as_str()) {
-                eprintln!("kagi: the database cannot be written: {now}; trying again every second");
+                say!("kagi: the database cannot be written: {now}; trying again every second");
             }
             *trouble = Some(now);
         }

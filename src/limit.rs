@@ -1,8 +1,11 @@
 //! Rate limits per client address: a token bucket per (action, address),
 //! in memory. IPv6 clients share a bucket per /64, which is what one
-//! client usually gets.
+//! client usually gets. Refused requests are tallied per client, action and
+//! minute, so that the audit trail records a flood in a few entries
+//! instead of one per request.
 
 use crate::config::{Bucket, RateLimitConfig};
+use crate::store::Site;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -14,6 +17,7 @@ pub enum Action {
     Otp,
     Captcha,
     Login,
+    Postal,
 }
 
 impl Action {
@@ -23,9 +27,34 @@ impl Action {
             Action::Otp => "otp",
             Action::Captcha => "captcha",
             Action::Login => "login",
+            Action::Postal => "postal",
         }
     }
+
+    /// Whether the action starts something new that an anonymous client
+    /// makes kagi write (a recovery, a postal request), rather than going
+    /// on with what is under way: refused while the disk runs low.
+    pub fn starts_new_work(self) -> bool {
+        matches!(self, Action::Recovery | Action::Captcha | Action::Postal)
+    }
 }
+
+/// Refused requests of one client and action in one minute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusals {
+    pub site: Site,
+    pub action: Action,
+    /// The client (IPv6 by its /64); None for all clients beyond the
+    /// tally's bound, counted together.
+    pub client: Option<IpAddr>,
+    /// The minute's start (Unix seconds).
+    pub minute: u64,
+    pub count: u64,
+}
+
+/// Clients tallied one by one per minute at most; the rest are counted
+/// together, so that a flood from many addresses stays a few entries.
+const MAX_TALLIED: usize = 1024;
 
 /// Buckets beyond this many are pruned of the full ones.
 const PRUNE_ABOVE: usize = 50_000;
@@ -34,6 +63,8 @@ const PRUNE_ABOVE: usize = 50_000;
 pub struct RateLimiter {
     config: RateLimitConfig,
     buckets: Mutex<HashMap<(Action, IpAddr), State>>,
+    /// Refusals not yet written to the audit trail.
+    refused: Mutex<Vec<Refusals>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -48,6 +79,7 @@ impl RateLimiter {
         RateLimiter {
             config,
             buckets: Mutex::new(HashMap::new()),
+            refused: Mutex::new(Vec::new()),
         }
     }
 
@@ -57,7 +89,45 @@ impl RateLimiter {
             Action::Otp => self.config.otp,
             Action::Captcha => self.config.captcha,
             Action::Login => self.config.login,
+            Action::Postal => self.config.postal,
         }
+    }
+
+    /// Tallies a refused request of `client` for `action` at `now`.
+    pub fn tally_refusal(&self, site: Site, action: Action, client: IpAddr, now: u64) {
+        let minute = now - now % 60;
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        let tallied = refused.len();
+        let client = Some(client_group(client));
+        let same = |r: &&mut Refusals, who: Option<IpAddr>| {
+            r.site == site && r.action == action && r.minute == minute && r.client == who
+        };
+        let slot = match refused.iter_mut().position(|r| same(&r, client)) {
+            Some(i) => Some(i),
+            None if tallied >= MAX_TALLIED => refused.iter_mut().position(|r| same(&r, None)),
+            None => None,
+        };
+        match slot {
+            Some(i) => refused[i].count += 1,
+            None => refused.push(Refusals {
+                site,
+                action,
+                client: client.filter(|_| tallied < MAX_TALLIED),
+                minute,
+                count: 1,
+            }),
+        }
+    }
+
+    /// The tallies of minutes that have ended by `now` (all of them when
+    /// `all`), taken out to be written.
+    pub fn take_refusals(&self, now: u64, all: bool) -> Vec<Refusals> {
+        let current = now - now % 60;
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        let (done, open): (Vec<_>, Vec<_>) =
+            refused.drain(..).partition(|r| all || r.minute < current);
+        *refused = open;
+        done
     }
 
     /// Takes a token for `action` from `client`'s bucket at time `now`.
@@ -132,6 +202,33 @@ mod tests {
         assert_eq!(limiter.take(Action::Otp, a, 104), Ok(()));
         assert_eq!(limiter.take(Action::Login, a, 110), Ok(()));
         assert_eq!(limiter.take(Action::Login, a, 110), Err(10));
+    }
+
+    #[test]
+    fn refusals_are_tallied_per_client_action_and_minute_and_bounded() {
+        let limiter = RateLimiter::new(RateLimitConfig::default());
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        for now in 120..170 {
+            limiter.tally_refusal(Site::Kaigo, Action::Login, a, now);
+        }
+        limiter.tally_refusal(Site::Kaigo, Action::Login, a, 185);
+        assert!(
+            limiter.take_refusals(150, false).is_empty(),
+            "the minute goes on"
+        );
+        let ended = limiter.take_refusals(185, false);
+        assert_eq!(ended.len(), 1);
+        assert_eq!((ended[0].minute, ended[0].count), (120, 50));
+        assert_eq!(ended[0].client, Some(a));
+        // A flood from ever new addresses stays within the bound.
+        for n in 0..5000u32 {
+            let ip = IpAddr::from(n.to_be_bytes());
+            limiter.tally_refusal(Site::Portal, Action::Captcha, ip, 200);
+        }
+        let all = limiter.take_refusals(200, true);
+        assert!(all.len() <= MAX_TALLIED + 2, "{}", all.len());
+        assert_eq!(all.iter().map(|r| r.count).sum::<u64>(), 5001);
+        assert!(all.iter().any(|r| r.client.is_none()));
     }
 
     #[test]

@@ -375,7 +375,7 @@ fn accept_loop(public: TcpListener, inner: Arc<Inner>, stop: Arc<AtomicBool>) {
             Ok(c) => c,
             Err(e) => {
                 // Out of descriptors, say: wait and go on, never give up.
-                eprintln!("kagi: accept: {e}");
+                say!("kagi: accept: {e}");
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
@@ -400,7 +400,7 @@ fn accept_loop(public: TcpListener, inner: Arc<Inner>, stop: Arc<AtomicBool>) {
                 i.release(id);
             });
         if let Err(e) = spawned {
-            eprintln!("kagi: cannot serve a connection: {e}");
+            say!("kagi: cannot serve a connection: {e}");
             inner.release(id);
         }
     }

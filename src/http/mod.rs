@@ -340,7 +340,7 @@ pub fn serve(
             Ok((request, conn)) => {
                 let response =
                     catch_unwind(AssertUnwindSafe(|| handler(&request))).unwrap_or_else(|_| {
-                        eprintln!("kagi: {method} {path}: handler panicked; answered 500");
+                        say!("kagi: {method} {path}: handler panicked; answered 500");
                         Response::error(500)
                     });
                 (response, Some(conn))
@@ -360,7 +360,7 @@ pub fn serve(
         }
         let status = response.status;
         // The query string is never logged: it may carry a reset token.
-        eprintln!(
+        say!(
             "kagi: {method} {path} {status} {:.1} ms",
             started.elapsed().as_secs_f64() * 1000.0
         );

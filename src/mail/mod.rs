@@ -147,11 +147,13 @@ fn deliver_forever(
     while !stop.load(Ordering::Relaxed) {
         let now = clock.now();
         // Only mail that is on disk goes out: after a disk error the outbox
-        // may still show, from memory, a mail whose step answered 503.
+        // may still show, from memory, a mail whose step answered 503. (A
+        // database that is not open is the sweeper's to report.)
         let pending = match store.flush().and_then(|()| store.outbox()) {
             Ok(p) => p,
+            Err(_) if store.unavailable().is_some() => Vec::new(),
             Err(e) => {
-                eprintln!("kagi: mail: cannot read the outbox: {e}");
+                say!("kagi: mail: cannot read the outbox: {e}");
                 Vec::new()
             }
         };
@@ -192,7 +194,7 @@ fn deliver_one(
         return;
     }
     if mail.not_after <= now {
-        eprintln!(
+        say!(
             "kagi: mail {}: dropped, its code or link expired before delivery",
             mail.message_id
         );
@@ -229,9 +231,10 @@ fn deliver_one(
             mail.attempts += 1;
             let delay = retry_delay(config, mail.attempts);
             mail.next_attempt = now + delay;
-            eprintln!(
+            say!(
                 "kagi: mail {}: try {} failed ({why}); next in {delay} s",
-                mail.message_id, mail.attempts
+                mail.message_id,
+                mail.attempts
             );
             mail.last_error = Some(why);
             let _ = store.update_mail(&mail);
@@ -245,7 +248,7 @@ fn smtp_removes(mail: &OutboxMail, store: &Store) -> bool {
     match store.remove_mail(mail.id) {
         Ok(()) => true,
         Err(e) => {
-            eprintln!("kagi: mail {}: delivered, but {e}", mail.message_id);
+            say!("kagi: mail {}: delivered, but {e}", mail.message_id);
             false
         }
     }
@@ -254,7 +257,7 @@ fn smtp_removes(mail: &OutboxMail, store: &Store) -> bool {
 /// Marks a mail failed: kept for `kagi mail list`, never tried again
 /// unless retried by hand, and noted in the audit trail.
 fn give_up(store: &Store, mail: &mut OutboxMail, now: u64, why: &str) {
-    eprintln!("kagi: mail {}: failed for good ({why})", mail.message_id);
+    say!("kagi: mail {}: failed for good ({why})", mail.message_id);
     mail.failed = Some(now);
     mail.last_error = Some(why.to_string());
     let _ = store.update_mail(mail);

@@ -70,6 +70,26 @@ pub fn error_page(status: u16, site: Option<crate::store::Site>) -> Markup {
     )
 }
 
+/// 503 while the server's disk runs low: new requests wait, what is
+/// under way goes on.
+pub fn not_taking_new_work(site: crate::store::Site) -> Markup {
+    let home = format!("/{}", site.name());
+    layout(
+        "ただいま新しい受付を停止しています",
+        None,
+        html! {
+            main.error {
+                h1 { "ただいま新しい受付を停止しています" }
+                p { "サーバの記憶領域が残り少なくなったため、パスワード再設定や書類郵送の新しい受付を一時的に停止しています。" }
+                p { "ログインと、すでにお進みの手続き(ワンタイムパスワードの入力、新しいパスワードの設定)はご利用いただけます。" }
+                p { "しばらくしてからもう一度お試しください。" }
+                p.status { "(HTTP 503)" }
+                p { a href=(home) { "トップページへ戻る" } }
+            }
+        },
+    )
+}
+
 /// 429: how long to wait, in words a user reads.
 pub fn rate_limited(retry_after_secs: u64) -> Markup {
     let wait = if retry_after_secs < 60 {

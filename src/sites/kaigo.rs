@@ -783,7 +783,8 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
     Ok(Response::see_other("/kaigo/recovery/done"))
 }
 
-/// The postal request (書類郵送): stored for an operator.
+/// The postal request (書類郵送): stored for an operator, one per office
+/// (a second replaces the first), and rate limited per client.
 fn request_postal(ctx: &Ctx<'_>) -> Outcome {
     let req = ctx.req;
     let office = normalize_width(req.field("office"));
@@ -821,8 +822,8 @@ fn request_postal(ctx: &Ctx<'_>) -> Outcome {
             &problems,
         )));
     }
-    ctx.app.store.add_postal_request(|id| PostalRequest {
-        id,
+    let replaced = ctx.app.store.put_postal_request(PostalRequest {
+        id: 0,
         office: office.clone(),
         office_name: office_name.to_string(),
         contact: contact.to_string(),
@@ -830,7 +831,12 @@ fn request_postal(ctx: &Ctx<'_>) -> Outcome {
         client: req.client.to_string(),
         created: ctx.now,
     })?;
-    ctx.audit("postal_requested", None, &format!("office {office}"))?;
+    let note = if replaced {
+        format!("office {office}; replaced the request waiting for it")
+    } else {
+        format!("office {office}")
+    };
+    ctx.audit("postal_requested", None, &note)?;
     ctx.app.store.flush()?;
     Ok(Response::see_other("/kaigo/recovery/postal/done"))
 }

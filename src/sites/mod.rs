@@ -113,8 +113,23 @@ pub fn serve_site(
                 return Ok(visit.set_on(app, Response::error(403)));
             }
             if let Some(action) = limited_action(path) {
+                // Below `store.min_free_bytes` nothing new is started that
+                // an anonymous client makes kagi write; what is under way
+                // (logins, codes, new passwords) goes on.
+                if action.starts_new_work()
+                    && app
+                        .store
+                        .free_bytes()
+                        .is_some_and(|free| free < app.config.store.min_free_bytes)
+                {
+                    let page = Response::html_status(503, pages::not_taking_new_work(site))
+                        .with_header("Retry-After", "300".into());
+                    return Ok(page);
+                }
                 if let Err(wait) = app.limiter.take(action, req.client, now) {
-                    audit(app, req, now, site, "rate_limited", None, action.name())?;
+                    // Counted, not written one by one: the audit trail gets
+                    // one entry per client, action and minute.
+                    app.limiter.tally_refusal(site, action, req.client, now);
                     let page = Response::html_status(429, pages::rate_limited(wait))
                         .with_header("Retry-After", wait.to_string());
                     return Ok(page);
@@ -139,6 +154,7 @@ fn limited_action(path: &str) -> Option<Action> {
             Action::Recovery
         }
         "/kaigo/recovery/otp" => Action::Otp,
+        "/kaigo/recovery/postal" => Action::Postal,
         "/portal/reset" => Action::Captcha,
         // The security-code form asks for the current password: it is a
         // password guess like a login, and costs a hash like one.

@@ -15,7 +15,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -159,8 +158,8 @@ pub struct Store {
     keys: OnceLock<Arc<Keys>>,
     /// Why the database is closed, while it is.
     closed: Mutex<Option<String>>,
-    /// A flush failed since the database was opened.
-    failed: AtomicBool,
+    /// Why a flush failed since the database was opened, if one did.
+    failed: Mutex<Option<String>>,
     /// One audit writer at a time, so that the chain never forks.
     audit_lock: Mutex<()>,
 }
@@ -170,8 +169,32 @@ pub fn default_key_file(data_dir: &Path) -> PathBuf {
     data_dir.join("kagi.key")
 }
 
+/// Deletes snapshots sled began and never finished. sled 0.34.7 writes a
+/// snapshot to `snap.<lsn>.generating` and renames it when complete, but
+/// its list of snapshots leaves out only `.in___motion` files: a snapshot
+/// cut short by a full disk is then read as the newest one, fails its
+/// checksum, and the database reports "corrupted data" at every open from
+/// then on. An unfinished snapshot is never needed: without it sled starts
+/// from the one before and replays its log.
+fn remove_unfinished_snapshots(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(entry.path()).map_err(|e| {
+                StoreError::from_io(&format!("cannot remove {}", entry.path().display()), &e)
+            })?;
+        }
+    }
+    Ok(())
+}
+
 impl Trees {
     fn open(dir: &Path, cache_bytes: u64) -> Result<Trees> {
+        remove_unfinished_snapshots(dir)?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
@@ -260,7 +283,7 @@ fn open_keys(trees: &Trees, key_file: &Path) -> Result<Keys> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if legacy.is_none() && !(trees.accounts.is_empty() && trees.audit.is_empty()) {
-                eprintln!(
+                say!(
                     "kagi: no key file at {shown} for a database that has data: making a new one. \
                      Codes, links and sessions made before are void, and the audit trail \
                      written before cannot be verified with the new key."
@@ -286,9 +309,9 @@ fn open_keys(trees: &Trees, key_file: &Path) -> Result<Keys> {
             let note = trees.rechain_audit(&keys)?;
             trees.meta.remove("digest_key")?;
             trees.db.flush()?;
-            eprintln!("kagi: the digest key moved out of the database into {shown}; {note}");
+            say!("kagi: the digest key moved out of the database into {shown}; {note}");
         } else {
-            eprintln!(
+            say!(
                 "kagi: the database holds a digest key that is not the key file's: it is not used"
             );
         }
@@ -325,7 +348,7 @@ impl Store {
             open: RwLock::new(None),
             keys: OnceLock::new(),
             closed: Mutex::new(Some("not opened yet".into())),
-            failed: AtomicBool::new(false),
+            failed: Mutex::new(None),
             audit_lock: Mutex::new(()),
         }
     }
@@ -367,8 +390,19 @@ impl Store {
         }
         *self.open.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(trees));
         *self.closed.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        self.failed.store(false, Ordering::SeqCst);
+        *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(())
+    }
+
+    /// Free space on the database's filesystem, for anyone (not only
+    /// root's reserve); None if the system cannot tell.
+    pub fn free_bytes(&self) -> Option<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.dir.as_os_str().as_bytes()).ok()?;
+        // SAFETY: a NUL-terminated path and a zeroed struct statvfs fills.
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        let done = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
+        (done == 0).then(|| stat.f_bavail as u64 * stat.f_frsize as u64)
     }
 
     /// Why the database is not open, or None when it is.
@@ -405,9 +439,14 @@ impl Store {
     /// any failed flush (sled may go on refusing writes, or hold the data of
     /// the failed one, until it is opened again), or while it is closed.
     pub fn check(&self) -> Result<()> {
-        if self.failed.load(Ordering::SeqCst) {
+        let failed = self
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(why) = failed {
             return Err(StoreError {
-                message: "a write to the disk failed".into(),
+                message: format!("a write to the disk failed: {why}"),
                 disk: true,
             });
         }
@@ -422,10 +461,12 @@ impl Store {
     /// made meanwhile fail. What sled had not written is gone, as after a
     /// crash: nothing of it was reported done, since every success page
     /// waits for a flush.
-    pub fn reopen(&self) -> Result<()> {
+    pub fn reopen(&self, why: &StoreError) -> Result<()> {
         let old = self.open.write().unwrap_or_else(|e| e.into_inner()).take();
         if old.is_some() {
-            self.set_closed(&StoreError::new("being opened again after a disk error"));
+            self.set_closed(&StoreError::new(format!(
+                "being opened again after a disk error ({why})"
+            )));
         }
         if let Some(mut old) = old {
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -465,7 +506,7 @@ impl Store {
     pub fn flush(&self) -> Result<()> {
         let t = self.trees()?;
         t.db.flush().map_err(|e| {
-            self.failed.store(true, Ordering::SeqCst);
+            *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
             StoreError::from(e)
         })?;
         Ok(())
@@ -935,11 +976,27 @@ impl Store {
 
     // ----- postal requests and audit ----------------------------------------
 
-    pub fn add_postal_request(&self, make: impl FnOnce(u64) -> PostalRequest) -> Result<u64> {
+    /// Keeps a postal request for an operator. A second request for the
+    /// same office while the first waits replaces it, keeping the first
+    /// one's id and place in the queue: one office holds one record, however
+    /// often it is asked for. True when it replaced one.
+    pub fn put_postal_request(&self, request: PostalRequest) -> Result<bool> {
         let t = self.trees()?;
-        let id = self.next_id()?;
-        t.postal.insert(id.to_be_bytes(), encode(&make(id))?)?;
-        Ok(id)
+        let key = format!("office:{}", request.office);
+        let waiting: Option<PostalRequest> = t.postal.get(&key)?.map(|v| decode(&v)).transpose()?;
+        let (id, created) = match &waiting {
+            Some(w) => (w.id, w.created),
+            None => (self.next_id()?, request.created),
+        };
+        t.postal.insert(
+            key,
+            encode(&PostalRequest {
+                id,
+                created,
+                ..request
+            })?,
+        )?;
+        Ok(waiting.is_some())
     }
 
     /// Postal requests, oldest first.

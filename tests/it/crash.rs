@@ -19,7 +19,7 @@ fn start_kagi(dir: &Path, config: &Path) -> (Kagi, SocketAddr) {
         "--config".as_ref(),
         config.as_os_str(),
     ];
-    run_kagi(&args, None)
+    run_kagi(&args, None, None)
 }
 
 /// The demo office in Osaka and its security address (step 2's fields).
@@ -152,7 +152,19 @@ fn limit_file_size(pid: u32, bytes: Option<u64>) {
 #[test]
 fn a_disk_that_refuses_writes_gets_503_pages_and_service_resumes_when_it_takes_them() {
     let (dir, config, db) = scratch("disk-full");
-    let (mut kagi, addr) = start_kagi(&db, &config);
+    // Its log goes to a file, which the same limit refuses: a log line that
+    // cannot be written must not stop kagi either.
+    let log = dir.join("kagi.log");
+    let args = [
+        "demo".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data-dir".as_ref(),
+        db.as_os_str(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ];
+    let (mut kagi, addr) = run_kagi(&args, None, Some(&log));
     let pid = kagi.0.id();
 
     limit_file_size(pid, Some(0));
@@ -228,4 +240,195 @@ fn a_disk_that_refuses_writes_gets_503_pages_and_service_resumes_when_it_takes_t
         "{}",
         String::from_utf8_lossy(&verify.stdout)
     );
+}
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct TmpFs(std::path::PathBuf);
+
+impl TmpFs {
+    /// Mounts `size` at `at`; Err says why it cannot be done here.
+    fn mount(at: &Path, size: &str) -> Result<TmpFs, String> {
+        std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(TmpFs(at.to_path_buf()))
+    }
+}
+
+impl Drop for TmpFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Free bytes on the filesystem of `path`.
+fn free_bytes(path: &Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path and a zeroed struct for statvfs to fill.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut stat) }, 0);
+    stat.f_bavail as u64 * stat.f_frsize as u64
+}
+
+/// Polls `path` until it answers `status` (10 s at most).
+fn wait_for(addr: SocketAddr, path: &str, status: u16) -> crate::support::Page {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let page = Client::new(addr).get(path);
+        if page.status == status {
+            return page;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path} still answers {}",
+            page.status
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_disk_filled_from_outside_stops_new_work_never_the_server() {
+    let dir = std::env::temp_dir().join(format!("kagi-it-tmpfs-{}", std::process::id()));
+    let mount = match TmpFs::mount(&dir.join("mnt"), "4m") {
+        Ok(m) => m,
+        Err(why) => {
+            eprintln!("skipped: no small filesystem can be mounted here ({why})");
+            return;
+        }
+    };
+    let data = dir.join("mnt/db");
+    let config = dir.join("kagi.toml");
+    // Limits lifted, so that one client can fill the disk; new work stops
+    // below 1 MiB free.
+    std::fs::write(
+        &config,
+        format!(
+            "public_url = \"http://127.0.0.1\"\ndata_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\n\
+             [mail]\ntransport = \"capture\"\n[argon2]\nmemory_kib = 256\niterations = 1\n\
+             [store]\nmin_free_bytes = 1048576\n\
+             [rate_limit]\npostal = {{ burst = 1000000, refill_secs = 1 }}\n\
+             login = {{ burst = 1000000, refill_secs = 1 }}\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    drop(start_kagi(&data, &config)); // the demo accounts
+    let serve = ["serve".as_ref(), "--config".as_ref(), config.as_os_str()];
+    let (mut kagi, addr) = run_kagi(&serve, None, None);
+
+    // A recovery under way: the code entered, the new password not yet.
+    let mut r = start_recovery(addr);
+    r.post("/kaigo/recovery/auth", OSAKA);
+    let code = first_otp(addr);
+    r.submit("/kaigo/recovery/otp", &[("otp", &code)]);
+
+    // Postal requests for ever new offices until kagi takes no more.
+    let mut p = Client::new(addr);
+    p.get("/kaigo/recovery/postal");
+    let mut stored = 0;
+    let refused = loop {
+        let page = p.post(
+            "/kaigo/recovery/postal",
+            &[
+                ("office", &format!("27{stored:08}")),
+                ("office_name", &"介".repeat(50)),
+                ("contact", "山田 花子"),
+                ("phone", "06-1234-5678"),
+            ],
+        );
+        if page.status != 303 {
+            break page;
+        }
+        stored += 1;
+        assert!(stored < 100_000, "the disk never ran low");
+    };
+    assert_eq!(refused.status, 503);
+    assert!(refused.has("ただいま新しい受付を停止しています"));
+    let left = free_bytes(&data);
+    assert!(
+        left > 512 * 1024,
+        "{left} bytes left after {stored} requests"
+    );
+    assert_eq!(
+        start_recovery(addr)
+            .post("/kaigo/recovery/auth", OSAKA)
+            .status,
+        503
+    );
+    // What was under way goes on, and logins do.
+    let done = r.post(
+        "/kaigo/recovery/reset",
+        &[
+            ("password", "lowDisk2027"),
+            ("password_confirm", "lowDisk2027"),
+        ],
+    );
+    assert_eq!(done.location(), "/kaigo/recovery/done");
+    // (The recovery cleared the security code: the menu comes at once.)
+    assert_eq!(osaka_login(addr, "lowDisk2027"), "メニュー");
+
+    // Then something else fills the disk to the last byte.
+    let filler = dir.join("mnt/filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 4096];
+        while f.write_all(&chunk).is_ok() {}
+    }
+    // Logins write (the audit trail); sled fills what is left of its last
+    // page, then the disk refuses. From then on every page is the 503
+    // page, and /healthz says why.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut c = Client::new(addr);
+    c.get("/kaigo/login");
+    while Client::new(addr).get("/healthz").status == 200 {
+        c.post("/kaigo/login", &[("user_id", "nobody"), ("password", "x")]);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the full disk was never noticed"
+        );
+    }
+    let health = wait_for(addr, "/healthz", 503);
+    assert!(
+        health.body.contains("No space left on device"),
+        "{}",
+        health.body
+    );
+    let page = Client::new(addr).get("/kaigo/login");
+    assert_eq!(page.status, 503);
+    assert!(page.body.contains("一時的に処理できない状態です"));
+
+    // kill -9 on the full disk, and a start there: kagi does not exit.
+    kagi.kill();
+    let (_kagi, addr) = run_kagi(&serve, None, None);
+    assert_eq!(Client::new(addr).get("/kaigo/login").status, 503);
+    let health = Client::new(addr).get("/healthz");
+    assert_eq!(health.status, 503);
+    assert!(
+        health.body.contains("\"status\":\"unavailable\""),
+        "{}",
+        health.body
+    );
+
+    // Room again: service resumes by itself, with the password set before.
+    std::fs::remove_file(&filler).unwrap();
+    wait_for(addr, "/kaigo/login", 200);
+    assert_eq!(osaka_login(addr, "lowDisk2027"), "メニュー");
+    drop(_kagi);
+    drop(mount);
+    let _ = std::fs::remove_dir_all(&dir);
 }

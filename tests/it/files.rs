@@ -57,7 +57,7 @@ fn the_data_directory_and_every_file_in_it_are_private_whatever_the_umask() {
     std::os::unix::fs::symlink(&victim, data.join("admin.token")).unwrap();
     let config = lab_config(&dir, &data);
     let args = ["serve".as_ref(), "--config".as_ref(), config.as_os_str()];
-    let (mut kagi, addr) = run_kagi(&args, Some(0o000));
+    let (mut kagi, addr) = run_kagi(&args, Some(0o000), None);
     // Some work, so that sled writes its files.
     let mut c = Client::new(addr);
     kaigo::start_recovery(&mut c, OSAKA_OFFICE, OSAKA_MAIL);
@@ -127,9 +127,9 @@ fn the_database_files_alone_hold_no_live_code_or_link() {
             "--config".as_ref(),
             config.as_os_str(),
         ];
-        let _ = run_kagi(&demo, None);
+        let _ = run_kagi(&demo, None, None);
     }
-    let (mut kagi, addr) = run_kagi(&args, None);
+    let (mut kagi, addr) = run_kagi(&args, None, None);
     let mail_after = |before: usize| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
@@ -191,7 +191,7 @@ fn the_database_files_alone_hold_no_live_code_or_link() {
         );
     }
     // With the key file, kagi still reads them: the link still works.
-    let (_kagi, addr) = run_kagi(&args, None);
+    let (_kagi, addr) = run_kagi(&args, None, None);
     let form = Client::new(addr).get(&format!("/portal/passwordreset?token={token}"));
     assert_eq!(form.status, 200);
     let _ = std::fs::remove_dir_all(dir);

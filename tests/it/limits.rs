@@ -647,3 +647,139 @@ fn wrong_security_codes_count_per_account_across_logins_and_lock_like_passwords(
     code_page(&mut fourth);
     assert_eq!(enter(&mut fourth, "2468").title(), "メニュー");
 }
+
+#[test]
+fn refused_requests_are_counted_in_the_audit_trail_not_written_one_by_one() {
+    let server = spawn_with(|c| {
+        c.rate_limit.login = kagi::config::Bucket {
+            burst: 1,
+            refill_secs: 600,
+        }
+    });
+    let mut c = server.client();
+    c.get("/kaigo/login");
+    let fields = [("user_id", "nobody"), ("password", "x")];
+    assert_eq!(c.post("/kaigo/login", &fields).status, 200);
+    for _ in 0..300 {
+        assert_eq!(c.post("/kaigo/login", &fields).status, 429);
+    }
+    let dir = server.stop();
+    let store = crate::support::open_store(&dir);
+    let tallies: Vec<_> = store
+        .audit_events()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event == "rate_limited")
+        .collect();
+    // One entry per minute (the run may straddle a minute's end), with
+    // the count, the client and the action.
+    assert!(
+        (1..=2).contains(&tallies.len()),
+        "{} entries for 300 refusals",
+        tallies.len()
+    );
+    let counted: u64 = tallies
+        .iter()
+        .map(|e| {
+            assert_eq!(e.client, "127.0.0.1");
+            let (action, rest) = e.outcome.split_once(": ").unwrap();
+            assert_eq!(action, "login");
+            rest.split(' ').next().unwrap().parse::<u64>().unwrap()
+        })
+        .sum();
+    assert_eq!(counted, 300);
+    assert_eq!(
+        store.verify_audit().unwrap(),
+        Ok(store.audit_events().unwrap().len())
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn postal_requests_are_limited_per_client_and_one_waits_per_office() {
+    let server = spawn_with(|c| c.http.trusted_proxies = vec!["127.0.0.1".into()]);
+    let ask = |client: &str, office: &str, name: &str| {
+        let mut c = server.client();
+        c.forwarded_for = Some(client.to_string());
+        c.get("/kaigo/recovery/postal");
+        c.post(
+            "/kaigo/recovery/postal",
+            &[
+                ("office", office),
+                ("office_name", name),
+                ("contact", "山田 花子"),
+                ("phone", "011-123-4567"),
+            ],
+        )
+        .status
+    };
+    // Three at once from one client, then it waits (one per 20 minutes).
+    let statuses: Vec<u16> = (0..4)
+        .map(|n| ask("203.0.113.1", "0111111111", &format!("第{n}事業所")))
+        .collect();
+    assert_eq!(statuses, [303, 303, 303, 429]);
+    // Another client asks for the same office, and for another one.
+    assert_eq!(ask("203.0.113.2", "0111111111", "さくら介護サービス"), 303);
+    assert_eq!(ask("203.0.113.2", "1311111111", "つばき介護"), 303);
+    let dir = server.stop();
+    let store = crate::support::open_store(&dir);
+    let mut waiting = store.postal_requests().unwrap();
+    waiting.sort_by_key(|r| r.id);
+    let offices: Vec<(&str, &str)> = waiting
+        .iter()
+        .map(|r| (r.office.as_str(), r.office_name.as_str()))
+        .collect();
+    assert_eq!(
+        offices,
+        [
+            ("0111111111", "さくら介護サービス"),
+            ("1311111111", "つばき介護")
+        ],
+        "one record per office, the latest request in it"
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn below_min_free_bytes_nothing_new_starts_but_logins_go_on() {
+    // Every disk is "low" against this threshold.
+    let server = spawn_with(|c| c.store.min_free_bytes = u64::MAX);
+    let mut r = server.client();
+    let refused = kaigo::start_recovery(&mut r, OSAKA_OFFICE, OSAKA_MAIL);
+    assert_eq!(refused.status, 503);
+    assert!(refused.has("ただいま新しい受付を停止しています"));
+    assert!(refused.header("Retry-After").is_some());
+    let mut p = server.client();
+    p.get("/kaigo/recovery/postal");
+    let postal = p.post(
+        "/kaigo/recovery/postal",
+        &[
+            ("office", "0111111111"),
+            ("office_name", "さくら介護サービス"),
+            ("contact", "山田 花子"),
+            ("phone", "011-123-4567"),
+        ],
+    );
+    assert_eq!(postal.status, 503);
+    let mut q = server.client();
+    let page = q.get("/portal/reset");
+    let id = page.hidden("captcha_id").unwrap();
+    let answer = server.captcha_answer(&id).unwrap();
+    let captcha = q.post(
+        "/portal/reset",
+        &[
+            ("captcha_id", &id),
+            ("user", "demo-user"),
+            ("captcha", &answer),
+        ],
+    );
+    assert_eq!(captcha.status, 503);
+    assert_eq!(
+        kaigo::login(&mut server.client(), OSAKA_USER, "kaigoDemo27").title(),
+        "セキュリティコード入力",
+        "logins go on"
+    );
+    assert_eq!(server.stop_and_count_mail(), 0);
+}

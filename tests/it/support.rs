@@ -442,10 +442,14 @@ impl Drop for Kagi {
     }
 }
 
-/// Runs `kagi ARGS…` (under `umask`, if given) until it says it is ready;
-/// the process and the address it listens on. Panics with what it printed
-/// if it exits first.
-pub fn run_kagi(args: &[&std::ffi::OsStr], umask: Option<u32>) -> (Kagi, SocketAddr) {
+/// Runs `kagi ARGS…` (under `umask`, and with its standard error going to
+/// the file `log`, if given) until it says it is ready; the process and the
+/// address it listens on. Panics if it exits first.
+pub fn run_kagi(
+    args: &[&std::ffi::OsStr],
+    umask: Option<u32>,
+    log: Option<&std::path::Path>,
+) -> (Kagi, SocketAddr) {
     use std::io::{BufRead, BufReader};
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
@@ -454,6 +458,14 @@ pub fn run_kagi(args: &[&std::ffi::OsStr], umask: Option<u32>) -> (Kagi, SocketA
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
+    if let Some(log) = log {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        command.stderr(file);
+    }
     if let Some(mask) = umask {
         // SAFETY: umask is async-signal-safe and only sets the child's mask.
         unsafe {

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 pub struct App {
     pub config: Config,
     pub store: Arc<Store>,
-    pub hasher: Hasher,
+    /// Shared with the sweeper, which counts the costs of the stored hashes.
+    pub hasher: Arc<Hasher>,
     pub outbox: Outbox,
     /// Shared with the sweeper, which writes the refusals it tallies.
     pub limiter: Arc<RateLimiter>,

@@ -272,7 +272,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
     }
     let store = Arc::new(store);
     give_back_free_memory();
-    let hasher = secret::Hasher::new(&config.argon2).map_err(Error::Config)?;
+    let hasher = Arc::new(secret::Hasher::new(&config.argon2).map_err(Error::Config)?);
     let trusted_proxies =
         http::TrustedProxies::parse(&config.http.trusted_proxies).map_err(Error::Config)?;
     let limits = http::front::Limits {
@@ -308,7 +308,13 @@ pub fn start(options: Options) -> Result<Running, Error> {
             token
         }
     };
-    pending.run(&store).map_err(Error::Startup)?;
+    // Logins cost one hash per cost the stored hashes have: what the
+    // database knows of at once, what a scan of the accounts finds later.
+    if store.unavailable().is_none() {
+        census_from_meta(&store, &hasher).map_err(|e| Error::Startup(e.to_string()))?;
+    }
+    pending.census = Some(hasher.clone());
+    pending.run(&store, false).map_err(Error::Startup)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let (outbox, mail_thread) =
@@ -418,6 +424,40 @@ fn treat_a_file_size_limit_as_a_disk_error() {
     }
 }
 
+/// The costs the stored password hashes have, as the database keeps them,
+/// with the configured one added for the next start (which may be
+/// configured otherwise, while hashes of this cost remain).
+fn census_from_meta(store: &Store, hasher: &secret::Hasher) -> Result<(), store::StoreError> {
+    let mut costs = store.hash_costs()?;
+    costs.insert(hasher.cost().to_string());
+    store.put_hash_costs(&costs)?;
+    hasher.set_census(costs);
+    Ok(())
+}
+
+/// Counts the costs of every stored password hash and keeps just those
+/// (and the configured one): once the last hash of an imported cost has
+/// been made anew at a login, logins stop paying for it.
+fn census_scan(store: &Store, hasher: &secret::Hasher) -> Result<(), store::StoreError> {
+    let mut costs = std::collections::BTreeSet::new();
+    costs.insert(hasher.cost().to_string());
+    store.for_each_password_hash(|phc| {
+        if let Some(cost) = secret::cost_of(phc) {
+            costs.insert(cost);
+        }
+    })?;
+    store.put_hash_costs(&costs)?;
+    if costs.len() > 1 {
+        say!(
+            "kagi: stored password hashes have {} costs ({}): each login computes one hash at each",
+            costs.len(),
+            costs.iter().cloned().collect::<Vec<_>>().join("; ")
+        );
+    }
+    hasher.set_census(costs);
+    Ok(())
+}
+
 /// What needs the database at start, when it could not open then: done by
 /// the sweeper once it does.
 #[derive(Default)]
@@ -426,6 +466,9 @@ struct Pending {
     admin_token: Option<(PathBuf, String)>,
     /// The demo accounts, hashed at this cost.
     demo_accounts: Option<config::Argon2Config>,
+    /// The scan of the stored hashes' costs, for this hasher's census; in
+    /// the background only (a million accounts take seconds).
+    census: Option<Arc<secret::Hasher>>,
     /// The wait has been logged.
     said: bool,
 }
@@ -433,7 +476,7 @@ struct Pending {
 impl Pending {
     /// Does what can be done now. Err only for a fault that waiting does
     /// not mend; a disk that refuses leaves the work for later.
-    fn run(&mut self, store: &Store) -> Result<(), String> {
+    fn run(&mut self, store: &Store, background: bool) -> Result<(), String> {
         if let Some((path, token)) = &self.admin_token {
             match files::write_private(path, token) {
                 Ok(()) => self.admin_token = None,
@@ -465,11 +508,20 @@ impl Pending {
                 }
             }
         }
+        if let Some(hasher) = self.census.as_ref().filter(|_| background) {
+            if store.unavailable().is_none() {
+                match census_scan(store, hasher) {
+                    Ok(()) => self.census = None,
+                    Err(e) if e.is_disk_trouble() => {}
+                    Err(e) => return Err(format!("the census of password hashes: {e}")),
+                }
+            }
+        }
         Ok(())
     }
 
     fn is_done(&self) -> bool {
-        self.admin_token.is_none() && self.demo_accounts.is_none()
+        self.admin_token.is_none() && self.demo_accounts.is_none() && self.census.is_none()
     }
 }
 
@@ -523,7 +575,7 @@ fn spawn_sweeper(sweeper: Sweeper, mut pending: Pending, stop: Arc<AtomicBool>) 
                     keep_the_database_writable(&store, &mut trouble);
                     write_refusals(&store, &limiter, clock.now(), false);
                     if !pending.is_done() {
-                        if let Err(e) = pending.run(&store) {
+                        if let Err(e) = pending.run(&store, true) {
                             say!("kagi: {e}");
                         }
                     }
@@ -900,9 +952,9 @@ pub fn run(args: &[String]) -> Result<(), Error> {
             data_dir,
             config,
         } => {
-            let (_, store) = open_stopped(data_dir, config, true)?;
+            let (c, store) = open_stopped(data_dir, config, true)?;
             let began = Instant::now();
-            let count = if file.as_os_str() == "-" {
+            let imported = if file.as_os_str() == "-" {
                 // Standard input cannot be read twice: it is kept in memory.
                 let mut text = Vec::new();
                 std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut text)
@@ -919,9 +971,34 @@ pub fn run(args: &[String]) -> Result<(), Error> {
             }
             .map_err(Error::Check)?;
             println!(
-                "kagi: imported {count} accounts in {:.1} s",
+                "kagi: imported {} accounts in {:.1} s",
+                imported.accounts,
                 began.elapsed().as_secs_f64()
             );
+            let a = &c.argon2;
+            let configured = format!("m={},t={},p={}", a.memory_kib, a.iterations, a.parallelism);
+            let others: Vec<String> = imported
+                .costs
+                .iter()
+                .filter(|(cost, _)| **cost != configured)
+                .map(|(cost, n)| format!("{n} at {cost}"))
+                .collect();
+            if others.is_empty() {
+                println!("kagi: every password hash has the configured cost ({configured})");
+            } else {
+                let n: u64 = imported
+                    .costs
+                    .iter()
+                    .filter(|(cost, _)| **cost != configured)
+                    .map(|(_, n)| n)
+                    .sum();
+                println!(
+                    "kagi: password hashes of another cost than the configured {configured}: {n} ({}). \
+                     Each is made anew at its account's next login; until the last is, every login \
+                     computes one hash at each cost, so that its time tells nothing",
+                    others.join(", ")
+                );
+            }
             Ok(())
         }
         cli::Command::Serve { config } => {

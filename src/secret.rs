@@ -6,6 +6,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use ring::hmac;
 use std::fmt;
+use std::sync::RwLock;
 
 /// `N` bytes from the operating system's random source.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
@@ -311,18 +312,56 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// argon2id with the configured cost.
+/// argon2id with the configured cost. Besides, the costs of the password
+/// hashes the database holds (its census, which an import with other
+/// parameters widens): a login computes one hash at each of them, the
+/// stored one at its own and decoys at the others, so that a wrong password
+/// for an existing account and any password for an unknown name cost the
+/// same, whatever parameters the stored hash has.
 pub struct Hasher {
     argon2: Argon2<'static>,
-    /// A hash of nothing in particular, verified when there is no account, so
-    /// that "no such user" costs the same time as "wrong password".
+    /// The configured cost, `m=…,t=…,p=…` as a PHC string writes it.
+    cost: String,
+    /// A hash of nothing in particular at the configured cost, verified
+    /// for a security code when the account has none.
     decoy: String,
+    /// A decoy hash at each cost of the census, the configured one included.
+    census: RwLock<Vec<(String, String)>>,
 }
 
 impl fmt::Debug for Hasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Hasher(…)")
     }
+}
+
+/// The cost of a PHC string, as `m=…,t=…,p=…`; None if it does not parse.
+pub fn cost_of(phc: &str) -> Option<String> {
+    let parsed = PasswordHash::new(phc).ok()?;
+    let params = Params::try_from(&parsed).ok()?;
+    Some(format!(
+        "m={},t={},p={}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost()
+    ))
+}
+
+/// A hash of a random secret at `cost` (`m=…,t=…,p=…`).
+fn decoy_at(cost: &str) -> Option<String> {
+    let mut values = cost
+        .split(',')
+        .map(|kv| kv.split_once('=')?.1.parse::<u32>().ok());
+    let (m, t, p) = (values.next()??, values.next()??, values.next()??);
+    let params = Params::new(m, t, p, None).ok()?;
+    let salt = SaltString::encode_b64(&random_bytes::<16>()).ok()?;
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    Some(
+        argon2
+            .hash_password(Token::generate().0.as_bytes(), &salt)
+            .ok()?
+            .to_string(),
+    )
 }
 
 impl Hasher {
@@ -332,10 +371,55 @@ impl Hasher {
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let mut hasher = Hasher {
             argon2,
+            cost: format!(
+                "m={},t={},p={}",
+                cost.memory_kib, cost.iterations, cost.parallelism
+            ),
             decoy: String::new(),
+            census: RwLock::new(Vec::new()),
         };
         hasher.decoy = hasher.hash(&Token::generate().0);
+        let configured = hasher.cost.clone();
+        *hasher.census.get_mut().unwrap_or_else(|e| e.into_inner()) =
+            vec![(configured, hasher.decoy.clone())];
         Ok(hasher)
+    }
+
+    /// The configured cost, `m=…,t=…,p=…`.
+    pub fn cost(&self) -> &str {
+        &self.cost
+    }
+
+    /// Whether `phc` was made at the configured cost.
+    pub fn is_current(&self, phc: &str) -> bool {
+        cost_of(phc).as_deref() == Some(self.cost.as_str())
+    }
+
+    /// The costs logins spend a hash at, the configured one included.
+    #[cfg(test)]
+    pub fn census(&self) -> Vec<String> {
+        let census = self.census.read().unwrap_or_else(|e| e.into_inner());
+        census.iter().map(|(cost, _)| cost.clone()).collect()
+    }
+
+    /// Sets the costs of the stored password hashes (the configured one is
+    /// always among them); a decoy is made for each new one.
+    pub fn set_census(&self, costs: impl IntoIterator<Item = String>) {
+        let mut wanted: std::collections::BTreeSet<String> = costs.into_iter().collect();
+        wanted.insert(self.cost.clone());
+        let current = self
+            .census
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let next: Vec<(String, String)> = wanted
+            .into_iter()
+            .filter_map(|cost| match current.iter().find(|(c, _)| *c == cost) {
+                Some(known) => Some(known.clone()),
+                None => decoy_at(&cost).map(|decoy| (cost, decoy)),
+            })
+            .collect();
+        *self.census.write().unwrap_or_else(|e| e.into_inner()) = next;
     }
 
     /// A PHC string (`$argon2id$v=19$m=…`) with a fresh random salt.
@@ -347,23 +431,45 @@ impl Hasher {
             .to_string()
     }
 
-    /// Whether `secret` matches `phc`; `None` spends the same time and fails.
+    /// Whether `secret` matches `phc`; `None` spends the same time (at the
+    /// configured cost) and fails.
     pub fn verify(&self, phc: Option<&str>, secret: &str) -> bool {
         let (phc, real) = match phc {
             Some(p) => (p, true),
             None => (self.decoy.as_str(), false),
         };
-        let Ok(parsed) = PasswordHash::new(phc) else {
-            return false;
-        };
-        // The hash's own parameters are used, so hashes made under an older
-        // cost setting still verify.
-        let ok = self
-            .argon2
-            .verify_password(secret.as_bytes(), &parsed)
-            .is_ok();
-        ok && real
+        verify_phc(&self.argon2, phc, secret) && real
     }
+
+    /// Whether a password matches the stored hash (None: no account). One
+    /// hash is computed at each cost of the census: the stored hash at its
+    /// own, a decoy at each other, so the time tells nothing of whether
+    /// the account exists or what its hash was made with.
+    pub fn verify_login(&self, stored: Option<&str>, secret: &str) -> bool {
+        let census = self
+            .census
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let stored_cost = stored.and_then(cost_of);
+        let mut answer = None;
+        for (cost, decoy) in &census {
+            if answer.is_none() && stored_cost.as_deref() == Some(cost.as_str()) {
+                answer = stored.map(|phc| verify_phc(&self.argon2, phc, secret));
+            } else {
+                verify_phc(&self.argon2, decoy, secret);
+            }
+        }
+        // A cost the census does not know yet (it is being counted).
+        answer.unwrap_or_else(|| stored.is_some_and(|phc| verify_phc(&self.argon2, phc, secret)))
+    }
+}
+
+/// Verifies with the hash's own parameters, so that hashes made under
+/// another cost setting still verify.
+fn verify_phc(argon2: &Argon2<'_>, phc: &str, secret: &str) -> bool {
+    PasswordHash::new(phc)
+        .is_ok_and(|parsed| argon2.verify_password(secret.as_bytes(), &parsed).is_ok())
 }
 
 #[cfg(test)]
@@ -469,6 +575,38 @@ mod tests {
         assert!(!h.verify(Some(&phc), "kaigoDemo14"));
         assert!(!h.verify(None, "kaigoDemo13"));
         assert_ne!(phc, h.hash("kaigoDemo13"), "salts must differ");
+    }
+
+    #[test]
+    fn a_login_spends_one_hash_per_cost_of_the_census_and_checks_the_right_one() {
+        let h = Hasher::new(&Argon2Config {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap();
+        let other = Hasher::new(&Argon2Config {
+            memory_kib: 128,
+            iterations: 2,
+            parallelism: 1,
+        })
+        .unwrap();
+        let imported = other.hash("Imported2020x");
+        assert_eq!(cost_of(&imported).as_deref(), Some("m=128,t=2,p=1"));
+        assert!(!h.is_current(&imported));
+        assert!(h.is_current(&h.hash("x")));
+        // Before the census knows the imported cost, and after.
+        assert!(h.verify_login(Some(&imported), "Imported2020x"));
+        h.set_census(["m=128,t=2,p=1".to_string()]);
+        assert_eq!(h.census(), ["m=128,t=2,p=1", "m=64,t=1,p=1"]);
+        assert!(h.verify_login(Some(&imported), "Imported2020x"));
+        assert!(!h.verify_login(Some(&imported), "wrong"));
+        assert!(h.verify_login(Some(&h.hash("mine")), "mine"));
+        assert!(!h.verify_login(None, "Imported2020x"));
+        assert!(!h.verify_login(Some("not a hash"), "x"));
+        // The configured cost cannot be dropped.
+        h.set_census(Vec::new());
+        assert_eq!(h.census(), ["m=64,t=1,p=1"]);
     }
 
     #[test]

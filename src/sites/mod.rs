@@ -405,10 +405,19 @@ pub fn check_login(
 ) -> Result<Option<Account>, StoreError> {
     let ok = app
         .hasher
-        .verify(account.as_ref().map(|a| a.password_phc.as_str()), password);
+        .verify_login(account.as_ref().map(|a| a.password_phc.as_str()), password);
     let right = ok && account.as_ref().is_some_and(|a| !a.locked);
     let checked = check_guarded(app, req, now, (Secret::Password, site, user), right, event)?;
-    Ok(account.filter(|_| checked == Checked::Right))
+    let Some(mut account) = account.filter(|_| checked == Checked::Right) else {
+        return Ok(None);
+    };
+    // A hash made at another cost (an import, an older setting) is made
+    // anew at the configured one, now that the password is known.
+    if !app.hasher.is_current(&account.password_phc) {
+        account.password_phc = app.hasher.hash(password);
+        app.store.put_account(&account)?;
+    }
+    Ok(Some(account))
 }
 
 pub fn cookie_name(app: &App, site: Site) -> String {

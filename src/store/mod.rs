@@ -575,6 +575,37 @@ impl Store {
         Ok(found)
     }
 
+    /// Calls `each` with every account's password hash (a scan of the
+    /// accounts: the census of their costs, in the background).
+    pub fn for_each_password_hash(&self, mut each: impl FnMut(&str)) -> Result<()> {
+        #[derive(Deserialize)]
+        struct Hash {
+            password_phc: String,
+        }
+        let t = self.trees()?;
+        for value in t.accounts.iter().values() {
+            let hash: Hash = decode(&value?)?;
+            each(&hash.password_phc);
+        }
+        Ok(())
+    }
+
+    /// The costs (`m=…,t=…,p=…`) the stored password hashes have, as far
+    /// as kagi knows: what imports brought and what was configured.
+    pub fn hash_costs(&self) -> Result<std::collections::BTreeSet<String>> {
+        let t = self.trees()?;
+        match t.meta.get("hash_costs")? {
+            Some(bytes) => decode(&bytes),
+            None => Ok(Default::default()),
+        }
+    }
+
+    pub fn put_hash_costs(&self, costs: &std::collections::BTreeSet<String>) -> Result<()> {
+        let t = self.trees()?;
+        t.meta.insert("hash_costs", encode(costs)?)?;
+        Ok(())
+    }
+
     pub fn account_count(&self) -> usize {
         self.trees().map_or(0, |t| t.accounts.len())
     }

@@ -92,3 +92,98 @@ fn imported_accounts_log_in_with_their_old_passwords_and_a_bad_line_imports_noth
     let _ = std::fs::remove_file(file);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A PHC string made at `memory_kib` and `iterations`, as another system
+/// (or an older setting) would have made it.
+fn phc_at(memory_kib: u32, iterations: u32, password: &str) -> String {
+    let salt = SaltString::encode_b64(b"kagi-import-test").unwrap();
+    let params = argon2::Params::new(memory_kib, iterations, 1, None).unwrap();
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(password.as_bytes(), &salt)
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn logins_cost_the_same_whatever_cost_the_imported_hash_has_and_a_right_one_is_made_anew() {
+    let dir = std::env::temp_dir().join(format!("kagi-it-import-cost-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = dir.with_extension("jsonl");
+    let config = dir.with_extension("toml");
+    // The old system hashed at 16 MiB and t=3; kagi here is set to 256 KiB
+    // and t=1, some hundred times cheaper.
+    std::fs::write(&config, "[argon2]\nmemory_kib = 256\niterations = 1\n").unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"site\":\"portal\",\"user\":\"old-user\",\"email\":\"old@example.jp\",\"password_phc\":\"{}\"}}\n",
+            phc_at(16_384, 3, "Imported2020x")
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kagi"))
+        .args(["import", file.to_str().unwrap(), "--data-dir"])
+        .arg(&dir)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("password hashes of another cost than the configured m=256,t=1,p=1: 1 (1 at m=16384,t=3,p=1)"),
+        "{said}"
+    );
+    let d = dir.clone();
+    let server = crate::support::spawn_with(move |c| {
+        c.data_dir = Some(d);
+        c.rate_limit.login.burst = 1_000;
+    });
+    let login = |user: &str, password: &str| {
+        let mut c = server.client();
+        c.get("/portal/login");
+        let began = std::time::Instant::now();
+        let page = c.post("/portal/login", &[("user", user), ("password", password)]);
+        (began.elapsed(), page)
+    };
+    // Interleaved: a wrong password for the imported account, any for a
+    // name that does not exist.
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for _ in 0..25 {
+        known.push(login("old-user", "Wrong2020x").0);
+        unknown.push(login("no-such-user", "Wrong2020x").0);
+    }
+    let median = |v: &mut Vec<std::time::Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64() * 1000.0
+    };
+    let (known, unknown) = (median(&mut known), median(&mut unknown));
+    eprintln!("imported account {known:.1} ms, unknown name {unknown:.1} ms (medians of 25)");
+    assert!(known > 5.0, "the imported cost is paid: {known:.1} ms");
+    assert!(
+        (known - unknown).abs() < known / 3.0,
+        "imported account {known:.1} ms, unknown name {unknown:.1} ms"
+    );
+    // Once the lockout those failures earned is over, the right password
+    // logs in, and its hash is made anew at the configured cost.
+    server.clock.advance(15 * 60 + 1);
+    let (_, home) = login("old-user", "Imported2020x");
+    assert_eq!(home.status, 303);
+    server.stop();
+    let store = crate::support::open_store(&dir);
+    let account = store
+        .account(kagi::store::Site::Portal, "old-user")
+        .unwrap()
+        .unwrap();
+    assert!(
+        account
+            .password_phc
+            .starts_with("$argon2id$v=19$m=256,t=1,p=1$"),
+        "{}",
+        account.password_phc
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_file(file);
+    let _ = std::fs::remove_file(config);
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Login timing after an import: does a wrong password for an account whose
+hash another system made (argon2id at 64 MiB, t=3) cost the same as any
+password for a name that does not exist, while kagi serves at its default
+cost (19 MiB, t=2)? 200 interleaved tries of each against `kagi serve`;
+reports the medians and their gap (the aim: under 1 ms). Reports; it does
+not pass or fail. Python standard library only.
+
+Usage: login-timing.py KAGI [TRIES]"""
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import SERVE_CONFIG, Browser, serve, stop  # noqa: E402
+
+# "Imported2020x" hashed by argon2id at m=65536, t=3, p=1, as an older
+# system would have stored it.
+IMPORTED_PHC = "$argon2id$v=19$m=65536,t=3,p=1$a2FnaS1pbXBvcnRlZC0xNg$5IZu9Fmg45I1bvnyBSeVsI1U9rEaGbeX2zFtWcKzRyo"
+
+# Logins unlimited: the measurement makes hundreds from one address.
+CONFIG = SERVE_CONFIG + """[rate_limit]
+login = { burst = 1000000, refill_secs = 1 }
+"""
+
+
+def attempt(addr, user):
+    b = Browser(addr)
+    b.request("GET", "/portal/login")
+    began = time.perf_counter()
+    b.request("POST", "/portal/login", [("user", user), ("password", "Wrong2020x")])
+    return (time.perf_counter() - began) * 1000
+
+
+def main():
+    kagi = sys.argv[1]
+    tries = int(sys.argv[2]) if len(sys.argv) > 2 else 200
+    work = tempfile.mkdtemp(prefix="kagi-timing-")
+    try:
+        data = os.path.join(work, "db")
+        config = os.path.join(work, "kagi.toml")
+        with open(config, "w") as f:
+            f.write(CONFIG.replace("@DATA@", data))
+        accounts = os.path.join(work, "accounts.jsonl")
+        with open(accounts, "w") as f:
+            f.write(json.dumps({"site": "portal", "user": "imported-user", "email": "i@example.jp",
+                                "password_phc": IMPORTED_PHC}) + "\n")
+        out = subprocess.run([kagi, "import", accounts, "--config", config], capture_output=True,
+                             text=True, check=True).stdout
+        print("login-timing: " + out.strip().replace("\n", "\nlogin-timing: "))
+        proc, addr = serve(kagi, config)
+        try:
+            for _ in range(5):  # warm-up, not counted
+                attempt(addr, "imported-user")
+                attempt(addr, "nobody-here")
+            known, unknown = [], []
+            for _ in range(tries):
+                known.append(attempt(addr, "imported-user"))
+                unknown.append(attempt(addr, "nobody-here"))
+        finally:
+            stop(proc)
+        k, u = statistics.median(known), statistics.median(unknown)
+        print(f"login-timing: {tries} interleaved wrong-password logins each, kagi serve at the default cost")
+        print(f"login-timing: imported account (64 MiB, t=3): median {k:.2f} ms")
+        print(f"login-timing: unknown user name:              median {u:.2f} ms")
+        print(f"login-timing: gap {abs(k - u):.2f} ms (aim: under 1 ms)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

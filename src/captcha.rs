@@ -1,10 +1,11 @@
 //! CAPTCHA challenges: five characters from an alphabet without look-alikes,
-//! drawn as distorted strokes with noise into an SVG of paths only, so the
-//! answer never appears in the markup as text.
+//! drawn into a bitmap (a greyscale PNG) with their strokes bent, turned,
+//! crossed and grained, so that nothing but the pixels carries the answer:
+//! an SVG of paths gave a short script the strokes of each glyph in order.
+//! The real limit on guessing stays the guard budget and the rate limits.
 
 use crate::secret::random_bytes;
 use std::collections::{HashMap, VecDeque};
-use std::fmt::Write;
 use std::sync::Mutex;
 
 /// Live challenges at most; beyond that the oldest is forgotten (its user
@@ -88,13 +89,13 @@ pub fn answer() -> String {
     out
 }
 
-/// The image of `answer` as a `data:` URI for an `<img>` (the CSP allows
-/// `img-src data:`); nothing of it is stored.
+/// The image of `answer` as a `data:` URI of a PNG for an `<img>` (the
+/// CSP allows `img-src data:`); nothing of it is stored.
 pub fn data_uri(answer: &str) -> String {
     use base64ct::{Base64, Encoding};
     format!(
-        "data:image/svg+xml;base64,{}",
-        Base64::encode_string(render(answer).as_bytes())
+        "data:image/png;base64,{}",
+        Base64::encode_string(&png(&render(answer)))
     )
 }
 
@@ -251,99 +252,187 @@ impl Wobble {
     }
 }
 
-const WIDTH: f64 = 220.0;
-const HEIGHT: f64 = 80.0;
+/// The image's size in pixels: five characters of about 50 × 70 pixels,
+/// shown at this size on a desktop and scaled to the width of a phone.
+pub const WIDTH: usize = 300;
+pub const HEIGHT: usize = 110;
 
-/// The SVG: each glyph scaled, rotated, sheared and jittered point by point,
-/// over and under curves and specks of noise.
-pub fn render(answer: &str) -> String {
-    let mut w = Wobble::new();
-    let mut svg = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}"><rect width="100%" height="100%" fill="#f2f4f0"/>"##
-    );
-    let colour = |w: &mut Wobble| {
-        format!(
-            "rgb({},{},{})",
-            w.range(20.0, 110.0) as u8,
-            w.range(20.0, 110.0) as u8,
-            w.range(40.0, 130.0) as u8
-        )
-    };
-    // Background curves and specks.
-    for _ in 0..5 {
-        let c = colour(&mut w);
-        let _ = write!(
-            svg,
-            r#"<path d="M{:.1} {:.1} C{:.1} {:.1} {:.1} {:.1} {:.1} {:.1}" stroke="{c}" stroke-width="{:.1}" fill="none" opacity="0.6"/>"#,
-            w.range(0.0, 30.0),
-            w.range(0.0, HEIGHT),
-            w.range(40.0, 100.0),
-            w.range(-20.0, HEIGHT + 20.0),
-            w.range(120.0, 180.0),
-            w.range(-20.0, HEIGHT + 20.0),
-            w.range(190.0, WIDTH),
-            w.range(0.0, HEIGHT),
-            w.range(0.8, 2.0)
-        );
-    }
-    for _ in 0..60 {
-        let _ = write!(
-            svg,
-            r#"<circle cx="{:.1}" cy="{:.1}" r="{:.1}" fill="{}" opacity="0.5"/>"#,
-            w.range(0.0, WIDTH),
-            w.range(0.0, HEIGHT),
-            w.range(0.5, 1.8),
-            colour(&mut w)
-        );
-    }
-    // The glyphs.
-    let step = (WIDTH - 30.0) / answer.len().max(1) as f64;
-    for (i, c) in answer.chars().enumerate() {
-        let (sx, sy) = (w.range(6.0, 8.0), w.range(7.0, 9.0));
-        let angle = w.range(-0.45, 0.45);
-        let shear = w.range(-0.3, 0.3);
-        let (ox, oy) = (
-            15.0 + i as f64 * step + w.range(-3.0, 3.0),
-            w.range(8.0, 20.0),
-        );
-        let (sin, cos) = angle.sin_cos();
-        let stroke = colour(&mut w);
-        let width = w.range(2.4, 3.4);
-        for line in glyph(c) {
-            let mut d = String::new();
-            for (k, &(x, y)) in line.iter().enumerate() {
-                let (x, y) = (
-                    x - 2.0 + w.range(-0.2, 0.2) + shear * (y - 3.0),
-                    y - 3.0 + w.range(-0.2, 0.2),
-                );
-                let (x, y) = (x * sx, y * sy);
-                let (x, y) = (
-                    x * cos - y * sin + ox + 2.0 * sx,
-                    x * sin + y * cos + oy + 3.0 * sy,
-                );
-                let _ = write!(d, "{}{x:.1} {y:.1}", if k == 0 { "M" } else { " L" });
+/// A grey image, one byte a pixel (0 black, 255 white).
+pub struct Bitmap {
+    pub pixels: Vec<u8>,
+}
+
+/// Ink coverage, 0 to 1 a pixel, as strokes are laid down.
+struct Canvas {
+    ink: Vec<f64>,
+}
+
+impl Canvas {
+    /// A stroke from `a` to `b`, `width` pixels wide, anti-aliased.
+    fn segment(&mut self, a: (f64, f64), b: (f64, f64), width: f64) {
+        let half = width / 2.0;
+        let (x0, x1) = (a.0.min(b.0) - half - 1.0, a.0.max(b.0) + half + 1.0);
+        let (y0, y1) = (a.1.min(b.1) - half - 1.0, a.1.max(b.1) + half + 1.0);
+        let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+        let length2 = (dx * dx + dy * dy).max(1e-9);
+        for y in (y0.max(0.0) as usize)..(y1.min(HEIGHT as f64 - 1.0).max(0.0) as usize + 1) {
+            for x in (x0.max(0.0) as usize)..(x1.min(WIDTH as f64 - 1.0).max(0.0) as usize + 1) {
+                let (px, py) = (x as f64 + 0.5, y as f64 + 0.5);
+                let t = (((px - a.0) * dx + (py - a.1) * dy) / length2).clamp(0.0, 1.0);
+                let (cx, cy) = (a.0 + t * dx, a.1 + t * dy);
+                let d = ((px - cx).powi(2) + (py - cy).powi(2)).sqrt();
+                let cover = (half + 0.5 - d).clamp(0.0, 1.0);
+                let at = y * WIDTH + x;
+                self.ink[at] = self.ink[at].max(cover);
             }
-            let _ = write!(
-                svg,
-                r#"<path d="{d}" stroke="{stroke}" stroke-width="{width:.1}" fill="none" stroke-linecap="round" stroke-linejoin="round"/>"#
-            );
         }
     }
-    // Curves across the text, so that the glyphs do not separate cleanly.
-    for _ in 0..2 {
-        let c = colour(&mut w);
-        let _ = write!(
-            svg,
-            r#"<path d="M0 {:.1} Q{:.1} {:.1} {WIDTH} {:.1}" stroke="{c}" stroke-width="{:.1}" fill="none"/>"#,
-            w.range(25.0, 55.0),
-            w.range(60.0, 160.0),
-            w.range(0.0, HEIGHT),
-            w.range(25.0, 55.0),
-            w.range(1.2, 2.2)
-        );
+
+    /// A polyline, cut into short pieces each bent by `warp` and given a
+    /// width that wanders a little, so that no two strokes are alike.
+    fn stroke(
+        &mut self,
+        points: &[(f64, f64)],
+        width: f64,
+        warp: &impl Fn((f64, f64)) -> (f64, f64),
+        w: &mut Wobble,
+    ) {
+        let mut previous: Option<(f64, f64)> = None;
+        let mut thickness = width;
+        for pair in points.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            let length = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
+            let pieces = (length / 2.0).ceil().max(1.0) as usize;
+            for k in 0..=pieces {
+                let t = k as f64 / pieces as f64;
+                let here = warp((a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1)));
+                if let Some(from) = previous {
+                    thickness =
+                        (thickness + w.range(-0.35, 0.35)).clamp(width * 0.75, width * 1.25);
+                    self.segment(from, here, thickness);
+                }
+                previous = Some(here);
+            }
+        }
     }
-    svg.push_str("</svg>");
-    svg
+}
+
+/// Draws `answer` as pixels only: each character from its strokes,
+/// scaled, rotated, sheared and moved on its own, close enough to touch
+/// its neighbours; the whole bent by two waves; lines drawn through it and
+/// stray strokes around it; grain over all. Every glyph has the same ink,
+/// so nothing but the shapes of the pixels carries the answer.
+pub fn render(answer: &str) -> Bitmap {
+    let mut w = Wobble::new();
+    let mut canvas = Canvas {
+        ink: vec![0.0; WIDTH * HEIGHT],
+    };
+    // One warp for the whole image: two sine waves across each other.
+    let (ax, lx, px) = (w.range(2.5, 4.5), w.range(55.0, 110.0), w.range(0.0, 6.3));
+    let (ay, ly, py) = (w.range(2.5, 4.5), w.range(70.0, 140.0), w.range(0.0, 6.3));
+    let warp = move |(x, y): (f64, f64)| {
+        (
+            x + ax * (std::f64::consts::TAU * y / lx + px).sin(),
+            y + ay * (std::f64::consts::TAU * x / ly + py).sin(),
+        )
+    };
+    let count = answer.chars().count().max(1) as f64;
+    let step = (WIDTH as f64 - 40.0) / count;
+    let stroke_width = w.range(4.8, 6.0);
+    for (i, c) in answer.chars().enumerate() {
+        let (sx, sy) = (w.range(10.0, 12.0), w.range(9.5, 11.0));
+        let (sin, cos) = w.range(-0.38, 0.38).sin_cos();
+        let shear = w.range(-0.25, 0.25);
+        let centre = (
+            20.0 + step * (i as f64 + 0.5) + w.range(-4.0, 4.0),
+            HEIGHT as f64 / 2.0 + w.range(-6.0, 6.0),
+        );
+        for line in glyph(c) {
+            let points: Vec<(f64, f64)> = line
+                .iter()
+                .map(|&(x, y)| {
+                    // About the glyph's centre: (2, 3) on the 4 × 6 grid.
+                    let (x, y) = ((x - 2.0 + shear * (y - 3.0)) * sx, (y - 3.0) * sy);
+                    (x * cos - y * sin + centre.0, x * sin + y * cos + centre.1)
+                })
+                .collect();
+            canvas.stroke(&points, stroke_width, &warp, &mut w);
+        }
+    }
+    // Two lines through the text, thinner than its strokes…
+    for _ in 0..2 {
+        let y0 = w.range(25.0, 75.0);
+        let (amp, len, phase) = (w.range(8.0, 18.0), w.range(120.0, 260.0), w.range(0.0, 6.3));
+        let line: Vec<(f64, f64)> = (0..=30)
+            .map(|k| {
+                let x = k as f64 * WIDTH as f64 / 30.0;
+                (
+                    x,
+                    y0 + amp * (std::f64::consts::TAU * x / len + phase).sin(),
+                )
+            })
+            .collect();
+        canvas.stroke(&line, w.range(1.8, 2.6), &warp, &mut w);
+    }
+    // …and short strays as thick as they are, where a reader looks past
+    // them and a segmenter does not.
+    for _ in 0..7 {
+        let (x, y) = (w.range(0.0, WIDTH as f64), w.range(0.0, HEIGHT as f64));
+        let (angle, length) = (w.range(0.0, 6.3), w.range(6.0, 14.0));
+        let bend = w.range(-4.0, 4.0);
+        let stray = [
+            (x, y),
+            (
+                x + length / 2.0 * angle.cos() - bend * angle.sin(),
+                y + length / 2.0 * angle.sin() + bend * angle.cos(),
+            ),
+            (x + length * angle.cos(), y + length * angle.sin()),
+        ];
+        canvas.stroke(&stray, stroke_width * w.range(0.6, 0.9), &warp, &mut w);
+    }
+    // Paper, ink and grain.
+    let (light, tilt) = (w.range(236.0, 248.0), w.range(-14.0, 14.0));
+    let darkness = w.range(0.78, 0.86);
+    let pixels = canvas
+        .ink
+        .iter()
+        .enumerate()
+        .map(|(at, ink)| {
+            let (x, y) = ((at % WIDTH) as f64, (at / WIDTH) as f64);
+            let paper = light + tilt * (x / WIDTH as f64 - 0.5) + 6.0 * (y / HEIGHT as f64 - 0.5);
+            let grain = w.range(-5.0, 5.0);
+            let speck = if w.next() < 0.03 {
+                w.range(-90.0, 40.0)
+            } else {
+                0.0
+            };
+            (paper * (1.0 - ink * darkness) + grain + speck).clamp(0.0, 255.0) as u8
+        })
+        .collect();
+    Bitmap { pixels }
+}
+
+/// The bitmap as a PNG of 16 greys (4 bits a pixel): enough for the eye,
+/// and some 12 KB where 8 bits took twice that.
+pub fn png(bitmap: &Bitmap) -> Vec<u8> {
+    let packed: Vec<u8> = bitmap
+        .pixels
+        .chunks(WIDTH)
+        .flat_map(|row| {
+            row.chunks(2)
+                .map(|p| (p[0] & 0xf0) | (p.get(1).unwrap_or(&0) >> 4))
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, WIDTH as u32, HEIGHT as u32);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Four);
+    encoder.set_compression(png::Compression::Balanced);
+    let written = encoder
+        .write_header()
+        .and_then(|mut writer| writer.write_image_data(&packed));
+    written.expect("a PNG of the right size writes into memory");
+    out
 }
 
 #[cfg(test)]
@@ -417,26 +506,29 @@ mod tests {
     }
 
     #[test]
-    fn the_image_holds_no_text() {
+    fn the_image_is_pixels_only_and_differs_every_time() {
         let a = "k7emx";
-        let svg = render(a);
-        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
-        assert!(!svg.contains("<text"));
-        // Strip the SVG's own vocabulary; what is left must not spell the answer.
-        let letters: String = svg
-            .split(|c: char| !c.is_ascii_alphabetic())
-            .filter(|w| {
-                ![
-                    "svg", "xmlns", "http", "www", "w", "org", "width", "height", "viewBox",
-                    "rect", "fill", "path", "d", "M", "L", "C", "Q", "stroke", "none", "opacity",
-                    "circle", "cx", "cy", "r", "rgb", "linecap", "round", "linejoin", "f", "e",
-                ]
-                .contains(w)
-            })
-            .collect();
-        assert!(!letters.contains(a), "{letters}");
-        assert!(!svg.contains(a));
-        assert_ne!(render(a), svg, "each drawing differs");
-        assert!(data_uri(a).starts_with("data:image/svg+xml;base64,"));
+        let first = png(&render(a));
+        assert!(first.starts_with(b"\x89PNG\r\n\x1a\n"));
+        // No text chunk, no palette: IHDR, IDAT and IEND only.
+        let mut at = 8;
+        let mut chunks = Vec::new();
+        while at + 8 <= first.len() {
+            let len = u32::from_be_bytes(first[at..at + 4].try_into().unwrap()) as usize;
+            chunks.push(String::from_utf8_lossy(&first[at + 4..at + 8]).into_owned());
+            at += 12 + len;
+        }
+        chunks.dedup();
+        assert_eq!(chunks, ["IHDR", "IDAT", "IEND"]);
+        assert!(!first.windows(a.len()).any(|w| w == a.as_bytes()));
+        assert_ne!(png(&render(a)), first, "each drawing differs");
+        assert!(data_uri(a).starts_with("data:image/png;base64,"));
+        // Ink where the glyphs are, paper around them.
+        let bitmap = render(a);
+        let dark = bitmap.pixels.iter().filter(|p| **p < 120).count();
+        assert!(
+            (WIDTH * HEIGHT / 20..WIDTH * HEIGHT / 3).contains(&dark),
+            "{dark} dark pixels"
+        );
     }
 }

@@ -182,7 +182,7 @@ pub fn identify(
                 }
                 p.note { "※ユーザー登録完了メールに記載されたユーザー名を入力してください。ただし、取りまとめ者の場合ユーザー登録完了メールに記載されたユーザーIDを入力してください。" }
                 div.captcha {
-                    img.captcha-image src=(captcha_image) alt="CAPTCHA: 画像に表示されている文字" width="220" height="80";
+                    img.captcha-image src=(captcha_image) alt="CAPTCHA: 画像に表示されている文字" width=(crate::captcha::WIDTH) height=(crate::captcha::HEIGHT);
                     button.secondary type="submit" name="action" value="refresh" title="表示の文字を変更" { "↻ 画像を変更" }
                 }
                 p {

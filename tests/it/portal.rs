@@ -215,15 +215,43 @@ fn wrong_reused_and_expired_captchas_are_refused() {
 }
 
 #[test]
-fn the_captcha_image_holds_no_text_and_is_inline() {
+fn the_captcha_image_is_pixels_only_inline_and_scales_to_a_phone() {
+    use base64ct::{Base64, Encoding};
     let server = spawn();
     let mut c = server.client();
     let (page, answer) = open_identify(&server, &mut c);
-    assert!(page.has("src=\"data:image/svg+xml;base64,"));
     assert!(
         !page.body.contains(&answer),
         "the answer must not be in the markup"
     );
+    let start = page
+        .body
+        .find("src=\"data:image/png;base64,")
+        .expect("an inline PNG")
+        + "src=\"data:image/png;base64,".len();
+    let end = start + page.body[start..].find('"').unwrap();
+    let png = Base64::decode_vec(&page.body[start..end]).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    // Nothing but its size, its pixels and its end: no text, no palette,
+    // no strokes a program could read one by one.
+    let mut at = 8;
+    let mut kinds = Vec::new();
+    while at + 8 <= png.len() {
+        let len = u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as usize;
+        kinds.push(String::from_utf8_lossy(&png[at + 4..at + 8]).into_owned());
+        at += 12 + len;
+    }
+    kinds.dedup();
+    assert_eq!(kinds, ["IHDR", "IDAT", "IEND"]);
+    assert!(!png.windows(answer.len()).any(|w| w == answer.as_bytes()));
+    // 300 × 110, scaled down to the width of a narrow screen.
+    assert!(page.has("width=\"300\" height=\"110\""));
+    let css = c.get("/static/kagi.css").body;
+    assert!(css
+        .contains(".captcha-image { border: 1px solid #c8d1dc; max-width: 100%; height: auto; }"));
+    // The seed's refresh button and ※2 note stay.
+    assert!(page.has("画像を変更"));
+    assert!(page.has("※CAPTCHAエリアに表示された文字が判別しづらい場合は「画像を変更」を押下して、表示の文字を変更できます。"));
 }
 
 /// A page with the clock (none on the portal) and CSRF token blanked.

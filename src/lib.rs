@@ -218,6 +218,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
     let began = Instant::now();
     return_large_blocks_to_the_system();
     treat_a_file_size_limit_as_a_disk_error();
+    use_every_descriptor_allowed();
     let Options {
         mut config,
         mode,
@@ -522,6 +523,24 @@ impl Pending {
 
     fn is_done(&self) -> bool {
         self.admin_token.is_none() && self.demo_accounts.is_none() && self.census.is_none()
+    }
+}
+
+/// Each client connection holds several descriptors (its socket and the
+/// way to tiny_http, both read and written from two threads): at the
+/// default cap of 256 that is more than a soft limit of 1,024 allows, and
+/// accept() would fail. The soft limit goes up to the hard one, as
+/// servers' do.
+fn use_every_descriptor_allowed() {
+    // SAFETY: getrlimit and setrlimit read and set this process's limits
+    // through a struct they own for the call.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
     }
 }
 

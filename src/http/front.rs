@@ -119,7 +119,17 @@ struct Inner {
 struct Slots {
     next: u64,
     open: HashMap<u64, Slot>,
+    /// Addresses that lost a connection with a request under way to make
+    /// room, and when: for a while their new connections are refused, not
+    /// given room. Otherwise each reconnect of an attacker whose slow
+    /// request was closed would close another, and the server would spend
+    /// itself opening and closing connections.
+    evicted: HashMap<IpAddr, Instant>,
 }
+
+/// How long an address that lost a busy connection to make room is
+/// refused room for its new ones.
+const EVICTION_PAUSE: Duration = Duration::from_secs(1);
 
 struct Slot {
     stream: TcpStream,
@@ -293,7 +303,8 @@ impl Inner {
     /// Registers a connection from `peer`. At the client's cap one of its
     /// idle connections is closed to make room; at the overall cap, the
     /// connection that has made the least progress, unless every one has a
-    /// request the server is answering.
+    /// request the server is answering, or the newcomer's address has just
+    /// lost a busy connection that way (`EVICTION_PAUSE`).
     fn admit(&self, stream: &TcpStream, peer: IpAddr) -> Result<(u64, Arc<Flow>), Busy> {
         let limits = &self.limits;
         let client =
@@ -311,8 +322,19 @@ impl Inner {
             }
         }
         if slots.open.len() >= limits.max_connections {
-            let victim = slots.least_progress(|_| true);
-            slots.close(victim.ok_or(Busy::Server)?);
+            let now = Instant::now();
+            slots
+                .evicted
+                .retain(|_, at| now.duration_since(*at) < EVICTION_PAUSE);
+            if client.is_some_and(|c| slots.evicted.contains_key(&c)) {
+                return Err(Busy::Server);
+            }
+            let victim = slots.least_progress(|_| true).ok_or(Busy::Server)?;
+            let lost = &slots.open[&victim];
+            if let (false, Some(address)) = (lost.idle, lost.client) {
+                slots.evicted.insert(address, now);
+            }
+            slots.close(victim);
         }
         let stream = stream.try_clone().map_err(|_| Busy::Server)?;
         let id = slots.next;

@@ -478,3 +478,28 @@ fn a_slow_reader_gets_a_large_answer_whole_and_mail_is_read_a_page_at_a_time() {
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn an_address_whose_slow_request_made_room_gets_none_back_at_once() {
+    let server = spawn_with(|c| c.http.max_connections = 2);
+    let at = |last: u8| std::net::Ipv4Addr::new(127, 0, 0, last);
+    let slow = |last: u8| {
+        let mut s = connect_from(at(last), server.addr);
+        s.write_all(SLOW_BODY).unwrap();
+        s
+    };
+    let mut first = slow(2);
+    std::thread::sleep(Duration::from_millis(50));
+    let _second = slow(2);
+    std::thread::sleep(Duration::from_millis(100));
+    // A client elsewhere is served: the oldest slow request makes room.
+    assert_eq!(get_on(connect_from(at(3), server.addr)), Some(200));
+    assert!(closed(&mut first, Duration::from_secs(2)));
+    // Its address, coming straight back, is told to come back rather
+    // than closing another connection in turn…
+    let _third = slow(3);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(get_on(connect_from(at(2), server.addr)), Some(503));
+    // …while other clients still find room.
+    assert_eq!(get_on(connect_from(at(4), server.addr)), Some(200));
+}

@@ -95,7 +95,13 @@ impl App {
     /// host that adds no header makes every client look local.)
     fn health(&self, req: &Request) -> Response {
         if let Some(why) = self.store.unavailable() {
-            let body = serde_json::json!({ "status": "unavailable", "reason": why });
+            // The detail (paths, the system's error) only for an operator.
+            let reason = if self.is_admin(req) {
+                why
+            } else {
+                self.store.unavailable_in_short()
+            };
+            let body = serde_json::json!({ "status": "unavailable", "reason": reason });
             let mut page = Response::json(body.to_string());
             page.status = 503;
             return page.with_header("Retry-After", "30".into());

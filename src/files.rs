@@ -87,6 +87,65 @@ fn make_contents_private(dir: &Path) -> Result<usize, String> {
     Ok(mended)
 }
 
+/// Why a private file was not read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Others could have read or replaced it: the message says how to mend.
+    Unsafe(String),
+    Io(io::Error),
+}
+
+/// Reads a file that must be this user's alone: not a symlink (opened with
+/// `O_NOFOLLOW`), owned by this user, 0600 or stricter, in a directory
+/// others cannot write (else they could have swapped it). None when it
+/// does not exist.
+pub fn read_private(path: &Path) -> Result<Option<String>, ReadError> {
+    use std::io::Read;
+    let shown = path.display();
+    let mut file = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(ReadError::Unsafe(format!(
+                "{shown} is a symbolic link: put the file itself there"
+            )))
+        }
+        Err(e) => return Err(ReadError::Io(e)),
+    };
+    let meta = file.metadata().map_err(ReadError::Io)?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(ReadError::Unsafe(format!(
+            "{shown} belongs to user {}, not to the user kagi runs as ({me}); run `chown {me} {shown}`",
+            meta.uid()
+        )));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(ReadError::Unsafe(format!(
+            "{shown} can be read by others (mode {mode:03o}); run `chmod 600 {shown}`"
+        )));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let dir_meta = fs::metadata(dir).map_err(ReadError::Io)?;
+        let writable_by_others = dir_meta.mode() & 0o022 != 0 && dir_meta.mode() & 0o1000 == 0;
+        if writable_by_others || (dir_meta.uid() != me && dir_meta.uid() != 0) {
+            return Err(ReadError::Unsafe(format!(
+                "{} could be written by others, who could swap {shown}: make it writable by its owner only (and owned by root or kagi's user)",
+                dir.display()
+            )));
+        }
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(ReadError::Io)?;
+    Ok(Some(text))
+}
+
 /// Writes `text` to `path`, mode 0600, so that the file is whole or absent
 /// and never anything else: a new temporary file beside it (created, never
 /// opened through a link), flushed to disk, then renamed over whatever
@@ -150,6 +209,31 @@ mod tests {
         write_private(&token, "again").unwrap();
         assert_eq!(fs::metadata(&token).unwrap().mode() & 0o777, 0o600);
         assert_eq!(fs::read_to_string(&token).unwrap(), "again");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_private_file_is_read_only_when_nobody_else_could_have_touched_it() {
+        let dir = scratch("read");
+        let file = dir.join("kagi.key");
+        assert!(matches!(read_private(&file), Ok(None)));
+        write_private(&file, "k").unwrap();
+        assert_eq!(read_private(&file).unwrap().as_deref(), Some("k"));
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o640)).unwrap();
+        let Err(ReadError::Unsafe(why)) = read_private(&file) else {
+            panic!("a file others can read")
+        };
+        assert!(why.contains("chmod 600"), "{why}");
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.join("link.key");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(matches!(read_private(&link), Err(ReadError::Unsafe(_))));
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(
+            matches!(read_private(&file), Err(ReadError::Unsafe(_))),
+            "an open directory"
+        );
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
         fs::remove_dir_all(dir).unwrap();
     }
 

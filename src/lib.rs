@@ -312,7 +312,9 @@ pub fn start(options: Options) -> Result<Running, Error> {
     // Logins cost one hash per cost the stored hashes have: what the
     // database knows of at once, what a scan of the accounts finds later.
     if store.unavailable().is_none() {
-        census_from_meta(&store, &hasher).map_err(|e| Error::Startup(e.to_string()))?;
+        if let Err(e) = census_from_meta(&store, &hasher) {
+            say!("kagi: the census of password hash costs waits for its scan: {e}");
+        }
     }
     pending.census = Some(hasher.clone());
     pending.run(&store, false).map_err(Error::Startup)?;
@@ -514,7 +516,12 @@ impl Pending {
                 match census_scan(store, hasher) {
                     Ok(()) => self.census = None,
                     Err(e) if e.is_disk_trouble() => {}
-                    Err(e) => return Err(format!("the census of password hashes: {e}")),
+                    Err(e) => {
+                        // Not tried again every second: logins go on with
+                        // the census the database gave at start.
+                        self.census = None;
+                        return Err(format!("the census of password hashes: {e}"));
+                    }
                 }
             }
         }

@@ -152,6 +152,11 @@ pub struct Keys {
     audit: hmac::Key,
     /// The key bytes, for writing the file.
     raw: [[u8; 32]; 3],
+    /// The database these keys came from kept its digest key inside, and
+    /// the move out (the audit trail chained anew, old mail sealed) is not
+    /// finished. Marked in the key file, never in the database, so that
+    /// whoever can write the database cannot start it again.
+    pub moving: bool,
 }
 
 impl fmt::Debug for Keys {
@@ -181,6 +186,7 @@ impl Keys {
             sealer: Sealer::new(&seal),
             audit: hmac::Key::new(hmac::HMAC_SHA256, &audit),
             raw,
+            moving: false,
         }
     }
 
@@ -194,12 +200,16 @@ impl Keys {
         for (name, key) in KEY_NAMES.iter().zip(&self.raw) {
             text.push_str(&format!("{name} = {}\n", hex(key)));
         }
+        if self.moving {
+            text.push_str("move = pending\n");
+        }
         text
     }
 
     /// Reads a key file's text; the error says what is wrong with it.
     pub fn from_file(text: &str) -> Result<Keys, String> {
         let mut raw: [Option<[u8; 32]>; 3] = [None; 3];
+        let mut moving = false;
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -208,6 +218,10 @@ impl Keys {
             let (name, value) = line
                 .split_once('=')
                 .ok_or_else(|| format!("line {}: not `name = value`", n + 1))?;
+            if name.trim() == "move" && value.trim() == "pending" {
+                moving = true;
+                continue;
+            }
             let slot = KEY_NAMES
                 .iter()
                 .position(|k| *k == name.trim())
@@ -218,13 +232,17 @@ impl Keys {
             );
         }
         match raw {
-            [Some(d), Some(s), Some(a)] => Ok(Keys::from_raw([d, s, a])),
+            [Some(d), Some(s), Some(a)] => Ok(Keys {
+                moving,
+                ..Keys::from_raw([d, s, a])
+            }),
             _ => Err(format!("needs the keys {}", KEY_NAMES.join(", "))),
         }
     }
 
     /// Whether `key` is the digest key (a database from before the key file
     /// kept it inside).
+    #[cfg(test)]
     pub fn digest_key_is(&self, key: &[u8; 32]) -> bool {
         constant_time_eq(&hex(key), &hex(&self.raw[0]))
     }
@@ -243,7 +261,7 @@ impl Keys {
 
 fn unhex32(text: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
-    if text.len() != 64 {
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     for (i, b) in out.iter_mut().enumerate() {
@@ -635,6 +653,12 @@ mod tests {
         let other = Keys::generate(None);
         assert_eq!(other.sealer.open(b"mail 1", &sealed), None, "another key");
         assert!(Keys::from_file("digest = 00").is_err());
+        let signed = text.replacen(&hex(&[7; 32])[..2], "+7", 1);
+        assert!(Keys::from_file(&signed).is_err(), "hex digits only");
+        assert!(!again.moving);
+        let mut moving = Keys::generate(None);
+        moving.moving = true;
+        assert!(Keys::from_file(&moving.to_file()).unwrap().moving);
         assert!(Keys::from_file("nonsense").is_err());
         assert_eq!(format!("{keys:?}"), "Keys(…)");
     }

@@ -205,7 +205,9 @@ impl Flow {
             if f.broken {
                 return false;
             }
-            if f.sent - f.answered < MAX_UNANSWERED && f.bytes <= MAX_UNDELIVERED_BYTES {
+            if f.sent.saturating_sub(f.answered) < MAX_UNANSWERED
+                && f.bytes <= MAX_UNDELIVERED_BYTES
+            {
                 return true;
             }
             let left = until.saturating_duration_since(Instant::now());
@@ -417,14 +419,25 @@ fn accept_loop(public: TcpListener, inner: Arc<Inner>, stop: Arc<AtomicBool>) {
             .name("kagi-conn".into())
             .stack_size(128 * 1024)
             .spawn(move || {
+                // The slot is given back however the thread ends, a panic
+                // included.
+                let _release = Release(&i, id);
                 connection(&client, peer, &i, id, &flow);
                 let _ = client.shutdown(Shutdown::Both);
-                i.release(id);
             });
         if let Err(e) = spawned {
             say!("kagi: cannot serve a connection: {e}");
             inner.release(id);
         }
+    }
+}
+
+/// Gives a connection's slot back when dropped.
+struct Release<'a>(&'a Inner, u64);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.release(self.1);
     }
 }
 
@@ -519,6 +532,10 @@ fn connection(client: &TcpStream, peer: SocketAddr, inner: &Inner, id: u64, flow
                 true,
             ),
         };
+        // Closed to make room while it read: nothing goes to tiny_http.
+        if flow.lock().broken {
+            break;
+        }
         if backend.is_none() {
             match Backend::open(inner, client, flow) {
                 Ok(b) => backend = Some(b),
@@ -690,21 +707,39 @@ impl Conn<'_> {
     ) -> Result<Option<(Vec<u8>, Instant)>, u16> {
         let idle_until = Instant::now() + limits.idle_timeout;
         let mut started: Option<Instant> = None;
+        // Empty lines dropped before the request line, and how much of the
+        // buffer has been searched for the head's end: both so that a head
+        // sent a byte at a time, or a stream of empty lines, costs no more
+        // than its size once.
+        let (mut skipped, mut searched) = (0usize, 0usize);
         loop {
-            // Empty lines before a request line are allowed (RFC 9112 §2.2).
-            while self.buf.starts_with(b"\r\n") {
-                self.buf.drain(..2);
-            }
+            // Any byte, an empty line too, starts the head's clock.
             if !self.buf.is_empty() && started.is_none() {
                 started = Some(Instant::now());
                 first_byte();
             }
-            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
+            // Empty lines before a request line are allowed (RFC 9112
+            // §2.2); they count towards the head's size.
+            let blank = self
+                .buf
+                .chunks(2)
+                .take_while(|pair| *pair == b"\r\n")
+                .count()
+                * 2;
+            if blank > 0 {
+                self.buf.drain(..blank);
+                skipped += blank;
+                searched = 0;
+            }
+            let from = searched.saturating_sub(3);
+            if let Some(at) = find(&self.buf[from..], b"\r\n\r\n") {
+                let end = from + at;
                 let head = self.buf[..end].to_vec();
                 self.buf.drain(..end + 4);
                 return Ok(Some((head, started.unwrap_or_else(Instant::now))));
             }
-            if self.buf.len() > MAX_HEAD_BYTES {
+            searched = self.buf.len();
+            if self.buf.len() + skipped > MAX_HEAD_BYTES {
                 return Err(431);
             }
             let deadline = match started {
@@ -713,7 +748,7 @@ impl Conn<'_> {
             };
             match self.fill(deadline) {
                 Ok(true) => {}
-                Ok(false) if self.buf.is_empty() => return Ok(None),
+                Ok(false) if self.buf.is_empty() && skipped == 0 => return Ok(None),
                 // A head that stops arriving, or a client gone mid-head.
                 Ok(false) if Instant::now() >= deadline => return Err(408),
                 Ok(false) | Err(_) => return Ok(None),

@@ -234,7 +234,7 @@ fn login(ctx: &Ctx<'_>) -> Outcome {
             "login",
         )?
     } else {
-        app.hasher.verify(None, password);
+        app.hasher.verify_login(None, password);
         ctx.audit("login", None, "failed")?;
         None
     };

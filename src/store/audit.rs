@@ -1,9 +1,13 @@
 //! The audit trail: append-only, each entry naming the one before it by an
-//! HMAC under the key file's audit key. The head (the last entry) and the
-//! retention anchor (the newest entry deleted for its age) carry HMACs of
-//! their own. So an entry changed, added or removed anywhere, and a trail
-//! chained anew by someone who can write the database but has not the key
-//! file, fail `verify_audit`.
+//! HMAC under the key file's audit key. The chain starts at an anchor (a
+//! random one when the database is made; after retention, the newest entry
+//! deleted for its age), and the anchor and the head (the last entry) carry
+//! HMACs of their own. So an entry changed, added or removed anywhere, a
+//! trail emptied, and a trail chained anew by someone who can write the
+//! database but has not the key file, fail `verify_audit`. What no chain
+//! inside the database can show: the whole of it put back as it was at an
+//! earlier moment (a backup restored over it); that needs a record kept
+//! elsewhere.
 
 use super::{decode, encode, Result, Store, StoreError, Trees};
 use crate::secret::Keys;
@@ -105,21 +109,21 @@ impl Store {
 
 fn verify(t: &Trees, keys: &Keys) -> std::result::Result<usize, String> {
     let read = |key: &str| t.meta.get(key).map(text).map_err(|e| e.to_string());
-    // Entries past their retention were deleted; the chain starts from the
-    // anchor they left, if its HMAC is right.
-    let mut prev = match read("audit_anchor")? {
-        Some(anchor) => {
-            let tag = read("audit_anchor_tag")?.unwrap_or_default();
-            if !crate::secret::constant_time_eq(&tag, &keys.audit_mac(ANCHOR, anchor.as_bytes())) {
-                return Err(
-                    "the retention anchor is not one kagi wrote: entries were removed at the start"
-                        .into(),
-                );
-            }
-            anchor
-        }
-        None => String::new(),
+    // The chain starts at its anchor (the first one, or the one the entries
+    // past their retention left), if its HMAC is right.
+    let Some(anchor) = read("audit_anchor")? else {
+        return Err(
+            "the trail's anchor is missing: it was removed, or the database was not made with this key file"
+                .into(),
+        );
     };
+    let tag = read("audit_anchor_tag")?.unwrap_or_default();
+    if !crate::secret::constant_time_eq(&tag, &keys.audit_mac(ANCHOR, anchor.as_bytes())) {
+        return Err(
+            "the trail's anchor is not one kagi wrote: entries were removed at the start".into(),
+        );
+    }
+    let mut prev = anchor;
     let mut count = 0;
     for entry in t.audit.iter() {
         let (key, bytes) = entry.map_err(|e| e.to_string())?;
@@ -141,11 +145,7 @@ fn verify(t: &Trees, keys: &Keys) -> std::result::Result<usize, String> {
         count += 1;
     }
     let head = read("audit_head")?.unwrap_or_default();
-    let expected = if prev.is_empty() {
-        String::new()
-    } else {
-        keys.audit_mac(HEAD, prev.as_bytes())
-    };
+    let expected = keys.audit_mac(HEAD, prev.as_bytes());
     if !crate::secret::constant_time_eq(&head, &expected) {
         return Err(
             "the last entry is not the one last written: entries were removed or changed at the end"
@@ -156,6 +156,22 @@ fn verify(t: &Trees, keys: &Keys) -> std::result::Result<usize, String> {
 }
 
 impl Trees {
+    /// Starts the chain of a new database: a random anchor, its HMAC, and
+    /// the head of a trail with no entry yet.
+    pub(super) fn start_audit_chain(&self, keys: &Keys) -> Result<()> {
+        let anchor = crate::secret::hex(&crate::secret::random_bytes::<32>());
+        self.meta.insert("audit_anchor", anchor.as_bytes())?;
+        self.meta.insert(
+            "audit_anchor_tag",
+            keys.audit_mac(ANCHOR, anchor.as_bytes()).as_bytes(),
+        )?;
+        self.meta.insert(
+            "audit_head",
+            keys.audit_mac(HEAD, anchor.as_bytes()).as_bytes(),
+        )?;
+        Ok(())
+    }
+
     /// Chains a trail written before the key file (each entry naming the
     /// SHA-256 of the one before) anew under the file's audit key, after
     /// checking the old chain; says what it found. Run once, when the
@@ -164,10 +180,14 @@ impl Trees {
         let sha = |bytes: &[u8]| {
             crate::secret::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
         };
-        let anchor = text(self.meta.get("audit_anchor")?);
-        let mut old_prev = anchor.clone().unwrap_or_default();
+        let old_anchor = text(self.meta.get("audit_anchor")?);
+        let mut old_prev = old_anchor.clone().unwrap_or_default();
         let mut broken: Option<String> = None;
-        let mut prev = old_prev.clone();
+        // The old anchor (the hash of the newest entry deleted for its
+        // age), or a new random one where there was none.
+        let anchor =
+            old_anchor.unwrap_or_else(|| crate::secret::hex(&crate::secret::random_bytes::<32>()));
+        let mut prev = anchor.clone();
         let mut count = 0;
         for entry in self.audit.iter() {
             let (key, bytes) = entry?;
@@ -186,18 +206,15 @@ impl Trees {
         if broken.is_none() && count > 0 && old_head != old_prev {
             broken = Some("its last entry was not the one last written".into());
         }
-        if !prev.is_empty() {
-            self.meta.insert(
-                "audit_head",
-                keys.audit_mac(HEAD, prev.as_bytes()).as_bytes(),
-            )?;
-        }
-        if let Some(anchor) = anchor {
-            self.meta.insert(
-                "audit_anchor_tag",
-                keys.audit_mac(ANCHOR, anchor.as_bytes()).as_bytes(),
-            )?;
-        }
+        self.meta.insert(
+            "audit_head",
+            keys.audit_mac(HEAD, prev.as_bytes()).as_bytes(),
+        )?;
+        self.meta.insert("audit_anchor", anchor.as_bytes())?;
+        self.meta.insert(
+            "audit_anchor_tag",
+            keys.audit_mac(ANCHOR, anchor.as_bytes()).as_bytes(),
+        )?;
         Ok(match broken {
             None => format!("the audit trail ({count} entries) was intact and is now chained under the key file's key"),
             Some(problem) => format!("the audit trail ({count} entries) is now chained under the key file's key, but the old chain was BROKEN: {problem}"),

@@ -24,6 +24,8 @@ pub struct StoreError {
     message: String,
     /// The disk refused (full, read-only, failing): time may mend it.
     disk: bool,
+    /// The system's error number, when the disk gave one.
+    errno: Option<i32>,
 }
 
 impl StoreError {
@@ -31,6 +33,16 @@ impl StoreError {
         StoreError {
             message: message.into(),
             disk: false,
+            errno: None,
+        }
+    }
+
+    /// A failure that waiting may mend, with `errno` behind it if known.
+    fn waiting(message: impl Into<String>, errno: Option<i32>) -> StoreError {
+        StoreError {
+            message: message.into(),
+            disk: true,
+            errno,
         }
     }
 
@@ -38,6 +50,19 @@ impl StoreError {
         StoreError {
             message: format!("{what}: {e}"),
             disk: is_disk_trouble(e),
+            errno: errno_of(e),
+        }
+    }
+
+    /// What is wrong, in a few words that name no path: for anyone who asks.
+    pub fn in_short(&self) -> &'static str {
+        match self.errno {
+            Some(libc::ENOSPC) => "no space left on the database's disk",
+            Some(libc::EDQUOT) => "the disk quota of the database is used up",
+            Some(libc::EROFS) => "the database's disk is read-only",
+            Some(libc::EIO) => "the database's disk fails",
+            Some(libc::EFBIG) => "a file-size limit refuses the database's writes",
+            _ => "the database cannot be opened",
         }
     }
 
@@ -48,10 +73,23 @@ impl StoreError {
     }
 }
 
+/// The system's error number of `e`, or the one its kind stands for (sled
+/// passes some errors on with their kind only).
+fn errno_of(e: &std::io::Error) -> Option<i32> {
+    use std::io::ErrorKind;
+    e.raw_os_error().or(match e.kind() {
+        ErrorKind::StorageFull => Some(libc::ENOSPC),
+        ErrorKind::QuotaExceeded => Some(libc::EDQUOT),
+        ErrorKind::ReadOnlyFilesystem => Some(libc::EROFS),
+        ErrorKind::FileTooLarge => Some(libc::EFBIG),
+        _ => None,
+    })
+}
+
 /// Errors a full, read-only or failing disk gives.
 fn is_disk_trouble(e: &std::io::Error) -> bool {
     matches!(
-        e.raw_os_error(),
+        errno_of(e),
         Some(libc::ENOSPC | libc::EDQUOT | libc::EIO | libc::EROFS | libc::EFBIG)
     )
 }
@@ -66,10 +104,14 @@ impl std::error::Error for StoreError {}
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> StoreError {
-        let disk = matches!(&e, sled::Error::Io(io) if is_disk_trouble(io));
+        let (disk, errno) = match &e {
+            sled::Error::Io(io) => (is_disk_trouble(io), errno_of(io)),
+            _ => (false, None),
+        };
         StoreError {
             message: e.to_string(),
             disk,
+            errno,
         }
     }
 }
@@ -156,12 +198,14 @@ pub struct Store {
     open: RwLock<Option<Arc<Trees>>>,
     /// Read (or made) at the first successful open; they never change.
     keys: OnceLock<Arc<Keys>>,
-    /// Why the database is closed, while it is.
-    closed: Mutex<Option<String>>,
+    /// Why the database is closed, while it is: in full, and in short.
+    closed: Mutex<Option<(String, &'static str)>>,
     /// Why a flush failed since the database was opened, if one did.
-    failed: Mutex<Option<String>>,
+    failed: Mutex<Option<(String, Option<i32>)>>,
     /// One audit writer at a time, so that the chain never forks.
     audit_lock: Mutex<()>,
+    /// Mails that did not open, already said in the log.
+    unreadable: Mutex<std::collections::HashSet<u64>>,
 }
 
 /// Where the key file is unless the configuration puts it elsewhere.
@@ -177,6 +221,22 @@ pub fn default_key_file(data_dir: &Path) -> PathBuf {
 /// then on. An unfinished snapshot is never needed: without it sled starts
 /// from the one before and replays its log.
 fn remove_unfinished_snapshots(dir: &Path) -> Result<()> {
+    // Only while no sled has the database open (it locks its `db` file):
+    // a running server's snapshot in progress is not unfinished.
+    let Ok(db) = std::fs::File::open(dir.join("db")) else {
+        return Ok(());
+    };
+    // SAFETY: flock on a descriptor this function owns; the lock goes
+    // with the file at the end of the function.
+    let locked = unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&db),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    };
+    if locked != 0 {
+        return Ok(());
+    }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
@@ -258,65 +318,102 @@ impl fmt::Debug for Store {
     }
 }
 
-/// The keys of the key file beside the database, made (with the file) when
-/// there is none. A database from before the key file kept its digest key
-/// inside (`meta.digest_key`): that key moves to the new file, the audit
-/// trail is chained anew under the file's audit key, and the key leaves
-/// the database.
-fn open_keys(trees: &Trees, key_file: &Path) -> Result<Keys> {
+/// The keys of the key file beside the database, made (with the file) for
+/// a new database. A database that has data but no key file is refused:
+/// new keys would void its codes, links and sealed mail and leave its audit
+/// trail unverifiable, so the file must be put back (or `store.key_file`
+/// pointed at it). A database from before the key file kept its digest key
+/// inside (`meta.digest_key`): that key moves into a new key file marked
+/// `move = pending`, the audit trail is checked and chained anew, old mail
+/// text is sealed, the key leaves the database, and the mark goes. Only
+/// the mark in the key file, which the database cannot write, starts or
+/// resumes that move.
+fn open_keys(trees: &Trees, dir: &Path, key_file: &Path) -> Result<Keys> {
     let shown = key_file.display();
     let legacy: Option<[u8; 32]> = trees
         .meta
         .get("digest_key")?
         .and_then(|k| k.as_ref().try_into().ok());
-    let keys = match std::fs::read_to_string(key_file) {
-        Ok(text) => {
-            use std::os::unix::fs::MetadataExt;
-            let mode = std::fs::metadata(key_file).map_or(0, |m| m.mode()) & 0o777;
-            if mode & 0o077 != 0 {
+    let mut keys = match crate::files::read_private(key_file) {
+        Ok(Some(text)) => Keys::from_file(&text)
+            .map_err(|e| StoreError::new(format!("the key file {shown}: {e}")))?,
+        Ok(None) => {
+            let has_data = !(trees.accounts.is_empty()
+                && trees.audit.is_empty()
+                && trees.outbox.is_empty()
+                && trees.mailbox.is_empty());
+            if legacy.is_none() && has_data {
                 return Err(StoreError::new(format!(
-                    "the key file {shown} can be read by others (mode {mode:03o}); run `chmod 600 {shown}`"
+                    "the database in {} holds data, but there is no key file at {shown}: put the \
+                     key file back (or set store.key_file to where it is). kagi makes no new \
+                     keys over it: they would void its codes, links and mail, and its audit \
+                     trail could not be verified",
+                    dir.display()
                 )));
             }
-            Keys::from_file(&text)
-                .map_err(|e| StoreError::new(format!("the key file {shown}: {e}")))?
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if legacy.is_none() && !(trees.accounts.is_empty() && trees.audit.is_empty()) {
-                say!(
-                    "kagi: no key file at {shown} for a database that has data: making a new one. \
-                     Codes, links and sessions made before are void, and the audit trail \
-                     written before cannot be verified with the new key."
-                );
+            let mut keys = Keys::generate(legacy);
+            keys.moving = legacy.is_some();
+            if !keys.moving {
+                trees.start_audit_chain(&keys)?;
+                trees.db.flush()?;
             }
-            let keys = Keys::generate(legacy);
-            crate::files::write_private(key_file, &keys.to_file()).map_err(|e| {
-                StoreError::from_io(&format!("cannot write the key file {shown}"), &e)
-            })?;
+            write_keys(key_file, &keys)?;
             keys
         }
-        Err(e) => {
+        Err(crate::files::ReadError::Unsafe(why)) => return Err(StoreError::new(why)),
+        Err(crate::files::ReadError::Io(e)) => {
             return Err(StoreError::from_io(
                 &format!("cannot read the key file {shown}"),
                 &e,
             ))
         }
     };
-    if let Some(legacy) = legacy {
-        // Only the key the file holds: a digest key someone wrote into the
-        // database must not get the trail chained anew.
-        if keys.digest_key_is(&legacy) {
-            let note = trees.rechain_audit(&keys)?;
-            trees.meta.remove("digest_key")?;
-            trees.db.flush()?;
-            say!("kagi: the digest key moved out of the database into {shown}; {note}");
-        } else {
-            say!(
-                "kagi: the database holds a digest key that is not the key file's: it is not used"
-            );
-        }
+    if keys.moving {
+        let note = trees.rechain_audit(&keys)?;
+        let sealed = seal_old_mail(trees, &keys)?;
+        trees.meta.remove("digest_key")?;
+        trees.db.flush()?;
+        keys.moving = false;
+        write_keys(key_file, &keys)?;
+        say!(
+            "kagi: the digest key moved out of the database into {shown}; {note}; {sealed} mails' text sealed"
+        );
+    } else if legacy.is_some() {
+        trees.meta.remove("digest_key")?;
+        trees.db.flush()?;
+        say!(
+            "kagi: the database held a digest key beside the key file {shown}: removed, never used"
+        );
     }
     Ok(keys)
+}
+
+fn write_keys(key_file: &Path, keys: &Keys) -> Result<()> {
+    crate::files::write_private(key_file, &keys.to_file()).map_err(|e| {
+        StoreError::from_io(
+            &format!("cannot write the key file {}", key_file.display()),
+            &e,
+        )
+    })
+}
+
+/// Seals the text of outbox and mailbox records written before mail text
+/// was sealed; how many.
+fn seal_old_mail(trees: &Trees, keys: &Keys) -> Result<usize> {
+    let mut sealed = 0;
+    for tree in [&trees.outbox, &trees.mailbox] {
+        for entry in tree.iter() {
+            let (key, bytes) = entry?;
+            let value: serde_json::Value = decode(&bytes)?;
+            if value.get("sealed").is_some() {
+                continue;
+            }
+            let id = value.get("id").and_then(|v| v.as_u64()).unwrap_or(0);
+            tree.insert(key, seal_record(keys, id, value)?)?;
+            sealed += 1;
+        }
+    }
+    Ok(sealed)
 }
 
 /// The fields of a mail record that hold its text, and so a code or a link.
@@ -325,6 +422,48 @@ const MAIL_TEXT: [&str; 2] = ["body", "mime"];
 /// The associated data a mail's sealed text is bound to.
 fn mail_record(id: u64) -> Vec<u8> {
     [&b"mail\0"[..], &id.to_be_bytes()].concat()
+}
+
+/// A mail record as stored: its text (`body`, `mime`: a code or a link)
+/// sealed under the key file's key, with the mail's id as associated data;
+/// the rest, which the mail thread and the listings read, plain.
+fn seal_record(keys: &Keys, id: u64, mut value: serde_json::Value) -> Result<Vec<u8>> {
+    use base64ct::{Base64, Encoding};
+    let fields = value
+        .as_object_mut()
+        .ok_or_else(|| StoreError::new("a mail record is not an object"))?;
+    let text: serde_json::Map<String, serde_json::Value> = MAIL_TEXT
+        .iter()
+        .filter_map(|f| Some((f.to_string(), fields.remove(*f)?)))
+        .collect();
+    let sealed = keys
+        .sealer
+        .seal(&mail_record(id), &serde_json::to_vec(&text)?);
+    fields.insert("sealed".into(), Base64::encode_string(&sealed).into());
+    encode(&value)
+}
+
+/// A stored mail record with its text opened (or as it was, from before
+/// text was sealed).
+fn open_record<T: DeserializeOwned>(keys: &Keys, bytes: &[u8]) -> Result<T> {
+    use base64ct::{Base64, Encoding};
+    let mut value: serde_json::Value = decode(bytes)?;
+    let fields = value
+        .as_object_mut()
+        .ok_or_else(|| StoreError::new("a mail record is not an object"))?;
+    if let Some(sealed) = fields.remove("sealed") {
+        let id = fields.get("id").and_then(|v| v.as_u64()).unwrap_or(0);
+        let sealed = Base64::decode_vec(sealed.as_str().unwrap_or(""))
+            .map_err(|_| StoreError::new(format!("mail {id}: its sealed text is not base64")))?;
+        let plain = keys.sealer.open(&mail_record(id), &sealed).ok_or_else(|| {
+            StoreError::new(format!(
+                "mail {id} does not open with the key file's key (another key file?)"
+            ))
+        })?;
+        let text: serde_json::Map<String, serde_json::Value> = decode(&plain)?;
+        fields.extend(text);
+    }
+    Ok(serde_json::from_value(value)?)
 }
 
 fn account_key(site: Site, id: &str) -> Vec<u8> {
@@ -347,9 +486,13 @@ impl Store {
             cache_bytes,
             open: RwLock::new(None),
             keys: OnceLock::new(),
-            closed: Mutex::new(Some("not opened yet".into())),
+            closed: Mutex::new(Some((
+                "not opened yet".into(),
+                "the database is not open yet",
+            ))),
             failed: Mutex::new(None),
             audit_lock: Mutex::new(()),
+            unreadable: Mutex::default(),
         }
     }
 
@@ -378,14 +521,15 @@ impl Store {
     }
 
     fn set_closed(&self, why: &StoreError) {
-        *self.closed.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.to_string());
+        *self.closed.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((why.to_string(), why.in_short()));
     }
 
     /// Opens the trees, and the keys the first time.
     fn open_now(&self) -> Result<()> {
         let trees = Trees::open(&self.dir, self.cache_bytes)?;
         if self.keys.get().is_none() {
-            let keys = open_keys(&trees, &self.key_file)?;
+            let keys = open_keys(&trees, &self.dir, &self.key_file)?;
             let _ = self.keys.set(Arc::new(keys));
         }
         *self.open.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(trees));
@@ -407,10 +551,14 @@ impl Store {
 
     /// Why the database is not open, or None when it is.
     pub fn unavailable(&self) -> Option<String> {
-        self.closed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        let closed = self.closed.lock().unwrap_or_else(|e| e.into_inner());
+        closed.as_ref().map(|(full, _)| full.clone())
+    }
+
+    /// The same in a few words that name no path (for anyone who asks).
+    pub fn unavailable_in_short(&self) -> String {
+        let closed = self.closed.lock().unwrap_or_else(|e| e.into_inner());
+        closed.as_ref().map_or("", |(_, short)| short).to_string()
     }
 
     fn trees(&self) -> Result<Arc<Trees>> {
@@ -420,18 +568,17 @@ impl Store {
             .clone()
             .ok_or_else(|| {
                 let why = self.unavailable().unwrap_or_default();
-                StoreError {
-                    message: format!("the database is not open ({why})"),
-                    disk: true,
-                }
+                StoreError::waiting(format!("the database is not open ({why})"), None)
             })
     }
 
     /// The keys of the key file; an error until the database has opened.
     pub(crate) fn keys(&self) -> Result<Arc<Keys>> {
-        self.keys.get().cloned().ok_or_else(|| StoreError {
-            message: "the key file has not been read: the database never opened".into(),
-            disk: true,
+        self.keys.get().cloned().ok_or_else(|| {
+            StoreError::waiting(
+                "the key file has not been read: the database never opened",
+                None,
+            )
         })
     }
 
@@ -444,11 +591,11 @@ impl Store {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        if let Some(why) = failed {
-            return Err(StoreError {
-                message: format!("a write to the disk failed: {why}"),
-                disk: true,
-            });
+        if let Some((why, errno)) = failed {
+            return Err(StoreError::waiting(
+                format!("a write to the disk failed: {why}"),
+                errno,
+            ));
         }
         let t = self.trees()?;
         t.meta.insert("checked", &[])?;
@@ -464,9 +611,10 @@ impl Store {
     pub fn reopen(&self, why: &StoreError) -> Result<()> {
         let old = self.open.write().unwrap_or_else(|e| e.into_inner()).take();
         if old.is_some() {
-            self.set_closed(&StoreError::new(format!(
-                "being opened again after a disk error ({why})"
-            )));
+            self.set_closed(&StoreError::waiting(
+                format!("being opened again after a disk error ({why})"),
+                why.errno,
+            ));
         }
         if let Some(mut old) = old {
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -506,7 +654,11 @@ impl Store {
     pub fn flush(&self) -> Result<()> {
         let t = self.trees()?;
         t.db.flush().map_err(|e| {
-            *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+            let errno = match &e {
+                sled::Error::Io(io) => errno_of(io),
+                _ => None,
+            };
+            *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some((e.to_string(), errno));
             StoreError::from(e)
         })?;
         Ok(())
@@ -860,53 +1012,33 @@ impl Store {
 
     // ----- mail -----------------------------------------------------------
 
-    /// A mail record as stored: its text (`body`, `mime`: a code or a link)
-    /// sealed under the key file's key, with the mail's id as associated
-    /// data; the rest, which the mail thread and the listings read, plain.
     fn seal_mail<T: Serialize>(&self, id: u64, mail: &T) -> Result<Vec<u8>> {
-        use base64ct::{Base64, Encoding};
-        let mut value = serde_json::to_value(mail)?;
-        let fields = value
-            .as_object_mut()
-            .ok_or_else(|| StoreError::new("a mail record is not an object"))?;
-        let text: serde_json::Map<String, serde_json::Value> = MAIL_TEXT
-            .iter()
-            .filter_map(|f| Some((f.to_string(), fields.remove(*f)?)))
-            .collect();
-        let sealed = self
-            .keys()?
-            .sealer
-            .seal(&mail_record(id), &serde_json::to_vec(&text)?);
-        fields.insert("sealed".into(), Base64::encode_string(&sealed).into());
-        encode(&value)
+        seal_record(&*self.keys()?, id, serde_json::to_value(mail)?)
     }
 
-    /// A stored mail record with its text opened (or as it was, from before
-    /// text was sealed).
-    fn open_mail<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
-        use base64ct::{Base64, Encoding};
-        let mut value: serde_json::Value = decode(bytes)?;
-        let fields = value
-            .as_object_mut()
-            .ok_or_else(|| StoreError::new("a mail record is not an object"))?;
-        if let Some(sealed) = fields.remove("sealed") {
-            let id = fields.get("id").and_then(|v| v.as_u64()).unwrap_or(0);
-            let sealed = Base64::decode_vec(sealed.as_str().unwrap_or("")).map_err(|_| {
-                StoreError::new(format!("mail {id}: its sealed text is not base64"))
-            })?;
-            let plain = self
-                .keys()?
-                .sealer
-                .open(&mail_record(id), &sealed)
-                .ok_or_else(|| {
-                    StoreError::new(format!(
-                        "mail {id} does not open with the key file's key (another key file?)"
-                    ))
-                })?;
-            let text: serde_json::Map<String, serde_json::Value> = decode(&plain)?;
-            fields.extend(text);
+    /// A stored mail, or None (said once in the log) for one that does
+    /// not open: sealed under another key file, or damaged. One such
+    /// record must not stop the delivery or the listing of the others.
+    fn open_mail<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<Option<T>> {
+        let keys = self.keys()?;
+        match open_record(&keys, bytes) {
+            Ok(mail) => Ok(Some(mail)),
+            Err(e) => {
+                #[derive(Deserialize)]
+                struct Id {
+                    id: u64,
+                }
+                let id = decode::<Id>(bytes).map_or(0, |r| r.id);
+                let mut told = self.unreadable.lock().unwrap_or_else(|e| e.into_inner());
+                if told.len() > 10_000 {
+                    told.clear();
+                }
+                if told.insert(id) {
+                    say!("kagi: mail {id} is left aside: {e}");
+                }
+                Ok(None)
+            }
         }
-        Ok(serde_json::from_value(value)?)
     }
 
     /// Puts a mail in the outbox and returns its id. `prepare` receives the
@@ -923,11 +1055,11 @@ impl Store {
     /// Every mail still in the outbox, oldest first.
     pub fn outbox(&self) -> Result<Vec<OutboxMail>> {
         let t = self.trees()?;
-        t.outbox
-            .iter()
-            .values()
-            .map(|v| self.open_mail(&v?))
-            .collect()
+        let mut mails = Vec::new();
+        for value in t.outbox.iter().values() {
+            mails.extend(self.open_mail(&value?)?);
+        }
+        Ok(mails)
     }
 
     /// Up to `limit` real (not decoy) mails of the outbox with an id above
@@ -940,7 +1072,9 @@ impl Store {
             .range((after.saturating_add(1)).to_be_bytes()..)
             .values()
         {
-            let mail: OutboxMail = self.open_mail(&value?)?;
+            let Some(mail) = self.open_mail::<OutboxMail>(&value?)? else {
+                continue;
+            };
             if !mail.decoy {
                 page.push(mail);
                 if page.len() == limit {
@@ -984,25 +1118,23 @@ impl Store {
     /// Captured mail, newest first.
     pub fn captured_mail(&self, limit: usize) -> Result<Vec<CapturedMail>> {
         let t = self.trees()?;
-        t.mailbox
-            .iter()
-            .values()
-            .rev()
-            .take(limit)
-            .map(|v| self.open_mail(&v?))
-            .collect()
+        let mut mails = Vec::new();
+        for value in t.mailbox.iter().values().rev().take(limit) {
+            mails.extend(self.open_mail(&value?)?);
+        }
+        Ok(mails)
     }
 
     /// Captured mail with an id above `after`, oldest first: a reader that
     /// remembers the last id it saw gets each mail once, a page at a time.
     pub fn captured_mail_after(&self, after: u64, limit: usize) -> Result<Vec<CapturedMail>> {
         let t = self.trees()?;
-        t.mailbox
-            .range((after.saturating_add(1)).to_be_bytes()..)
-            .values()
-            .take(limit)
-            .map(|v| self.open_mail(&v?))
-            .collect()
+        let mut mails = Vec::new();
+        let after = (after.saturating_add(1)).to_be_bytes();
+        for value in t.mailbox.range(after..).values().take(limit) {
+            mails.extend(self.open_mail(&value?)?);
+        }
+        Ok(mails)
     }
 
     // ----- postal requests and audit ----------------------------------------
@@ -1033,7 +1165,14 @@ impl Store {
     /// Postal requests, oldest first.
     pub fn postal_requests(&self) -> Result<Vec<PostalRequest>> {
         let t = self.trees()?;
-        t.postal.iter().values().map(|v| decode(&v?)).collect()
+        let mut requests: Vec<PostalRequest> = t
+            .postal
+            .iter()
+            .values()
+            .map(|v| decode(&v?))
+            .collect::<Result<_>>()?;
+        requests.sort_by_key(|r| (r.created, r.id));
+        Ok(requests)
     }
 
     /// Deletes captured mail beyond the newest `keep`.
@@ -1317,7 +1456,7 @@ mod tests {
             .verify_audit()
             .unwrap()
             .unwrap_err()
-            .contains("retention anchor"));
+            .contains("anchor"));
         drop(t);
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
@@ -1436,7 +1575,78 @@ mod tests {
             .get("digest_key")
             .unwrap()
             .is_none());
+        let file = std::fs::read_to_string(default_key_file(&dir)).unwrap();
+        assert!(!file.contains("move"), "the move is done");
+        // Whoever can write the database puts the old key back and edits
+        // the trail: the key file says the move is done, so nothing is
+        // chained anew, and the edit shows.
+        let t = store.trees().unwrap();
+        t.meta.insert("digest_key", &[7u8; 32]).unwrap();
+        let (key, first) = t.audit.iter().next().unwrap().unwrap();
+        let edited = String::from_utf8(first.to_vec())
+            .unwrap()
+            .replace("failed", "ok");
+        t.audit.insert(key, edited.as_bytes()).unwrap();
+        t.db.flush().unwrap();
+        drop(t);
         drop(store);
+        let store = reopen(&dir);
+        assert!(store.verify_audit().unwrap().is_err());
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_database_with_data_and_no_key_file_is_refused_and_an_emptied_trail_shows() {
+        let (store, dir) = temp_store();
+        assert_eq!(store.verify_audit().unwrap(), Ok(0), "a new, empty trail");
+        store
+            .audit(&AuditEvent {
+                prev: String::new(),
+                time: 1,
+                site: Site::Kaigo,
+                event: "login".into(),
+                account: None,
+                client: "127.0.0.1".into(),
+                outcome: "failed".into(),
+            })
+            .unwrap();
+        // Every entry, the head and the anchor removed: no trail at all is
+        // not a valid one.
+        let t = store.trees().unwrap();
+        t.audit.clear().unwrap();
+        for key in ["audit_head", "audit_anchor", "audit_anchor_tag"] {
+            t.meta.remove(key).unwrap();
+        }
+        drop(t);
+        assert!(store
+            .verify_audit()
+            .unwrap()
+            .unwrap_err()
+            .contains("anchor"));
+        store.flush().unwrap();
+        drop(store);
+        std::fs::remove_file(default_key_file(&dir)).unwrap();
+        // Accounts, but no key file: kagi makes no new keys over them.
+        let t = Trees::open(&dir, 1 << 20).unwrap();
+        t.accounts.insert("kaigo:x", &b"{}"[..]).unwrap();
+        t.db.flush().unwrap();
+        drop(t);
+        let mut refused = String::new();
+        for _ in 0..100 {
+            match Store::open(&dir, 1 << 20, &default_key_file(&dir)) {
+                Err(e) if e.to_string().contains("lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                Err(e) => {
+                    refused = e.to_string();
+                    break;
+                }
+                Ok(_) => break,
+            }
+        }
+        assert!(refused.contains("no key file"), "{refused}");
+        assert!(!default_key_file(&dir).exists());
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

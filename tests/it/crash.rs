@@ -177,8 +177,16 @@ fn a_disk_that_refuses_writes_gets_503_pages_and_service_resumes_when_it_takes_t
         "{}",
         refused.body
     );
-    // Pages that write nothing are still served.
-    assert_eq!(Client::new(addr).get("/kaigo/login").status, 200);
+    // kagi finds that the database cannot be opened again while the disk
+    // refuses (sled writes when it opens), and /healthz says why.
+    let health = wait_for(addr, "/healthz", 503);
+    assert!(
+        health
+            .body
+            .contains("a file-size limit refuses the database's writes"),
+        "{}",
+        health.body
+    );
 
     limit_file_size(pid, None);
     // Within seconds kagi opens the database again and the step works.
@@ -404,7 +412,7 @@ fn a_disk_filled_from_outside_stops_new_work_never_the_server() {
     }
     let health = wait_for(addr, "/healthz", 503);
     assert!(
-        health.body.contains("No space left on device"),
+        health.body.contains("no space left on the database's disk"),
         "{}",
         health.body
     );

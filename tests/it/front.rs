@@ -321,7 +321,7 @@ fn a_request_must_arrive_whole_within_the_header_timeout_of_its_first_byte() {
     let after = started.elapsed();
     // 2 s from the first byte, not 2 s from the end of the head (3.5 s).
     assert!(
-        after < Duration::from_millis(3000),
+        after < Duration::from_millis(3300),
         "closed {after:?} after the first byte"
     );
     assert_eq!(parse_response(&got).status, 408);
@@ -481,25 +481,51 @@ fn a_slow_reader_gets_a_large_answer_whole_and_mail_is_read_a_page_at_a_time() {
 
 #[test]
 fn an_address_whose_slow_request_made_room_gets_none_back_at_once() {
-    let server = spawn_with(|c| c.http.max_connections = 2);
-    let at = |last: u8| std::net::Ipv4Addr::new(127, 0, 0, last);
-    let slow = |last: u8| {
-        let mut s = connect_from(at(last), server.addr);
-        s.write_all(SLOW_BODY).unwrap();
-        s
-    };
-    let mut first = slow(2);
-    std::thread::sleep(Duration::from_millis(50));
-    let _second = slow(2);
-    std::thread::sleep(Duration::from_millis(100));
-    // A client elsewhere is served: the oldest slow request makes room.
-    assert_eq!(get_on(connect_from(at(3), server.addr)), Some(200));
-    assert!(closed(&mut first, Duration::from_secs(2)));
-    // Its address, coming straight back, is told to come back rather
-    // than closing another connection in turn…
-    let _third = slow(3);
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(get_on(connect_from(at(2), server.addr)), Some(503));
-    // …while other clients still find room.
-    assert_eq!(get_on(connect_from(at(4), server.addr)), Some(200));
+    // The pause is a second; on a machine too busy to come back within it,
+    // the scenario is run again (three times at most).
+    for attempt in 1..=3 {
+        let server = spawn_with(|c| c.http.max_connections = 2);
+        let at = |last: u8| std::net::Ipv4Addr::new(127, 0, 0, last);
+        let slow = |last: u8| {
+            let mut s = connect_from(at(last), server.addr);
+            s.write_all(SLOW_BODY).unwrap();
+            s
+        };
+        let mut first = slow(2);
+        std::thread::sleep(Duration::from_millis(50));
+        let _second = slow(2);
+        std::thread::sleep(Duration::from_millis(100));
+        // A slow request from elsewhere takes the room of the oldest one…
+        let began = Instant::now();
+        let _third = slow(3);
+        assert!(closed(&mut first, Duration::from_secs(2)));
+        // …and the address that lost it, coming straight back, is told to
+        // come back rather than closing another connection in turn…
+        let back = get_on(connect_from(at(2), server.addr));
+        if began.elapsed() > Duration::from_millis(800) && attempt < 3 {
+            continue;
+        }
+        assert_eq!(back, Some(503));
+        // …while other clients still find room.
+        assert_eq!(get_on(connect_from(at(4), server.addr)), Some(200));
+        return;
+    }
+}
+
+#[test]
+fn empty_lines_before_a_request_count_towards_its_size_and_time() {
+    let server = spawn();
+    // 20 KiB of empty lines, then a request: more than a head may be.
+    let mut flood = "\r\n".repeat(10 * 1024);
+    flood.push_str("GET /kaigo/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let got = send_all(server.addr, flood.as_bytes());
+    if !got.is_empty() {
+        assert_eq!(parse_response(&got).status, 431);
+    }
+    // A few are allowed, as RFC 9112 says.
+    let few = send_all(
+        server.addr,
+        b"\r\n\r\nGET /kaigo/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(parse_response(&few).status, 200);
 }

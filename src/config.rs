@@ -110,7 +110,7 @@ pub struct RateLimitConfig {
     pub recovery: Bucket,
     /// Entering a one-time password.
     pub otp: Bucket,
-    /// Answering the portal's CAPTCHA.
+    /// Drawing the portal's CAPTCHA (its ① page, "画像を変更") and answering it.
     pub captcha: Bucket,
     /// Logging in (password and security code), and the security-code
     /// form's current password.

@@ -107,7 +107,16 @@ pub fn serve_site(
     };
     let visit = Visit::of(app, req, site)?;
     let response = match req.method {
-        Method::Get | Method::Head if allow.contains("GET") => handle(&visit, path, Method::Get)?,
+        Method::Get | Method::Head if allow.contains("GET") => {
+            // Drawing a CAPTCHA costs the request thread some 0.4 ms: it
+            // takes a token of the same bucket as answering one.
+            if path == "/portal/reset" {
+                if let Some(refused) = over_limit(app, req, now, site, Action::Captcha) {
+                    return Ok(refused);
+                }
+            }
+            handle(&visit, path, Method::Get)?
+        }
         Method::Post if allow.contains("POST") => {
             if !visit.csrf_ok(req) {
                 return Ok(visit.set_on(app, Response::error(403)));
@@ -126,13 +135,8 @@ pub fn serve_site(
                         .with_header("Retry-After", "300".into());
                     return Ok(page);
                 }
-                if let Err(wait) = app.limiter.take(action, req.client, now) {
-                    // Counted, not written one by one: the audit trail gets
-                    // one entry per client, action and minute.
-                    app.limiter.tally_refusal(site, action, req.client, now);
-                    let page = Response::html_status(429, pages::rate_limited(wait))
-                        .with_header("Retry-After", wait.to_string());
-                    return Ok(page);
+                if let Some(refused) = over_limit(app, req, now, site, action) {
+                    return Ok(refused);
                 }
             }
             handle(&visit, path, Method::Post)?
@@ -145,6 +149,19 @@ pub fn serve_site(
     } else {
         response
     })
+}
+
+/// Takes a token of `action` for the request's client: None when there was
+/// one; otherwise the 429 page saying how long to wait. A refusal is
+/// counted, not written one by one: the audit trail gets one entry per
+/// client, action and minute.
+fn over_limit(app: &App, req: &Request, now: u64, site: Site, action: Action) -> Option<Response> {
+    let wait = app.limiter.take(action, req.client, now).err()?;
+    app.limiter.tally_refusal(site, action, req.client, now);
+    Some(
+        Response::html_status(429, pages::rate_limited(wait))
+            .with_header("Retry-After", wait.to_string()),
+    )
 }
 
 /// The rate-limited action a POST to `path` is.

@@ -209,7 +209,11 @@ fn each_limited_action_answers_429_with_retry_after_per_client_address() {
     let server = spawn_with(|c| {
         c.rate_limit.recovery = one;
         c.rate_limit.otp = one;
-        c.rate_limit.captcha = one;
+        // Drawing the CAPTCHA (the form's GET) takes a token too.
+        c.rate_limit.captcha = kagi::config::Bucket {
+            burst: 2,
+            refill_secs: 600,
+        };
         c.rate_limit.login = one;
         c.http.trusted_proxies = vec!["127.0.0.1".into()];
     });
@@ -782,4 +786,22 @@ fn below_min_free_bytes_nothing_new_starts_but_logins_go_on() {
         "logins go on"
     );
     assert_eq!(server.stop_and_count_mail(), 0);
+}
+
+#[test]
+fn drawing_captchas_takes_from_the_same_bucket_as_answering_them() {
+    let server = spawn_with(|c| {
+        c.rate_limit.captcha = kagi::config::Bucket {
+            burst: 2,
+            refill_secs: 600,
+        }
+    });
+    let mut c = server.client();
+    assert_eq!(c.get("/portal/reset").status, 200);
+    assert_eq!(c.get("/portal/reset").status, 200);
+    let third = c.get("/portal/reset");
+    assert_eq!(third.status, 429);
+    assert!(third.has("アクセスが集中しています"));
+    // The other pages are not held up.
+    assert_eq!(c.get("/portal/login").status, 200);
 }

@@ -288,15 +288,6 @@ impl Drop for Front {
     }
 }
 
-/// Why a connection was not admitted.
-#[derive(Debug, PartialEq, Eq)]
-enum Busy {
-    /// Every connection of this client has a request under way.
-    Client,
-    /// Every connection has a request the server is answering.
-    Server,
-}
-
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, Slots> {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
@@ -307,7 +298,7 @@ impl Inner {
     /// connection that has made the least progress, unless every one has a
     /// request the server is answering, or the newcomer's address has just
     /// lost a busy connection that way (`EVICTION_PAUSE`).
-    fn admit(&self, stream: &TcpStream, peer: IpAddr) -> Result<(u64, Arc<Flow>), Busy> {
+    fn admit(&self, stream: &TcpStream, peer: IpAddr) -> Option<(u64, Arc<Flow>)> {
         let limits = &self.limits;
         let client =
             (!limits.trusted_proxies.contains(peer)).then(|| crate::limit::client_group(peer));
@@ -320,7 +311,7 @@ impl Inner {
                 .count();
             if own >= limits.max_connections_per_client {
                 let victim = slots.least_progress(|s| s.client == Some(client) && s.idle);
-                slots.close(victim.ok_or(Busy::Client)?);
+                slots.close(victim?);
             }
         }
         if slots.open.len() >= limits.max_connections {
@@ -329,16 +320,16 @@ impl Inner {
                 .evicted
                 .retain(|_, at| now.duration_since(*at) < EVICTION_PAUSE);
             if client.is_some_and(|c| slots.evicted.contains_key(&c)) {
-                return Err(Busy::Server);
+                return None;
             }
-            let victim = slots.least_progress(|_| true).ok_or(Busy::Server)?;
+            let victim = slots.least_progress(|_| true)?;
             let lost = &slots.open[&victim];
             if let (false, Some(address)) = (lost.idle, lost.client) {
                 slots.evicted.insert(address, now);
             }
             slots.close(victim);
         }
-        let stream = stream.try_clone().map_err(|_| Busy::Server)?;
+        let stream = stream.try_clone().ok()?;
         let id = slots.next;
         slots.next += 1;
         let flow = Arc::new(Flow::default());
@@ -352,7 +343,7 @@ impl Inner {
                 flow: flow.clone(),
             },
         );
-        Ok((id, flow))
+        Some((id, flow))
     }
 
     /// The connection now waits for its next request.
@@ -408,8 +399,8 @@ fn accept_loop(public: TcpListener, inner: Arc<Inner>, stop: Arc<AtomicBool>) {
             break;
         }
         let (id, flow) = match inner.admit(&client, peer.ip()) {
-            Ok(admitted) => admitted,
-            Err(_) => {
+            Some(admitted) => admitted,
+            None => {
                 refuse_busy(client, inner.limits.write_timeout);
                 continue;
             }

@@ -6,6 +6,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Seconds in a day.
+pub const DAY: u64 = 86_400;
+
 /// System time plus an adjustable offset shared by every clone.
 #[derive(Clone, Debug, Default)]
 pub struct Clock {

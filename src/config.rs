@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// Everything an operator can set. Field names are the TOML keys.
@@ -84,7 +84,7 @@ impl Default for GuardConfig {
             max_live_otps: 3,
             otps_per_day: 10,
             links_per_day: 10,
-            window_secs: crate::store::DAY,
+            window_secs: 86_400,
             send_cooldown_secs: 60,
             login_failures: 5,
             lockout_initial_secs: 60,
@@ -535,7 +535,7 @@ impl Config {
                 return Err(bad("public_url", "must not carry a query or fragment"));
             }
         }
-        crate::http::TrustedProxies::parse(&self.http.trusted_proxies)
+        TrustedProxies::parse(&self.http.trusted_proxies)
             .map_err(|e| bad("http.trusted_proxies", e))?;
         for (field, value) in [
             ("http.max_connections", self.http.max_connections as u64),
@@ -600,7 +600,7 @@ impl Config {
             }
         }
         if let Some(from) = &self.portal.mail_from {
-            if !is_plausible_mailbox(from) {
+            if !crate::address::is_plausible_mailbox(from) {
                 return Err(bad(
                     "portal.mail_from",
                     format!("`{from}` is not a mail address"),
@@ -618,7 +618,7 @@ impl Config {
         )
         .map_err(|e| bad("argon2", format!("parameters rejected by argon2: {e}")))?;
         if let Some(from) = &self.mail.from {
-            if !is_plausible_mailbox(from) {
+            if !crate::address::is_plausible_mailbox(from) {
                 return Err(bad("mail.from", format!("`{from}` is not a mail address")));
             }
         }
@@ -748,21 +748,62 @@ fn parse_zone(zone: &str) -> Option<i32> {
     (h <= 14 && m < 60 && h >= 0 && m >= 0).then_some(sign * (h * 3600 + m * 60))
 }
 
+/// Proxies whose `X-Forwarded-For` is believed: addresses or CIDR blocks.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+
+impl TrustedProxies {
+    /// Parses `10.0.0.0/8`, `127.0.0.1`, `fd00::/8` and the like.
+    pub fn parse(entries: &[String]) -> Result<TrustedProxies, String> {
+        let mut blocks = Vec::new();
+        for entry in entries {
+            let (addr, bits) = entry.split_once('/').unwrap_or((entry, ""));
+            let addr: IpAddr = addr
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{entry}` is not an address or CIDR block"))?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let bits = if bits.is_empty() {
+                max
+            } else {
+                bits.parse::<u8>()
+                    .ok()
+                    .filter(|b| *b <= max)
+                    .ok_or_else(|| format!("`{entry}` has a bad prefix length"))?
+            };
+            blocks.push((addr, bits));
+        }
+        Ok(TrustedProxies(blocks))
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        self.0
+            .iter()
+            .any(|&(net, bits)| match (canonical_ip(net), ip) {
+                (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), bits),
+                (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), bits),
+                _ => false,
+            })
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let (whole, rest) = ((bits / 8) as usize, bits % 8);
+    a[..whole] == b[..whole] && (rest == 0 || (a[whole] ^ b[whole]) >> (8 - rest) == 0)
+}
+
 /// Whether a string holds a CR or LF, which must never reach a mail header.
 pub fn contains_line_break(s: &str) -> bool {
     s.contains(['\r', '\n'])
-}
-
-/// A loose check for `local@domain` or `Name <local@domain>`.
-fn is_plausible_mailbox(s: &str) -> bool {
-    let addr = match (s.find('<'), s.rfind('>')) {
-        (Some(a), Some(b)) if a < b => &s[a + 1..b],
-        _ => s,
-    };
-    !contains_line_break(s)
-        && addr
-            .split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !addr.contains(' '))
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! `kagi demo` needs no file beside it.
 
 use crate::secret::Hasher;
-use crate::store::{Account, Office, Site, Store, StoreError};
+use crate::site::Site;
+use crate::store::{Account, Office, Store, StoreError};
 use serde::Deserialize;
 
 /// The demo data file, as shipped in `data/`.

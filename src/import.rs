@@ -11,7 +11,8 @@
 //! line. Only argon2id PHC strings are taken: kagi
 //! verifies nothing else.
 
-use crate::store::{Account, Office, Site, Store, StoreError};
+use crate::site::Site;
+use crate::store::{Account, Office, Store, StoreError};
 use serde::Deserialize;
 use std::io::BufRead;
 
@@ -99,7 +100,7 @@ fn parse(text: &str) -> Result<Account, String> {
         }
     }
     if let Some(email) = &line.email {
-        if email.len() > 254 || email.contains(char::is_whitespace) || !email.contains('@') {
+        if !crate::address::is_plausible(email) {
             return Err(format!("`{email}` is not a mail address"));
         }
     }

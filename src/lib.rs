@@ -53,10 +53,12 @@ macro_rules! say {
     }};
 }
 
+mod address;
 pub mod alloc;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod site;
 pub mod store;
 
 mod files;
@@ -78,6 +80,7 @@ mod limit;
 mod mail;
 mod pages;
 mod policy;
+mod router;
 mod secret;
 mod sites;
 
@@ -275,7 +278,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
     give_back_free_memory();
     let hasher = Arc::new(secret::Hasher::new(&config.argon2).map_err(Error::Config)?);
     let trusted_proxies =
-        http::TrustedProxies::parse(&config.http.trusted_proxies).map_err(Error::Config)?;
+        config::TrustedProxies::parse(&config.http.trusted_proxies).map_err(Error::Config)?;
     let limits = http::front::Limits {
         max_connections: config.http.max_connections,
         max_connections_per_client: config.http.max_connections_per_client,

@@ -5,7 +5,7 @@
 //! instead of one per request.
 
 use crate::config::{Bucket, RateLimitConfig};
-use crate::store::Site;
+use crate::site::Site;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;

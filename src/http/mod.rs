@@ -6,6 +6,7 @@
 pub mod form;
 pub mod front;
 
+use crate::config::{canonical_ip, TrustedProxies};
 use crate::pages;
 use std::io::{Read, Write};
 use std::net::IpAddr;
@@ -193,45 +194,7 @@ impl Listener {
     }
 }
 
-/// Proxies whose `X-Forwarded-For` is believed: addresses or CIDR blocks.
-#[derive(Clone, Debug, Default)]
-pub struct TrustedProxies(Vec<(IpAddr, u8)>);
-
 impl TrustedProxies {
-    /// Parses `10.0.0.0/8`, `127.0.0.1`, `fd00::/8` and the like.
-    pub fn parse(entries: &[String]) -> Result<TrustedProxies, String> {
-        let mut blocks = Vec::new();
-        for entry in entries {
-            let (addr, bits) = entry.split_once('/').unwrap_or((entry, ""));
-            let addr: IpAddr = addr
-                .trim()
-                .parse()
-                .map_err(|_| format!("`{entry}` is not an address or CIDR block"))?;
-            let max = if addr.is_ipv4() { 32 } else { 128 };
-            let bits = if bits.is_empty() {
-                max
-            } else {
-                bits.parse::<u8>()
-                    .ok()
-                    .filter(|b| *b <= max)
-                    .ok_or_else(|| format!("`{entry}` has a bad prefix length"))?
-            };
-            blocks.push((addr, bits));
-        }
-        Ok(TrustedProxies(blocks))
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        self.0
-            .iter()
-            .any(|&(net, bits)| match (canonical(net), ip) {
-                (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), bits),
-                (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), bits),
-                _ => false,
-            })
-    }
-
     /// The client behind `peer`. The peer is the client unless it is a
     /// trusted proxy; then `X-Forwarded-For` (all its lines, in order) is
     /// walked from the right, the nearest hop first: each trusted proxy
@@ -272,19 +235,7 @@ fn parse_hop(entry: &str) -> Option<IpAddr> {
             let inner = entry.strip_prefix('[')?.strip_suffix(']')?;
             inner.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6)
         })
-        .map(canonical)
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
-    let (whole, rest) = ((bits / 8) as usize, bits % 8);
-    a[..whole] == b[..whole] && (rest == 0 || (a[whole] ^ b[whole]) >> (8 - rest) == 0)
+        .map(canonical_ip)
 }
 
 /// Puts `banner` on top of an HTML page that does not carry it yet.
@@ -349,11 +300,7 @@ pub fn serve(
         };
         let mut response = response;
         if response.error_page {
-            let site = match path.split('/').nth(1) {
-                Some("kaigo") => Some(crate::store::Site::Kaigo),
-                Some("portal") => Some(crate::store::Site::Portal),
-                _ => None,
-            };
+            let site = crate::site::Site::of_path(&path);
             response.body = pages::error_page(response.status, site)
                 .into_string()
                 .into_bytes();

@@ -7,7 +7,8 @@ pub mod templates;
 
 use crate::clock::Clock;
 use crate::config::{MailConfig, Transport};
-use crate::store::{AuditEvent, CapturedMail, OutboxMail, Site, Store, StoreError};
+use crate::site::Site;
+use crate::store::{AuditEvent, CapturedMail, OutboxMail, Store, StoreError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -114,7 +115,7 @@ pub fn start(
         .from
         .clone()
         .unwrap_or_else(|| "kagi <no-reply@kagi.invalid>".into());
-    let domain = templates::envelope_address(&from)
+    let domain = crate::address::envelope(&from)
         .rsplit_once('@')
         .map(|(_, d)| d.to_string())
         .unwrap_or_else(|| "kagi.invalid".into());

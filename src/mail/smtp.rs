@@ -5,8 +5,8 @@
 //! The async client runs on a current-thread tokio runtime owned by the
 //! mail thread alone.
 
-use super::templates::envelope_address;
 use super::Delivery;
+use crate::address::envelope;
 use crate::config::{MailConfig, Security};
 use crate::store::OutboxMail;
 use mail_send::smtp::message::Message;
@@ -54,7 +54,7 @@ impl Smtp {
             security: smtp.security,
             credentials: smtp.username.clone().zip(smtp.password.clone()),
             timeout: Duration::from_secs(smtp.timeout_secs),
-            from: envelope_address(config.from.as_deref().unwrap_or("")).to_string(),
+            from: envelope(config.from.as_deref().unwrap_or("")).to_string(),
             tls: tls_connector(smtp.ca_file.as_deref()),
             connection: None,
         }

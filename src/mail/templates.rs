@@ -202,14 +202,6 @@ fn mailbox(s: &str) -> Address<'_> {
     }
 }
 
-/// The bare address of `Name <addr>` or `addr`, for the SMTP envelope.
-pub fn envelope_address(s: &str) -> &str {
-    match (s.find('<'), s.rfind('>')) {
-        (Some(a), Some(b)) if a < b => s[a + 1..b].trim(),
-        _ => s.trim(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,11 +283,5 @@ mod tests {
         assert_eq!(lifetime_ja(1800), "30分");
         assert_eq!(lifetime_ja(7200), "2時間");
         assert_eq!(lifetime_ja(90), "90秒");
-    }
-
-    #[test]
-    fn envelope_addresses() {
-        assert_eq!(envelope_address("kagi <a@b.jp>"), "a@b.jp");
-        assert_eq!(envelope_address(" a@b.jp "), "a@b.jp");
     }
 }

@@ -35,7 +35,7 @@ pub fn layout(title: &str, banner: Option<&str>, body: Markup) -> Markup {
 
 /// The page for an error status, in plain Japanese, under the header of
 /// the site it happened on.
-pub fn error_page(status: u16, site: Option<crate::store::Site>) -> Markup {
+pub fn error_page(status: u16, site: Option<crate::site::Site>) -> Markup {
     let (title, text) = match status {
         400 => ("不正なリクエスト", "送信された内容を読み取れませんでした。入力内容をご確認のうえ、もう一度お試しください。"),
         403 => ("操作を続行できません", "画面の有効期限が切れたか、正しくない操作が行われました。お手数ですが、最初からやり直してください。"),
@@ -54,8 +54,8 @@ pub fn error_page(status: u16, site: Option<crate::store::Site>) -> Markup {
         None,
         html! {
             @match site {
-                Some(crate::store::Site::Kaigo) => div.system { "介護電子請求受付システム" },
-                Some(crate::store::Site::Portal) => header.portal {
+                Some(crate::site::Site::Kaigo) => div.system { "介護電子請求受付システム" },
+                Some(crate::site::Site::Portal) => header.portal {
                     a.site-name href="/portal" { "医療機関等向け総合ポータルサイト" }
                 },
                 None => {},
@@ -72,7 +72,7 @@ pub fn error_page(status: u16, site: Option<crate::store::Site>) -> Markup {
 
 /// 503 while the server's disk runs low: new requests wait, what is
 /// under way goes on.
-pub fn not_taking_new_work(site: crate::store::Site) -> Markup {
+pub fn not_taking_new_work(site: crate::site::Site) -> Markup {
     let home = format!("/{}", site.name());
     layout(
         "ただいま新しい受付を停止しています",
@@ -112,16 +112,16 @@ pub fn rate_limited(retry_after_secs: u64) -> Markup {
     )
 }
 
-fn site_title(site: crate::store::Site) -> &'static str {
+fn site_title(site: crate::site::Site) -> &'static str {
     match site {
-        crate::store::Site::Kaigo => "介護電子請求受付システム",
-        crate::store::Site::Portal => "医療機関等向け総合ポータルサイト",
+        crate::site::Site::Kaigo => "介護電子請求受付システム",
+        crate::site::Site::Portal => "医療機関等向け総合ポータルサイト",
     }
 }
 
 /// "This was not me": what the button will do.
 pub fn not_me_confirm(
-    site: crate::store::Site,
+    site: crate::site::Site,
     token: &str,
     csrf: &str,
     banner: Option<&str>,
@@ -145,7 +145,7 @@ pub fn not_me_confirm(
     )
 }
 
-pub fn not_me_done(site: crate::store::Site, banner: Option<&str>) -> Markup {
+pub fn not_me_done(site: crate::site::Site, banner: Option<&str>) -> Markup {
     layout(
         "アカウントをロックしました",
         banner,
@@ -160,7 +160,7 @@ pub fn not_me_done(site: crate::store::Site, banner: Option<&str>) -> Markup {
     )
 }
 
-pub fn not_me_invalid(site: crate::store::Site, banner: Option<&str>) -> Markup {
+pub fn not_me_invalid(site: crate::site::Site, banner: Option<&str>) -> Markup {
     layout(
         "このURLは無効です",
         banner,

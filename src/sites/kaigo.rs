@@ -3,43 +3,26 @@
 //! machine over `KaigoFlow`: office number + security address → one-time
 //! password by mail → new password, security code cleared.
 
+use super::recovery::{self, Entered, Mailing, Step};
 use super::{
-    audit, change_password, check_guarded, check_login, claim_key, current_session,
-    normalize_width, not_me, not_me_link, open_session, save_session, serve_site, Checked, Outcome,
-    Visit,
+    attempt_login, audit, check_guarded, check_login, current_session, normalize_width, not_me,
+    open_session, save_session, serve_site, Checked, Outcome, Route, Visit,
 };
+use crate::address;
 use crate::app::App;
 use crate::clock;
 use crate::http::{Method, Request, Response};
+use crate::limit::Action;
 use crate::mail::templates;
 use crate::pages::kaigo::{self as page, Frame, PostalForm};
 use crate::policy;
-use crate::secret::{constant_time_eq, Otp, Purpose, Token};
+use crate::secret::{Otp, Purpose, Token};
+use crate::site::Site;
 use crate::store::{
-    Account, Flow, KaigoFlow, LiveOtp, PostalRequest, Secret, Session, SessionState, Site,
-    StoreError, DAY,
+    Account, Flow, KaigoFlow, LiveOtp, PostalRequest, Secret, Session, SessionState, StoreError,
 };
 
 const SITE: Site = Site::Kaigo;
-
-/// Every path of the site with the methods it answers: the router's 404/405.
-const ROUTES: &[(&str, &str)] = &[
-    ("/kaigo", "GET, HEAD"),
-    ("/kaigo/login", "GET, HEAD, POST"),
-    ("/kaigo/login/code", "GET, HEAD, POST"),
-    ("/kaigo/menu", "GET, HEAD"),
-    ("/kaigo/security-code", "GET, HEAD, POST"),
-    ("/kaigo/logout", "POST"),
-    ("/kaigo/recovery", "GET, HEAD, POST"),
-    ("/kaigo/recovery/auth", "GET, HEAD, POST"),
-    ("/kaigo/recovery/prefecture", "GET, HEAD, POST"),
-    ("/kaigo/recovery/otp", "GET, HEAD, POST"),
-    ("/kaigo/recovery/reset", "GET, HEAD, POST"),
-    ("/kaigo/recovery/done", "GET, HEAD"),
-    ("/kaigo/recovery/postal", "GET, HEAD, POST"),
-    ("/kaigo/recovery/postal/done", "GET, HEAD"),
-    ("/kaigo/not-me", "GET, HEAD, POST"),
-];
 
 /// One request's view of the site.
 struct Ctx<'a> {
@@ -80,131 +63,236 @@ impl Ctx<'_> {
             .put_flow(&self.visit.key, &Flow::Kaigo(flow), self.now + lifetime)
     }
 
+    fn step(&self) -> Step<'_> {
+        Step {
+            app: self.app,
+            req: self.req,
+            now: self.now,
+            site: SITE,
+        }
+    }
+
     fn flow_lifetime(&self) -> u64 {
         self.app.config.kaigo.flow_lifetime_secs
     }
 }
 
+/// What answers one method of one path.
+type Handler = for<'a> fn(&Ctx<'a>) -> Outcome;
+
+/// Every path of the site: what answers it and the limit it takes.
+const ROUTES: &[Route<Handler>] = &[
+    Route {
+        path: "/kaigo",
+        get: Some(|c| html(page::top_menu(&c.frame()))),
+        ..Route::NONE
+    },
+    Route {
+        path: "/kaigo/login",
+        get: Some(|c| html(page::login(&c.frame(), "", None))),
+        post: Some(login),
+        post_limit: Some(Action::Login),
+        ..Route::NONE
+    },
+    Route {
+        path: "/kaigo/login/code",
+        get: Some(security_code_login_page),
+        post: Some(login_security_code),
+        post_limit: Some(Action::Login),
+        ..Route::NONE
+    },
+    Route {
+        path: "/kaigo/menu",
+        get: Some(menu),
+        ..Route::NONE
+    },
+    Route {
+        path: "/kaigo/security-code",
+        get: Some(security_code_page),
+        // It asks for the current password: a password guess like a
+        // login, and it costs a hash like one.
+        post: Some(set_security_code),
+        post_limit: Some(Action::Login),
+        ..Route::NONE
+    },
+    Route {
+        path: "/kaigo/logout",
+        post: Some(logout),
+        ..Route::NONE
+    },
+    Route {
+        path: "/kaigo/recovery",
+        get: Some(|c| html(page::recovery_choice(&c.frame(), None))),
+        post: Some(choose_recovery),
+        ..Route::NONE
+    },
+    Route {
+        path: "/kaigo/recovery/auth",
+        get: Some(|c| html(page::recovery_auth(&c.frame(), "", "", &[]))),
+        post: Some(start_recovery),
+        post_limit: Some(Action::Recovery),
+        ..Route::NONE
+    },
+    Route {
+        path: "/kaigo/recovery/prefecture",
+        get: Some(prefecture_page),
+        post: Some(choose_prefecture),
+        post_limit: Some(Action::Recovery),
+        ..Route::NONE
+    },
+    Route {
+        path: "/kaigo/recovery/otp",
+        get: Some(otp_page),
+        post: Some(check_otp),
+        post_limit: Some(Action::Otp),
+        ..Route::NONE
+    },
+    Route {
+        path: "/kaigo/recovery/reset",
+        get: Some(reset_page),
+        post: Some(reset_password),
+        ..Route::NONE
+    },
+    Route {
+        path: "/kaigo/recovery/done",
+        get: Some(done_page),
+        ..Route::NONE
+    },
+    Route {
+        path: "/kaigo/recovery/postal",
+        get: Some(|c| html(page::postal_form(&c.frame(), &PostalForm::default(), &[]))),
+        post: Some(request_postal),
+        post_limit: Some(Action::Postal),
+        ..Route::NONE
+    },
+    Route {
+        path: "/kaigo/recovery/postal/done",
+        get: Some(|c| html(page::postal_done(&c.frame()))),
+        ..Route::NONE
+    },
+    Route {
+        path: "/kaigo/not-me",
+        get: Some(|c| not_me(c.app, c.req, c.now, SITE, c.visit, Method::Get)),
+        post: Some(|c| not_me(c.app, c.req, c.now, SITE, c.visit, Method::Post)),
+        ..Route::NONE
+    },
+];
+
 /// Answers a request under `/kaigo`.
 pub fn handle(app: &App, req: &Request, now: u64) -> Outcome {
-    serve_site(app, req, now, SITE, ROUTES, |visit, path, method| {
-        let ctx = Ctx {
+    serve_site(app, req, now, SITE, ROUTES, |visit, handler| {
+        handler(&Ctx {
             app,
             req,
             now,
             visit,
             clock: clock::time_of_day(now, app.utc_offset),
-        };
-        match (method, path) {
-            (_, "/kaigo/not-me") => not_me(app, req, now, SITE, visit, method),
-            (Method::Post, _) => post(&ctx, path),
-            _ => get(&ctx, path),
-        }
+        })
     })
 }
 
-fn get(ctx: &Ctx<'_>, path: &str) -> Outcome {
-    let f = ctx.frame();
-    Ok(match path {
-        "/kaigo" => Response::html(page::top_menu(&f)),
-        "/kaigo/login" => Response::html(page::login(&f, "", None)),
-        "/kaigo/login/code" => match session(ctx)? {
-            Some((s, _)) if matches!(s.state, SessionState::AwaitingSecurityCode { .. }) => {
-                Response::html(page::security_code_login(&f, None))
-            }
-            _ => Response::see_other("/kaigo/login"),
-        },
-        "/kaigo/menu" => match active_session(ctx)? {
-            Some(account) => {
-                let notice = ctx
-                    .req
-                    .query
-                    .iter()
-                    .find(|(k, _)| k == "done")
-                    .map(|(_, v)| match v.as_str() {
-                        "set" => "セキュリティコードを設定しました。",
-                        "clear" => "セキュリティコードを解除しました。",
-                        _ => "",
-                    });
-                let notice = notice.filter(|n| !n.is_empty());
-                Response::html(page::menu(
-                    &f,
-                    &account.id,
-                    account.security_code_phc.is_some(),
-                    notice,
-                ))
-            }
-            None => Response::see_other("/kaigo/login"),
-        },
-        "/kaigo/security-code" => match active_session(ctx)? {
-            Some(account) => Response::html(page::security_code_settings(
-                &f,
-                account.security_code_phc.is_some(),
-                &[],
-            )),
-            None => Response::see_other("/kaigo/login"),
-        },
-        "/kaigo/recovery" => Response::html(page::recovery_choice(&f, None)),
-        "/kaigo/recovery/auth" => Response::html(page::recovery_auth(&f, "", "", &[])),
-        "/kaigo/recovery/prefecture" => match ctx.flow()? {
-            Some(KaigoFlow::ChoosingPrefecture { prefectures, .. }) => {
-                Response::html(page::recovery_prefecture(&f, &prefectures, None))
-            }
-            other => stopped(ctx, other, 2),
-        },
-        "/kaigo/recovery/otp" => match ctx.flow()? {
-            Some(KaigoFlow::AwaitingOtp { email, .. }) => {
-                Response::html(page::recovery_otp(&f, &email, otp_minutes(ctx), None))
-            }
-            Some(KaigoFlow::Verified { .. }) => Response::see_other("/kaigo/recovery/reset"),
-            other => stopped(ctx, other, 3),
-        },
-        "/kaigo/recovery/reset" => match ctx.flow()? {
-            Some(KaigoFlow::Verified { account, .. }) => {
-                Response::html(page::recovery_reset(&f, &account, &[]))
-            }
-            other => stopped(ctx, other, 4),
-        },
-        "/kaigo/recovery/done" => match ctx.flow()? {
-            Some(KaigoFlow::Completed { .. }) => Response::html(page::recovery_done(&f)),
-            _ => Response::see_other("/kaigo/recovery"),
-        },
-        "/kaigo/recovery/postal" => {
-            Response::html(page::postal_form(&f, &PostalForm::default(), &[]))
+fn html(page: maud::Markup) -> Outcome {
+    Ok(Response::html(page))
+}
+
+fn security_code_login_page(ctx: &Ctx<'_>) -> Outcome {
+    Ok(match session(ctx)? {
+        Some((s, _)) if matches!(s.state, SessionState::AwaitingSecurityCode { .. }) => {
+            Response::html(page::security_code_login(&ctx.frame(), None))
         }
-        "/kaigo/recovery/postal/done" => Response::html(page::postal_done(&f)),
-        _ => Response::error(404),
+        _ => Response::see_other("/kaigo/login"),
     })
 }
 
-fn post(ctx: &Ctx<'_>, path: &str) -> Outcome {
-    match path {
-        "/kaigo/login" => login(ctx),
-        "/kaigo/login/code" => login_security_code(ctx),
-        "/kaigo/security-code" => set_security_code(ctx),
-        "/kaigo/logout" => {
-            ctx.app.store.remove_session(&ctx.visit.key)?;
-            Ok(Response::see_other("/kaigo/login"))
+fn menu(ctx: &Ctx<'_>) -> Outcome {
+    let Some(account) = active_session(ctx)? else {
+        return Ok(Response::see_other("/kaigo/login"));
+    };
+    let notice = ctx
+        .req
+        .query
+        .iter()
+        .find(|(k, _)| k == "done")
+        .and_then(|(_, v)| match v.as_str() {
+            "set" => Some("セキュリティコードを設定しました。"),
+            "clear" => Some("セキュリティコードを解除しました。"),
+            _ => None,
+        });
+    html(page::menu(
+        &ctx.frame(),
+        &account.id,
+        account.security_code_phc.is_some(),
+        notice,
+    ))
+}
+
+fn security_code_page(ctx: &Ctx<'_>) -> Outcome {
+    Ok(match active_session(ctx)? {
+        Some(account) => Response::html(page::security_code_settings(
+            &ctx.frame(),
+            account.security_code_phc.is_some(),
+            &[],
+        )),
+        None => Response::see_other("/kaigo/login"),
+    })
+}
+
+fn logout(ctx: &Ctx<'_>) -> Outcome {
+    ctx.app.store.remove_session(&ctx.visit.key)?;
+    Ok(Response::see_other("/kaigo/login"))
+}
+
+fn choose_recovery(ctx: &Ctx<'_>) -> Outcome {
+    Ok(match ctx.req.field("method") {
+        "mail" => {
+            // A new recovery starts from nothing.
+            ctx.app.store.remove_flow(&ctx.visit.key)?;
+            Response::see_other("/kaigo/recovery/auth")
         }
-        "/kaigo/recovery" => Ok(match ctx.req.field("method") {
-            "mail" => {
-                // A new recovery starts from nothing.
-                ctx.app.store.remove_flow(&ctx.visit.key)?;
-                Response::see_other("/kaigo/recovery/auth")
-            }
-            "postal" => Response::see_other("/kaigo/recovery/postal"),
-            _ => Response::html(page::recovery_choice(
-                &ctx.frame(),
-                Some("メニューを選択してください。"),
-            )),
-        }),
-        "/kaigo/recovery/auth" => start_recovery(ctx),
-        "/kaigo/recovery/prefecture" => choose_prefecture(ctx),
-        "/kaigo/recovery/otp" => check_otp(ctx),
-        "/kaigo/recovery/reset" => reset_password(ctx),
-        "/kaigo/recovery/postal" => request_postal(ctx),
-        _ => Ok(Response::error(404)),
-    }
+        "postal" => Response::see_other("/kaigo/recovery/postal"),
+        _ => Response::html(page::recovery_choice(
+            &ctx.frame(),
+            Some("メニューを選択してください。"),
+        )),
+    })
+}
+
+fn prefecture_page(ctx: &Ctx<'_>) -> Outcome {
+    Ok(match ctx.flow()? {
+        Some(KaigoFlow::ChoosingPrefecture { prefectures, .. }) => {
+            Response::html(page::recovery_prefecture(&ctx.frame(), &prefectures, None))
+        }
+        other => stopped(ctx, other, 2),
+    })
+}
+
+fn otp_page(ctx: &Ctx<'_>) -> Outcome {
+    Ok(match ctx.flow()? {
+        Some(KaigoFlow::AwaitingOtp { email, .. }) => Response::html(page::recovery_otp(
+            &ctx.frame(),
+            &email,
+            otp_minutes(ctx),
+            None,
+        )),
+        Some(KaigoFlow::Verified { .. }) => Response::see_other("/kaigo/recovery/reset"),
+        other => stopped(ctx, other, 3),
+    })
+}
+
+fn reset_page(ctx: &Ctx<'_>) -> Outcome {
+    Ok(match ctx.flow()? {
+        Some(KaigoFlow::Verified { account, .. }) => {
+            Response::html(page::recovery_reset(&ctx.frame(), &account, &[]))
+        }
+        other => stopped(ctx, other, 4),
+    })
+}
+
+fn done_page(ctx: &Ctx<'_>) -> Outcome {
+    Ok(match ctx.flow()? {
+        Some(KaigoFlow::Completed { .. }) => Response::html(page::recovery_done(&ctx.frame())),
+        _ => Response::see_other("/kaigo/recovery"),
+    })
 }
 
 // ----- login ---------------------------------------------------------------
@@ -215,29 +303,8 @@ fn login(ctx: &Ctx<'_>) -> Outcome {
     let app = ctx.app;
     let user_id = normalize_width(ctx.req.field("user_id")).to_ascii_uppercase();
     let password = ctx.req.field("password");
-    let known = is_user_id(&user_id);
-    let account = if known {
-        app.store.account(SITE, &user_id)?
-    } else {
-        None
-    };
-    // Failures count only for names of the right form: nothing else can
-    // ever be an account.
-    let checked = if known {
-        check_login(
-            app,
-            ctx.req,
-            ctx.now,
-            (SITE, &user_id),
-            account,
-            password,
-            "login",
-        )?
-    } else {
-        app.hasher.verify_login(None, password);
-        ctx.audit("login", None, "failed")?;
-        None
-    };
+    let known = is_user_id(&user_id).then_some(user_id.as_str());
+    let checked = attempt_login(app, ctx.req, ctx.now, (SITE, known), password)?;
     let Some(account) = checked else {
         return Ok(Response::html(page::login(
             &ctx.frame(),
@@ -418,10 +485,6 @@ fn stopped(ctx: &Ctx<'_>, flow: Option<KaigoFlow>, step: usize) -> Response {
     Response::html(page::recovery_stopped(&ctx.frame(), step, title, message))
 }
 
-fn normalize_email(s: &str) -> String {
-    s.trim().to_ascii_lowercase()
-}
-
 /// Step 2: office number and security address.
 fn start_recovery(ctx: &Ctx<'_>) -> Outcome {
     let office = normalize_width(ctx.req.field("office"));
@@ -430,7 +493,7 @@ fn start_recovery(ctx: &Ctx<'_>) -> Outcome {
     if !is_office_number(&office) {
         problems.push("事業所番号は半角数字10桁で入力してください。".to_string());
     }
-    if !is_plausible_email(&email) {
+    if !address::is_plausible(&email) {
         problems.push("セキュリティ用メールアドレスを正しく入力してください。".to_string());
     }
     if !problems.is_empty() {
@@ -500,9 +563,7 @@ fn choose_prefecture(ctx: &Ctx<'_>) -> Outcome {
 /// Step 4: a code for the account if the address is its security address;
 /// otherwise the same page and no mail, and no code can ever succeed. Both
 /// branches keep the same guard record under the claim (office, prefecture,
-/// address), so the limits below apply to them alike: at most
-/// `max_live_otps` live codes (a new one revokes the oldest), `otps_per_day`
-/// a day, none within `send_cooldown_secs` of the last; a code not sent
+/// address) and do the same work (`recovery::deliver`); a code not sent
 /// leaves the flow waiting for the one already mailed.
 fn issue_otp(
     ctx: &Ctx<'_>,
@@ -512,92 +573,46 @@ fn issue_otp(
     candidate: Option<Account>,
 ) -> Outcome {
     let app = ctx.app;
-    let now = ctx.now;
-    let limits = &app.config.guard;
+    let step = ctx.step();
     let lifetime = app.config.kaigo.otp_lifetime_secs;
-    let matched = candidate
-        .filter(|a| a.email.as_deref().map(normalize_email) == Some(normalize_email(email)));
-    let claim = claim_key(app, SITE, &[office, prefecture, &normalize_email(email)])?;
+    let matched = candidate.filter(|a| a.email.as_deref().is_some_and(|e| address::same(e, email)));
+    let claim = step.claim_key(&[office, prefecture, &address::normalize(email)])?;
     let otp = Otp::generate();
     let fresh = LiveOtp {
         id: Token::generate().expose()[..16].to_string(),
         digest: app.digest(Purpose::Otp, otp.expose())?,
-        expires: now + lifetime,
+        expires: ctx.now + lifetime,
         attempts_left: app.config.kaigo.otp_attempts,
     };
+    let limits = &app.config.guard;
     let (waiting_for, sent) =
-        app.store
-            .update_claim_guard(&claim, now, limits.window_secs, |g| {
-                g.issued.retain(|t| t + limits.window_secs > now);
-                g.otps.retain(|o| o.expires > now && o.attempts_left > 0);
-                let cooling = g
-                    .issued
-                    .last()
-                    .is_some_and(|t| now < t + limits.send_cooldown_secs);
-                if cooling || g.issued.len() >= limits.otps_per_day {
-                    let newest = g.otps.last().map(|o| o.id.clone());
-                    return (newest.unwrap_or_else(|| fresh.id.clone()), false);
-                }
-                g.issued.push(now);
-                g.otps.push(fresh.clone());
-                while g.otps.len() > limits.max_live_otps {
-                    g.otps.remove(0);
-                }
-                (fresh.id.clone(), true)
-            })?;
-    // The letter is made on both branches; without a match it goes to the
-    // outbox as a decoy that is never sent (same work, same time).
+        step.update_claim(&claim, |g| recovery::issue_otp(g, &fresh, ctx.now, limits))?;
     let letter = templates::kaigo_otp(
         otp.expose(),
         lifetime.div_ceil(60),
         &app.config.kaigo.helpdesk,
     );
-    match (&matched, sent) {
-        (Some(account), true) => {
-            let to = account.email.as_deref().unwrap_or_default();
-            app.outbox
-                .send(&app.store, SITE, None, to, &letter, now..now + lifetime)?;
-            ctx.audit("otp_issued", Some(&account.id), "sent")?;
-        }
-        (Some(account), false) => {
-            app.outbox
-                .send_decoy(&app.store, SITE, email, &letter, now..now + lifetime)?;
-            ctx.audit(
-                "otp_issued",
-                Some(&account.id),
-                "send suppressed: cooldown or daily limit",
-            )?;
-        }
-        (None, _) => {
-            app.outbox
-                .send_decoy(&app.store, SITE, email, &letter, now..now + lifetime)?;
-            ctx.audit("otp_issued", None, "no matching account; not sent")?;
-        }
-    }
+    let mailing = Mailing {
+        event: "otp_issued",
+        matched: matched.as_ref(),
+        admitted: sent,
+        typed: email,
+        from: None,
+        letter: &letter,
+        lifetime,
+        unmatched: "no matching account; not sent",
+    };
     let flow = KaigoFlow::AwaitingOtp {
         email: email.to_string(),
         generation: matched.as_ref().map_or(0, |a| a.generation),
-        account: matched.map(|a| a.id),
+        account: matched.as_ref().map(|a| a.id.clone()),
         claim,
         otp_id: waiting_for,
     };
-    ctx.put_flow(flow, lifetime.max(ctx.flow_lifetime()))?;
-    // On disk before the page says the code was sent, so a crash cannot
-    // lose the queued mail. Flushed on both branches: an fsync on the
-    // matching one only would tell by its time that the address matched.
-    app.store.flush()?;
+    recovery::deliver(&step, &mailing, || {
+        ctx.put_flow(flow, lifetime.max(ctx.flow_lifetime()))
+    })?;
     Ok(Response::see_other("/kaigo/recovery/otp"))
-}
-
-/// What entering a code did to it.
-enum Entered {
-    /// Right: the code is used up.
-    Right,
-    /// Wrong, with the entries left (0: the code died).
-    Wrong(u32),
-    Expired,
-    /// Revoked, used, or killed by wrong entries in another flow.
-    Gone,
 }
 
 /// Step 6: the one-time password. Wrong entries count against the code,
@@ -630,27 +645,8 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
         )));
     }
     let digest = app.digest(Purpose::Otp, &entered)?;
-    let now = ctx.now;
-    let window = app.config.guard.window_secs;
-    let result = app.store.update_claim_guard(&claim, now, window, |g| {
-        let Some(i) = g.otps.iter().position(|o| o.id == otp_id) else {
-            return Entered::Gone;
-        };
-        if now >= g.otps[i].expires {
-            g.otps.remove(i);
-            return Entered::Expired;
-        }
-        if constant_time_eq(&digest, &g.otps[i].digest) {
-            g.otps.remove(i);
-            return Entered::Right;
-        }
-        let otp = &mut g.otps[i];
-        otp.attempts_left = otp.attempts_left.saturating_sub(1);
-        let left = otp.attempts_left;
-        if left == 0 {
-            g.otps.remove(i);
-        }
-        Entered::Wrong(left)
+    let result = ctx.step().update_claim(&claim, |g| {
+        recovery::enter_otp(g, &otp_id, &digest, ctx.now)
     })?;
     // The account must still be the one the code was sent for: a password
     // change since then revokes the code.
@@ -680,7 +676,7 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
                 account: account.id.clone(),
                 generation,
             };
-            let expires = now + ctx.flow_lifetime();
+            let expires = ctx.now + ctx.flow_lifetime();
             app.store
                 .put_flow(&fresh.key, &Flow::Kaigo(verified), expires)?;
             app.store.remove_flow(&ctx.visit.key)?;
@@ -753,7 +749,7 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
             &problems,
         )));
     }
-    change_password(app, &mut account, password)?;
+    recovery::change_password(app, &mut account, password)?;
     ctx.put_flow(
         KaigoFlow::Completed {
             account: account.id.clone(),
@@ -765,20 +761,10 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
         Some(&account.id),
         "ok; security code cleared",
     )?;
-    if let Some(to) = &account.email {
-        let url = not_me_link(app, &account, ctx.now)?;
-        let when = clock::date_time(ctx.now, app.utc_offset);
-        let notice = templates::Notice {
-            account: &account.id,
-            when: &when,
-            client: &ctx.req.client.to_string(),
-            not_me_url: &url,
-        };
-        let letter = templates::kaigo_password_changed(&notice, &app.config.kaigo.helpdesk);
-        // The notice is useful for a day; after that it is stale news.
-        app.outbox
-            .send(&app.store, SITE, None, to, &letter, ctx.now..ctx.now + DAY)?;
-    }
+    let helpdesk = &app.config.kaigo.helpdesk;
+    recovery::notify_password_changed(&ctx.step(), &account, None, |notice| {
+        templates::kaigo_password_changed(notice, helpdesk)
+    })?;
     app.store.flush()?;
     Ok(Response::see_other("/kaigo/recovery/done"))
 }
@@ -848,14 +834,6 @@ fn is_office_number(s: &str) -> bool {
         && matches!(s[..2].parse::<u8>(), Ok(1..=47))
 }
 
-/// `local@domain`, one line, no spaces, at most 254 characters.
-fn is_plausible_email(s: &str) -> bool {
-    s.len() <= 254
-        && !s.contains(|c: char| c.is_whitespace() || c.is_control())
-        && s.split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -870,13 +848,5 @@ mod tests {
         assert!(is_user_id("KJ131311111111"));
         assert!(!is_user_id("KJ13131111111"));
         assert!(!is_user_id("XX131311111111"));
-    }
-
-    #[test]
-    fn emails() {
-        assert!(is_plausible_email("mailforsecurity-001@example.jp"));
-        assert!(!is_plausible_email("a@b\r\nBcc: c@d"));
-        assert!(!is_plausible_email("no-at-sign"));
-        assert!(!is_plausible_email("a b@c"));
     }
 }

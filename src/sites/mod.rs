@@ -3,15 +3,16 @@
 
 pub mod kaigo;
 pub mod portal;
+pub mod recovery;
 
 use crate::app::App;
 use crate::http::{Method, Request, Response};
 use crate::limit::Action;
 use crate::pages;
 use crate::secret::{constant_time_eq, Purpose, Token};
+use crate::site::Site;
 use crate::store::{
-    Account, AuditEvent, Link, LinkKind, LinkState, Secret, Session, SessionState, Site,
-    StoreError, DAY,
+    Account, AuditEvent, LinkKind, LinkState, Secret, Session, SessionState, StoreError,
 };
 
 /// A handler's result: a page, or a storage failure (a 500 in one place).
@@ -82,67 +83,92 @@ impl Visit {
     }
 }
 
-/// Routes a request within a site: 404 for a path not in `routes`, 405
-/// (with `Allow`) for a method the path does not answer, 403 for a POST
-/// without this visit's CSRF token (nothing is read or written then).
-/// `handle` gets the visit, the path and GET or POST; the visit cookie is
-/// set on the answer when this request made it.
-pub fn serve_site(
+/// One path of a site: what answers a GET (and HEAD) and a POST, and the
+/// rate limit each takes. A site's table of these is the only place a path
+/// is named: 404, 405 with `Allow`, and the limits are derived from it.
+pub struct Route<H> {
+    pub path: &'static str,
+    pub get: Option<H>,
+    pub post: Option<H>,
+    /// The limit a GET takes (drawing a CAPTCHA costs the request thread
+    /// like answering one does).
+    pub get_limit: Option<Action>,
+    pub post_limit: Option<Action>,
+}
+
+impl<H> Route<H> {
+    /// A path that answers nothing: the base of a table's entries.
+    pub const NONE: Route<H> = Route {
+        path: "",
+        get: None,
+        post: None,
+        get_limit: None,
+        post_limit: None,
+    };
+
+    /// The methods the path answers, as `Allow` lists them.
+    pub fn allow(&self) -> String {
+        let mut methods = Vec::new();
+        if self.get.is_some() {
+            methods.extend(["GET", "HEAD"]);
+        }
+        if self.post.is_some() {
+            methods.push("POST");
+        }
+        methods.join(", ")
+    }
+}
+
+/// Routes a request within a site by its table: 404 for a path not in
+/// `routes`, 405 (with `Allow`) for a method the path does not answer, 403
+/// for a POST without this visit's CSRF token (nothing is read or written
+/// then), 429 past the route's rate limit, and 503 for new work below
+/// `store.min_free_bytes`. `handle` gets the visit and the route's handler;
+/// the visit cookie is set on the answer when this request made it.
+pub fn serve_site<H: Copy>(
     app: &App,
     req: &Request,
     now: u64,
     site: Site,
-    routes: &[(&'static str, &'static str)],
-    handle: impl FnOnce(&Visit, &'static str, Method) -> Outcome,
+    routes: &[Route<H>],
+    handle: impl FnOnce(&Visit, H) -> Outcome,
 ) -> Outcome {
     let path = req.path.trim_end_matches('/');
-    let home = if site == Site::Kaigo {
-        "/kaigo"
-    } else {
-        "/portal"
-    };
-    let path = if path.is_empty() { home } else { path };
-    let Some(&(path, allow)) = routes.iter().find(|(p, _)| *p == path) else {
+    let path = if path.is_empty() { site.home() } else { path };
+    let Some(route) = routes.iter().find(|r| r.path == path) else {
         return Ok(Response::error(404));
     };
     let visit = Visit::of(app, req, site)?;
-    let response = match req.method {
-        Method::Get | Method::Head if allow.contains("GET") => {
-            // Drawing a CAPTCHA costs the request thread some 0.4 ms: it
-            // takes a token of the same bucket as answering one.
-            if path == "/portal/reset" {
-                if let Some(refused) = over_limit(app, req, now, site, Action::Captcha) {
-                    return Ok(refused);
-                }
-            }
-            handle(&visit, path, Method::Get)?
-        }
-        Method::Post if allow.contains("POST") => {
-            if !visit.csrf_ok(req) {
-                return Ok(visit.set_on(app, Response::error(403)));
-            }
-            if let Some(action) = limited_action(path) {
-                // Below `store.min_free_bytes` nothing new is started that
-                // an anonymous client makes kagi write; what is under way
-                // (logins, codes, new passwords) goes on.
-                if action.starts_new_work()
-                    && app
-                        .store
-                        .free_bytes()
-                        .is_some_and(|free| free < app.config.store.min_free_bytes)
-                {
-                    let page = Response::html_status(503, pages::not_taking_new_work(site))
-                        .with_header("Retry-After", "300".into());
-                    return Ok(page);
-                }
-                if let Some(refused) = over_limit(app, req, now, site, action) {
-                    return Ok(refused);
-                }
-            }
-            handle(&visit, path, Method::Post)?
-        }
-        _ => Response::method_not_allowed(allow),
+    let (handler, limit) = match req.method {
+        Method::Get | Method::Head => (route.get, route.get_limit),
+        Method::Post => (route.post, route.post_limit),
+        _ => (None, None),
     };
+    let Some(handler) = handler else {
+        return Ok(Response::method_not_allowed(&route.allow()));
+    };
+    if req.method == Method::Post && !visit.csrf_ok(req) {
+        return Ok(visit.set_on(app, Response::error(403)));
+    }
+    if let Some(action) = limit {
+        // Below `store.min_free_bytes` nothing new is started that an
+        // anonymous client makes kagi write; what is under way (logins,
+        // codes, new passwords) goes on.
+        let low_on_disk = || {
+            app.store
+                .free_bytes()
+                .is_some_and(|free| free < app.config.store.min_free_bytes)
+        };
+        if req.method == Method::Post && action.starts_new_work() && low_on_disk() {
+            let page = Response::html_status(503, pages::not_taking_new_work(site))
+                .with_header("Retry-After", "300".into());
+            return Ok(page);
+        }
+        if let Some(refused) = over_limit(app, req, now, site, action) {
+            return Ok(refused);
+        }
+    }
+    let response = handle(&visit, handler)?;
     let already_set = response.headers.iter().any(|(n, _)| *n == "Set-Cookie");
     Ok(if visit.is_new && !already_set {
         visit.set_on(app, response)
@@ -162,24 +188,6 @@ fn over_limit(app: &App, req: &Request, now: u64, site: Site, action: Action) ->
         Response::html_status(429, pages::rate_limited(wait))
             .with_header("Retry-After", wait.to_string()),
     )
-}
-
-/// The rate-limited action a POST to `path` is.
-fn limited_action(path: &str) -> Option<Action> {
-    Some(match path {
-        "/kaigo/recovery/auth" | "/kaigo/recovery/prefecture" | "/portal/reset/verify" => {
-            Action::Recovery
-        }
-        "/kaigo/recovery/otp" => Action::Otp,
-        "/kaigo/recovery/postal" => Action::Postal,
-        "/portal/reset" => Action::Captcha,
-        // The security-code form asks for the current password: it is a
-        // password guess like a login, and costs a hash like one.
-        "/kaigo/login" | "/kaigo/login/code" | "/kaigo/security-code" | "/portal/login" => {
-            Action::Login
-        }
-        _ => return None,
-    })
 }
 
 /// The visit's session and its account, if the session is still good: not
@@ -242,43 +250,6 @@ pub fn open_session(
     };
     save_session(app, &fresh, &session, now)?;
     Ok(fresh)
-}
-
-/// Sets a new password: hashed, the security code cleared, and the
-/// generation raised so that every session, code and link of the account
-/// dies. The caller flushes before telling the user.
-pub fn change_password(app: &App, account: &mut Account, password: &str) -> Result<(), StoreError> {
-    account.password_phc = app.hasher.hash(password);
-    account.security_code_phc = None;
-    account.generation += 1;
-    // A recovery proves the owner: any lock is lifted.
-    account.locked = false;
-    app.store.put_account(account)?;
-    app.store
-        .remove_login_guard(Secret::Password, account.site, &account.id)?;
-    app.store
-        .remove_login_guard(Secret::SecurityCode, account.site, &account.id)
-}
-
-/// Makes the "this was not me" link of a password-changed notice: it
-/// works for a day, and only while the password is the one just set.
-pub fn not_me_link(app: &App, account: &Account, now: u64) -> Result<String, StoreError> {
-    let token = Token::generate();
-    let link = Link {
-        kind: LinkKind::NotMe,
-        site: account.site,
-        account: account.id.clone(),
-        generation: account.generation,
-        state: LinkState::Live,
-    };
-    let key = app.digest(Purpose::Link, token.expose())?;
-    app.store.put_link(&key, &link, now + DAY)?;
-    Ok(format!(
-        "{}/{}/not-me?token={}",
-        app.config.public_base(),
-        account.site.name(),
-        token.expose()
-    ))
 }
 
 /// `/<site>/not-me`: GET shows what the link will do (a mail scanner that
@@ -437,6 +408,26 @@ pub fn check_login(
     Ok(Some(account))
 }
 
+/// A login with the user name as typed. `user` is None when the name
+/// cannot be an account (wrong form): its password is still verified
+/// against a decoy and the failure audited, so that the answer costs the
+/// same, but no failure is counted under a name that can never exist.
+pub fn attempt_login(
+    app: &App,
+    req: &Request,
+    now: u64,
+    (site, user): (Site, Option<&str>),
+    password: &str,
+) -> Result<Option<Account>, StoreError> {
+    let Some(user) = user else {
+        app.hasher.verify_login(None, password);
+        audit(app, req, now, site, "login", None, "failed")?;
+        return Ok(None);
+    };
+    let account = app.store.account(site, user)?;
+    check_login(app, req, now, (site, user), account, password, "login")
+}
+
 pub fn cookie_name(app: &App, site: Site) -> String {
     if app.config.is_https() {
         format!("__Host-kagi_{}", site.name())
@@ -479,17 +470,6 @@ pub fn normalize_width(s: &str) -> String {
         .collect::<String>()
         .trim()
         .to_string()
-}
-
-/// The key of a claimed identity's guard record: a keyed digest of the
-/// site and the claim's parts, so that the store never holds the address.
-pub fn claim_key(app: &App, site: Site, parts: &[&str]) -> Result<String, StoreError> {
-    let mut text = site.name().to_string();
-    for part in parts {
-        text.push('\0');
-        text.push_str(part);
-    }
-    app.digest(Purpose::Claim, &text)
 }
 
 #[cfg(test)]

@@ -3,37 +3,26 @@
 //! (① 特定) → registered address (② 検証) → a mailed link → new password
 //! (③ リセット).
 
+use super::recovery::{self, Mailing, Step};
 use super::{
-    audit, change_password, check_login, claim_key, current_session, normalize_width, not_me,
-    not_me_link, open_session, serve_site, Outcome, Visit,
+    attempt_login, audit, current_session, normalize_width, not_me, open_session, serve_site,
+    Outcome, Route, Visit,
 };
+use crate::address;
 use crate::app::App;
 use crate::captcha;
-use crate::clock;
 use crate::http::{Method, Request, Response};
+use crate::limit::Action;
 use crate::mail::templates;
 use crate::pages::portal::{self as page, Frame};
 use crate::policy;
 use crate::secret::{constant_time_eq, Purpose, Token};
+use crate::site::Site;
 use crate::store::{
-    Account, Flow, Link, LinkKind, LinkState, PortalFlow, SessionState, Site, StoreError, DAY,
+    Account, Flow, Link, LinkKind, LinkState, PortalFlow, SessionState, StoreError,
 };
 
 const SITE: Site = Site::Portal;
-
-/// Every path of the site with the methods it answers.
-const ROUTES: &[(&str, &str)] = &[
-    ("/portal", "GET, HEAD"),
-    ("/portal/login", "GET, HEAD, POST"),
-    ("/portal/home", "GET, HEAD"),
-    ("/portal/logout", "POST"),
-    ("/portal/reset", "GET, HEAD, POST"),
-    ("/portal/reset/verify", "GET, HEAD, POST"),
-    ("/portal/reset/sent", "GET, HEAD"),
-    ("/portal/passwordreset", "GET, HEAD, POST"),
-    ("/portal/passwordreset/done", "GET, HEAD"),
-    ("/portal/not-me", "GET, HEAD, POST"),
-];
 
 struct Ctx<'a> {
     app: &'a App,
@@ -69,85 +58,143 @@ impl Ctx<'_> {
             .put_flow(&self.visit.key, &Flow::Portal(flow), expires)
     }
 
+    fn step(&self) -> Step<'_> {
+        Step {
+            app: self.app,
+            req: self.req,
+            now: self.now,
+            site: SITE,
+        }
+    }
+
     fn logged_in(&self) -> Result<Option<Account>, StoreError> {
         Ok(current_session(self.app, self.visit, self.now)?
             .and_then(|(s, a)| (s.state == SessionState::Active).then_some(a)))
     }
 }
 
+/// What answers one method of one path.
+type Handler = for<'a> fn(&Ctx<'a>) -> Outcome;
+
+/// Every path of the site: what answers it and the limit it takes.
+const ROUTES: &[Route<Handler>] = &[
+    Route {
+        path: "/portal",
+        get: Some(top),
+        ..Route::NONE
+    },
+    Route {
+        path: "/portal/login",
+        get: Some(|c| Ok(Response::html(page::login(&c.frame(None), "", None)))),
+        post: Some(login),
+        post_limit: Some(Action::Login),
+        ..Route::NONE
+    },
+    Route {
+        path: "/portal/home",
+        get: Some(home),
+        ..Route::NONE
+    },
+    Route {
+        path: "/portal/logout",
+        post: Some(logout),
+        ..Route::NONE
+    },
+    Route {
+        path: "/portal/reset",
+        // Drawing a CAPTCHA takes a token of the bucket answering one does.
+        get: Some(|c| identify_page(c, "", None)),
+        get_limit: Some(Action::Captcha),
+        post: Some(identify),
+        post_limit: Some(Action::Captcha),
+    },
+    Route {
+        path: "/portal/reset/verify",
+        get: Some(verify_page),
+        post: Some(verify),
+        post_limit: Some(Action::Recovery),
+        ..Route::NONE
+    },
+    Route {
+        path: "/portal/reset/sent",
+        get: Some(sent_page),
+        ..Route::NONE
+    },
+    Route {
+        path: "/portal/passwordreset",
+        get: Some(reset_page),
+        post: Some(reset_password),
+        ..Route::NONE
+    },
+    Route {
+        path: "/portal/passwordreset/done",
+        get: Some(reset_done_page),
+        ..Route::NONE
+    },
+    Route {
+        path: "/portal/not-me",
+        get: Some(|c| not_me(c.app, c.req, c.now, SITE, c.visit, Method::Get)),
+        post: Some(|c| not_me(c.app, c.req, c.now, SITE, c.visit, Method::Post)),
+        ..Route::NONE
+    },
+];
+
 /// Answers a request under `/portal`.
 pub fn handle(app: &App, req: &Request, now: u64) -> Outcome {
-    serve_site(app, req, now, SITE, ROUTES, |visit, path, method| {
-        let ctx = Ctx {
+    serve_site(app, req, now, SITE, ROUTES, |visit, handler| {
+        handler(&Ctx {
             app,
             req,
             now,
             visit,
-        };
-        match (method, path) {
-            (_, "/portal/not-me") => not_me(app, req, now, SITE, visit, method),
-            (Method::Post, _) => post(&ctx, path),
-            _ => get(&ctx, path),
-        }
+        })
     })
 }
 
-fn get(ctx: &Ctx<'_>, path: &str) -> Outcome {
-    Ok(match path {
-        "/portal" => match ctx.logged_in()? {
-            Some(a) => Response::html(page::top(&ctx.frame(Some(&a.id)))),
-            None => Response::html(page::top(&ctx.frame(None))),
-        },
-        "/portal/login" => Response::html(page::login(&ctx.frame(None), "", None)),
-        "/portal/home" => match ctx.logged_in()? {
-            Some(a) => Response::html(page::home(&ctx.frame(Some(&a.id)), &a.id, a.coordinator)),
-            None => Response::see_other("/portal/login"),
-        },
-        "/portal/reset" => identify_page(ctx, "", None)?,
-        "/portal/reset/verify" => match ctx.flow()? {
-            Some(PortalFlow::Identified { .. }) => {
-                Response::html(page::verify(&ctx.frame(None), None))
-            }
-            _ => expired(ctx, 2),
-        },
-        "/portal/reset/sent" => match ctx.flow()? {
-            Some(PortalFlow::Sent) => sent_page(ctx),
-            _ => Response::see_other("/portal/reset"),
-        },
-        "/portal/passwordreset" => {
-            let token = ctx
-                .req
-                .query
-                .iter()
-                .find(|(k, _)| k == "token")
-                .map_or("", |(_, v)| v.as_str());
-            // Opening the link only shows the form: a mail scanner that
-            // fetches it uses nothing up.
-            match live_link(ctx, token)? {
-                Some(_) => Response::html(page::reset(&ctx.frame(None), token, &[])),
-                None => invalid_link(ctx),
-            }
-        }
-        "/portal/passwordreset/done" => match ctx.flow()? {
-            Some(PortalFlow::Reset) => Response::html(page::reset_done(&ctx.frame(None))),
-            _ => Response::see_other("/portal/login"),
-        },
-        _ => Response::error(404),
+fn top(ctx: &Ctx<'_>) -> Outcome {
+    let user = ctx.logged_in()?.map(|a| a.id);
+    Ok(Response::html(page::top(&ctx.frame(user.as_deref()))))
+}
+
+fn home(ctx: &Ctx<'_>) -> Outcome {
+    Ok(match ctx.logged_in()? {
+        Some(a) => Response::html(page::home(&ctx.frame(Some(&a.id)), &a.id, a.coordinator)),
+        None => Response::see_other("/portal/login"),
     })
 }
 
-fn post(ctx: &Ctx<'_>, path: &str) -> Outcome {
-    match path {
-        "/portal/login" => login(ctx),
-        "/portal/logout" => {
-            ctx.app.store.remove_session(&ctx.visit.key)?;
-            Ok(Response::see_other("/portal"))
-        }
-        "/portal/reset" => identify(ctx),
-        "/portal/reset/verify" => verify(ctx),
-        "/portal/passwordreset" => reset_password(ctx),
-        _ => Ok(Response::error(404)),
-    }
+fn logout(ctx: &Ctx<'_>) -> Outcome {
+    ctx.app.store.remove_session(&ctx.visit.key)?;
+    Ok(Response::see_other("/portal"))
+}
+
+fn verify_page(ctx: &Ctx<'_>) -> Outcome {
+    Ok(match ctx.flow()? {
+        Some(PortalFlow::Identified { .. }) => Response::html(page::verify(&ctx.frame(None), None)),
+        _ => expired(ctx, 2),
+    })
+}
+
+fn reset_page(ctx: &Ctx<'_>) -> Outcome {
+    let token = ctx
+        .req
+        .query
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map_or("", |(_, v)| v.as_str());
+    // Opening the link only shows the form: a mail scanner that fetches it
+    // uses nothing up.
+    Ok(match live_link(ctx, token)? {
+        Some(_) => Response::html(page::reset(&ctx.frame(None), token, &[])),
+        None => invalid_link(ctx),
+    })
+}
+
+fn reset_done_page(ctx: &Ctx<'_>) -> Outcome {
+    Ok(match ctx.flow()? {
+        Some(PortalFlow::Reset) => Response::html(page::reset_done(&ctx.frame(None))),
+        _ => Response::see_other("/portal/login"),
+    })
 }
 
 // ----- login ---------------------------------------------------------------
@@ -155,28 +202,9 @@ fn post(ctx: &Ctx<'_>, path: &str) -> Outcome {
 fn login(ctx: &Ctx<'_>) -> Outcome {
     let app = ctx.app;
     let user = ctx.req.field("user").trim();
-    let plausible = !user.is_empty() && user.chars().count() <= 100;
-    let account = if plausible {
-        app.store.account(SITE, user)?
-    } else {
-        None
-    };
+    let plausible = (!user.is_empty() && user.chars().count() <= 100).then_some(user);
     let password = ctx.req.field("password");
-    let checked = if plausible {
-        check_login(
-            app,
-            ctx.req,
-            ctx.now,
-            (SITE, user),
-            account,
-            password,
-            "login",
-        )?
-    } else {
-        app.hasher.verify_login(None, password);
-        ctx.audit("login", None, "failed")?;
-        None
-    };
+    let checked = attempt_login(app, ctx.req, ctx.now, (SITE, plausible), password)?;
     let Some(account) = checked else {
         let message = "ユーザー名またはパスワードが正しくありません。";
         return Ok(Response::html(page::login(
@@ -271,43 +299,26 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
         return Ok(expired(ctx, 2));
     };
     let email = normalize_width(ctx.req.field("email"));
-    if email.len() > 254
-        || email.contains(|c: char| c.is_whitespace() || c.is_control())
-        || !email.contains('@')
-    {
+    if !address::is_plausible(&email) {
         return Ok(Response::html(page::verify(
             &ctx.frame(None),
             Some("メールアドレスを正しく入力してください。"),
         )));
     }
-    let now = ctx.now;
-    let limits = &app.config.guard;
+    let step = ctx.step();
     let account = app.store.account(SITE, &user)?;
     let matched = account.filter(|a| {
-        !a.is_provisional()
-            && a.email
-                .as_deref()
-                .is_some_and(|e| e.eq_ignore_ascii_case(&email))
+        !a.is_provisional() && a.email.as_deref().is_some_and(|e| address::same(e, &email))
     });
-    // The same guard record and the same token on both branches, so that
-    // both follow the same limits and cost the same: `links_per_day` a day,
-    // none within `send_cooldown_secs` of the last (the link already
-    // mailed stays valid).
-    let claim = claim_key(app, SITE, &[&user, &email.to_ascii_lowercase()])?;
-    let allowed = app
-        .store
-        .update_claim_guard(&claim, now, limits.window_secs, |g| {
-            g.issued.retain(|t| t + limits.window_secs > now);
-            let cooling = g
-                .issued
-                .last()
-                .is_some_and(|t| now < t + limits.send_cooldown_secs);
-            if cooling || g.issued.len() >= limits.links_per_day {
-                return false;
-            }
-            g.issued.push(now);
-            true
-        })?;
+    // The same guard record, the same token and the same link record on
+    // both branches (`recovery::deliver`): without a match the record
+    // belongs to no account and can set nothing. While the claim cools
+    // down, the link already mailed stays valid.
+    let claim = step.claim_key(&[&user, &address::normalize(&email)])?;
+    let limits = &app.config.guard;
+    let admitted = step.update_claim(&claim, |g| {
+        recovery::admit_send(g, ctx.now, limits, limits.links_per_day)
+    })?;
     let token = Token::generate();
     let key = app.digest(Purpose::Link, token.expose())?;
     let lifetime = app.config.portal.link_lifetime_secs;
@@ -324,42 +335,23 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
         site: SITE,
         account: matched
             .as_ref()
-            .filter(|_| allowed)
+            .filter(|_| admitted)
             .map_or(String::new(), |a| a.id.clone()),
         generation: matched.as_ref().map_or(0, |a| a.generation),
         state: LinkState::Live,
     };
-    // Both branches write a link record and queue a letter; without a
-    // match the record belongs to no account (it can set nothing) and the
-    // letter is a decoy that is never sent.
-    app.store.put_link(&key, &link, now + lifetime)?;
-    match (&matched, allowed) {
-        (Some(account), true) => {
-            let to = account.email.as_deref().unwrap_or_default();
-            send_mail(ctx, to, &letter, lifetime)?;
-            ctx.audit("link_issued", Some(&account.id), "sent")?;
-        }
-        (Some(account), false) => {
-            app.outbox
-                .send_decoy(&app.store, SITE, &email, &letter, now..now + lifetime)?;
-            ctx.audit(
-                "link_issued",
-                Some(&account.id),
-                "send suppressed: cooldown or daily limit",
-            )?;
-        }
-        (None, _) => {
-            app.outbox
-                .send_decoy(&app.store, SITE, &email, &letter, now..now + lifetime)?;
-            ctx.audit(
-                "link_issued",
-                None,
-                "no matching reachable account; not sent",
-            )?;
-        }
-    }
-    ctx.put_flow(PortalFlow::Sent)?;
-    app.store.flush()?;
+    app.store.put_link(&key, &link, ctx.now + lifetime)?;
+    let mailing = Mailing {
+        event: "link_issued",
+        matched: matched.as_ref(),
+        admitted,
+        typed: &email,
+        from: app.config.portal.mail_from.as_deref(),
+        letter: &letter,
+        lifetime,
+        unmatched: "no matching reachable account; not sent",
+    };
+    recovery::deliver(&step, &mailing, || ctx.put_flow(PortalFlow::Sent))?;
     Ok(Response::see_other("/portal/reset/sent"))
 }
 
@@ -368,26 +360,10 @@ fn portal_url(app: &App) -> String {
     format!("{}/portal", app.config.public_base())
 }
 
-/// Queues a portal mail, from the portal's sender, useful for `lifetime`.
-fn send_mail(
-    ctx: &Ctx<'_>,
-    to: &str,
-    letter: &templates::Letter,
-    lifetime: u64,
-) -> Result<u64, StoreError> {
-    let app = ctx.app;
-    let from = app.config.portal.mail_from.as_deref();
-    app.outbox.send(
-        &app.store,
-        SITE,
-        from,
-        to,
-        letter,
-        ctx.now..ctx.now + lifetime,
-    )
-}
-
-fn sent_page(ctx: &Ctx<'_>) -> Response {
+fn sent_page(ctx: &Ctx<'_>) -> Outcome {
+    if !matches!(ctx.flow()?, Some(PortalFlow::Sent)) {
+        return Ok(Response::see_other("/portal/reset"));
+    }
     let config = &ctx.app.config;
     let from = config
         .portal
@@ -395,12 +371,12 @@ fn sent_page(ctx: &Ctx<'_>) -> Response {
         .as_deref()
         .or(config.mail.from.as_deref())
         .unwrap_or("");
-    let from = templates::envelope_address(from);
-    Response::html(page::sent(
+    let from = crate::address::envelope(from);
+    Ok(Response::html(page::sent(
         &ctx.frame(None),
         from,
         &templates::lifetime_ja(config.portal.link_lifetime_secs),
-    ))
+    )))
 }
 
 /// The link named by `token` with its key and account, if it can still set
@@ -463,31 +439,15 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
     if !app.store.use_link(&key, ctx.now)? {
         return Ok(invalid_link(ctx));
     }
-    change_password(app, &mut account, password)?;
+    recovery::change_password(app, &mut account, password)?;
     ctx.put_flow(PortalFlow::Reset)?;
     ctx.audit("link_used", Some(&account.id), "ok")?;
     ctx.audit("password_changed", Some(&account.id), "ok")?;
-    if let Some(to) = account
-        .email
-        .as_deref()
-        .filter(|_| !account.is_provisional())
-    {
-        let url = not_me_link(app, &account, ctx.now)?;
-        let when = clock::date_time(ctx.now, app.utc_offset);
-        let notice = templates::Notice {
-            account: &account.id,
-            when: &when,
-            client: &ctx.req.client.to_string(),
-            not_me_url: &url,
-        };
-        let letter = templates::portal_password_changed(
-            &notice,
-            &portal_url(app),
-            &app.config.portal.contact,
-        );
-        // The notice is useful for a day; after that it is stale news.
-        send_mail(ctx, to, &letter, DAY)?;
-    }
+    let (portal, contact) = (portal_url(app), &app.config.portal.contact);
+    let from = app.config.portal.mail_from.as_deref();
+    recovery::notify_password_changed(&ctx.step(), &account, from, |notice| {
+        templates::portal_password_changed(notice, &portal, contact)
+    })?;
     app.store.flush()?;
     Ok(Response::see_other("/portal/passwordreset/done"))
 }

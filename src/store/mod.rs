@@ -10,6 +10,7 @@ mod records;
 pub use records::*;
 
 use crate::secret::Keys;
+use crate::site::Site;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -124,8 +125,7 @@ impl From<serde_json::Error> for StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// Seconds in a day: how long guards remember.
-pub const DAY: u64 = 86_400;
+pub use crate::clock::DAY;
 
 /// The trees that hold expiring records; the byte is their tag in the
 /// expiry index.

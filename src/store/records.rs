@@ -1,25 +1,9 @@
 //! The records kagi keeps. Secrets appear only as argon2id PHC strings or
 //! keyed digests; each type that holds one prints none in `Debug`.
 
+use crate::site::Site;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-
-/// Which site a record belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Site {
-    Kaigo,
-    Portal,
-}
-
-impl Site {
-    pub fn name(self) -> &'static str {
-        match self {
-            Site::Kaigo => "kaigo",
-            Site::Portal => "portal",
-        }
-    }
-}
 
 /// A login. For kaigo, `id` is the user ID `KJ` + billing prefecture +
 /// office number, and one office may own several accounts. For the portal,

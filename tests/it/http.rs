@@ -418,7 +418,7 @@ fn a_lab_serve_with_capture_shows_dev_pages_and_says_so_on_every_page() {
     running.stop();
     let store = crate::support::open_store(&dir);
     assert!(store
-        .account(kagi::store::Site::Kaigo, "KJ272711111111")
+        .account(kagi::site::Site::Kaigo, "KJ272711111111")
         .unwrap()
         .is_none());
     drop(store);

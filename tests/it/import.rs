@@ -172,7 +172,7 @@ fn logins_cost_the_same_whatever_cost_the_imported_hash_has_and_a_right_one_is_m
     server.stop();
     let store = crate::support::open_store(&dir);
     let account = store
-        .account(kagi::store::Site::Portal, "old-user")
+        .account(kagi::site::Site::Portal, "old-user")
         .unwrap()
         .unwrap();
     assert!(

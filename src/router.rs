@@ -1,0 +1,253 @@
+//! The top router: sends each path to its site, and answers `/`,
+//! `/healthz`, `/admin/…` and, in demo mode, `/dev/…` itself.
+
+use crate::app::{App, DevCaptcha, MAX_MAIL_PAGE};
+use crate::http::{Method, Request, Response};
+use crate::pages;
+use crate::sites;
+
+impl App {
+    /// Answers one request at time `now`.
+    pub fn handle(&self, req: &Request, now: u64) -> Response {
+        let first = req.path.split('/').nth(1).unwrap_or("");
+        // While the database cannot be opened (a full disk, say), every
+        // page is the readable 503; /healthz says why.
+        if self.store.unavailable().is_some() && !matches!(first, "healthz" | "static") {
+            return Response::error(503).with_header("Retry-After", "30".into());
+        }
+        let outcome = match first {
+            "" if req.path == "/" => Ok(get_only(req, || {
+                Response::html(pages::index(self.dev_pages))
+            })),
+            "kaigo" => sites::kaigo::handle(self, req, now),
+            "portal" => sites::portal::handle(self, req, now),
+            "static" if req.path == "/static/kagi.css" => {
+                Ok(get_only(req, || Response::css(pages::STYLESHEET)))
+            }
+            "healthz" if req.path == "/healthz" => Ok(get_only(req, || self.health(req))),
+            "admin" => self.admin(req, now),
+            "dev" if self.dev_pages => Ok(self.dev(req, now)),
+            _ => Ok(Response::error(404)),
+        };
+        // A storage failure (a full or read-only disk, say) is a readable
+        // 503: nothing that failed to be written was reported done, and the
+        // same request may well work again once the disk does.
+        outcome.unwrap_or_else(|e| {
+            say!("kagi: {} {}: {e}", method_name(req.method), req.path);
+            Response::error(503).with_header("Retry-After", "30".into())
+        })
+    }
+
+    /// Liveness for everyone; the outbox depth and the failed mails only
+    /// with the admin token. (A stranger must not get counts: while the
+    /// relay is down, a real mail waits in the outbox where a decoy would
+    /// not, so the depth right after a recovery step could tell that it
+    /// matched. Being on this machine proves nothing: a proxy on the same
+    /// host that adds no header makes every client look local.)
+    fn health(&self, req: &Request) -> Response {
+        if let Some(why) = self.store.unavailable() {
+            // The detail (paths, the system's error) only for an operator.
+            let reason = if self.is_admin(req) {
+                why
+            } else {
+                self.store.unavailable_in_short()
+            };
+            let body = serde_json::json!({ "status": "unavailable", "reason": reason });
+            let mut page = Response::json(body.to_string());
+            page.status = 503;
+            return page.with_header("Retry-After", "30".into());
+        }
+        if !self.is_admin(req) {
+            return Response::json(r#"{"status":"ok"}"#.to_string());
+        }
+        match self.store.outbox() {
+            Ok(mails) => {
+                let real = mails.iter().filter(|m| !m.decoy);
+                let failed = real.clone().filter(|m| m.failed.is_some()).count();
+                let queued = real.count() - failed;
+                Response::json(
+                    serde_json::json!({ "status": "ok", "outbox": queued, "failed": failed })
+                        .to_string(),
+                )
+            }
+            Err(e) => {
+                say!("kagi: /healthz: {e}");
+                Response::error(503)
+            }
+        }
+    }
+
+    fn is_admin(&self, req: &Request) -> bool {
+        req.bearer
+            .as_deref()
+            .is_some_and(|t| crate::secret::constant_time_eq(t, &self.admin_token))
+    }
+
+    /// `/admin/mail` (GET: the outbox as JSON) and `/admin/mail/retry?id=N`
+    /// (POST: try a failed or waiting mail again now). Only with the admin
+    /// token: a browser cannot send it, so no page elsewhere can use them.
+    fn admin(&self, req: &Request, now: u64) -> crate::sites::Outcome {
+        if !self.is_admin(req) {
+            return Ok(Response::error(404));
+        }
+        match (req.path.as_str(), req.method) {
+            ("/admin/mail", Method::Get | Method::Head) => {
+                // A page of undelivered mail, oldest first, after `?after=ID`.
+                let after = req
+                    .query
+                    .iter()
+                    .find(|(k, _)| k == "after")
+                    .and_then(|(_, v)| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+                let list: Vec<_> = self
+                    .store
+                    .undelivered_after(after, MAX_MAIL_PAGE)?
+                    .into_iter()
+                    .map(|m| {
+                        serde_json::json!({
+                            "id": m.id, "message_id": m.message_id, "to": m.to,
+                            "subject": m.subject, "created": m.created, "attempts": m.attempts,
+                            "next_attempt": m.next_attempt, "last_error": m.last_error,
+                            "failed": m.failed,
+                        })
+                    })
+                    .collect();
+                Ok(Response::json(serde_json::Value::Array(list).to_string()))
+            }
+            ("/admin/mail/retry", Method::Post) => {
+                let id = req
+                    .query
+                    .iter()
+                    .find(|(k, _)| k == "id")
+                    .and_then(|(_, v)| v.parse::<u64>().ok());
+                let mail = self
+                    .store
+                    .outbox()?
+                    .into_iter()
+                    .find(|m| Some(m.id) == id && !m.decoy);
+                let Some(mut mail) = mail else {
+                    return Ok(Response::error(404));
+                };
+                // A fresh start: tried now, and given a new day before it
+                // is given up again. (A mail whose code or link has expired
+                // is still dropped, not sent.)
+                mail.failed = None;
+                mail.next_attempt = now;
+                mail.created = now;
+                self.store.update_mail(&mail)?;
+                self.store.flush()?;
+                self.outbox.wake();
+                Ok(Response::json(
+                    serde_json::json!({ "retrying": mail.id }).to_string(),
+                ))
+            }
+            ("/admin/mail", _) => Ok(Response::method_not_allowed("GET, HEAD")),
+            ("/admin/mail/retry", _) => Ok(Response::method_not_allowed("POST")),
+            _ => Ok(Response::error(404)),
+        }
+    }
+
+    /// The demo's `/dev/…` pages: captured mail and live CAPTCHA answers.
+    fn dev(&self, req: &Request, now: u64) -> Response {
+        if let Some(rest) = req.path.strip_prefix("/dev/captcha") {
+            let live: Vec<DevCaptcha> = self
+                .dev_captchas
+                .as_ref()
+                .map(|l| l.lock().unwrap_or_else(|e| e.into_inner()).clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.expires > now)
+                .rev()
+                .collect();
+            return match rest {
+                "" => get_only(req, || {
+                    let banner = self.banner.as_deref().unwrap_or("デモモード");
+                    let views: Vec<_> = live
+                        .iter()
+                        .map(|c| pages::dev::CaptchaView {
+                            id: &c.id,
+                            answer: &c.answer,
+                            seconds_left: c.expires.saturating_sub(now),
+                        })
+                        .collect();
+                    Response::html(pages::dev::captchas(&views, banner))
+                }),
+                ".json" => get_only(req, || {
+                    let list: Vec<_> = live
+                        .iter()
+                        .map(|c| serde_json::json!({ "id": c.id, "answer": c.answer, "expires": c.expires }))
+                        .collect();
+                    Response::json(serde_json::Value::Array(list).to_string())
+                }),
+                _ => Response::error(404),
+            };
+        }
+        // The newest 200, or `?limit=N` of them; `?after=ID`: those after
+        // the mail with that id, oldest first (automation that reads every
+        // mail keeps the last id it saw). Never more than `MAX_MAIL_PAGE`
+        // at once, so that no answer outgrows what a slow client is given.
+        let number = |name: &str| {
+            req.query
+                .iter()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.parse::<u64>().ok())
+        };
+        let limit = number("limit").map_or(200, |n| n.min(MAX_MAIL_PAGE as u64) as usize);
+        let captured = match number("after") {
+            Some(after) => self.store.captured_mail_after(after, limit),
+            None => self.store.captured_mail(limit),
+        };
+        let captured = match captured {
+            Ok(c) => c,
+            Err(e) => {
+                say!("kagi: /dev/mail: {e}");
+                return Response::error(503);
+            }
+        };
+        match req.path.as_str() {
+            "/dev/mail" => get_only(req, || {
+                let views: Vec<pages::dev::MailView<'_>> = captured
+                    .iter()
+                    .map(|m| pages::dev::MailView {
+                        id: m.id,
+                        date: crate::clock::date_time(m.date, self.utc_offset),
+                        to: &m.to,
+                        subject: &m.subject,
+                        body: &m.body,
+                    })
+                    .collect();
+                let banner = self.banner.as_deref().unwrap_or("デモモード");
+                Response::html(pages::dev::mailbox(&views, banner))
+            }),
+            "/dev/mail.json" => get_only(req, || {
+                let list: Vec<_> = captured
+                    .iter()
+                    .map(|m| {
+                        serde_json::json!({
+                            "id": m.id, "message_id": m.message_id, "to": m.to,
+                            "subject": m.subject, "body": m.body, "date": m.date, "mime": m.mime,
+                        })
+                    })
+                    .collect();
+                Response::json(serde_json::Value::Array(list).to_string())
+            }),
+            _ => Response::error(404),
+        }
+    }
+}
+
+fn get_only(req: &Request, page: impl FnOnce() -> Response) -> Response {
+    match req.method {
+        Method::Get | Method::Head => page(),
+        _ => Response::method_not_allowed("GET, HEAD"),
+    }
+}
+
+fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Other => "other",
+    }
+}

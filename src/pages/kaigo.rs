@@ -9,7 +9,7 @@ use maud::{html, Markup};
 /// What every kaigo screen shows around its content.
 pub struct Frame<'a> {
     /// `HH:MM:SS` in the configured zone.
-    pub clock: &'a str,
+    pub clock: String,
     /// The CSRF token every form carries.
     pub csrf: &'a str,
     pub banner: Option<&'a str>,

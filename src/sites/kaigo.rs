@@ -3,15 +3,15 @@
 //! machine over `KaigoFlow`: office number + security address → one-time
 //! password by mail → new password, security code cleared.
 
-use super::recovery::{self, Entered, Mailing, Step};
+use super::recovery::{self, Entered, Mailing};
 use super::{
-    attempt_login, audit, check_guarded, check_login, current_session, normalize_width, not_me,
-    open_session, save_session, serve_site, Checked, Outcome, Route, Visit,
+    attempt_login, check_guarded, check_login, current_session, normalize_width, open_session,
+    save_session, serve_site, Checked, Ctx, Outcome, Route, Visit,
 };
 use crate::address;
 use crate::app::App;
 use crate::clock;
-use crate::http::{Method, Request, Response};
+use crate::http::{Request, Response};
 use crate::limit::Action;
 use crate::mail::templates;
 use crate::pages::kaigo::{self as page, Frame, PostalForm};
@@ -24,37 +24,28 @@ use crate::store::{
 
 const SITE: Site = Site::Kaigo;
 
-/// One request's view of the site.
-struct Ctx<'a> {
-    app: &'a App,
-    req: &'a Request,
-    now: u64,
-    visit: &'a Visit,
-    clock: String,
+/// What the kaigo pages and flow read of a request.
+trait Kaigo {
+    fn frame(&self) -> Frame<'_>;
+    fn flow(&self) -> Result<Option<KaigoFlow>, StoreError>;
+    fn put_flow(&self, flow: KaigoFlow, lifetime: u64) -> Result<(), StoreError>;
+    fn flow_lifetime(&self) -> u64;
 }
 
-impl Ctx<'_> {
+impl Kaigo for Ctx<'_> {
     fn frame(&self) -> Frame<'_> {
         Frame {
-            clock: &self.clock,
+            clock: clock::time_of_day(self.now, self.app.utc_offset),
             csrf: &self.visit.csrf,
             banner: self.app.banner.as_deref(),
         }
     }
 
-    fn audit(&self, event: &str, account: Option<&str>, outcome: &str) -> Result<(), StoreError> {
-        audit(self.app, self.req, self.now, SITE, event, account, outcome)
-    }
-
     fn flow(&self) -> Result<Option<KaigoFlow>, StoreError> {
-        Ok(self
-            .app
-            .store
-            .flow(&self.visit.key, self.now)?
-            .and_then(|f| match f {
-                Flow::Kaigo(f) => Some(f),
-                _ => None,
-            }))
+        Ok(match self.app.store.flow(&self.visit.key, self.now)? {
+            Some(Flow::Kaigo(f)) => Some(f),
+            _ => None,
+        })
     }
 
     fn put_flow(&self, flow: KaigoFlow, lifetime: u64) -> Result<(), StoreError> {
@@ -63,25 +54,13 @@ impl Ctx<'_> {
             .put_flow(&self.visit.key, &Flow::Kaigo(flow), self.now + lifetime)
     }
 
-    fn step(&self) -> Step<'_> {
-        Step {
-            app: self.app,
-            req: self.req,
-            now: self.now,
-            site: SITE,
-        }
-    }
-
     fn flow_lifetime(&self) -> u64 {
         self.app.config.kaigo.flow_lifetime_secs
     }
 }
 
-/// What answers one method of one path.
-type Handler = for<'a> fn(&Ctx<'a>) -> Outcome;
-
 /// Every path of the site: what answers it and the limit it takes.
-const ROUTES: &[Route<Handler>] = &[
+const ROUTES: &[Route] = &[
     Route {
         path: "/kaigo",
         get: Some(|c| html(page::top_menu(&c.frame()))),
@@ -170,25 +149,12 @@ const ROUTES: &[Route<Handler>] = &[
         get: Some(|c| html(page::postal_done(&c.frame()))),
         ..Route::NONE
     },
-    Route {
-        path: "/kaigo/not-me",
-        get: Some(|c| not_me(c.app, c.req, c.now, SITE, c.visit, Method::Get)),
-        post: Some(|c| not_me(c.app, c.req, c.now, SITE, c.visit, Method::Post)),
-        ..Route::NONE
-    },
+    Route::not_me("/kaigo/not-me"),
 ];
 
 /// Answers a request under `/kaigo`.
 pub fn handle(app: &App, req: &Request, now: u64) -> Outcome {
-    serve_site(app, req, now, SITE, ROUTES, |visit, handler| {
-        handler(&Ctx {
-            app,
-            req,
-            now,
-            visit,
-            clock: clock::time_of_day(now, app.utc_offset),
-        })
-    })
+    serve_site(app, req, now, SITE, ROUTES)
 }
 
 fn html(page: maud::Markup) -> Outcome {
@@ -573,10 +539,9 @@ fn issue_otp(
     candidate: Option<Account>,
 ) -> Outcome {
     let app = ctx.app;
-    let step = ctx.step();
     let lifetime = app.config.kaigo.otp_lifetime_secs;
     let matched = candidate.filter(|a| a.email.as_deref().is_some_and(|e| address::same(e, email)));
-    let claim = step.claim_key(&[office, prefecture, &address::normalize(email)])?;
+    let claim = ctx.claim_key(&[office, prefecture, &address::normalize(email)])?;
     let otp = Otp::generate();
     let fresh = LiveOtp {
         id: Token::generate().expose()[..16].to_string(),
@@ -586,7 +551,7 @@ fn issue_otp(
     };
     let limits = &app.config.guard;
     let (waiting_for, sent) =
-        step.update_claim(&claim, |g| recovery::issue_otp(g, &fresh, ctx.now, limits))?;
+        ctx.update_claim(&claim, |g| recovery::issue_otp(g, &fresh, ctx.now, limits))?;
     let letter = templates::kaigo_otp(
         otp.expose(),
         lifetime.div_ceil(60),
@@ -609,7 +574,7 @@ fn issue_otp(
         claim,
         otp_id: waiting_for,
     };
-    recovery::deliver(&step, &mailing, || {
+    recovery::deliver(ctx, &mailing, || {
         ctx.put_flow(flow, lifetime.max(ctx.flow_lifetime()))
     })?;
     Ok(Response::see_other("/kaigo/recovery/otp"))
@@ -645,7 +610,7 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
         )));
     }
     let digest = app.digest(Purpose::Otp, &entered)?;
-    let result = ctx.step().update_claim(&claim, |g| {
+    let result = ctx.update_claim(&claim, |g| {
         recovery::enter_otp(g, &otp_id, &digest, ctx.now)
     })?;
     // The account must still be the one the code was sent for: a password
@@ -762,7 +727,7 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
         "ok; security code cleared",
     )?;
     let helpdesk = &app.config.kaigo.helpdesk;
-    recovery::notify_password_changed(&ctx.step(), &account, None, |notice| {
+    recovery::notify_password_changed(ctx, &account, None, |notice| {
         templates::kaigo_password_changed(notice, helpdesk)
     })?;
     app.store.flush()?;

@@ -12,7 +12,7 @@ use crate::pages;
 use crate::secret::{constant_time_eq, Purpose, Token};
 use crate::site::Site;
 use crate::store::{
-    Account, AuditEvent, LinkKind, LinkState, Secret, Session, SessionState, StoreError,
+    Account, AuditEvent, ClaimGuard, LinkKind, LinkState, Secret, Session, SessionState, StoreError,
 };
 
 /// A handler's result: a page, or a storage failure (a 500 in one place).
@@ -83,28 +83,96 @@ impl Visit {
     }
 }
 
+/// One request's view of a site: what every handler gets.
+pub struct Ctx<'a> {
+    pub app: &'a App,
+    pub req: &'a Request,
+    pub now: u64,
+    pub site: Site,
+    pub visit: &'a Visit,
+}
+
+impl Ctx<'_> {
+    pub fn audit(
+        &self,
+        event: &str,
+        account: Option<&str>,
+        outcome: &str,
+    ) -> Result<(), StoreError> {
+        audit(
+            self.app, self.req, self.now, self.site, event, account, outcome,
+        )
+    }
+
+    /// The key of a claimed identity's guard record: a keyed digest of the
+    /// site and the claim's parts, so that the store never holds the address.
+    pub fn claim_key(&self, parts: &[&str]) -> Result<String, StoreError> {
+        let mut text = self.site.name().to_string();
+        for part in parts {
+            text.push('\0');
+            text.push_str(part);
+        }
+        self.app.digest(Purpose::Claim, &text)
+    }
+
+    /// Applies `change` to the guard record of `claim` atomically (it may
+    /// run more than once, on a fresh copy each time: keep it pure).
+    pub fn update_claim<R>(
+        &self,
+        claim: &str,
+        change: impl FnMut(&mut ClaimGuard) -> R,
+    ) -> Result<R, StoreError> {
+        let window = self.app.config.guard.window_secs;
+        self.app
+            .store
+            .update_claim_guard(claim, self.now, window, change)
+    }
+
+    /// The value of `name` in the query string, or "".
+    pub fn query(&self, name: &str) -> &str {
+        self.req
+            .query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// What answers one method of one path.
+pub type Handler = for<'a> fn(&Ctx<'a>) -> Outcome;
+
 /// One path of a site: what answers a GET (and HEAD) and a POST, and the
 /// rate limit each takes. A site's table of these is the only place a path
 /// is named: 404, 405 with `Allow`, and the limits are derived from it.
-pub struct Route<H> {
+pub struct Route {
     pub path: &'static str,
-    pub get: Option<H>,
-    pub post: Option<H>,
+    pub get: Option<Handler>,
+    pub post: Option<Handler>,
     /// The limit a GET takes (drawing a CAPTCHA costs the request thread
     /// like answering one does).
     pub get_limit: Option<Action>,
     pub post_limit: Option<Action>,
 }
 
-impl<H> Route<H> {
+impl Route {
     /// A path that answers nothing: the base of a table's entries.
-    pub const NONE: Route<H> = Route {
+    pub const NONE: Route = Route {
         path: "",
         get: None,
         post: None,
         get_limit: None,
         post_limit: None,
     };
+
+    /// `/<site>/not-me`, the same on every site.
+    pub const fn not_me(path: &'static str) -> Route {
+        Route {
+            path,
+            get: Some(|c| not_me(c, Method::Get)),
+            post: Some(|c| not_me(c, Method::Post)),
+            ..Route::NONE
+        }
+    }
 
     /// The methods the path answers, as `Allow` lists them.
     pub fn allow(&self) -> String {
@@ -123,16 +191,9 @@ impl<H> Route<H> {
 /// `routes`, 405 (with `Allow`) for a method the path does not answer, 403
 /// for a POST without this visit's CSRF token (nothing is read or written
 /// then), 429 past the route's rate limit, and 503 for new work below
-/// `store.min_free_bytes`. `handle` gets the visit and the route's handler;
+/// `store.min_free_bytes`. The route's handler gets the request's `Ctx`;
 /// the visit cookie is set on the answer when this request made it.
-pub fn serve_site<H: Copy>(
-    app: &App,
-    req: &Request,
-    now: u64,
-    site: Site,
-    routes: &[Route<H>],
-    handle: impl FnOnce(&Visit, H) -> Outcome,
-) -> Outcome {
+pub fn serve_site(app: &App, req: &Request, now: u64, site: Site, routes: &[Route]) -> Outcome {
     let path = req.path.trim_end_matches('/');
     let path = if path.is_empty() { site.home() } else { path };
     let Some(route) = routes.iter().find(|r| r.path == path) else {
@@ -168,7 +229,13 @@ pub fn serve_site<H: Copy>(
             return Ok(refused);
         }
     }
-    let response = handle(&visit, handler)?;
+    let response = handler(&Ctx {
+        app,
+        req,
+        now,
+        site,
+        visit: &visit,
+    })?;
     let already_set = response.headers.iter().any(|(n, _)| *n == "Set-Cookie");
     Ok(if visit.is_new && !already_set {
         visit.set_on(app, response)
@@ -255,21 +322,11 @@ pub fn open_session(
 /// `/<site>/not-me`: GET shows what the link will do (a mail scanner that
 /// fetches it changes nothing); POST locks the account, ends its sessions
 /// and kills its codes and links. A new recovery lifts the lock.
-pub fn not_me(
-    app: &App,
-    req: &Request,
-    now: u64,
-    site: Site,
-    visit: &Visit,
-    method: Method,
-) -> Outcome {
+fn not_me(ctx: &Ctx<'_>, method: Method) -> Outcome {
+    let (app, now, site) = (ctx.app, ctx.now, ctx.site);
     let token = match method {
-        Method::Post => req.field("token"),
-        _ => req
-            .query
-            .iter()
-            .find(|(k, _)| k == "token")
-            .map_or("", |(_, v)| v.as_str()),
+        Method::Post => ctx.req.field("token"),
+        _ => ctx.query("token"),
     };
     let banner = app.banner.as_deref();
     let invalid = || Response::html_status(404, pages::not_me_invalid(site, banner));
@@ -295,7 +352,7 @@ pub fn not_me(
         return Ok(Response::html(pages::not_me_confirm(
             site,
             token.expose(),
-            &visit.csrf,
+            &ctx.visit.csrf,
             banner,
         )));
     }
@@ -305,15 +362,7 @@ pub fn not_me(
     account.locked = true;
     account.generation += 1;
     app.store.put_account(&account)?;
-    audit(
-        app,
-        req,
-        now,
-        site,
-        "not_me_lock",
-        Some(&account.id),
-        "locked; sessions ended",
-    )?;
+    ctx.audit("not_me_lock", Some(&account.id), "locked; sessions ended")?;
     app.store.flush()?;
     Ok(Response::html(pages::not_me_done(site, banner)))
 }

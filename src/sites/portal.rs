@@ -3,15 +3,14 @@
 //! (① 特定) → registered address (② 検証) → a mailed link → new password
 //! (③ リセット).
 
-use super::recovery::{self, Mailing, Step};
+use super::recovery::{self, Mailing};
 use super::{
-    attempt_login, audit, current_session, normalize_width, not_me, open_session, serve_site,
-    Outcome, Route, Visit,
+    attempt_login, current_session, normalize_width, open_session, serve_site, Ctx, Outcome, Route,
 };
 use crate::address;
 use crate::app::App;
 use crate::captcha;
-use crate::http::{Method, Request, Response};
+use crate::http::{Request, Response};
 use crate::limit::Action;
 use crate::mail::templates;
 use crate::pages::portal::{self as page, Frame};
@@ -24,24 +23,21 @@ use crate::store::{
 
 const SITE: Site = Site::Portal;
 
-struct Ctx<'a> {
-    app: &'a App,
-    req: &'a Request,
-    now: u64,
-    visit: &'a Visit,
+/// What the portal pages and flow read of a request.
+trait Portal {
+    fn frame<'f>(&'f self, user: Option<&'f str>) -> Frame<'f>;
+    fn flow(&self) -> Result<Option<PortalFlow>, StoreError>;
+    fn put_flow(&self, flow: PortalFlow) -> Result<(), StoreError>;
+    fn logged_in(&self) -> Result<Option<Account>, StoreError>;
 }
 
-impl Ctx<'_> {
+impl Portal for Ctx<'_> {
     fn frame<'f>(&'f self, user: Option<&'f str>) -> Frame<'f> {
         Frame {
             csrf: &self.visit.csrf,
             banner: self.app.banner.as_deref(),
             user,
         }
-    }
-
-    fn audit(&self, event: &str, account: Option<&str>, outcome: &str) -> Result<(), StoreError> {
-        audit(self.app, self.req, self.now, SITE, event, account, outcome)
     }
 
     fn flow(&self) -> Result<Option<PortalFlow>, StoreError> {
@@ -58,26 +54,14 @@ impl Ctx<'_> {
             .put_flow(&self.visit.key, &Flow::Portal(flow), expires)
     }
 
-    fn step(&self) -> Step<'_> {
-        Step {
-            app: self.app,
-            req: self.req,
-            now: self.now,
-            site: SITE,
-        }
-    }
-
     fn logged_in(&self) -> Result<Option<Account>, StoreError> {
         Ok(current_session(self.app, self.visit, self.now)?
             .and_then(|(s, a)| (s.state == SessionState::Active).then_some(a)))
     }
 }
 
-/// What answers one method of one path.
-type Handler = for<'a> fn(&Ctx<'a>) -> Outcome;
-
 /// Every path of the site: what answers it and the limit it takes.
-const ROUTES: &[Route<Handler>] = &[
+const ROUTES: &[Route] = &[
     Route {
         path: "/portal",
         get: Some(top),
@@ -131,24 +115,12 @@ const ROUTES: &[Route<Handler>] = &[
         get: Some(reset_done_page),
         ..Route::NONE
     },
-    Route {
-        path: "/portal/not-me",
-        get: Some(|c| not_me(c.app, c.req, c.now, SITE, c.visit, Method::Get)),
-        post: Some(|c| not_me(c.app, c.req, c.now, SITE, c.visit, Method::Post)),
-        ..Route::NONE
-    },
+    Route::not_me("/portal/not-me"),
 ];
 
 /// Answers a request under `/portal`.
 pub fn handle(app: &App, req: &Request, now: u64) -> Outcome {
-    serve_site(app, req, now, SITE, ROUTES, |visit, handler| {
-        handler(&Ctx {
-            app,
-            req,
-            now,
-            visit,
-        })
-    })
+    serve_site(app, req, now, SITE, ROUTES)
 }
 
 fn top(ctx: &Ctx<'_>) -> Outcome {
@@ -176,12 +148,7 @@ fn verify_page(ctx: &Ctx<'_>) -> Outcome {
 }
 
 fn reset_page(ctx: &Ctx<'_>) -> Outcome {
-    let token = ctx
-        .req
-        .query
-        .iter()
-        .find(|(k, _)| k == "token")
-        .map_or("", |(_, v)| v.as_str());
+    let token = ctx.query("token");
     // Opening the link only shows the form: a mail scanner that fetches it
     // uses nothing up.
     Ok(match live_link(ctx, token)? {
@@ -305,7 +272,6 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
             Some("メールアドレスを正しく入力してください。"),
         )));
     }
-    let step = ctx.step();
     let account = app.store.account(SITE, &user)?;
     let matched = account.filter(|a| {
         !a.is_provisional() && a.email.as_deref().is_some_and(|e| address::same(e, &email))
@@ -314,9 +280,9 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
     // both branches (`recovery::deliver`): without a match the record
     // belongs to no account and can set nothing. While the claim cools
     // down, the link already mailed stays valid.
-    let claim = step.claim_key(&[&user, &address::normalize(&email)])?;
+    let claim = ctx.claim_key(&[&user, &address::normalize(&email)])?;
     let limits = &app.config.guard;
-    let admitted = step.update_claim(&claim, |g| {
+    let admitted = ctx.update_claim(&claim, |g| {
         recovery::admit_send(g, ctx.now, limits, limits.links_per_day)
     })?;
     let token = Token::generate();
@@ -351,7 +317,7 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
         lifetime,
         unmatched: "no matching reachable account; not sent",
     };
-    recovery::deliver(&step, &mailing, || ctx.put_flow(PortalFlow::Sent))?;
+    recovery::deliver(ctx, &mailing, || ctx.put_flow(PortalFlow::Sent))?;
     Ok(Response::see_other("/portal/reset/sent"))
 }
 
@@ -445,7 +411,7 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
     ctx.audit("password_changed", Some(&account.id), "ok")?;
     let (portal, contact) = (portal_url(app), &app.config.portal.contact);
     let from = app.config.portal.mail_from.as_deref();
-    recovery::notify_password_changed(&ctx.step(), &account, from, |notice| {
+    recovery::notify_password_changed(ctx, &account, from, |notice| {
         templates::portal_password_changed(notice, &portal, contact)
     })?;
     app.store.flush()?;

@@ -15,61 +15,13 @@
 //!   (`change_password`), and is told to the account's address with a link
 //!   that says "this was not me" (`notify_password_changed`).
 
-use super::audit;
+use super::Ctx;
 use crate::app::App;
 use crate::clock::{self, DAY};
 use crate::config::GuardConfig;
-use crate::http::Request;
 use crate::mail::templates::{Letter, Notice};
 use crate::secret::{constant_time_eq, Purpose, Token};
-use crate::site::Site;
 use crate::store::{Account, ClaimGuard, Link, LinkKind, LinkState, LiveOtp, Secret, StoreError};
-
-/// One recovery request: who asks, when, on which site.
-#[derive(Clone, Copy)]
-pub struct Step<'a> {
-    pub app: &'a App,
-    pub req: &'a Request,
-    pub now: u64,
-    pub site: Site,
-}
-
-impl Step<'_> {
-    pub fn audit(
-        &self,
-        event: &str,
-        account: Option<&str>,
-        outcome: &str,
-    ) -> Result<(), StoreError> {
-        audit(
-            self.app, self.req, self.now, self.site, event, account, outcome,
-        )
-    }
-
-    /// The key of a claimed identity's guard record: a keyed digest of the
-    /// site and the claim's parts, so that the store never holds the address.
-    pub fn claim_key(&self, parts: &[&str]) -> Result<String, StoreError> {
-        let mut text = self.site.name().to_string();
-        for part in parts {
-            text.push('\0');
-            text.push_str(part);
-        }
-        self.app.digest(Purpose::Claim, &text)
-    }
-
-    /// Applies `change` to the guard record of `claim` atomically (it may
-    /// run more than once, on a fresh copy each time: keep it pure).
-    pub fn update_claim<R>(
-        &self,
-        claim: &str,
-        change: impl FnMut(&mut ClaimGuard) -> R,
-    ) -> Result<R, StoreError> {
-        let window = self.app.config.guard.window_secs;
-        self.app
-            .store
-            .update_claim_guard(claim, self.now, window, change)
-    }
-}
 
 /// Whether a claim may be mailed now, counting this send if so: none within
 /// `send_cooldown_secs` of the last, at most `per_day` in a window. The
@@ -173,7 +125,7 @@ pub struct Mailing<'a> {
 /// it was sent. Flushed on both branches: an fsync on the matching one only
 /// would tell by its time that the address matched.
 pub fn deliver(
-    step: &Step<'_>,
+    step: &Ctx<'_>,
     mailing: &Mailing<'_>,
     write_flow: impl FnOnce() -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
@@ -225,7 +177,7 @@ pub fn change_password(app: &App, account: &mut Account, password: &str) -> Resu
 /// notice is useful for a day; after that it is stale news. The caller
 /// flushes.
 pub fn notify_password_changed(
-    step: &Step<'_>,
+    step: &Ctx<'_>,
     account: &Account,
     from: Option<&str>,
     make: impl FnOnce(&Notice<'_>) -> Letter,

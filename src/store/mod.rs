@@ -6,8 +6,10 @@
 
 mod audit;
 mod records;
+mod sweep;
 
 pub use records::*;
+pub use sweep::Sweeper;
 
 use crate::secret::Keys;
 use crate::site::Site;

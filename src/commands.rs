@@ -1,0 +1,350 @@
+//! The commands beside `serve`: `mail` asks the running server, `audit`
+//! and `import` work on a stopped server's database, and the demo's
+//! welcome.
+
+use crate::config::Config;
+use crate::server::Running;
+use crate::store::{self, Store};
+use crate::{cli, clock, demo, files, import, Error};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// `kagi mail list` and `kagi mail retry ID`: asks the running server
+/// through its admin endpoints.
+pub fn mail(
+    retry: Option<u64>,
+    config: Option<std::path::PathBuf>,
+    data_dir: Option<std::path::PathBuf>,
+    server: Option<String>,
+) -> Result<(), Error> {
+    let c = match &config {
+        Some(path) => Config::from_file(path).map_err(Error::Config)?,
+        None => Config::default(),
+    };
+    let server = match server {
+        Some(s) => s,
+        None => {
+            // A server listening on every address is asked on loopback.
+            let mut addr = c.listen_addr().map_err(|e| Error::Config(e.to_string()))?;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            addr.to_string()
+        }
+    };
+    let token = match &c.admin.token {
+        Some(t) => t.clone(),
+        None => {
+            let dir = data_dir
+                .or(c.data_dir.clone())
+                .ok_or_else(|| Error::Config("data_dir: needed to find admin.token".into()))?;
+            std::fs::read_to_string(dir.join("admin.token"))
+                .map_err(|e| {
+                    Error::Startup(format!(
+                        "cannot read {} (is kagi running on that directory?): {e}",
+                        dir.join("admin.token").display()
+                    ))
+                })?
+                .trim()
+                .to_string()
+        }
+    };
+    if let Some(id) = retry {
+        let path = format!("/admin/mail/retry?id={id}");
+        return match admin_request(&server, "POST", &path, &token).map_err(Error::Startup)? {
+            (200, _) => {
+                println!("kagi: mail {id} will be tried again now");
+                Ok(())
+            }
+            (404, _) => Err(Error::Check(format!("no undelivered mail with ID {id}"))),
+            (status, _) => Err(Error::Startup(format!(
+                "the server at {server} answered {status} (wrong admin token?)"
+            ))),
+        };
+    }
+    println!(
+        "{:<8} {:<8} {:>5}  {:<32} LAST ERROR",
+        "ID", "STATE", "TRIES", "TO"
+    );
+    // The server gives a page at a time, oldest first.
+    let (mut after, mut total) = (0u64, 0usize);
+    loop {
+        let path = format!("/admin/mail?after={after}");
+        let (status, body) =
+            admin_request(&server, "GET", &path, &token).map_err(Error::Startup)?;
+        if status != 200 {
+            return Err(Error::Startup(format!(
+                "the server at {server} answered {status} (wrong admin token?)"
+            )));
+        }
+        let page: Vec<serde_json::Value> =
+            serde_json::from_str(&body).map_err(|e| Error::Startup(e.to_string()))?;
+        let Some(last) = page.last().and_then(|m| m["id"].as_u64()) else {
+            break;
+        };
+        for m in &page {
+            let state = if m["failed"].is_null() {
+                "queued"
+            } else {
+                "failed"
+            };
+            println!(
+                "{:<8} {:<8} {:>5}  {:<32} {}",
+                m["id"],
+                state,
+                m["attempts"],
+                m["to"].as_str().unwrap_or(""),
+                m["last_error"].as_str().unwrap_or("")
+            );
+        }
+        total += page.len();
+        after = last;
+    }
+    println!("kagi: {total} undelivered");
+    Ok(())
+}
+
+/// One HTTP/1.1 request to the running server; the status and the body.
+fn admin_request(
+    server: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(server)
+        .map_err(|e| format!("cannot reach kagi at {server}: {e}"))?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {server}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no answer from kagi")?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no status in kagi's answer")?;
+    Ok((status, body.to_string()))
+}
+
+/// The configuration and the database of a stopped server, for the
+/// commands that work on it directly (`audit`, `import`). `create`: an
+/// import may start a new database; an audit needs an existing one.
+fn open_stopped(
+    data_dir: Option<std::path::PathBuf>,
+    config: Option<std::path::PathBuf>,
+    create: bool,
+) -> Result<(Config, Store), Error> {
+    let c = match &config {
+        Some(path) => Config::from_file(path).map_err(Error::Config)?,
+        None => Config::default(),
+    };
+    let dir = data_dir
+        .or(c.data_dir.clone())
+        .ok_or_else(|| Error::Config("data_dir: the config file sets no data_dir".into()))?;
+    if !create && !dir.join("conf").exists() {
+        return Err(Error::Startup(format!(
+            "no kagi database in {}",
+            dir.display()
+        )));
+    }
+    let key_file = c
+        .store
+        .key_file
+        .clone()
+        .unwrap_or_else(|| store::default_key_file(&dir));
+    if !create && !key_file.exists() {
+        return Err(Error::Startup(format!(
+            "no key file at {}: the audit trail verifies only with the key file it was written under (a database from before key files gets one at kagi's next start)",
+            key_file.display()
+        )));
+    }
+    files::keep_new_files_private();
+    if create {
+        files::private_dir(&dir).map_err(Error::Startup)?;
+    }
+    let store = Store::open(&dir, c.store.cache_bytes, &key_file).map_err(|e| {
+        Error::Startup(format!(
+            "cannot open the database in {} (stop kagi first): {e}",
+            dir.display()
+        ))
+    })?;
+    Ok((c, store))
+}
+
+/// `kagi audit verify` and `kagi audit export --csv`.
+pub fn audit(
+    action: cli::AuditAction,
+    data_dir: Option<std::path::PathBuf>,
+    config: Option<std::path::PathBuf>,
+) -> Result<(), Error> {
+    let (c, store) = open_stopped(data_dir, config, false)?;
+    let offset = c
+        .utc_offset_secs()
+        .map_err(|e| Error::Config(e.to_string()))?;
+    match action {
+        cli::AuditAction::Verify => match store.verify_audit() {
+            Ok(Ok(n)) => {
+                println!("kagi: audit trail intact: {n} entries, each chained to the one before");
+                Ok(())
+            }
+            Ok(Err(problem)) => Err(Error::Check(format!("audit trail BROKEN: {problem}"))),
+            Err(e) => Err(Error::Startup(e.to_string())),
+        },
+        cli::AuditAction::ExportCsv => {
+            let events = store
+                .audit_events()
+                .map_err(|e| Error::Startup(e.to_string()))?;
+            let mut out = String::from("time,site,event,account,client,outcome,prev_mac\n");
+            for e in events {
+                let fields = [
+                    clock::date_time(e.time, offset),
+                    e.site.name().to_string(),
+                    e.event,
+                    e.account.unwrap_or_default(),
+                    e.client,
+                    e.outcome,
+                    e.prev,
+                ];
+                let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                out.push_str(&row.join(","));
+                out.push('\n');
+            }
+            print!("{out}");
+            Ok(())
+        }
+    }
+}
+
+/// A CSV field (RFC 4180): quoted when it holds a comma, quote or line
+/// break, and with a leading `'` when a spreadsheet would read it as a formula.
+fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+/// `kagi import FILE`: checks every line, then writes the accounts, and
+/// says which hash costs they came with.
+pub fn import(
+    file: &Path,
+    data_dir: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> Result<(), Error> {
+    let (c, store) = open_stopped(data_dir, config, true)?;
+    let began = Instant::now();
+    let imported = if file.as_os_str() == "-" {
+        // Standard input cannot be read twice: it is kept in memory.
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut text)
+            .map_err(|e| Error::Startup(format!("cannot read standard input: {e}")))?;
+        import::check(&text[..]).and_then(|_| import::write(&store, &text[..]))
+    } else {
+        let open = || {
+            std::fs::File::open(file)
+                .map(std::io::BufReader::new)
+                .map_err(|e| Error::Startup(format!("cannot read {}: {e}", file.display())))
+        };
+        import::check(open()?).map_err(Error::Check)?;
+        import::write(&store, open()?)
+    }
+    .map_err(Error::Check)?;
+    println!(
+        "kagi: imported {} accounts in {:.1} s",
+        imported.accounts,
+        began.elapsed().as_secs_f64()
+    );
+    let a = &c.argon2;
+    let configured = format!("m={},t={},p={}", a.memory_kib, a.iterations, a.parallelism);
+    let others: Vec<String> = imported
+        .costs
+        .iter()
+        .filter(|(cost, _)| **cost != configured)
+        .map(|(cost, n)| format!("{n} at {cost}"))
+        .collect();
+    if others.is_empty() {
+        println!("kagi: every password hash has the configured cost ({configured})");
+    } else {
+        let n: u64 = imported
+            .costs
+            .iter()
+            .filter(|(cost, _)| **cost != configured)
+            .map(|(_, n)| n)
+            .sum();
+        println!(
+            "kagi: password hashes of another cost than the configured {configured}: {n} ({}). \
+             Each is made anew at its account's next login; until the last is, every login \
+             computes one hash at each cost, so that its time tells nothing",
+            others.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// What `kagi demo` prints once it is ready: where to go, and the demo
+/// accounts.
+pub fn print_demo_welcome(running: &Running) {
+    let base = &running.public_url();
+    println!("kagi demo — ログイン情報再設定のデモ (Ctrl-C で終了)");
+    println!();
+    println!("  介護電子請求受付システム  {base}/kaigo");
+    println!("  送信メール (capture)      {base}/dev/mail   JSON: {base}/dev/mail.json");
+    println!(
+        "  データベース              {}{}",
+        running.data_dir().display(),
+        if running.data_dir_is_temporary() {
+            " (一時ディレクトリ)"
+        } else {
+            ""
+        }
+    );
+    println!();
+    println!("  デモアカウント (kaigo):");
+    // Japanese headings are two columns wide per character: laid out by hand.
+    println!(
+        "    ユーザID         パスワード    セキュリティ用メールアドレス     セキュリティコード"
+    );
+    for a in demo::kaigo_accounts() {
+        println!(
+            "    {:<16} {:<13} {:<32} {}",
+            a.user_id(),
+            a.password,
+            a.security_email.as_deref().unwrap_or("-"),
+            a.security_code.as_deref().unwrap_or("-")
+        );
+    }
+    println!();
+    println!(
+        "  医療機関等向け総合ポータルサイト  {base}/portal   CAPTCHA の答え: {base}/dev/captcha"
+    );
+    println!("  デモアカウント (portal):");
+    println!("    ユーザー名       パスワード        メールアドレス");
+    for a in demo::portal_accounts() {
+        let note = if a.coordinator {
+            " (取りまとめ者)"
+        } else if crate::store::is_provisional_address(&a.email) {
+            " (仮アカウント)"
+        } else {
+            ""
+        };
+        println!("    {:<16} {:<17} {}{note}", a.user, a.password, a.email);
+    }
+    println!();
+    println!(
+        "kagi: ready in {} ms on http://{}",
+        running.started().as_millis(),
+        running.addr()
+    );
+}

@@ -1,0 +1,457 @@
+//! Starting the server: checks the config, opens the database, and starts
+//! the threads (the request thread, the mail thread, the sweeper); and
+//! stopping them.
+
+use crate::clock::Clock;
+use crate::config::{self, Config, Transport};
+use crate::store::{self, Store, Sweeper};
+use crate::{app, captcha, demo, files, http, limit, mail, os, secret, Error};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How kagi runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Demo accounts, captured mail, `/dev/` pages, a temporary database.
+    Demo,
+    /// Production: everything from the config file, nothing made up.
+    Serve,
+}
+
+/// What `start` needs.
+pub struct Options {
+    pub config: Config,
+    pub mode: Mode,
+    /// The clock the server reads; tests pass one they can move.
+    pub clock: Clock,
+}
+
+/// A running server.
+pub struct Running {
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    /// The data directory was made up for this run (demo without --data-dir).
+    data_dir_is_temporary: bool,
+    public_url: String,
+    stop: Arc<AtomicBool>,
+    listener: Arc<http::Listener>,
+    request_thread: Option<JoinHandle<()>>,
+    helpers: Vec<JoinHandle<()>>,
+    sweeper: Option<Sweeper>,
+    /// What is written once every thread has stopped.
+    last_words: Option<LastWords>,
+    started: Duration,
+}
+
+/// What the server writes once its threads have stopped: the refusals
+/// tallied since the last minute ended.
+struct LastWords {
+    store: Arc<Store>,
+    limiter: Arc<limit::RateLimiter>,
+    clock: Clock,
+}
+
+impl Running {
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The database directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The address pages and mails give, without a trailing slash.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// Whether the data directory was made up for this run.
+    pub fn data_dir_is_temporary(&self) -> bool {
+        self.data_dir_is_temporary
+    }
+
+    /// How long starting took.
+    pub fn started(&self) -> Duration {
+        self.started
+    }
+
+    /// Blocks until the server stops (it does not stop by itself).
+    pub fn wait(mut self) {
+        if let Some(t) = self.request_thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Stops every thread and closes the database.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.listener.unblock();
+        if let Some(t) = self.request_thread.take() {
+            let _ = t.join();
+        }
+        for t in self.helpers.drain(..) {
+            let _ = t.join();
+        }
+        drop(self.sweeper.take());
+        if let Some(last) = self.last_words.take() {
+            write_refusals(&last.store, &last.limiter, last.clock.now(), true);
+            let _ = last.store.flush();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Starts the server and returns once it accepts connections.
+pub fn start(options: Options) -> Result<Running, Error> {
+    let began = Instant::now();
+    os::return_large_blocks_to_the_system();
+    os::treat_a_file_size_limit_as_a_disk_error();
+    os::use_every_descriptor_allowed();
+    let Options {
+        mut config,
+        mode,
+        clock,
+    } = options;
+    match mode {
+        Mode::Demo => config.validate_common(),
+        Mode::Serve => config.validate_for_serve(),
+    }
+    .map_err(|e| Error::Config(e.to_string()))?;
+    let utc_offset = config
+        .utc_offset_secs()
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let listen = config
+        .listen_addr()
+        .map_err(|e| Error::Config(e.to_string()))?;
+
+    let data_dir_is_temporary = config.data_dir.is_none();
+    let data_dir = match &config.data_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!(
+            "kagi-demo-{}",
+            secret::hex(&secret::random_bytes::<6>())
+        )),
+    };
+    // Every file kagi makes is its user's alone, and the data directory
+    // must be too: the database holds sessions, codes' digests and mail.
+    files::keep_new_files_private();
+    let mended = files::private_dir(&data_dir).map_err(Error::Startup)?;
+    if mended > 0 {
+        say!(
+            "kagi: made {mended} files in {} private to kagi's user",
+            data_dir.display()
+        );
+    }
+    let key_file = config
+        .store
+        .key_file
+        .clone()
+        .unwrap_or_else(|| store::default_key_file(&data_dir));
+    // A full disk does not stop kagi: it serves the 503 page until the
+    // database opens.
+    let store =
+        Store::open_or_wait(&data_dir, config.store.cache_bytes, &key_file).map_err(|e| {
+            Error::Startup(format!(
+                "cannot open the database in {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+    if let Some(why) = store.unavailable() {
+        say!("kagi: the database in {} cannot be opened yet ({why}); every page answers 503 until it can, tried again every second", data_dir.display());
+    }
+    let store = Arc::new(store);
+    os::give_back_free_memory();
+    let hasher = Arc::new(secret::Hasher::new(&config.argon2).map_err(Error::Config)?);
+    let trusted_proxies =
+        config::TrustedProxies::parse(&config.http.trusted_proxies).map_err(Error::Config)?;
+    let limits = http::front::Limits {
+        max_connections: config.http.max_connections,
+        max_connections_per_client: config.http.max_connections_per_client,
+        header_timeout: Duration::from_secs(config.http.header_timeout_secs),
+        idle_timeout: Duration::from_secs(config.http.idle_timeout_secs),
+        write_timeout: Duration::from_secs(config.http.header_timeout_secs),
+        trusted_proxies: trusted_proxies.clone(),
+    };
+    let serve_options = http::ServeOptions {
+        https: config.is_https(),
+        trusted_proxies,
+        banner: None,
+    };
+    let listener = Arc::new(http::Listener::bind(listen, limits).map_err(Error::Startup)?);
+    let addr = listener.local_addr();
+
+    // What needs the database is done now, or once it opens.
+    let mut pending = Pending::default();
+    if mode == Mode::Demo {
+        config.mail.transport = Some(Transport::Capture);
+        if config.public_url.is_none() {
+            config.public_url = Some(format!("http://{addr}"));
+        }
+        pending.demo_accounts = Some(config.argon2.clone());
+    }
+    let admin_token = match &config.admin.token {
+        Some(t) => t.clone(),
+        None => {
+            let token = secret::hex(&secret::random_bytes::<32>());
+            pending.admin_token = Some((data_dir.join("admin.token"), token.clone()));
+            token
+        }
+    };
+    // Logins cost one hash per cost the stored hashes have: what the
+    // database knows of at once, what a scan of the accounts finds later.
+    if store.unavailable().is_none() {
+        if let Err(e) = census_from_meta(&store, &hasher) {
+            say!("kagi: the census of password hash costs waits for its scan: {e}");
+        }
+    }
+    pending.census = Some(hasher.clone());
+    pending.run(&store, false).map_err(Error::Startup)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (outbox, mail_thread) =
+        mail::start(&config.mail, store.clone(), clock.clone(), stop.clone());
+    let limiter = Arc::new(limit::RateLimiter::new(config.rate_limit.clone()));
+    let sweeper = {
+        let (limiter, clock) = (limiter.clone(), clock.clone());
+        let mut trouble = None;
+        Sweeper::start(&store, config.store.clone(), clock.clone(), move |store| {
+            keep_the_database_writable(store, &mut trouble);
+            write_refusals(store, &limiter, clock.now(), false);
+            if !pending.is_done() {
+                if let Err(e) = pending.run(store, true) {
+                    say!("kagi: {e}");
+                }
+            }
+        })
+    };
+
+    let public_url = config.public_base();
+    // `serve` with the capture transport is a lab: mail is kept, not sent,
+    // and /dev/ shows it, as in the demo; every page says so.
+    let lab_capture = mode == Mode::Serve && config.mail.transport == Some(Transport::Capture);
+    let banner = match mode {
+        Mode::Demo => Some("デモモード: メールは送信されず、/dev/mail に保存されます。"),
+        Mode::Serve if lab_capture => Some("検証環境: メールは送信されず、/dev/mail に保存されます。実際の利用者向けには使用しないでください。"),
+        Mode::Serve => None,
+    }
+    .map(str::to_string);
+    let serve_options = http::ServeOptions {
+        banner: banner.clone(),
+        ..serve_options
+    };
+    let app = app::App {
+        admin_token,
+        hasher,
+        outbox,
+        limiter: limiter.clone(),
+        challenges: captcha::Challenges::default(),
+        utc_offset,
+        dev_pages: mode == Mode::Demo || lab_capture,
+        dev_captchas: (mode == Mode::Demo || lab_capture)
+            .then(|| std::sync::Mutex::new(std::collections::VecDeque::new())),
+        banner,
+        store: store.clone(),
+        config,
+    };
+    let last_words = LastWords {
+        store: store.clone(),
+        limiter,
+        clock: clock.clone(),
+    };
+    let (l, s) = (listener.clone(), stop.clone());
+    let request_thread = std::thread::Builder::new()
+        .name("kagi-http".into())
+        .spawn(move || {
+            http::serve(
+                &l,
+                &serve_options,
+                || !s.load(Ordering::SeqCst),
+                |req| app.handle(req, clock.now()),
+            )
+        })
+        .map_err(|e| Error::Startup(format!("cannot start the request thread: {e}")))?;
+
+    Ok(Running {
+        addr,
+        data_dir_is_temporary,
+        data_dir,
+        public_url,
+        stop,
+        listener,
+        request_thread: Some(request_thread),
+        helpers: vec![mail_thread],
+        sweeper: Some(sweeper),
+        last_words: Some(last_words),
+        started: began.elapsed(),
+    })
+}
+
+/// The costs the stored password hashes have, as the database keeps them,
+/// with the configured one added for the next start (which may be
+/// configured otherwise, while hashes of this cost remain).
+fn census_from_meta(store: &Store, hasher: &secret::Hasher) -> Result<(), store::StoreError> {
+    let mut costs = store.hash_costs()?;
+    costs.insert(hasher.cost().to_string());
+    store.put_hash_costs(&costs)?;
+    hasher.set_census(costs);
+    Ok(())
+}
+
+/// Counts the costs of every stored password hash and keeps just those
+/// (and the configured one): once the last hash of an imported cost has
+/// been made anew at a login, logins stop paying for it.
+fn census_scan(store: &Store, hasher: &secret::Hasher) -> Result<(), store::StoreError> {
+    let mut costs = std::collections::BTreeSet::new();
+    costs.insert(hasher.cost().to_string());
+    store.for_each_password_hash(|phc| {
+        if let Some(cost) = secret::cost_of(phc) {
+            costs.insert(cost);
+        }
+    })?;
+    store.put_hash_costs(&costs)?;
+    if costs.len() > 1 {
+        say!(
+            "kagi: stored password hashes have {} costs ({}): each login computes one hash at each",
+            costs.len(),
+            costs.iter().cloned().collect::<Vec<_>>().join("; ")
+        );
+    }
+    hasher.set_census(costs);
+    Ok(())
+}
+
+/// What needs the database at start, when it could not open then: done by
+/// the sweeper once it does.
+#[derive(Default)]
+struct Pending {
+    /// The admin token's file and the token, for `kagi mail` on this machine.
+    admin_token: Option<(PathBuf, String)>,
+    /// The demo accounts, hashed at this cost.
+    demo_accounts: Option<config::Argon2Config>,
+    /// The scan of the stored hashes' costs, for this hasher's census; in
+    /// the background only (a million accounts take seconds).
+    census: Option<Arc<secret::Hasher>>,
+    /// The wait has been logged.
+    said: bool,
+}
+
+impl Pending {
+    /// Does what can be done now. Err only for a fault that waiting does
+    /// not mend; a disk that refuses leaves the work for later.
+    fn run(&mut self, store: &Store, background: bool) -> Result<(), String> {
+        if let Some((path, token)) = &self.admin_token {
+            match files::write_private(path, token) {
+                Ok(()) => self.admin_token = None,
+                Err(e)
+                    if e.raw_os_error().is_some_and(|n| {
+                        [libc::ENOSPC, libc::EDQUOT, libc::EROFS, libc::EIO].contains(&n)
+                    }) =>
+                {
+                    if !self.said {
+                        say!("kagi: cannot write {} yet ({e}); `kagi mail` cannot find the token until it is written, tried again every second", path.display());
+                        self.said = true;
+                    }
+                }
+                Err(e) => return Err(format!("cannot write {}: {e}", path.display())),
+            }
+        }
+        if let Some(cost) = &self.demo_accounts {
+            if store.unavailable().is_none() {
+                let hasher = secret::Hasher::new(cost)?;
+                match demo::load(store, &hasher) {
+                    Ok(()) => self.demo_accounts = None,
+                    Err(e) if e.is_disk_trouble() => {
+                        if !self.said {
+                            say!("kagi: the demo accounts wait for the disk: {e}");
+                            self.said = true;
+                        }
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }
+        if let Some(hasher) = self.census.as_ref().filter(|_| background) {
+            if store.unavailable().is_none() {
+                match census_scan(store, hasher) {
+                    Ok(()) => self.census = None,
+                    Err(e) if e.is_disk_trouble() => {}
+                    Err(e) => {
+                        // Not tried again every second: logins go on with
+                        // the census the database gave at start.
+                        self.census = None;
+                        return Err(format!("the census of password hashes: {e}"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn is_done(&self) -> bool {
+        self.admin_token.is_none() && self.demo_accounts.is_none() && self.census.is_none()
+    }
+}
+
+/// Writes tallied refusals to the audit trail: one entry per client,
+/// action and minute (those of minutes that have ended, or all).
+fn write_refusals(store: &Store, limiter: &limit::RateLimiter, now: u64, all: bool) {
+    for r in limiter.take_refusals(now, all) {
+        let event = store::AuditEvent {
+            prev: String::new(),
+            time: r.minute,
+            site: r.site,
+            event: "rate_limited".into(),
+            account: None,
+            client: r.client.map_or("(other clients)".into(), |c| c.to_string()),
+            outcome: format!("{}: {} refused in the minute", r.action.name(), r.count),
+        };
+        if let Err(e) = store.audit(&event) {
+            say!("kagi: {} refused requests not audited: {e}", r.count);
+        }
+    }
+}
+
+/// After a disk error sled refuses every write until it is opened again:
+/// once a second, check, and if it fails, reopen. If the disk is still full
+/// the next write fails again, and the next check reopens again. The same
+/// opens a database that could not be opened at start. Only changes are
+/// logged: a full disk does not fill the log too.
+fn keep_the_database_writable(store: &Store, trouble: &mut Option<String>) {
+    let Err(e) = store.check() else {
+        if trouble.take().is_some() {
+            say!("kagi: the database writes again");
+        }
+        return;
+    };
+    let began = Instant::now();
+    match store.reopen(&e) {
+        Ok(()) => {
+            say!(
+                "kagi: the database cannot be written ({e}); opened it again in {:.0} ms",
+                began.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+        Err(again) => {
+            let now = format!("{e}; opening it again: {again}");
+            if trouble.as_deref() != Some(now.as_str()) {
+                say!("kagi: the database cannot be written: {now}; trying again every second");
+            }
+            *trouble = Some(now);
+        }
+    }
+}

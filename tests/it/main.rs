@@ -15,4 +15,5 @@ mod router;
 mod sessions;
 mod smtp;
 mod support;
+mod tidy;
 mod timing;

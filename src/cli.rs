@@ -52,7 +52,7 @@ Usage:
       database and shown at /dev/mail instead of being sent.
         --listen ADDR     address to listen on (default 127.0.0.1:8080)
         --data-dir DIR    database directory (default: a new temporary one)
-        --config FILE     TOML file with further settings (see README)
+        --config FILE     TOML file with further settings (see docs/configuration.md)
 
   kagi serve --config FILE
       Run for real: the file must set public_url, data_dir and the mail
@@ -75,7 +75,7 @@ Usage:
 
   kagi import FILE [--data-dir DIR | --config FILE]
       Load accounts from another system, one JSON object a line, with
-      their passwords as argon2id PHC strings (see README). FILE - reads
+      their passwords as argon2id PHC strings (see docs/operations.md). FILE - reads
       standard input. Run it on a stopped server's database.
 
   kagi help       this text

@@ -8,7 +8,7 @@ use crate::config::PolicyStyle;
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-/// SecLists' `10k-most-common.txt` (see README), one per line.
+/// SecLists' `10k-most-common.txt` (see docs/security.md), one per line.
 const COMMON: &str = include_str!("../data/common-passwords.txt");
 
 /// Whether `password` is on the common list, ignoring case.

@@ -23,13 +23,6 @@ fn text(bytes: Option<sled::IVec>) -> Option<String> {
     bytes.map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
-fn transaction_error(e: sled::transaction::TransactionError<()>) -> StoreError {
-    match e {
-        sled::transaction::TransactionError::Storage(e) => e.into(),
-        other => StoreError::new(format!("{other:?}")),
-    }
-}
-
 impl Store {
     /// Appends an entry, linked to the one before (or, once every entry has
     /// aged out, to the retention anchor). Entry and head are written in one
@@ -54,7 +47,7 @@ impl Store {
                 meta.insert("audit_head", head.as_bytes())?;
                 Ok(())
             })
-            .map_err(transaction_error)
+            .map_err(StoreError::from_transaction)
     }
 
     /// Deletes up to `batch` entries older than `before`, oldest first. The
@@ -86,7 +79,7 @@ impl Store {
                     meta.insert("audit_anchor_tag", tag.as_bytes())?;
                     Ok(())
                 })
-                .map_err(transaction_error)?;
+                .map_err(StoreError::from_transaction)?;
             done += 1;
         }
         Ok(done)
@@ -219,5 +212,143 @@ impl Trees {
             None => format!("the audit trail ({count} entries) was intact and is now chained under the key file's key"),
             Some(problem) => format!("the audit trail ({count} entries) is now chained under the key file's key, but the old chain was BROKEN: {problem}"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::site::Site;
+    use crate::store::testing::*;
+
+    #[test]
+    fn the_audit_chain_shows_any_edit_or_removal() {
+        let (store, dir) = temp_store();
+        let event = |n: u64| AuditEvent {
+            prev: String::new(),
+            time: n,
+            site: Site::Kaigo,
+            event: "login".into(),
+            account: None,
+            client: "127.0.0.1".into(),
+            outcome: "failed".into(),
+        };
+        for n in 0..5 {
+            store.audit(&event(n)).unwrap();
+        }
+        assert_eq!(store.verify_audit().unwrap(), Ok(5));
+        let keys: Vec<_> = store
+            .trees()
+            .unwrap()
+            .audit
+            .iter()
+            .keys()
+            .map(|k| k.unwrap())
+            .collect();
+        // An edit in the middle.
+        let original = store.trees().unwrap().audit.get(&keys[2]).unwrap().unwrap();
+        let edited = String::from_utf8(original.to_vec())
+            .unwrap()
+            .replace("failed", "ok");
+        store
+            .trees()
+            .unwrap()
+            .audit
+            .insert(&keys[2], edited.as_bytes())
+            .unwrap();
+        assert!(store.verify_audit().unwrap().is_err());
+        store
+            .trees()
+            .unwrap()
+            .audit
+            .insert(&keys[2], original)
+            .unwrap();
+        assert_eq!(store.verify_audit().unwrap(), Ok(5));
+        // A removal in the middle, and at the end.
+        let middle = store
+            .trees()
+            .unwrap()
+            .audit
+            .remove(&keys[1])
+            .unwrap()
+            .unwrap();
+        assert!(store.verify_audit().unwrap().is_err());
+        store
+            .trees()
+            .unwrap()
+            .audit
+            .insert(&keys[1], middle)
+            .unwrap();
+        let last = store
+            .trees()
+            .unwrap()
+            .audit
+            .remove(&keys[4])
+            .unwrap()
+            .unwrap();
+        assert!(store
+            .verify_audit()
+            .unwrap()
+            .unwrap_err()
+            .contains("at the end"));
+        // Nor by making the head what the removed entry named: the head's
+        // own HMAC needs the key file.
+        let removed: AuditEvent = decode(&last).unwrap();
+        store
+            .trees()
+            .unwrap()
+            .meta
+            .insert("audit_head", removed.prev.as_bytes())
+            .unwrap();
+        assert!(store.verify_audit().unwrap().is_err());
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_audit_trail_past_its_retention_is_trimmed_and_still_verifies() {
+        let (store, dir) = temp_store();
+        for n in 0..10 {
+            store
+                .audit(&AuditEvent {
+                    prev: String::new(),
+                    time: n * 100,
+                    site: Site::Portal,
+                    event: "login".into(),
+                    account: None,
+                    client: "127.0.0.1".into(),
+                    outcome: "failed".into(),
+                })
+                .unwrap();
+        }
+        assert_eq!(store.trim_audit(450, 3).unwrap(), 3);
+        assert_eq!(store.trim_audit(450, 100).unwrap(), 2);
+        assert_eq!(store.audit_events().unwrap().len(), 5);
+        assert_eq!(store.verify_audit().unwrap(), Ok(5));
+        // Deleting one more by hand, without moving the anchor, shows.
+        let first = store
+            .trees()
+            .unwrap()
+            .audit
+            .iter()
+            .keys()
+            .next()
+            .unwrap()
+            .unwrap();
+        store.trees().unwrap().audit.remove(first).unwrap();
+        assert!(store.verify_audit().unwrap().is_err());
+        // Nor by moving the anchor to what the new first entry names:
+        // the anchor's own HMAC needs the key file.
+        let t = store.trees().unwrap();
+        let next: AuditEvent = decode(&t.audit.iter().values().next().unwrap().unwrap()).unwrap();
+        t.meta.insert("audit_anchor", next.prev.as_bytes()).unwrap();
+        assert!(store
+            .verify_audit()
+            .unwrap()
+            .unwrap_err()
+            .contains("anchor"));
+        drop(t);
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

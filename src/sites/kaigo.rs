@@ -228,7 +228,7 @@ fn prefecture_page(ctx: &Ctx<'_>) -> Outcome {
         Some(KaigoFlow::ChoosingPrefecture { prefectures, .. }) => {
             Response::html(page::recovery_prefecture(&ctx.frame(), &prefectures, None))
         }
-        other => stopped(ctx, other, 2),
+        other => stopped(ctx, &other, Screen::Prefecture),
     })
 }
 
@@ -241,7 +241,7 @@ fn otp_page(ctx: &Ctx<'_>) -> Outcome {
             None,
         )),
         Some(KaigoFlow::Verified { .. }) => Response::see_other("/kaigo/recovery/reset"),
-        other => stopped(ctx, other, 3),
+        other => stopped(ctx, &other, Screen::Otp),
     })
 }
 
@@ -250,7 +250,7 @@ fn reset_page(ctx: &Ctx<'_>) -> Outcome {
         Some(KaigoFlow::Verified { account, .. }) => {
             Response::html(page::recovery_reset(&ctx.frame(), &account, &[]))
         }
-        other => stopped(ctx, other, 4),
+        other => stopped(ctx, &other, Screen::Reset),
     })
 }
 
@@ -424,31 +424,127 @@ fn otp_minutes(ctx: &Ctx<'_>) -> u64 {
     ctx.app.config.kaigo.otp_lifetime_secs.div_ceil(60)
 }
 
-/// The page for a flow that is missing or cannot take this step.
-fn stopped(ctx: &Ctx<'_>, flow: Option<KaigoFlow>, step: usize) -> Response {
-    let (title, message) = match flow {
-        None => (
-            "有効期限切れ",
-            "画面の有効期限が切れました。お手数ですが、最初からやり直してください。",
-        ),
-        Some(KaigoFlow::Failed) => (
-            "ワンタイムパスワード入力",
-            "ワンタイムパスワードが無効になりました。お手数ですが、最初からやり直してください。",
-        ),
-        Some(KaigoFlow::Completed { .. }) => (
-            "処理終了",
-            "ログイン情報の再設定は完了しています。新しいパスワードでログインしてください。",
-        ),
-        Some(KaigoFlow::Verified { .. }) => (
-            "ワンタイムパスワード入力",
-            "このワンタイムパスワードは既に使用されています。",
-        ),
-        Some(_) => (
-            "操作を続行できません",
-            "この画面には進めません。お手数ですが、最初からやり直してください。",
-        ),
-    };
-    Response::html(page::recovery_stopped(&ctx.frame(), step, title, message))
+// ----- the flow's transitions, pure -------------------------------------------
+
+/// The recovery's screens, as the step bar numbers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Screen {
+    Prefecture = 2,
+    Otp = 3,
+    Reset = 4,
+}
+
+/// Why a flow cannot take the step asked of it; each has its page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    /// No flow: it expired, or never began.
+    Expired,
+    /// Wrong codes killed it.
+    CodeDead,
+    /// The password was set already.
+    Completed,
+    /// The code was used already (the flow is past it).
+    CodeUsed,
+    /// A flow at another step.
+    OutOfOrder,
+}
+
+impl Stop {
+    /// What stops `flow`, which does not fit the step asked.
+    fn of(flow: &Option<KaigoFlow>) -> Stop {
+        match flow {
+            None => Stop::Expired,
+            Some(KaigoFlow::Failed) => Stop::CodeDead,
+            Some(KaigoFlow::Completed { .. }) => Stop::Completed,
+            Some(KaigoFlow::Verified { .. }) => Stop::CodeUsed,
+            Some(_) => Stop::OutOfOrder,
+        }
+    }
+
+    /// The page's title and message.
+    fn text(self) -> (&'static str, &'static str) {
+        match self {
+            Stop::Expired => (
+                "有効期限切れ",
+                "画面の有効期限が切れました。お手数ですが、最初からやり直してください。",
+            ),
+            Stop::CodeDead => (
+                "ワンタイムパスワード入力",
+                "ワンタイムパスワードが無効になりました。お手数ですが、最初からやり直してください。",
+            ),
+            Stop::Completed => (
+                "処理終了",
+                "ログイン情報の再設定は完了しています。新しいパスワードでログインしてください。",
+            ),
+            Stop::CodeUsed => (
+                "ワンタイムパスワード入力",
+                "このワンタイムパスワードは既に使用されています。",
+            ),
+            Stop::OutOfOrder => (
+                "操作を続行できません",
+                "この画面には進めません。お手数ですが、最初からやり直してください。",
+            ),
+        }
+    }
+}
+
+/// What entering a code leads the flow to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AfterCode<A> {
+    /// On to the new password, for this account.
+    Verified(A),
+    /// Wrong; this many entries are left.
+    Retry(u32),
+    /// The flow fails, and says why.
+    Dead(CodeDeath),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CodeDeath {
+    Expired,
+    TooManyWrong,
+    /// Revoked, used, killed in another flow, or right for an account whose
+    /// password changed since it was sent.
+    Gone,
+}
+
+impl CodeDeath {
+    /// The audit trail's note.
+    fn note(self) -> &'static str {
+        match self {
+            CodeDeath::Expired => "expired",
+            CodeDeath::TooManyWrong => "wrong code; code dead",
+            CodeDeath::Gone => "code revoked or used",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            CodeDeath::Expired => "ワンタイムパスワードの有効期間が過ぎています。お手数ですが、最初からやり直してください。",
+            CodeDeath::TooManyWrong => "ワンタイムパスワードの入力誤りが上限に達したため、ワンタイムパスワードは無効になりました。お手数ですが、最初からやり直してください。",
+            CodeDeath::Gone => "ワンタイムパスワードが無効になりました。お手数ですが、最初からやり直してください。",
+        }
+    }
+}
+
+/// The transition of a code entry: what the claim's record said of the
+/// code (`recovery::enter_otp`), and the account it was sent for if it is
+/// still as it was then.
+fn after_code<A>(entered: Entered, unchanged: Option<A>) -> AfterCode<A> {
+    match (entered, unchanged) {
+        (Entered::Right, Some(account)) => AfterCode::Verified(account),
+        (Entered::Right | Entered::Gone, _) => AfterCode::Dead(CodeDeath::Gone),
+        (Entered::Expired, _) => AfterCode::Dead(CodeDeath::Expired),
+        (Entered::Wrong(0), _) => AfterCode::Dead(CodeDeath::TooManyWrong),
+        (Entered::Wrong(left), _) => AfterCode::Retry(left),
+    }
+}
+
+/// The page for a flow that cannot take the step of `screen`.
+fn stopped(ctx: &Ctx<'_>, flow: &Option<KaigoFlow>, screen: Screen) -> Response {
+    let (title, message) = Stop::of(flow).text();
+    let page = page::recovery_stopped(&ctx.frame(), screen as usize, title, message);
+    Response::html(page)
 }
 
 /// Step 2: office number and security address.
@@ -506,7 +602,7 @@ fn choose_prefecture(ctx: &Ctx<'_>) -> Outcome {
         prefectures,
     }) = ctx.flow()?
     else {
-        return Ok(stopped(ctx, ctx.flow()?, 2));
+        return Ok(stopped(ctx, &ctx.flow()?, Screen::Prefecture));
     };
     let chosen = ctx.req.field("prefecture");
     if !prefectures.iter().any(|p| p == chosen) {
@@ -594,7 +690,7 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
         otp_id,
     }) = flow
     else {
-        return Ok(stopped(ctx, flow, 3));
+        return Ok(stopped(ctx, &flow, Screen::Otp));
     };
     let f = ctx.frame();
     let minutes = otp_minutes(ctx);
@@ -622,17 +718,8 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
             .filter(|a| a.generation == generation),
         _ => None,
     };
-    let stop = |message: &str| -> Outcome {
-        ctx.put_flow(KaigoFlow::Failed, ctx.flow_lifetime())?;
-        Ok(Response::html(page::recovery_stopped(
-            &f,
-            3,
-            "ワンタイムパスワード入力",
-            message,
-        )))
-    };
-    match (result, current) {
-        (Entered::Right, Some(account)) => {
+    match after_code(result, current) {
+        AfterCode::Verified(account) => {
             // The right to set a password moves to a new cookie, as a login
             // does: a cookie planted in the browser before the code was
             // entered is worth nothing afterwards.
@@ -648,20 +735,9 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
             ctx.audit("otp_accepted", Some(&account.id), "ok")?;
             Ok(fresh.set_on(app, Response::see_other("/kaigo/recovery/reset")))
         }
-        (Entered::Expired, _) => {
-            ctx.audit("otp_failed", account.as_deref(), "expired")?;
-            stop("ワンタイムパスワードの有効期間が過ぎています。お手数ですが、最初からやり直してください。")
-        }
-        (Entered::Wrong(0), _) => {
-            ctx.audit("otp_failed", account.as_deref(), "wrong code; code dead")?;
-            stop("ワンタイムパスワードの入力誤りが上限に達したため、ワンタイムパスワードは無効になりました。お手数ですが、最初からやり直してください。")
-        }
-        (Entered::Wrong(left), _) => {
-            ctx.audit(
-                "otp_failed",
-                account.as_deref(),
-                &format!("wrong code; {left} left"),
-            )?;
+        AfterCode::Retry(left) => {
+            let note = format!("wrong code; {left} left");
+            ctx.audit("otp_failed", account.as_deref(), &note)?;
             let message =
                 format!("ワンタイムパスワードが正しくありません。(あと{left}回入力できます)");
             Ok(Response::html(page::recovery_otp(
@@ -671,10 +747,12 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
                 Some(&message),
             )))
         }
-        // Gone, or right for an account that changed since.
-        _ => {
-            ctx.audit("otp_failed", account.as_deref(), "code revoked or used")?;
-            stop("ワンタイムパスワードが無効になりました。お手数ですが、最初からやり直してください。")
+        AfterCode::Dead(death) => {
+            ctx.audit("otp_failed", account.as_deref(), death.note())?;
+            ctx.put_flow(KaigoFlow::Failed, ctx.flow_lifetime())?;
+            let title = "ワンタイムパスワード入力";
+            let page = page::recovery_stopped(&f, Screen::Otp as usize, title, death.message());
+            Ok(Response::html(page))
         }
     }
 }
@@ -690,14 +768,14 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
         generation,
     }) = flow
     else {
-        return Ok(stopped(ctx, flow, 4));
+        return Ok(stopped(ctx, &flow, Screen::Reset));
     };
     let Some(mut account) = app
         .store
         .account(SITE, &id)?
         .filter(|a| a.generation == generation)
     else {
-        return Ok(stopped(ctx, None, 4));
+        return Ok(stopped(ctx, &None, Screen::Reset));
     };
     let password = ctx.req.field("password");
     let broken = policy::check_kaigo(
@@ -802,6 +880,59 @@ fn is_office_number(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn awaiting() -> KaigoFlow {
+        KaigoFlow::AwaitingOtp {
+            email: "a@example.jp".into(),
+            account: Some("KJ131311111111".into()),
+            generation: 0,
+            claim: "c".into(),
+            otp_id: "o".into(),
+        }
+    }
+
+    #[test]
+    fn a_code_entry_leads_to_one_next_state() {
+        assert_eq!(
+            after_code(Entered::Right, Some(())),
+            AfterCode::Verified(())
+        );
+        // Right, but the password changed since the code was sent.
+        assert_eq!(
+            after_code(Entered::Right, None::<()>),
+            AfterCode::Dead(CodeDeath::Gone)
+        );
+        assert_eq!(
+            after_code(Entered::Gone, Some(())),
+            AfterCode::Dead(CodeDeath::Gone)
+        );
+        assert_eq!(
+            after_code(Entered::Expired, Some(())),
+            AfterCode::Dead(CodeDeath::Expired)
+        );
+        assert_eq!(after_code(Entered::Wrong(2), Some(())), AfterCode::Retry(2));
+        assert_eq!(
+            after_code(Entered::Wrong(0), Some(())),
+            AfterCode::Dead(CodeDeath::TooManyWrong)
+        );
+    }
+
+    #[test]
+    fn a_flow_at_the_wrong_step_says_why() {
+        assert_eq!(Stop::of(&None), Stop::Expired);
+        assert_eq!(Stop::of(&Some(KaigoFlow::Failed)), Stop::CodeDead);
+        let done = KaigoFlow::Completed {
+            account: "KJ131311111111".into(),
+        };
+        assert_eq!(Stop::of(&Some(done)), Stop::Completed);
+        let verified = KaigoFlow::Verified {
+            account: "KJ131311111111".into(),
+            generation: 0,
+        };
+        assert_eq!(Stop::of(&Some(verified)), Stop::CodeUsed);
+        assert_eq!(Stop::of(&Some(awaiting())), Stop::OutOfOrder);
+        assert_eq!(Screen::Otp as usize, 3);
+    }
 
     #[test]
     fn office_numbers_and_user_ids() {

@@ -25,8 +25,7 @@ import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import SERVE_CONFIG, Browser, serve, stop  # noqa: E402
+from kagitest import SERVE_CONFIG, Browser, serve, stop
 
 
 

@@ -18,8 +18,7 @@ import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import CHEAP_ARGON2, FLOW_CONFIG, SERVE_CONFIG, Browser, rss_kib, seed_demo, serve, stop  # noqa: E402
+from kagitest import CHEAP_ARGON2, FLOW_CONFIG, SERVE_CONFIG, Browser, rss_kib, seed_demo, serve, stop
 
 CONFIG = SERVE_CONFIG + CHEAP_ARGON2 + """[kaigo]
 otp_lifetime_secs = 20

@@ -417,8 +417,7 @@ fn http_1_1_needs_a_host_and_http_1_0_kept_alive_is_told_so() {
 #[test]
 fn a_slow_reader_gets_a_large_answer_whole_and_mail_is_read_a_page_at_a_time() {
     // Three thousand captured mails, more than one answer carries.
-    let dir = std::env::temp_dir().join(format!("kagi-it-bigmail-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = crate::support::scratch_path("bigmail");
     {
         let store = crate::support::open_store(&dir);
         let body = "ワンタイムパスワード発行通知のテスト本文です。\n".repeat(20);

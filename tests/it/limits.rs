@@ -2,8 +2,8 @@
 //! and daily limits, the login lockout, the per-address rate limits, and
 //! the one-use guarantee under simultaneous requests.
 
-use crate::kaigo::{self, OSAKA_MAIL, OSAKA_OFFICE};
-use crate::portal;
+use crate::support::kaigo::{self, OSAKA_MAIL, OSAKA_OFFICE};
+use crate::support::portal;
 use crate::support::{spawn_with, Client, Page, TestServer};
 
 const OSAKA_USER: &str = "KJ272711111111";
@@ -120,7 +120,7 @@ fn links_wait_out_the_cooldown_and_stop_at_ten_a_day() {
     });
     let request = |server: &TestServer| {
         let mut c = server.client();
-        let page = portal::request_link(server, &mut c, "demo-user", "demo-user@example.jp");
+        let page = portal::request_link(&mut c, "demo-user", "demo-user@example.jp");
         assert_eq!(page.title(), "パスワード変更用URLメール送信完了");
     };
     request(&server);
@@ -323,7 +323,7 @@ fn two_simultaneous_posts_with_one_link_or_code_succeed_once() {
     // The link: two browsers open it; a password the policy refuses uses
     // nothing up; then both post at once.
     let mut c = server.client();
-    portal::request_link(&server, &mut c, "demo-user", "demo-user@example.jp");
+    portal::request_link(&mut c, "demo-user", "demo-user@example.jp");
     let (link, _) = server.wait_for_mails(1)[0].link();
     let mut browsers: Vec<Client> = (0..2).map(|_| server.client()).collect();
     let token = browsers[0].get(&link).hidden("token").unwrap();
@@ -409,7 +409,7 @@ fn a_completed_reset_opens_no_session() {
     assert_eq!(menu.location(), "/kaigo/login");
 
     let mut p = server.client();
-    portal::request_link(&server, &mut p, "demo-user", "demo-user@example.jp");
+    portal::request_link(&mut p, "demo-user", "demo-user@example.jp");
     let (link, _) = server.wait_for_mails(3)[0].link();
     portal::set_password(&mut p, &link, "NewPortal2026x");
     let home = p.get("/portal/home");
@@ -470,7 +470,7 @@ fn common_passwords_and_the_office_number_are_refused_and_nist_style_is_a_switch
     let office = kaigo::reset(&mut r, "x2711111111a");
     assert!(office.has("事業所番号を含むパスワードは使用できません。"));
     let mut p = server.client();
-    portal::request_link(&server, &mut p, "demo-user", "demo-user@example.jp");
+    portal::request_link(&mut p, "demo-user", "demo-user@example.jp");
     let (link, _) = server.wait_for_mails(2)[0].link();
     let refused = portal::set_password(&mut p, &link, "Password1");
     assert!(refused.has("よく使われているパスワードのため使用できません。"));
@@ -489,7 +489,7 @@ fn common_passwords_and_the_office_number_are_refused_and_nist_style_is_a_switch
     let phrase = kaigo::reset(&mut r, "a phrase no one else would pick");
     assert_eq!(phrase.title(), "処理終了");
     let mut p = server.client();
-    portal::request_link(&server, &mut p, "demo-user", "demo-user@example.jp");
+    portal::request_link(&mut p, "demo-user", "demo-user@example.jp");
     let (link, _) = server.wait_for_mails(3)[0].link();
     let done = portal::set_password(&mut p, &link, "all lower case and long enough");
     assert_eq!(done.title(), "Password Resetに成功");

@@ -2,7 +2,7 @@
 //! takes the same time whether or not the account matched. Medians over
 //! 200 interleaved requests per branch, compared in the same run.
 
-use crate::kaigo::{OSAKA_MAIL, OSAKA_OFFICE};
+use crate::support::kaigo::{OSAKA_MAIL, OSAKA_OFFICE};
 use crate::support::{spawn_with, TestServer};
 use std::time::{Duration, Instant};
 

@@ -134,6 +134,42 @@ pub fn wait_for_mails_at(addr: SocketAddr, count: usize) -> Vec<Mail> {
     }
 }
 
+/// An operator's GET of `path` at the server at `addr`, with the admin
+/// token kagi wrote to `data_dir` (`/healthz` with counts, `/admin/mail`).
+pub fn admin_get(addr: SocketAddr, data_dir: &std::path::Path, path: &str) -> Page {
+    let token = std::fs::read_to_string(data_dir.join("admin.token")).expect("admin.token");
+    exchange(
+        addr,
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            token.trim()
+        )
+        .as_bytes(),
+    )
+}
+
+/// The operator's `/healthz` of the server at `addr`: how many real (not
+/// decoy) mails wait in the outbox, and how many failed for good.
+pub fn outbox_counts(addr: SocketAddr, data_dir: &std::path::Path) -> (u64, u64) {
+    let page = admin_get(addr, data_dir, "/healthz");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let health: serde_json::Value = serde_json::from_str(&page.body).unwrap();
+    (
+        health["outbox"].as_u64().expect("an outbox count"),
+        health["failed"].as_u64().expect("a failed count"),
+    )
+}
+
+/// Polls `done` every 20 ms until it holds; panics with `what` after
+/// `secs` seconds. For waiting on an event the test can observe.
+pub fn wait_until(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited {secs} s: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 impl TestServer {
     pub fn client(&self) -> Client {
         Client::new(self.addr)
@@ -154,6 +190,17 @@ impl TestServer {
     /// delivers asynchronously) and returns them, newest first.
     pub fn wait_for_mails(&self, count: usize) -> Vec<Mail> {
         wait_for_mails_at(self.addr, count)
+    }
+
+    /// Every mail captured, once the mail thread has dealt with all that
+    /// was queued so far: a step queues its mail before it answers, so
+    /// after this a mail that a step sent is here and one it held back
+    /// never will be. Waits until the outbox holds no real mail.
+    pub fn mails_once_sent(&self) -> Vec<Mail> {
+        wait_until(10, "the outbox to empty", || {
+            outbox_counts(self.addr, &self.dir) == (0, 0)
+        });
+        self.mails()
     }
 
     /// Stops the server and counts every mail it ever queued, delivered

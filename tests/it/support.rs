@@ -160,6 +160,14 @@ pub fn outbox_counts(addr: SocketAddr, data_dir: &std::path::Path) -> (u64, u64)
     )
 }
 
+/// The operator's `/admin/mail`: the real mails not delivered yet, oldest
+/// first, with their attempts, last error and failure.
+pub fn undelivered(addr: SocketAddr, data_dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let page = admin_get(addr, data_dir, "/admin/mail");
+    assert_eq!(page.status, 200, "{}", page.body);
+    serde_json::from_str(&page.body).unwrap()
+}
+
 /// Polls `done` every 20 ms until it holds; panics with `what` after
 /// `secs` seconds. For waiting on an event the test can observe.
 pub fn wait_until(secs: u64, what: &str, mut done: impl FnMut() -> bool) {

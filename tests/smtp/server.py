@@ -1,12 +1,14 @@
 """Real SMTP servers for kagi's tests, built on aiosmtpd (PyPI).
 
-Usage: python server.py MODE PORT OUTDIR [CERTDIR]
+Usage: python server.py MODE PORT OUTDIR
 MODE: plain | starttls | starttls_auth | smtps | reject_data | silent
-      certs (writes a test CA and a server certificate to OUTDIR, then exits)
 Prints READY once it listens. Every message received is saved as
-OUTDIR/<n>.eml (the raw bytes) and OUTDIR/<n>.json (envelope, TLS, AUTH);
-every DATA refused in reject_data mode leaves OUTDIR/<n>.refused, and
-every EHLO leaves OUTDIR/<n>.ehlo.
+OUTDIR/<n>.eml (the raw bytes) and OUTDIR/<n>.json (envelope, TLS, AUTH)
+before it is accepted; every DATA refused in reject_data mode leaves
+OUTDIR/<n>.refused (the raw bytes), every EHLO leaves OUTDIR/<n>.ehlo, and
+every connection the silent server takes leaves OUTDIR/<n>.accepted. The
+TLS modes first write a test CA and a certificate signed by it to
+OUTDIR/certs (ca.pem, server.pem, server.key).
 """
 import datetime
 import json
@@ -96,7 +98,8 @@ class Save:
 
 class RefuseData(Save):
     async def handle_DATA(self, server, session, envelope):
-        open(os.path.join(self.outdir, uuid.uuid4().hex + ".refused"), "w").close()
+        with open(os.path.join(self.outdir, uuid.uuid4().hex + ".refused"), "wb") as f:
+            f.write(envelope.original_content)
         return "554 5.6.0 Message refused for good"
 
 
@@ -114,7 +117,7 @@ def tls_context(certdir):
     return ctx
 
 
-def silent(port):
+def silent(port, outdir):
     """Accepts connections and never says a word."""
     srv = socket.create_server(("127.0.0.1", port))
     print("READY", flush=True)
@@ -122,18 +125,18 @@ def silent(port):
     while True:
         conn, _ = srv.accept()
         held.append(conn)
+        open(os.path.join(outdir, uuid.uuid4().hex + ".accepted"), "w").close()
+
 
 
 def main():
-    mode, outdir = sys.argv[1], sys.argv[3]
-    if mode == "certs":
-        make_certs(outdir)
-        return
-    port = int(sys.argv[2])
-    certdir = sys.argv[4] if len(sys.argv) > 4 else None
+    mode, port, outdir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     os.makedirs(outdir, exist_ok=True)
     if mode == "silent":
-        return silent(port)
+        return silent(port, outdir)
+    certdir = os.path.join(outdir, "certs")
+    if mode in ("starttls", "starttls_auth", "smtps"):
+        make_certs(certdir)
     from aiosmtpd.controller import Controller
     handler = (RefuseData if mode == "reject_data" else Save)(outdir)
     options = {}

@@ -1,7 +1,8 @@
 //! Delivery through a real SMTP server that kagi's authors did not write:
 //! Python's aiosmtpd, installed by the tests into a virtual environment of
-//! their own under target/, run as a child process per test and killed
-//! when the test ends. Every received message is parsed by mail-parser.
+//! their own under target/ (the versions of tests/requirements.txt), run
+//! as a child process per test and killed when the test ends. Every
+//! received message is parsed by mail-parser.
 
 use crate::support::kaigo::{self, OSAKA_MAIL, OSAKA_OFFICE};
 use crate::support::{
@@ -15,21 +16,19 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp/server.py");
+const REQUIREMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/requirements.txt");
 
-/// The Python of a virtual environment with aiosmtpd and cryptography,
-/// made on first use.
+/// The Python of a virtual environment with tests/requirements.txt
+/// installed, made on first use and made anew when that file changes.
 fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
         let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("smtp-venv");
         let python = venv.join("bin/python");
-        let ready = |p: &Path| {
-            Command::new(p)
-                .args(["-c", "import aiosmtpd, cryptography"])
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !ready(&python) {
+        let wanted = std::fs::read_to_string(REQUIREMENTS).expect("tests/requirements.txt");
+        // The requirements it was made with, copied in once it was made.
+        let made_with = venv.join("requirements.txt");
+        if std::fs::read_to_string(&made_with).ok().as_deref() != Some(wanted.as_str()) {
             let made = Command::new("python3")
                 .args(["-m", "venv", "--clear"])
                 .arg(&venv)
@@ -38,10 +37,11 @@ fn python() -> &'static Path {
             assert!(made.success(), "cannot make a virtual environment");
             let installed = Command::new(venv.join("bin/pip"))
                 .args(["install", "--quiet", "--disable-pip-version-check"])
-                .args(["aiosmtpd==1.4.6", "cryptography"])
+                .args(["--require-virtualenv", "-r", REQUIREMENTS])
                 .status()
                 .expect("pip install");
-            assert!(installed.success(), "cannot install aiosmtpd");
+            assert!(installed.success(), "cannot install tests/requirements.txt");
+            std::fs::write(&made_with, &wanted).unwrap();
         }
         python
     })

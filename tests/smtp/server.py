@@ -1,4 +1,5 @@
-"""Real SMTP servers for kagi's tests, built on aiosmtpd (PyPI).
+"""Real SMTP servers for kagi's tests, built on aiosmtpd (PyPI; the
+versions of tests/requirements.txt).
 
 Usage: python server.py MODE PORT OUTDIR
 MODE: plain | starttls | starttls_auth | smtps | reject_data | silent

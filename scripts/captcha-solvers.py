@@ -29,8 +29,7 @@ import sys
 import tempfile
 import zlib
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import SERVE_CONFIG, Browser, serve, stop  # noqa: E402
+from kagitest import SERVE_CONFIG, Browser, serve, stop
 
 ALPHABET = "234567acdefhkmnrtuvwx"
 # The lab's CAPTCHA answers may be tried as fast as the script wants.

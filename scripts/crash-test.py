@@ -24,8 +24,7 @@ import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import CHEAP_ARGON2, FLOW_CONFIG, SERVE_CONFIG, Browser, seed_demo, serve, stop  # noqa: E402
+from kagitest import CHEAP_ARGON2, FLOW_CONFIG, SERVE_CONFIG, Browser, seed_demo, serve, stop
 
 # Per-account and per-address limits lifted: the loops recover the same
 # accounts again and again.

@@ -17,8 +17,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import SERVE_CONFIG, Browser, serve, stop  # noqa: E402
+from kagitest import SERVE_CONFIG, Browser, serve, stop
 
 # "Imported2020x" hashed by argon2id at m=65536, t=3, p=1, as an older
 # system would have stored it.

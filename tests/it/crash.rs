@@ -3,7 +3,8 @@
 //! Without kagi's explicit flushes these tests fail in most runs, not all:
 //! sled also flushes by itself every 500 ms, and sometimes in time.
 
-use crate::support::{run_kagi, Client, Kagi};
+use crate::support::kaigo::{self, OSAKA_MAIL, OSAKA_OFFICE};
+use crate::support::{kagi_cli, run_kagi, scratch_dir, wait_for_mails_at, Client, Kagi};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
@@ -23,56 +24,24 @@ fn start_kagi(dir: &Path, config: &Path) -> (Kagi, SocketAddr) {
 }
 
 /// The demo office in Osaka and its security address (step 2's fields).
-const OSAKA: &[(&str, &str)] = &[
-    ("office", "2711111111"),
-    ("email", "office-osaka@example.jp"),
-];
-
-/// A browser at step 2 of a kaigo recovery.
-fn start_recovery(addr: SocketAddr) -> Client {
-    let mut c = Client::new(addr);
-    c.get("/kaigo/recovery");
-    c.submit("/kaigo/recovery", &[("method", "mail")]);
-    c
-}
+const OSAKA: &[(&str, &str)] = &[("office", OSAKA_OFFICE), ("email", OSAKA_MAIL)];
 
 /// The code of the first captured mail, waiting for it to arrive.
 fn first_otp(addr: SocketAddr) -> String {
-    let mut mailbox = Client::new(addr);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the OTP mail never arrived"
-        );
-        let mails: Vec<serde_json::Value> =
-            serde_json::from_str(&mailbox.get("/dev/mail.json").body).unwrap();
-        if let Some(m) = mails.first() {
-            let body = m["body"].as_str().unwrap();
-            let mut lines = body.lines().skip_while(|l| *l != "[ワンタイムパスワード]");
-            return lines.nth(1).unwrap().to_string();
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_mails_at(addr, 1)[0].otp()
 }
 
-/// Logs in to the Osaka office's account; returns the title of the page
+/// Logs in to the demo office in Osaka with `password`; the title of the page
 /// that follows ("メニュー" when the password was right).
 fn osaka_login(addr: SocketAddr, password: &str) -> String {
-    let mut c = Client::new(addr);
-    c.get("/kaigo/login");
-    c.submit(
-        "/kaigo/login",
-        &[("user_id", "KJ272711111111"), ("password", password)],
-    )
-    .title()
-    .to_string()
+    kaigo::login(&mut Client::new(addr), "KJ272711111111", password)
+        .title()
+        .to_string()
 }
 
 /// A scratch directory with a cheap-argon2 config file; returns (dir, config, db).
 fn scratch(name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("kagi-it-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir(name);
     let config = dir.join("kagi.toml");
     std::fs::write(&config, "[argon2]\nmemory_kib = 256\niterations = 1\n").unwrap();
     let db = dir.join("db");
@@ -83,7 +52,7 @@ fn scratch(name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::Pa
 fn a_queued_otp_mail_survives_sigkill_right_after_the_code_page() {
     let (dir, config, db) = scratch("crash-mail");
     let (mut kagi, addr) = start_kagi(&db, &config);
-    let mut c = start_recovery(addr);
+    let mut c = kaigo::at_step_2(addr);
     let sent = c.post("/kaigo/recovery/auth", OSAKA);
     assert_eq!(sent.location(), "/kaigo/recovery/otp");
     kagi.kill();
@@ -100,7 +69,7 @@ fn a_password_change_survives_sigkill_right_after_its_success_page() {
     let (dir, config, db) = scratch("crash-password");
 
     let (mut kagi, addr) = start_kagi(&db, &config);
-    let mut c = start_recovery(addr);
+    let mut c = kaigo::at_step_2(addr);
     c.submit("/kaigo/recovery/auth", OSAKA);
     let code = first_otp(addr);
     c.submit("/kaigo/recovery/otp", &[("otp", &code)]);
@@ -168,7 +137,7 @@ fn a_disk_that_refuses_writes_gets_503_pages_and_service_resumes_when_it_takes_t
     let pid = kagi.0.id();
 
     limit_file_size(pid, Some(0));
-    let mut c = start_recovery(addr);
+    let mut c = kaigo::at_step_2(addr);
     let refused = c.post("/kaigo/recovery/auth", OSAKA);
     assert_eq!(refused.status, 503, "{}", refused.body);
     assert!(refused.header("retry-after").is_some());
@@ -192,7 +161,7 @@ fn a_disk_that_refuses_writes_gets_503_pages_and_service_resumes_when_it_takes_t
     // Within seconds kagi opens the database again and the step works.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut c = loop {
-        let mut c = start_recovery(addr);
+        let mut c = kaigo::at_step_2(addr);
         let sent = c.post("/kaigo/recovery/auth", OSAKA);
         if sent.status == 303 {
             assert_eq!(sent.location(), "/kaigo/recovery/otp");
@@ -236,11 +205,12 @@ fn a_disk_that_refuses_writes_gets_503_pages_and_service_resumes_when_it_takes_t
     let (mut kagi, addr) = start_kagi(&db, &config);
     let menu = osaka_login(addr, "afterDisk1");
     kagi.kill();
-    let verify = Command::new(env!("CARGO_BIN_EXE_kagi"))
-        .args(["audit", "verify", "--data-dir"])
-        .arg(&db)
-        .output()
-        .unwrap();
+    let verify = kagi_cli(&[
+        "audit".as_ref(),
+        "verify".as_ref(),
+        "--data-dir".as_ref(),
+        db.as_os_str(),
+    ]);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(menu, "メニュー");
     assert!(
@@ -310,7 +280,7 @@ fn wait_for(addr: SocketAddr, path: &str, status: u16) -> crate::support::Page {
 
 #[test]
 fn a_disk_filled_from_outside_stops_new_work_never_the_server() {
-    let dir = std::env::temp_dir().join(format!("kagi-it-tmpfs-{}", std::process::id()));
+    let dir = scratch_dir("tmpfs");
     let mount = match TmpFs::mount(&dir.join("mnt"), "4m") {
         Ok(m) => m,
         Err(why) => {
@@ -351,7 +321,7 @@ fn a_disk_filled_from_outside_stops_new_work_never_the_server() {
     let (mut kagi, addr) = run_kagi(&serve, None, None);
 
     // A recovery under way: the code entered, the new password not yet.
-    let mut r = start_recovery(addr);
+    let mut r = kaigo::at_step_2(addr);
     r.post("/kaigo/recovery/auth", OSAKA);
     let code = first_otp(addr);
     r.submit("/kaigo/recovery/otp", &[("otp", &code)]);
@@ -384,7 +354,7 @@ fn a_disk_filled_from_outside_stops_new_work_never_the_server() {
         "{left} bytes left after {stored} requests"
     );
     assert_eq!(
-        start_recovery(addr)
+        kaigo::at_step_2(addr)
             .post("/kaigo/recovery/auth", OSAKA)
             .status,
         503

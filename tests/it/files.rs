@@ -3,19 +3,11 @@
 //! that the database files alone hold no live code or link; private files
 //! written so that a planted symlink cannot redirect them.
 
-use crate::kaigo::{self, OSAKA_MAIL, OSAKA_OFFICE};
-use crate::support::{run_kagi, Client};
+use crate::support::kaigo::{self, OSAKA_MAIL, OSAKA_OFFICE};
+use crate::support::{kagi_cli, portal, run_kagi, scratch_dir, wait_for_mails_at, Client};
 use std::ffi::OsStr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kagi-it-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A lab `serve` config (capture, cheap argon2) over `data`.
 fn lab_config(dir: &Path, data: &Path) -> PathBuf {
@@ -46,7 +38,7 @@ fn modes(dir: &Path) -> Vec<(PathBuf, u32)> {
 
 #[test]
 fn the_data_directory_and_every_file_in_it_are_private_whatever_the_umask() {
-    let dir = scratch("modes");
+    let dir = scratch_dir("modes");
     let data = dir.join("db");
     // A symlink planted where the admin token goes, pointing at a file of
     // someone else's: kagi must replace the link, not write through it.
@@ -82,11 +74,7 @@ fn the_data_directory_and_every_file_in_it_are_private_whatever_the_umask() {
     std::fs::create_dir(&open).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
     let config = lab_config(&dir, &open);
-    let out = Command::new(env!("CARGO_BIN_EXE_kagi"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = kagi_cli(&["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(
@@ -112,7 +100,7 @@ fn found_in_files(dir: &Path, needle: &[u8], except: &[&str]) -> Vec<PathBuf> {
 
 #[test]
 fn the_database_files_alone_hold_no_live_code_or_link() {
-    let dir = scratch("grep");
+    let dir = scratch_dir("grep");
     let data = dir.join("db");
     let config = lab_config(&dir, &data);
     let args = ["serve".as_ref(), "--config".as_ref(), config.as_os_str()];
@@ -130,48 +118,14 @@ fn the_database_files_alone_hold_no_live_code_or_link() {
         let _ = run_kagi(&demo, None, None);
     }
     let (mut kagi, addr) = run_kagi(&args, None, None);
-    let mail_after = |before: usize| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let list: Vec<serde_json::Value> =
-                serde_json::from_str(&Client::new(addr).get("/dev/mail.json").body).unwrap();
-            if list.len() > before {
-                return list[0]["body"].as_str().unwrap().to_string();
-            }
-            assert!(std::time::Instant::now() < deadline, "no mail");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    };
     // A code mailed and a reset link mailed, both still live.
     let mut k = Client::new(addr);
     kaigo::start_recovery(&mut k, OSAKA_OFFICE, OSAKA_MAIL);
-    let otp_mail = mail_after(0);
-    let code = otp_mail
-        .lines()
-        .skip_while(|l| *l != "[ワンタイムパスワード]")
-        .nth(1)
-        .unwrap()
-        .to_string();
+    let code = wait_for_mails_at(addr, 1)[0].otp();
     let mut p = Client::new(addr);
-    let page = p.get("/portal/reset");
-    let id = page.hidden("captcha_id").unwrap();
-    let listed: Vec<serde_json::Value> =
-        serde_json::from_str(&Client::new(addr).get("/dev/captcha.json").body).unwrap();
-    let answer = listed.iter().find(|c| c["id"] == id.as_str()).unwrap()["answer"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    p.submit(
-        "/portal/reset",
-        &[
-            ("captcha_id", &id),
-            ("user", "demo-user"),
-            ("captcha", &answer),
-        ],
-    );
-    p.submit("/portal/reset/verify", &[("email", "demo-user@example.jp")]);
-    let link_mail = mail_after(1);
-    let token = link_mail.split("token=").nth(1).unwrap()[..64].to_string();
+    portal::request_link(&mut p, "demo-user", "demo-user@example.jp");
+    let link_mail = &wait_for_mails_at(addr, 2)[0];
+    let token = link_mail.body.split("token=").nth(1).unwrap()[..64].to_string();
     kagi.kill();
     // Not in any file of the database, as text or as the JSON that holds
     // a mail's body; only the key file could open them.

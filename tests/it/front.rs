@@ -301,6 +301,7 @@ fn a_request_must_arrive_whole_within_the_header_timeout_of_its_first_byte() {
         .unwrap();
     let mut got = Vec::new();
     let mut pieces = lines.into_iter().chain(std::iter::repeat(&b"a"[..]));
+    let (mut sent, mut head_done) = (0, None);
     let mut buf = [0u8; 4096];
     loop {
         match s.read(&mut buf) {
@@ -313,16 +314,22 @@ fn a_request_must_arrive_whole_within_the_header_timeout_of_its_first_byte() {
                 ) =>
             {
                 let _ = s.write_all(pieces.next().unwrap());
+                sent += 1;
+                if sent == lines.len() {
+                    head_done = Some(started.elapsed());
+                }
             }
             Err(_) => break,
         }
         assert!(started.elapsed() < Duration::from_secs(15), "never closed");
     }
     let after = started.elapsed();
-    // 2 s from the first byte, not 2 s from the end of the head (3.5 s).
+    // 2 s from the first byte, not 2 s from the end of the head (some
+    // 3.5 s, later on a busy machine, where the head takes longer).
+    let head_done = head_done.expect("the head was sent whole before the close");
     assert!(
-        after < Duration::from_millis(3300),
-        "closed {after:?} after the first byte"
+        after < head_done + Duration::from_secs(2),
+        "closed {after:?} after the first byte, the head was whole after {head_done:?}"
     );
     assert_eq!(parse_response(&got).status, 408);
 }
@@ -335,7 +342,7 @@ fn at_the_cap_the_connection_with_the_least_progress_makes_room_even_mid_body() 
     slow.write_all(SLOW_BODY).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     // …the three others are idle, and newer.
-    let mut idle: Vec<TcpStream> = (0..3)
+    let idle: Vec<TcpStream> = (0..3)
         .map(|_| TcpStream::connect(server.addr).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(200));
@@ -345,11 +352,9 @@ fn at_the_cap_the_connection_with_the_least_progress_makes_room_even_mid_body() 
         closed(&mut slow, Duration::from_secs(2)),
         "the slow body was closed"
     );
-    for s in &mut idle {
-        assert!(
-            !closed(s, Duration::from_millis(100)),
-            "the newer idle ones stay"
-        );
+    // The newer idle ones stay: each still carries a request.
+    for s in idle {
+        assert_eq!(get_on(s), Some(200), "the newer idle ones stay");
     }
 }
 
@@ -417,8 +422,7 @@ fn http_1_1_needs_a_host_and_http_1_0_kept_alive_is_told_so() {
 #[test]
 fn a_slow_reader_gets_a_large_answer_whole_and_mail_is_read_a_page_at_a_time() {
     // Three thousand captured mails, more than one answer carries.
-    let dir = std::env::temp_dir().join(format!("kagi-it-bigmail-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = crate::support::scratch_path("bigmail");
     {
         let store = crate::support::open_store(&dir);
         let body = "ワンタイムパスワード発行通知のテスト本文です。\n".repeat(20);

@@ -242,7 +242,7 @@ fn bad_input_gets_a_readable_error_never_a_500() {
 
 #[test]
 fn serve_refuses_to_start_without_public_url_or_mail_settings() {
-    let dir = std::env::temp_dir().join(format!("kagi-it-serve-{}", std::process::id()));
+    let dir = crate::support::scratch_path("serve");
     let mut config = kagi::config::Config {
         listen: "127.0.0.1:0".into(),
         data_dir: Some(dir.clone()),
@@ -371,7 +371,7 @@ fn an_overlong_field_or_too_many_fields_are_a_400() {
 
 #[test]
 fn a_lab_serve_with_capture_shows_dev_pages_and_says_so_on_every_page() {
-    let dir = std::env::temp_dir().join(format!("kagi-it-lab-{}", std::process::id()));
+    let dir = crate::support::scratch_path("lab");
     let mut config = kagi::config::Config {
         listen: "127.0.0.1:0".into(),
         data_dir: Some(dir.clone()),

@@ -1,7 +1,7 @@
 //! `kagi import`: accounts from another system, passwords already hashed,
 //! log in with their old passwords.
 
-use crate::support::exchange;
+use crate::support::{exchange, kagi_cli, scratch_path};
 use argon2::password_hash::{PasswordHasher, SaltString};
 
 fn phc(password: &str) -> String {
@@ -14,15 +14,8 @@ fn phc(password: &str) -> String {
 
 #[test]
 fn imported_accounts_log_in_with_their_old_passwords_and_a_bad_line_imports_nothing() {
-    let dir = std::env::temp_dir().join(format!("kagi-it-import-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch_path("import");
     let file = dir.with_extension("jsonl");
-    let kagi = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_kagi"))
-            .args(args)
-            .output()
-            .unwrap()
-    };
     let d = dir.to_str().unwrap();
     // A bad line anywhere: nothing is written, and the line is named.
     std::fs::write(
@@ -33,7 +26,7 @@ fn imported_accounts_log_in_with_their_old_passwords_and_a_bad_line_imports_noth
         ),
     )
     .unwrap();
-    let refused = kagi(&["import", file.to_str().unwrap(), "--data-dir", d]);
+    let refused = kagi_cli(&["import", file.to_str().unwrap(), "--data-dir", d]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("line 2"));
 
@@ -46,7 +39,7 @@ fn imported_accounts_log_in_with_their_old_passwords_and_a_bad_line_imports_noth
         ),
     )
     .unwrap();
-    let ok = kagi(&["import", file.to_str().unwrap(), "--data-dir", d]);
+    let ok = kagi_cli(&["import", file.to_str().unwrap(), "--data-dir", d]);
     assert!(
         ok.status.success(),
         "{}",
@@ -106,8 +99,7 @@ fn phc_at(memory_kib: u32, iterations: u32, password: &str) -> String {
 
 #[test]
 fn logins_cost_the_same_whatever_cost_the_imported_hash_has_and_a_right_one_is_made_anew() {
-    let dir = std::env::temp_dir().join(format!("kagi-it-import-cost-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch_path("import-cost");
     let file = dir.with_extension("jsonl");
     let config = dir.with_extension("toml");
     // The old system hashed at 16 MiB and t=3; kagi here is set to 256 KiB
@@ -121,13 +113,14 @@ fn logins_cost_the_same_whatever_cost_the_imported_hash_has_and_a_right_one_is_m
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kagi"))
-        .args(["import", file.to_str().unwrap(), "--data-dir"])
-        .arg(&dir)
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = kagi_cli(&[
+        "import".as_ref(),
+        file.as_os_str(),
+        "--data-dir".as_ref(),
+        dir.as_os_str(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{said}");
     assert!(

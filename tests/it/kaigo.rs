@@ -1,45 +1,10 @@
 //! The kaigo site, driven as office staff would drive it.
 
-use crate::support::{spawn, spawn_with, Client, Page, TestServer};
+use crate::support::kaigo::{
+    login, reset, start_recovery, OSAKA_MAIL, OSAKA_OFFICE, TOKYO_MAIL, TOKYO_OFFICE,
+};
+use crate::support::{spawn, spawn_with, Page, TestServer};
 use mail_parser::MessageParser;
-
-pub(crate) const OSAKA_OFFICE: &str = "2711111111";
-pub(crate) const OSAKA_MAIL: &str = "office-osaka@example.jp";
-pub(crate) const TOKYO_OFFICE: &str = "1311111111";
-pub(crate) const TOKYO_MAIL: &str = "mailforsecurity-001@example.jp";
-
-/// Login with user ID and password; returns the page reached.
-pub(crate) fn login(client: &mut Client, user_id: &str, password: &str) -> Page {
-    client.get("/kaigo/login");
-    client.submit(
-        "/kaigo/login",
-        &[("user_id", user_id), ("password", password)],
-    )
-}
-
-/// From the login screen through steps 1 and 2, as the seed's screens go.
-pub(crate) fn start_recovery(client: &mut Client, office: &str, email: &str) -> Page {
-    let login = client.get("/kaigo/login");
-    assert!(login.has("<a href=\"/kaigo/recovery\">パスワード等を紛失した方はこちら</a>"));
-    let choice = client.get("/kaigo/recovery");
-    assert_eq!(choice.title(), "パスワード等を紛失した方");
-    assert!(choice.has("セキュリティ用メールアドレスを登録済みの場合はこちら"));
-    let auth = client.submit("/kaigo/recovery", &[("method", "mail")]);
-    assert_eq!(auth.title(), "ログイン情報再設定認証");
-    assert!(auth.has("事業所番号と登録済みのセキュリティ用メールアドレスを入力し、【次へ】ボタンを押してください。"));
-    client.submit(
-        "/kaigo/recovery/auth",
-        &[("office", office), ("email", email)],
-    )
-}
-
-/// Everything after the code was accepted: the reset screen and its answer.
-pub(crate) fn reset(client: &mut Client, password: &str) -> Page {
-    client.submit(
-        "/kaigo/recovery/reset",
-        &[("password", password), ("password_confirm", password)],
-    )
-}
 
 fn current_step(page: &Page) -> &str {
     let at = page.body.find("<li class=\"current\"").expect("a step bar");

@@ -1,9 +1,9 @@
 //! After a password change: the notice with its "this was not me" link,
 //! and the audit trail's hash chain.
 
-use crate::kaigo::{self, OSAKA_MAIL, OSAKA_OFFICE};
-use crate::portal;
-use crate::support::{spawn_with, Client, Mail};
+use crate::support::kaigo::{self, OSAKA_MAIL, OSAKA_OFFICE};
+use crate::support::portal;
+use crate::support::{kagi_cli, spawn_with, Client, Mail};
 
 /// The path of the "not me" link in a notice.
 fn not_me_path(mail: &Mail, site: &str) -> String {
@@ -68,7 +68,7 @@ fn the_notice_tells_when_and_from_where_and_its_link_locks_the_account() {
 fn the_portal_notice_locks_too_and_a_not_me_link_is_no_reset_link() {
     let server = spawn_with(|_| {});
     let mut c = server.client();
-    portal::request_link(&server, &mut c, "demo-user", "demo-user@example.jp");
+    portal::request_link(&mut c, "demo-user", "demo-user@example.jp");
     let (link, _) = server.wait_for_mails(1)[0].link();
     portal::set_password(&mut c, &link, "NewPortal2026x");
     let notice = server.wait_for_mails(2)[0].clone();
@@ -89,13 +89,6 @@ fn the_portal_notice_locks_too_and_a_not_me_link_is_no_reset_link() {
     assert!(refused.has("ユーザー名またはパスワードが正しくありません。"));
 }
 
-fn kagi(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_kagi"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn kagi_audit_verify_finds_an_edited_or_removed_entry_and_export_writes_csv() {
     let server = spawn_with(|c| c.rate_limit.login.burst = 100);
@@ -107,7 +100,7 @@ fn kagi_audit_verify_finds_an_edited_or_removed_entry_and_export_writes_csv() {
     let dir = server.stop();
     let d = dir.to_str().unwrap();
 
-    let ok = kagi(&["audit", "verify", "--data-dir", d]);
+    let ok = kagi_cli(&["audit", "verify", "--data-dir", d]);
     assert!(
         ok.status.success(),
         "{}",
@@ -115,7 +108,7 @@ fn kagi_audit_verify_finds_an_edited_or_removed_entry_and_export_writes_csv() {
     );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("audit trail intact"));
     let csv =
-        String::from_utf8(kagi(&["audit", "export", "--csv", "--data-dir", d]).stdout).unwrap();
+        String::from_utf8(kagi_cli(&["audit", "export", "--csv", "--data-dir", d]).stdout).unwrap();
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
@@ -150,7 +143,7 @@ fn kagi_audit_verify_finds_an_edited_or_removed_entry_and_export_writes_csv() {
     drop(tree);
     drop(db);
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let broken = kagi(&["audit", "verify", "--data-dir", d]);
+    let broken = kagi_cli(&["audit", "verify", "--data-dir", d]);
     assert_eq!(broken.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&broken.stderr).contains("audit trail BROKEN"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -164,7 +157,9 @@ fn an_edited_trail_chained_anew_without_the_key_file_fails_verify() {
     }
     let dir = server.stop();
     let d = dir.to_str().unwrap();
-    assert!(kagi(&["audit", "verify", "--data-dir", d]).status.success());
+    assert!(kagi_cli(&["audit", "verify", "--data-dir", d])
+        .status
+        .success());
     // Whoever can write the database, but has not the key file: a failed
     // login becomes a good one, and every entry after it, and the head,
     // are chained anew with SHA-256 (what anyone can compute).
@@ -200,7 +195,7 @@ fn an_edited_trail_chained_anew_without_the_key_file_fails_verify() {
     db.flush().unwrap();
     drop((audit, meta, db));
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let broken = kagi(&["audit", "verify", "--data-dir", d]);
+    let broken = kagi_cli(&["audit", "verify", "--data-dir", d]);
     assert_eq!(broken.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&broken.stderr).contains("audit trail BROKEN"));
     let _ = std::fs::remove_dir_all(&dir);

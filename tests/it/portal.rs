@@ -1,69 +1,15 @@
 //! The portal site, driven as its users drive it: CAPTCHA answers come from
 //! the demo's `/dev/captcha`, links from the captured mail.
 
-use crate::support::{spawn, spawn_with, Client, Page, TestServer};
+use crate::support::portal::{login, open_identify, request_link, set_password, submit_identify};
+use crate::support::{spawn, spawn_with, Page, TestServer};
 use mail_parser::MessageParser;
-
-/// Opens ① and returns the page and the answer of its CAPTCHA.
-pub(crate) fn open_identify(server: &TestServer, c: &mut Client) -> (Page, String) {
-    let page = c.get("/portal/reset");
-    assert_eq!(page.title(), "パスワードのリセット");
-    let id = page.hidden("captcha_id").expect("a CAPTCHA id");
-    let answer = server
-        .captcha_answer(&id)
-        .expect("the demo lists the answer");
-    (page, answer)
-}
-
-/// Submits ① as its form would: the hidden CAPTCHA id comes along.
-pub(crate) fn submit_identify(
-    c: &mut Client,
-    page: &Page,
-    user: &str,
-    captcha: &str,
-    action: &str,
-) -> Page {
-    let id = page.hidden("captcha_id").unwrap();
-    let fields = [
-        ("captcha_id", id.as_str()),
-        ("user", user),
-        ("captcha", captcha),
-        ("action", action),
-    ];
-    c.submit("/portal/reset", &fields)
-}
-
-/// ① 特定 and ② 検証; returns the page after ②.
-pub(crate) fn request_link(server: &TestServer, c: &mut Client, user: &str, email: &str) -> Page {
-    let (page, answer) = open_identify(server, c);
-    let verify = submit_identify(c, &page, user, &answer, "next");
-    assert_eq!(verify.title(), "パーソナルデータ検証 - メールアドレス");
-    c.submit("/portal/reset/verify", &[("email", email)])
-}
-
-pub(crate) fn login(c: &mut Client, user: &str, password: &str) -> Page {
-    c.get("/portal/login");
-    c.submit("/portal/login", &[("user", user), ("password", password)])
-}
-
-pub(crate) fn set_password(c: &mut Client, link: &str, password: &str) -> Page {
-    let form = c.get(link);
-    assert_eq!(form.status, 200);
-    c.submit(
-        "/portal/passwordreset",
-        &[
-            ("token", &form.hidden("token").unwrap()),
-            ("password", password),
-            ("password_confirm", password),
-        ],
-    )
-}
 
 fn recover(server: &TestServer, user: &str, email: &str, new_password: &str, mails_before: usize) {
     let mut c = server.client();
     let login_page = c.get("/portal/login");
     assert!(login_page.has("<a class=\"reset-link\" href=\"/portal/reset\">パスワードの再設定</a>"));
-    let sent = request_link(server, &mut c, user, email);
+    let sent = request_link(&mut c, user, email);
     assert_eq!(sent.title(), "パスワード変更用URLメール送信完了");
     let mail = server.wait_for_mails(mails_before + 1)[0].clone();
     assert_eq!(mail.to, email);
@@ -152,7 +98,7 @@ fn wrong_reused_and_expired_captchas_are_refused() {
     let mut c = server.client();
 
     // Wrong: ① again, with a new image and the typed user name kept.
-    let (first, answer) = open_identify(&server, &mut c);
+    let (first, answer) = open_identify(&mut c);
     let wrong = if answer == "aaaaa" { "ccccc" } else { "aaaaa" };
     let again = submit_identify(&mut c, &first, "demo-user", wrong, "next");
     assert_eq!(again.title(), "パスワードのリセット");
@@ -193,7 +139,7 @@ fn wrong_reused_and_expired_captchas_are_refused() {
     assert!(reused.has("表示されている文字が正しくありません。"));
 
     // Expired: five minutes is the limit.
-    let (page, answer) = open_identify(&server, &mut c);
+    let (page, answer) = open_identify(&mut c);
     server.clock.advance(5 * 60);
     let late = c.post(
         "/portal/reset",
@@ -207,7 +153,7 @@ fn wrong_reused_and_expired_captchas_are_refused() {
     assert!(late.has("表示されている文字が正しくありません。"));
 
     // The refresh button draws a new image and keeps the user name.
-    let (page, _) = open_identify(&server, &mut c);
+    let (page, _) = open_identify(&mut c);
     let refreshed = submit_identify(&mut c, &page, "T0000001", "", "refresh");
     assert!(refreshed.has("value=\"T0000001\""));
     assert!(!refreshed.has("表示されている文字が正しくありません。"));
@@ -219,7 +165,7 @@ fn the_captcha_image_is_pixels_only_inline_and_scales_to_a_phone() {
     use base64ct::{Base64, Encoding};
     let server = spawn();
     let mut c = server.client();
-    let (page, answer) = open_identify(&server, &mut c);
+    let (page, answer) = open_identify(&mut c);
     assert!(
         !page.body.contains(&answer),
         "the answer must not be in the markup"
@@ -274,7 +220,7 @@ fn unknown_user_wrong_address_and_provisional_account_get_the_same_page_and_no_m
     let server = spawn();
     let answer = |user: &str, email: &str| {
         let mut c = server.client();
-        let (page, captcha) = open_identify(&server, &mut c);
+        let (page, captcha) = open_identify(&mut c);
         submit_identify(&mut c, &page, user, &captcha, "next");
         let raw = c.post("/portal/reset/verify", &[("email", email)]);
         let shown = c.follow(raw.clone());
@@ -307,7 +253,7 @@ fn unknown_user_wrong_address_and_provisional_account_get_the_same_page_and_no_m
 fn a_link_opens_any_number_of_times_and_sets_a_password_once() {
     let server = spawn();
     let mut c = server.client();
-    request_link(&server, &mut c, "demo-user", "demo-user@example.jp");
+    request_link(&mut c, "demo-user", "demo-user@example.jp");
     let (link, _) = server.wait_for_mails(1)[0].link();
     // A mail scanner opens it, then the user does: both see the form.
     let scanner = server.client().get(&link);
@@ -357,7 +303,7 @@ fn a_link_opens_any_number_of_times_and_sets_a_password_once() {
 fn a_link_past_its_lifetime_is_refused() {
     let server = spawn();
     let mut c = server.client();
-    request_link(&server, &mut c, "demo-user", "demo-user@example.jp");
+    request_link(&mut c, "demo-user", "demo-user@example.jp");
     let (link, _) = server.wait_for_mails(1)[0].link();
     let form = c.get(&link);
     let token = form.hidden("token").unwrap();
@@ -383,13 +329,13 @@ fn a_link_past_its_lifetime_is_refused() {
 fn a_link_dies_when_the_password_changes_by_other_means() {
     let server = spawn();
     let mut first = server.client();
-    request_link(&server, &mut first, "demo-user", "demo-user@example.jp");
+    request_link(&mut first, "demo-user", "demo-user@example.jp");
     let (old_link, _) = server.wait_for_mails(1)[0].link();
     let old_form = first.get(&old_link);
     // Another reset, through a second link, changes the password first.
     let mut second = server.client();
     server.clock.advance(61);
-    request_link(&server, &mut second, "demo-user", "demo-user@example.jp");
+    request_link(&mut second, "demo-user", "demo-user@example.jp");
     let (new_link, _) = server.wait_for_mails(2)[0].link();
     assert_ne!(old_link, new_link);
     assert_eq!(
@@ -417,7 +363,7 @@ fn a_link_dies_when_the_password_changes_by_other_means() {
 fn each_portal_policy_rule_is_refused_with_its_own_message() {
     let server = spawn();
     let mut c = server.client();
-    request_link(&server, &mut c, "demo-user", "demo-user@example.jp");
+    request_link(&mut c, "demo-user", "demo-user@example.jp");
     let (link, _) = server.wait_for_mails(1)[0].link();
     let token = c.get(&link).hidden("token").unwrap();
     let messages = [
@@ -463,7 +409,7 @@ fn the_mailed_link_uses_public_url_whatever_the_host_header_says() {
     let server = spawn_with(|c| c.public_url = Some("https://login.example.jp".into()));
     let mut c = server.client();
     c.host = Some("attacker.example".into());
-    request_link(&server, &mut c, "demo-user", "demo-user@example.jp");
+    request_link(&mut c, "demo-user", "demo-user@example.jp");
     let mail = &server.wait_for_mails(1)[0];
     let (_, url) = mail.link();
     assert!(

@@ -1,7 +1,7 @@
 //! Logged-in sessions: random, stored only as digests, ended by idleness,
 //! by age and by logout on the server.
 
-use crate::kaigo;
+use crate::support::kaigo;
 use crate::support::spawn_with;
 
 const USER: &str = "KJ131311111111";

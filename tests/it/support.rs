@@ -11,6 +11,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub mod kaigo;
+pub mod portal;
+
 pub struct TestServer {
     running: Option<Running>,
     pub addr: SocketAddr,
@@ -24,16 +27,16 @@ pub fn spawn() -> TestServer {
 }
 
 pub fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
-    let dir = std::env::temp_dir().join(format!("kagi-it-{}-{}", std::process::id(), unique()));
     let mut config = Config {
         listen: "127.0.0.1:0".into(),
-        data_dir: Some(dir.clone()),
+        data_dir: Some(scratch_path("server")),
         ..Default::default()
     };
     // Cheap hashes keep the tests fast; production uses the OWASP defaults.
     config.argon2.memory_kib = 256;
     config.argon2.iterations = 1;
     adjust(&mut config);
+    let dir = config.data_dir.clone().expect("a data directory");
     let clock = Clock::system();
     let running = kagi::start(Options {
         config,
@@ -55,6 +58,126 @@ fn unique() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
+/// A fresh scratch path for one test, under the system's temporary
+/// directory and named after `name`, this process and a counter, so that
+/// no two tests share one; whatever a run before left there is removed.
+/// Nothing is created there: kagi makes its data directory itself (its
+/// mode is part of what the tests check). Siblings named after it
+/// (`with_extension`) are the test's too.
+pub fn scratch_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "kagi-it-{name}-{}-{}",
+        std::process::id(),
+        unique()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A fresh, empty scratch directory (see `scratch_path`).
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = scratch_path(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs `kagi ARGS…` to its end (a command line tool: `import`, `audit`,
+/// `mail`); its exit status and output.
+pub fn kagi_cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kagi"))
+        .args(args)
+        .output()
+        .expect("kagi runs")
+}
+
+/// The answer of the CAPTCHA with this id at the lab at `addr`, from
+/// `/dev/captcha.json`, as lab automation reads it.
+pub fn captcha_answer_at(addr: SocketAddr, id: &str) -> Option<String> {
+    let page = Client::new(addr).get("/dev/captcha.json");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&page.body).unwrap();
+    list.iter()
+        .find(|c| c["id"] == id)
+        .map(|c| c["answer"].as_str().unwrap().to_string())
+}
+
+/// The captured mail of the server at `addr`, newest first, as
+/// `/dev/mail.json` gives it.
+pub fn mails_at(addr: SocketAddr) -> Vec<Mail> {
+    let page = Client::new(addr).get("/dev/mail.json");
+    assert_eq!(page.status, 200);
+    let list: Vec<serde_json::Value> = serde_json::from_str(&page.body).unwrap();
+    list.into_iter()
+        .map(|m| Mail {
+            to: m["to"].as_str().unwrap().into(),
+            subject: m["subject"].as_str().unwrap().into(),
+            body: m["body"].as_str().unwrap().into(),
+            mime: m["mime"].as_str().unwrap().into(),
+        })
+        .collect()
+}
+
+/// Waits until the server at `addr` has captured `count` mails (the mail
+/// thread delivers asynchronously) and returns them, newest first.
+pub fn wait_for_mails_at(addr: SocketAddr, count: usize) -> Vec<Mail> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mails = mails_at(addr);
+        if mails.len() >= count {
+            return mails;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected {count} mails, have {}",
+            mails.len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An operator's GET of `path` at the server at `addr`, with the admin
+/// token kagi wrote to `data_dir` (`/healthz` with counts, `/admin/mail`).
+pub fn admin_get(addr: SocketAddr, data_dir: &std::path::Path, path: &str) -> Page {
+    let token = std::fs::read_to_string(data_dir.join("admin.token")).expect("admin.token");
+    exchange(
+        addr,
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            token.trim()
+        )
+        .as_bytes(),
+    )
+}
+
+/// The operator's `/healthz` of the server at `addr`: how many real (not
+/// decoy) mails wait in the outbox, and how many failed for good.
+pub fn outbox_counts(addr: SocketAddr, data_dir: &std::path::Path) -> (u64, u64) {
+    let page = admin_get(addr, data_dir, "/healthz");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let health: serde_json::Value = serde_json::from_str(&page.body).unwrap();
+    (
+        health["outbox"].as_u64().expect("an outbox count"),
+        health["failed"].as_u64().expect("a failed count"),
+    )
+}
+
+/// The operator's `/admin/mail`: the real mails not delivered yet, oldest
+/// first, with their attempts, last error and failure.
+pub fn undelivered(addr: SocketAddr, data_dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let page = admin_get(addr, data_dir, "/admin/mail");
+    assert_eq!(page.status, 200, "{}", page.body);
+    serde_json::from_str(&page.body).unwrap()
+}
+
+/// Polls `done` every 20 ms until it holds; panics with `what` after
+/// `secs` seconds. For waiting on an event the test can observe.
+pub fn wait_until(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited {secs} s: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 impl TestServer {
     pub fn client(&self) -> Client {
         Client::new(self.addr)
@@ -63,44 +186,29 @@ impl TestServer {
     /// The answer of the CAPTCHA with this id, from `/dev/captcha.json`, as
     /// lab automation reads it.
     pub fn captcha_answer(&self, id: &str) -> Option<String> {
-        let page = self.client().get("/dev/captcha.json");
-        let list: Vec<serde_json::Value> = serde_json::from_str(&page.body).unwrap();
-        list.iter()
-            .find(|c| c["id"] == id)
-            .map(|c| c["answer"].as_str().unwrap().to_string())
+        captcha_answer_at(self.addr, id)
     }
 
     /// The captured mail, newest first, as `/dev/mail.json` gives it.
     pub fn mails(&self) -> Vec<Mail> {
-        let page = self.client().get("/dev/mail.json");
-        assert_eq!(page.status, 200);
-        let list: Vec<serde_json::Value> = serde_json::from_str(&page.body).unwrap();
-        list.into_iter()
-            .map(|m| Mail {
-                to: m["to"].as_str().unwrap().into(),
-                subject: m["subject"].as_str().unwrap().into(),
-                body: m["body"].as_str().unwrap().into(),
-                mime: m["mime"].as_str().unwrap().into(),
-            })
-            .collect()
+        mails_at(self.addr)
     }
 
     /// Waits until `count` mails have been captured (the mail thread
     /// delivers asynchronously) and returns them, newest first.
     pub fn wait_for_mails(&self, count: usize) -> Vec<Mail> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let mails = self.mails();
-            if mails.len() >= count {
-                return mails;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected {count} mails, have {}",
-                mails.len()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_mails_at(self.addr, count)
+    }
+
+    /// Every mail captured, once the mail thread has dealt with all that
+    /// was queued so far: a step queues its mail before it answers, so
+    /// after this a mail that a step sent is here and one it held back
+    /// never will be. Waits until the outbox holds no real mail.
+    pub fn mails_once_sent(&self) -> Vec<Mail> {
+        wait_until(10, "the outbox to empty", || {
+            outbox_counts(self.addr, &self.dir) == (0, 0)
+        });
+        self.mails()
     }
 
     /// Stops the server and counts every mail it ever queued, delivered
@@ -245,6 +353,11 @@ pub struct Client {
 }
 
 impl Client {
+    /// The address of the server this browser talks to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The value of a cookie this browser holds.
     pub fn cookie(&self, name: &str) -> Option<&str> {
         self.cookies.get(name).map(String::as_str)

@@ -1,8 +1,8 @@
 //! No enumeration by the clock: the step that may send a code or link
 //! takes the same time whether or not the account matched. Medians over
-//! 200 interleaved requests per branch, compared in the same run.
+//! 200 interleaved requests per branch, compared with each other.
 
-use crate::kaigo::{OSAKA_MAIL, OSAKA_OFFICE};
+use crate::support::kaigo::{OSAKA_MAIL, OSAKA_OFFICE};
 use crate::support::{spawn_with, TestServer};
 use std::time::{Duration, Instant};
 
@@ -48,11 +48,20 @@ fn medians(mut step: impl FnMut(bool) -> Duration) -> (Duration, Duration) {
     (median(hit), median(miss))
 }
 
+/// The two medians within a quarter of the faster one. Measured in turn,
+/// both branches meet the same load, so the ratio holds on a busy machine
+/// too, where every step is slower (the gap was some 3 % on an idle one).
+/// Work on one branch only that costs a quarter of the step fails it; a
+/// hash costs many times the step.
 fn assert_close(what: &str, (hit, miss): (Duration, Duration)) {
     let gap = hit.abs_diff(miss);
-    eprintln!("{what}: median match {hit:?}, no match {miss:?}, gap {gap:?}");
+    let faster = hit.min(miss);
+    eprintln!(
+        "{what}: median match {hit:?}, no match {miss:?}, gap {gap:?} ({:.1} % of the faster)",
+        100.0 * gap.as_secs_f64() / faster.as_secs_f64()
+    );
     assert!(
-        gap < Duration::from_millis(1),
+        gap * 4 < faster,
         "{what}: medians differ by {gap:?} (match {hit:?}, no match {miss:?})"
     );
 }

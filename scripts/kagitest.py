@@ -1,0 +1,119 @@
+"""What kagi's scripts share: starting and stopping kagi, a browser that
+keeps kagi's cookie and CSRF token, and the configurations the scripts
+build on. Python standard library only. The scripts run as
+`python3 scripts/NAME.py`, so this file's folder is on their path and
+they import it as it is: `from kagitest import ...`."""
+
+import http.client
+import re
+import signal
+import subprocess
+import urllib.parse
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def start(cmd, pattern, env=None):
+    """Starts `cmd`, waits for a stdout line matching `pattern`; returns
+    (process, match)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, env=env)
+    for line in proc.stdout:
+        m = re.search(pattern, line)
+        if m:
+            return proc, m
+    raise SystemExit(f"{cmd[0]} did not start")
+
+
+def serve(kagi, config, stderr=subprocess.DEVNULL):
+    """Starts `kagi serve --config CONFIG`; returns (process, address)."""
+    proc = subprocess.Popen([kagi, "serve", "--config", config], stdout=subprocess.PIPE,
+                            stderr=stderr, text=True)
+    for line in proc.stdout:
+        m = re.search(r" on http://(\S+)", line)
+        if m:
+            return proc, m.group(1)
+    raise SystemExit("kagi serve did not start: the database did not open")
+
+
+def seed_demo(kagi, data, config):
+    """Puts the demo accounts into `data` with one demo run (serve loads none)."""
+    demo, _ = start([kagi, "demo", "--listen", "127.0.0.1:0", "--data-dir", data, "--config", config],
+                    r"ready in")
+    stop(demo)
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class Browser:
+    """Keeps kagi's cookie and CSRF token, as the tests' client does."""
+
+    def __init__(self, addr):
+        self.host, self.port = addr.rsplit(":", 1)
+        self.cookies = {}
+        self.csrf = None
+
+    def request(self, method, path, fields=None):
+        conn = http.client.HTTPConnection(self.host, int(self.port), timeout=30)
+        headers = {}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = None
+        if fields is not None:
+            if self.csrf:
+                fields = [("csrf", self.csrf)] + list(fields)
+            body = urllib.parse.urlencode(fields)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        text = resp.read().decode("utf-8", "replace")
+        for name, value in resp.getheaders():
+            if name.lower() == "set-cookie":
+                k, v = value.split(";")[0].split("=", 1)
+                self.cookies[k] = v
+        m = re.search(r'name="csrf" value="([0-9a-f]+)"', text)
+        if m:
+            self.csrf = m.group(1)
+        conn.close()
+        return resp.status, resp.getheader("Location"), text
+
+
+FLOW_CONFIG = """[guard]
+send_cooldown_secs = 0
+otps_per_day = 1000000
+links_per_day = 1000000
+[rate_limit]
+recovery = { burst = 1000000, refill_secs = 1 }
+otp = { burst = 1000000, refill_secs = 1 }
+captcha = { burst = 1000000, refill_secs = 1 }
+login = { burst = 1000000, refill_secs = 1 }
+"""
+
+
+# `serve` as a lab: the capture transport keeps mail, and /dev/ shows it
+# and the CAPTCHA answers. The other scripts build on it.
+SERVE_CONFIG = """listen = "127.0.0.1:0"
+public_url = "http://127.0.0.1"
+data_dir = "@DATA@"
+[mail]
+transport = "capture"
+"""
+
+# Cheap hashing, for scripts that measure everything but the hash.
+CHEAP_ARGON2 = """[argon2]
+memory_kib = 1024
+iterations = 1
+"""

@@ -11,11 +11,15 @@
 
 /// Writes a line to standard error, as `eprintln!` does, but never panics:
 /// a log that cannot be written (standard error going to a file on a full
-/// disk, say) must not take the server down with it.
+/// disk, say) must not take the server down with it. `eprintln!` itself
+/// writes the line, so that a test harness captures it (a passing test's
+/// server log stays out of the way; a failing one's is shown); the panic
+/// it makes when standard error cannot be written is caught here.
 macro_rules! say {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            eprintln!($($arg)*)
+        }));
     }};
 }
 

@@ -3,7 +3,7 @@
 
 use crate::support::kaigo::{self, OSAKA_MAIL, OSAKA_OFFICE};
 use crate::support::portal;
-use crate::support::{kagi_cli, spawn_with, Client, Mail};
+use crate::support::{kagi_cli_once_closed, spawn_with, Client, Mail};
 
 /// The path of the "not me" link in a notice.
 fn not_me_path(mail: &Mail, site: &str) -> String {
@@ -100,15 +100,17 @@ fn kagi_audit_verify_finds_an_edited_or_removed_entry_and_export_writes_csv() {
     let dir = server.stop();
     let d = dir.to_str().unwrap();
 
-    let ok = kagi_cli(&["audit", "verify", "--data-dir", d]);
+    let ok = kagi_cli_once_closed(&["audit", "verify", "--data-dir", d]);
     assert!(
         ok.status.success(),
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("audit trail intact"));
-    let csv =
-        String::from_utf8(kagi_cli(&["audit", "export", "--csv", "--data-dir", d]).stdout).unwrap();
+    let csv = String::from_utf8(
+        kagi_cli_once_closed(&["audit", "export", "--csv", "--data-dir", d]).stdout,
+    )
+    .unwrap();
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
@@ -142,8 +144,7 @@ fn kagi_audit_verify_finds_an_edited_or_removed_entry_and_export_writes_csv() {
     db.flush().unwrap();
     drop(tree);
     drop(db);
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let broken = kagi_cli(&["audit", "verify", "--data-dir", d]);
+    let broken = kagi_cli_once_closed(&["audit", "verify", "--data-dir", d]);
     assert_eq!(broken.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&broken.stderr).contains("audit trail BROKEN"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -157,7 +158,7 @@ fn an_edited_trail_chained_anew_without_the_key_file_fails_verify() {
     }
     let dir = server.stop();
     let d = dir.to_str().unwrap();
-    assert!(kagi_cli(&["audit", "verify", "--data-dir", d])
+    assert!(kagi_cli_once_closed(&["audit", "verify", "--data-dir", d])
         .status
         .success());
     // Whoever can write the database, but has not the key file: a failed
@@ -194,8 +195,7 @@ fn an_edited_trail_chained_anew_without_the_key_file_fails_verify() {
     meta.insert("audit_head", prev.unwrap().as_bytes()).unwrap();
     db.flush().unwrap();
     drop((audit, meta, db));
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let broken = kagi_cli(&["audit", "verify", "--data-dir", d]);
+    let broken = kagi_cli_once_closed(&["audit", "verify", "--data-dir", d]);
     assert_eq!(broken.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&broken.stderr).contains("audit trail BROKEN"));
     let _ = std::fs::remove_dir_all(&dir);

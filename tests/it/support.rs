@@ -90,6 +90,22 @@ pub fn kagi_cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
         .expect("kagi runs")
 }
 
+/// Runs kagi's command line on a database that was just closed: sled lets
+/// go of its lock when its last thread has, a moment after the close, so
+/// the command is run again while it says the database is in use (up to
+/// 20 s).
+pub fn kagi_cli_once_closed<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let output = kagi_cli(args);
+        let in_use = String::from_utf8_lossy(&output.stderr).contains("(stop kagi first)");
+        if !in_use || std::time::Instant::now() > deadline {
+            return output;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// The answer of the CAPTCHA with this id at the lab at `addr`, from
 /// `/dev/captcha.json`, as lab automation reads it.
 pub fn captcha_answer_at(addr: SocketAddr, id: &str) -> Option<String> {
@@ -247,7 +263,8 @@ impl Drop for TestServer {
 /// hold its lock for a moment after the server's last handle is gone, so
 /// the open is retried for a few seconds.
 pub fn open_store(dir: &std::path::Path) -> kagi::store::Store {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // sled lets go of its lock a moment after the server closed it.
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         match kagi::store::Store::open(dir, 1 << 20, &kagi::store::default_key_file(dir)) {
             Ok(store) => return store,

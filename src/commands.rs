@@ -153,11 +153,7 @@ fn open_stopped(
             dir.display()
         )));
     }
-    let key_file = c
-        .store
-        .key_file
-        .clone()
-        .unwrap_or_else(|| store::default_key_file(&dir));
+    let key_file = store::key_file(&c.store, &dir);
     if !create && !key_file.exists() {
         return Err(Error::Startup(format!(
             "no key file at {}: the audit trail verifies only with the key file it was written under (a database from before key files gets one at kagi's next start)",

@@ -157,11 +157,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
             data_dir.display()
         );
     }
-    let key_file = config
-        .store
-        .key_file
-        .clone()
-        .unwrap_or_else(|| store::default_key_file(&data_dir));
+    let key_file = store::key_file(&config.store, &data_dir);
     // A full disk does not stop kagi: it serves the 503 page until the
     // database opens.
     let store =

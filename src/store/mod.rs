@@ -117,6 +117,15 @@ pub fn default_key_file(data_dir: &Path) -> PathBuf {
     data_dir.join("kagi.key")
 }
 
+/// Where the key file of the database in `data_dir` is: `store.key_file`,
+/// or else beside the database.
+pub fn key_file(config: &crate::config::StoreConfig, data_dir: &Path) -> PathBuf {
+    config
+        .key_file
+        .clone()
+        .unwrap_or_else(|| default_key_file(data_dir))
+}
+
 /// Deletes snapshots sled began and never finished. sled 0.34.7 writes a
 /// snapshot to `snap.<lsn>.generating` and renames it when complete, but
 /// its list of snapshots leaves out only `.in___motion` files: a snapshot

@@ -399,7 +399,7 @@ fn set_security_code(ctx: &Ctx<'_>) -> Outcome {
     } else if action != "clear" || account.security_code_phc.is_none() {
         problems.push("操作を選択してください。".into());
     }
-    let Some(mut account) = checked.filter(|_| problems.is_empty()) else {
+    let Some(account) = checked.filter(|_| problems.is_empty()) else {
         let has = account.security_code_phc.is_some();
         return Ok(Response::html(page::security_code_settings(
             &ctx.frame(),
@@ -407,8 +407,19 @@ fn set_security_code(ctx: &Ctx<'_>) -> Outcome {
             &problems,
         )));
     };
-    account.security_code_phc = (action == "set").then(|| app.hasher.hash(code));
-    app.store.put_account(&account)?;
+    let code_phc = (action == "set").then(|| app.hasher.hash(code));
+    let generation = account.generation;
+    let changed = app.store.update_account(SITE, &account.id, |a| {
+        let same = a.generation == generation;
+        if same {
+            a.security_code_phc = code_phc.clone();
+        }
+        same
+    })?;
+    // The password changed meanwhile, and with it every session.
+    if changed != Some(true) {
+        return Ok(Response::see_other("/kaigo/login"));
+    }
     ctx.audit("security_code_changed", Some(&account.id), action)?;
     Ok(Response::see_other(&format!("/kaigo/menu?done={action}")))
 }
@@ -792,7 +803,10 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
             &problems,
         )));
     }
-    recovery::change_password(app, &mut account, password)?;
+    if !recovery::change_password(app, &mut account, password)? {
+        // Changed meanwhile by another recovery: this one is spent.
+        return Ok(stopped(ctx, &None, Screen::Reset));
+    }
     ctx.put_flow(
         KaigoFlow::Completed {
             account: account.id.clone(),

@@ -6,13 +6,15 @@ pub mod portal;
 pub mod recovery;
 
 use crate::app::App;
+use crate::config::GuardConfig;
 use crate::http::{Method, Request, Response};
 use crate::limit::Action;
 use crate::pages;
 use crate::secret::{constant_time_eq, Purpose, Token};
 use crate::site::Site;
 use crate::store::{
-    Account, AuditEvent, ClaimGuard, LinkKind, LinkState, Secret, Session, SessionState, StoreError,
+    Account, AuditEvent, ClaimGuard, LinkKind, LinkState, LoginGuard, Secret, Session,
+    SessionState, StoreError,
 };
 
 /// A handler's result: a page, or a storage failure (a 500 in one place).
@@ -345,7 +347,7 @@ fn not_me(ctx: &Ctx<'_>, method: Method) -> Outcome {
             .filter(|a| a.generation == l.generation),
         None => None,
     };
-    let Some(mut account) = account else {
+    let Some(account) = account else {
         return Ok(invalid());
     };
     if method != Method::Post {
@@ -359,9 +361,19 @@ fn not_me(ctx: &Ctx<'_>, method: Method) -> Outcome {
     if !app.store.use_link(&key, now)? {
         return Ok(invalid());
     }
-    account.locked = true;
-    account.generation += 1;
-    app.store.put_account(&account)?;
+    let generation = account.generation;
+    let locked = app.store.update_account(site, &account.id, |a| {
+        let same = a.generation == generation;
+        if same {
+            a.locked = true;
+            a.generation += 1;
+        }
+        same
+    })?;
+    // A password changed meanwhile: the link was of the old one.
+    if locked != Some(true) {
+        return Ok(invalid());
+    }
     ctx.audit("not_me_lock", Some(&account.id), "locked; sessions ended")?;
     app.store.flush()?;
     Ok(Response::html(pages::not_me_done(site, banner)))
@@ -392,36 +404,77 @@ pub fn check_guarded(
     right: bool,
     event: &str,
 ) -> Result<Checked, StoreError> {
-    let mut guard = app.store.login_guard(secret, site, user, now)?;
-    if now < guard.locked_until {
-        let outcome = "failed; waiting out earlier failures";
-        audit(app, req, now, site, event, Some(user), outcome)?;
-        return Ok(Checked::Waiting(guard.locked_until - now));
-    }
-    if right {
-        if guard.failures > 0 {
-            app.store.remove_login_guard(secret, site, user)?;
-        }
+    let limits = &app.config.guard;
+    // A right secret with no failures behind it changes nothing: no write.
+    let guard = app.store.login_guard(secret, site, user, now)?;
+    if right && guard == LoginGuard::default() {
         return Ok(Checked::Right);
     }
-    guard.failures += 1;
-    let limits = &app.config.guard;
-    let checked = if guard.failures >= limits.login_failures {
-        let doublings = (guard.failures - limits.login_failures).min(20);
-        let wait = limits
-            .lockout_initial_secs
-            .saturating_mul(1 << doublings)
-            .min(limits.lockout_max_secs);
-        guard.locked_until = now + wait;
-        let note = format!("{event}: {} failures; waits {wait} s", guard.failures);
-        audit(app, req, now, site, "lockout", Some(user), &note)?;
-        Checked::Waiting(wait)
-    } else {
-        Checked::Wrong
-    };
-    app.store.put_login_guard(secret, site, user, &guard, now)?;
-    audit(app, req, now, site, event, Some(user), "failed")?;
-    Ok(checked)
+    let longest = limits.lockout_max_secs;
+    let step = app
+        .store
+        .update_login_guard((secret, site, user), now, longest, |g| {
+            guard_step(g, right, now, limits)
+        })?;
+    match step {
+        GuardStep::Waited(secs) => {
+            let outcome = "failed; waiting out earlier failures";
+            audit(app, req, now, site, event, Some(user), outcome)?;
+            Ok(Checked::Waiting(secs))
+        }
+        GuardStep::Forgiven => Ok(Checked::Right),
+        GuardStep::Failed => {
+            audit(app, req, now, site, event, Some(user), "failed")?;
+            Ok(Checked::Wrong)
+        }
+        GuardStep::Locked { failures, wait } => {
+            let note = format!("{event}: {failures} failures; waits {wait} s");
+            audit(app, req, now, site, "lockout", Some(user), &note)?;
+            audit(app, req, now, site, event, Some(user), "failed")?;
+            Ok(Checked::Waiting(wait))
+        }
+    }
+}
+
+/// What one attempt did to a guard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuardStep {
+    /// The name was waiting: nothing counted, right or wrong.
+    Waited(u64),
+    /// Right: earlier failures are forgiven.
+    Forgiven,
+    /// Wrong, and counted.
+    Failed,
+    /// Wrong, and the name now waits `wait` seconds.
+    Locked { failures: u32, wait: u64 },
+}
+
+/// One attempt at a secret, as a pure transition of its guard: after
+/// `login_failures` failures the name waits `lockout_initial_secs`,
+/// doubling with every further failure up to `lockout_max_secs`; during the
+/// wait even the right secret is refused.
+pub fn guard_step(g: &mut LoginGuard, right: bool, now: u64, limits: &GuardConfig) -> GuardStep {
+    if now < g.locked_until {
+        return GuardStep::Waited(g.locked_until - now);
+    }
+    if right {
+        *g = LoginGuard::default();
+        return GuardStep::Forgiven;
+    }
+    g.failures += 1;
+    if g.failures < limits.login_failures {
+        return GuardStep::Failed;
+    }
+    let doublings = (g.failures - limits.login_failures).min(20);
+    let wait = limits
+        .lockout_initial_secs
+        .saturating_mul(1 << doublings)
+        .min(limits.lockout_max_secs);
+    g.locked_until = now + wait;
+    GuardStep::Locked {
+        failures: g.failures,
+        wait,
+    }
 }
 
 /// Checks a password of a user name. The password is verified in every
@@ -451,8 +504,16 @@ pub fn check_login(
     // A hash made at another cost (an import, an older setting) is made
     // anew at the configured one, now that the password is known.
     if !app.hasher.is_current(&account.password_phc) {
-        account.password_phc = app.hasher.hash(password);
-        app.store.put_account(&account)?;
+        let (old, new) = (account.password_phc.clone(), app.hasher.hash(password));
+        // Only over the hash just verified: a password set meanwhile stays.
+        app.store.update_account(site, &account.id, |a| {
+            let same = a.password_phc == old;
+            if same {
+                a.password_phc = new.clone();
+            }
+            same
+        })?;
+        account.password_phc = new;
     }
     Ok(Some(account))
 }
@@ -524,6 +585,38 @@ pub fn normalize_width(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_make_a_name_wait_doubling_and_a_right_secret_forgives_them() {
+        let limits = GuardConfig {
+            login_failures: 3,
+            lockout_initial_secs: 60,
+            lockout_max_secs: 200,
+            ..GuardConfig::default()
+        };
+        let mut g = LoginGuard::default();
+        assert_eq!(guard_step(&mut g, false, 0, &limits), GuardStep::Failed);
+        assert_eq!(guard_step(&mut g, false, 0, &limits), GuardStep::Failed);
+        let locked = GuardStep::Locked {
+            failures: 3,
+            wait: 60,
+        };
+        assert_eq!(guard_step(&mut g, false, 0, &limits), locked);
+        // While it waits, even the right secret counts for nothing.
+        assert_eq!(guard_step(&mut g, true, 30, &limits), GuardStep::Waited(30));
+        let locked = GuardStep::Locked {
+            failures: 4,
+            wait: 120,
+        };
+        assert_eq!(guard_step(&mut g, false, 60, &limits), locked);
+        let capped = GuardStep::Locked {
+            failures: 5,
+            wait: 200,
+        };
+        assert_eq!(guard_step(&mut g, false, 180, &limits), capped);
+        assert_eq!(guard_step(&mut g, true, 380, &limits), GuardStep::Forgiven);
+        assert_eq!(g, LoginGuard::default());
+    }
 
     #[test]
     fn full_width_ascii_becomes_ascii() {

@@ -405,7 +405,10 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
     if !app.store.use_link(&key, ctx.now)? {
         return Ok(invalid_link(ctx));
     }
-    recovery::change_password(app, &mut account, password)?;
+    if !recovery::change_password(app, &mut account, password)? {
+        // Changed meanwhile by another recovery: the link was of the old one.
+        return Ok(invalid_link(ctx));
+    }
     ctx.put_flow(PortalFlow::Reset)?;
     ctx.audit("link_used", Some(&account.id), "ok")?;
     ctx.audit("password_changed", Some(&account.id), "ok")?;

@@ -155,20 +155,40 @@ pub fn deliver(
     app.store.flush()
 }
 
-/// Sets a new password: hashed, the security code cleared, and the
-/// generation raised so that every session, code and link of the account
-/// dies. The caller flushes before telling the user.
-pub fn change_password(app: &App, account: &mut Account, password: &str) -> Result<(), StoreError> {
-    account.password_phc = app.hasher.hash(password);
+/// Sets a new password: hashed, the security code cleared, the lock
+/// lifted (a recovery proves the owner), and the generation raised so that
+/// every session, code and link of the account dies. Only over the
+/// generation the recovery was for: false (nothing changed) when the
+/// password changed meanwhile. The caller flushes before telling the user.
+pub fn change_password(
+    app: &App,
+    account: &mut Account,
+    password: &str,
+) -> Result<bool, StoreError> {
+    let phc = app.hasher.hash(password);
+    let generation = account.generation;
+    let changed = app.store.update_account(account.site, &account.id, |a| {
+        let same = a.generation == generation;
+        if same {
+            a.password_phc = phc.clone();
+            a.security_code_phc = None;
+            a.generation += 1;
+            a.locked = false;
+        }
+        same
+    })?;
+    if changed != Some(true) {
+        return Ok(false);
+    }
+    account.password_phc = phc;
     account.security_code_phc = None;
     account.generation += 1;
-    // A recovery proves the owner: any lock is lifted.
     account.locked = false;
-    app.store.put_account(account)?;
     app.store
         .remove_login_guard(Secret::Password, account.site, &account.id)?;
     app.store
-        .remove_login_guard(Secret::SecurityCode, account.site, &account.id)
+        .remove_login_guard(Secret::SecurityCode, account.site, &account.id)?;
+    Ok(true)
 }
 
 /// Tells the account's address that its password changed, with the time,

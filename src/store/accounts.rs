@@ -17,6 +17,38 @@ impl Store {
             .transpose()
     }
 
+    /// Changes an account atomically: `change` sees the stored record and
+    /// says whether to write it back (it may run more than once, on a fresh
+    /// copy each time: keep it pure). Requests run side by side on the
+    /// hashing workers, so every change of an existing account goes
+    /// through here: a write never puts back what another one changed
+    /// (a password set by a recovery, say). None when there is no account.
+    pub fn update_account(
+        &self,
+        site: Site,
+        id: &str,
+        mut change: impl FnMut(&mut Account) -> bool,
+    ) -> Result<Option<bool>> {
+        let t = self.trees()?;
+        let key = account_key(site, id);
+        loop {
+            let Some(old) = t.accounts.get(&key)? else {
+                return Ok(None);
+            };
+            let mut account: Account = decode(&old)?;
+            if !change(&mut account) {
+                return Ok(Some(false));
+            }
+            let new = encode(&account)?;
+            if t.accounts
+                .compare_and_swap(&key, Some(old), Some(new))?
+                .is_ok()
+            {
+                return Ok(Some(true));
+            }
+        }
+    }
+
     /// Creates or replaces an account and its office index entry.
     pub fn put_account(&self, account: &Account) -> Result<()> {
         let t = self.trees()?;

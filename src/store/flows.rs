@@ -164,21 +164,20 @@ impl Store {
             .unwrap_or_default())
     }
 
-    pub fn put_login_guard(
+    /// Changes the failed attempts at one secret of a user name
+    /// atomically (`change` may run more than once, on a fresh copy each
+    /// time: keep it pure). The record is kept a day after its last change,
+    /// and at least as long as any wait it can hold.
+    pub fn update_login_guard<R>(
         &self,
-        secret: Secret,
-        site: Site,
-        user: &str,
-        guard: &LoginGuard,
+        (secret, site, user): (Secret, Site, &str),
         now: u64,
-    ) -> Result<()> {
-        let expires = (now + DAY).max(guard.locked_until);
-        self.put_live(
-            Expiring::Guards,
-            &secret.guard_key(site, user),
-            guard,
-            expires,
-        )
+        longest_wait: u64,
+        change: impl FnMut(&mut LoginGuard) -> R,
+    ) -> Result<R> {
+        let expires = now + DAY.max(longest_wait);
+        let key = secret.guard_key(site, user);
+        self.update_live(Expiring::Guards, &key, now, expires, change)
     }
 
     /// Forgets failed attempts: after the secret was given right, or a
@@ -327,12 +326,9 @@ mod tests {
             store
                 .update_claim_guard("c", now, 100, |g| g.issued.push(now))
                 .unwrap();
-            let guard = LoginGuard {
-                failures: now as u32,
-                locked_until: 0,
-            };
+            let who = (Secret::Password, Site::Portal, "u");
             store
-                .put_login_guard(Secret::Password, Site::Portal, "u", &guard, now)
+                .update_login_guard(who, now, 0, |g| g.failures += 1)
                 .unwrap();
         }
         assert_eq!(store.trees().unwrap().expiry.len(), 2);

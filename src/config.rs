@@ -280,6 +280,24 @@ pub struct Argon2Config {
     pub iterations: u32,
     /// Lanes. OWASP: 1.
     pub parallelism: u32,
+    /// Threads that compute hashes (logins, security codes, new
+    /// passwords), so that the request thread never does; 0: one per core.
+    pub workers: usize,
+    /// Requests that may wait for each hashing thread. A waiting login
+    /// waits at most this many hashes (16 × some 25 ms at the OWASP cost:
+    /// 0.4 s); past that it is answered 503 with `Retry-After` at once,
+    /// which serves a person better than a page that takes seconds.
+    pub queue: usize,
+}
+
+impl Argon2Config {
+    /// The hashing threads to start: `workers`, or one per core.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 /// The sled database.
@@ -435,6 +453,8 @@ impl Default for Argon2Config {
             memory_kib: 19_456,
             iterations: 2,
             parallelism: 1,
+            workers: 0,
+            queue: 16,
         }
     }
 }
@@ -544,6 +564,7 @@ impl Config {
                 self.http.max_connections_per_client as u64,
             ),
             ("http.header_timeout_secs", self.http.header_timeout_secs),
+            ("argon2.queue", self.argon2.queue as u64),
             ("http.idle_timeout_secs", self.http.idle_timeout_secs),
         ] {
             if value == 0 {

@@ -52,6 +52,7 @@ mod mail;
 mod os;
 mod pages;
 mod policy;
+mod pool;
 mod router;
 mod secret;
 mod server;

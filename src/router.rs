@@ -2,11 +2,37 @@
 //! `/healthz`, `/admin/…` and, in demo mode, `/dev/…` itself.
 
 use crate::app::{App, DevCaptcha, MAX_MAIL_PAGE};
-use crate::http::{Method, Request, Response};
+use crate::http::{Method, Reply, Request, Response};
 use crate::pages;
+use crate::pool::Pool;
 use crate::sites;
 
+/// A request that computes a hash, on its way to a hashing worker.
+pub struct Task {
+    pub req: Request,
+    pub reply: Reply,
+}
+
+/// How long a login refused by a full hashing pool is asked to wait.
+const BUSY_RETRY_SECS: &str = "5";
+
 impl App {
+    /// Answers `req` on the request thread, or hands it to the hashing
+    /// pool when its route computes a hash (a login, a security code, a
+    /// new password): pages never wait behind hashes. When the pool's queue
+    /// is full the answer is 503 with `Retry-After` at once, and nothing is
+    /// read or written: a flood of logins costs logins, not pages.
+    pub fn dispatch(&self, pool: &Pool<Task>, req: Request, reply: Reply, now: u64) {
+        if !sites::hashes(&req) {
+            return reply.send(self.handle(&req, now));
+        }
+        let shard = sites::visit_shard(self, &req);
+        if let Err(task) = pool.submit(shard, Task { req, reply }) {
+            let busy = Response::error(503).with_header("Retry-After", BUSY_RETRY_SECS.into());
+            task.reply.send(busy);
+        }
+    }
+
     /// Answers one request at time `now`.
     pub fn handle(&self, req: &Request, now: u64) -> Response {
         let first = req.path.split('/').nth(1).unwrap_or("");

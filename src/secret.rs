@@ -585,6 +585,7 @@ mod tests {
             memory_kib: 64,
             iterations: 1,
             parallelism: 1,
+            ..Argon2Config::default()
         })
         .unwrap();
         let phc = h.hash("kaigoDemo13");
@@ -601,12 +602,14 @@ mod tests {
             memory_kib: 64,
             iterations: 1,
             parallelism: 1,
+            ..Argon2Config::default()
         })
         .unwrap();
         let other = Hasher::new(&Argon2Config {
             memory_kib: 128,
             iterations: 2,
             parallelism: 1,
+            ..Argon2Config::default()
         })
         .unwrap();
         let imported = other.hash("Imported2020x");

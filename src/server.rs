@@ -4,6 +4,8 @@
 
 use crate::clock::Clock;
 use crate::config::{self, Config, Transport};
+use crate::pool::Pool;
+use crate::router::Task;
 use crate::store::{self, Store, Sweeper};
 use crate::{app, captcha, demo, files, http, limit, mail, os, secret, Error};
 use std::net::SocketAddr;
@@ -40,6 +42,8 @@ pub struct Running {
     stop: Arc<AtomicBool>,
     listener: Arc<http::Listener>,
     request_thread: Option<JoinHandle<()>>,
+    /// The hashing workers; dropped (and joined) after the request thread.
+    hashing: Option<Arc<Pool<Task>>>,
     helpers: Vec<JoinHandle<()>>,
     sweeper: Option<Sweeper>,
     /// What is written once every thread has stopped.
@@ -99,6 +103,7 @@ impl Running {
         if let Some(t) = self.request_thread.take() {
             let _ = t.join();
         }
+        drop(self.hashing.take());
         for t in self.helpers.drain(..) {
             let _ = t.join();
         }
@@ -269,7 +274,21 @@ pub fn start(options: Options) -> Result<Running, Error> {
         limiter,
         clock: clock.clone(),
     };
-    let (l, s) = (listener.clone(), stop.clone());
+    let app = Arc::new(app);
+    let hashing = {
+        let (app, clock) = (app.clone(), clock.clone());
+        let workers = app.config.argon2.worker_count();
+        let queue = app.config.argon2.queue;
+        Arc::new(
+            Pool::start("kagi-hash", workers, queue, move |task: Task| {
+                let response = app.handle(&task.req, clock.now());
+                task.reply.send(response);
+            })
+            .map_err(|e| Error::Startup(format!("cannot start the hashing threads: {e}")))?,
+        )
+    };
+    let (l, s, pool) = (listener.clone(), stop.clone(), hashing.clone());
+    let serve_options = Arc::new(serve_options);
     let request_thread = std::thread::Builder::new()
         .name("kagi-http".into())
         .spawn(move || {
@@ -277,7 +296,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
                 &l,
                 &serve_options,
                 || !s.load(Ordering::SeqCst),
-                |req| app.handle(req, clock.now()),
+                |req, reply| app.dispatch(&pool, req, reply, clock.now()),
             )
         })
         .map_err(|e| Error::Startup(format!("cannot start the request thread: {e}")))?;
@@ -290,6 +309,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         stop,
         listener,
         request_thread: Some(request_thread),
+        hashing: Some(hashing),
         helpers: vec![mail_thread],
         sweeper: Some(sweeper),
         last_words: Some(last_words),

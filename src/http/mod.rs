@@ -11,6 +11,7 @@ use crate::pages;
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The request methods kagi answers.
@@ -269,13 +270,78 @@ pub struct ServeOptions {
     pub banner: Option<String>,
 }
 
+/// The way back to one request's client. It is answered once, by the
+/// request thread or by a hashing worker; answering lets the connection
+/// read its next request. A reply dropped unanswered (its handler
+/// panicked) answers 500.
+pub struct Reply {
+    raw: Option<tiny_http::Request>,
+    conn: Option<u64>,
+    listener: Arc<Listener>,
+    options: Arc<ServeOptions>,
+    method: String,
+    path: String,
+    started: Instant,
+}
+
+impl Reply {
+    /// Answers the request with `response`.
+    pub fn send(mut self, response: Response) {
+        self.answer(response);
+    }
+
+    fn answer(&mut self, mut response: Response) {
+        let Some(raw) = self.raw.take() else {
+            return;
+        };
+        if response.error_page {
+            let site = crate::site::Site::of_path(&self.path);
+            response.body = pages::error_page(response.status, site)
+                .into_string()
+                .into_bytes();
+        }
+        // The query string is never logged: it may carry a reset token.
+        say!(
+            "kagi: {} {} {} {:.1} ms",
+            self.method,
+            self.path,
+            response.status,
+            self.started.elapsed().as_secs_f64() * 1000.0
+        );
+        let wire = to_wire(response, &raw, &self.options);
+        let mut writer = raw.into_writer();
+        let _ = writer.write_all(&wire).and_then(|()| writer.flush());
+        // Dropping the writer lets tiny_http go on to this connection's
+        // next request; the front may now read one more from the client.
+        drop(writer);
+        if let Some(conn) = self.conn {
+            self.listener.front.answered(conn);
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if self.raw.is_some() {
+            say!(
+                "kagi: {} {}: handler panicked; answered 500",
+                self.method,
+                self.path
+            );
+            self.answer(Response::error(500));
+        }
+    }
+}
+
 /// Serves requests on the calling thread until `keep_going` says stop (it is
 /// asked after each request; `Listener::unblock` wakes a waiting `recv`).
+/// `handler` gets each checked request with its `Reply`, and answers it now
+/// or hands both on; a malformed request is answered here.
 pub fn serve(
-    listener: &Listener,
-    options: &ServeOptions,
+    listener: &Arc<Listener>,
+    options: &Arc<ServeOptions>,
     keep_going: impl Fn() -> bool,
-    handler: impl Fn(&Request) -> Response,
+    handler: impl Fn(Request, Reply),
 ) {
     while keep_going() {
         let Ok(mut raw) = listener.server.recv() else {
@@ -287,38 +353,26 @@ pub fn serve(
         let started = Instant::now();
         let method = raw.method().to_string();
         let path = raw.url().split('?').next().unwrap_or("").to_string();
-        let (response, conn) = match parse(&mut raw, &listener.front.secret, options) {
-            Ok((request, conn)) => {
-                let response =
-                    catch_unwind(AssertUnwindSafe(|| handler(&request))).unwrap_or_else(|_| {
-                        say!("kagi: {method} {path}: handler panicked; answered 500");
-                        Response::error(500)
-                    });
-                (response, Some(conn))
-            }
-            Err((status, conn)) => (Response::error(status), conn),
+        let parsed = parse(&mut raw, &listener.front.secret, options);
+        let conn = match &parsed {
+            Ok((_, conn)) => Some(*conn),
+            Err((_, conn)) => *conn,
         };
-        let mut response = response;
-        if response.error_page {
-            let site = crate::site::Site::of_path(&path);
-            response.body = pages::error_page(response.status, site)
-                .into_string()
-                .into_bytes();
-        }
-        let status = response.status;
-        // The query string is never logged: it may carry a reset token.
-        say!(
-            "kagi: {method} {path} {status} {:.1} ms",
-            started.elapsed().as_secs_f64() * 1000.0
-        );
-        let wire = to_wire(response, &raw, options);
-        let mut writer = raw.into_writer();
-        let _ = writer.write_all(&wire).and_then(|()| writer.flush());
-        // Dropping the writer lets tiny_http go on to this connection's
-        // next request; the front may now read one more from the client.
-        drop(writer);
-        if let Some(conn) = conn {
-            listener.front.answered(conn);
+        let reply = Reply {
+            raw: Some(raw),
+            conn,
+            listener: listener.clone(),
+            options: options.clone(),
+            method,
+            path,
+            started,
+        };
+        match parsed {
+            // A panic drops the reply, which answers 500.
+            Ok((request, _)) => {
+                let _ = catch_unwind(AssertUnwindSafe(|| handler(request, reply)));
+            }
+            Err((status, _)) => reply.send(Response::error(status)),
         }
     }
 }
@@ -567,14 +621,14 @@ mod tests {
             let served = std::cell::Cell::new(0);
             serve(
                 &s,
-                &ServeOptions::default(),
+                &Arc::new(ServeOptions::default()),
                 || served.get() < 2,
-                |r| {
+                |r, reply| {
                     served.set(served.get() + 1);
                     if r.path == "/boom" {
                         panic!("test panic");
                     }
-                    Response::html(maud::html! { p { "ok" } })
+                    reply.send(Response::html(maud::html! { p { "ok" } }))
                 },
             )
         });

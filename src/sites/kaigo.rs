@@ -60,7 +60,7 @@ impl Kaigo for Ctx<'_> {
 }
 
 /// Every path of the site: what answers it and the limit it takes.
-const ROUTES: &[Route] = &[
+pub(super) const ROUTES: &[Route] = &[
     Route {
         path: "/kaigo",
         get: Some(|c| html(page::top_menu(&c.frame()))),
@@ -71,6 +71,7 @@ const ROUTES: &[Route] = &[
         get: Some(|c| html(page::login(&c.frame(), "", None))),
         post: Some(login),
         post_limit: Some(Action::Login),
+        hashes: true,
         ..Route::NONE
     },
     Route {
@@ -78,6 +79,7 @@ const ROUTES: &[Route] = &[
         get: Some(security_code_login_page),
         post: Some(login_security_code),
         post_limit: Some(Action::Login),
+        hashes: true,
         ..Route::NONE
     },
     Route {
@@ -92,6 +94,7 @@ const ROUTES: &[Route] = &[
         // login, and it costs a hash like one.
         post: Some(set_security_code),
         post_limit: Some(Action::Login),
+        hashes: true,
         ..Route::NONE
     },
     Route {
@@ -130,6 +133,7 @@ const ROUTES: &[Route] = &[
         path: "/kaigo/recovery/reset",
         get: Some(reset_page),
         post: Some(reset_password),
+        hashes: true,
         ..Route::NONE
     },
     Route {

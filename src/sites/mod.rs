@@ -154,6 +154,9 @@ pub struct Route {
     /// like answering one does).
     pub get_limit: Option<Action>,
     pub post_limit: Option<Action>,
+    /// The POST computes an argon2id hash (a password or a security code):
+    /// it runs on a hashing worker, never on the request thread.
+    pub hashes: bool,
 }
 
 impl Route {
@@ -164,6 +167,7 @@ impl Route {
         post: None,
         get_limit: None,
         post_limit: None,
+        hashes: false,
     };
 
     /// `/<site>/not-me`, the same on every site.
@@ -196,9 +200,7 @@ impl Route {
 /// `store.min_free_bytes`. The route's handler gets the request's `Ctx`;
 /// the visit cookie is set on the answer when this request made it.
 pub fn serve_site(app: &App, req: &Request, now: u64, site: Site, routes: &[Route]) -> Outcome {
-    let path = req.path.trim_end_matches('/');
-    let path = if path.is_empty() { site.home() } else { path };
-    let Some(route) = routes.iter().find(|r| r.path == path) else {
+    let Some(route) = find_route(routes, site, &req.path) else {
         return Ok(Response::error(404));
     };
     let visit = Visit::of(app, req, site)?;
@@ -244,6 +246,39 @@ pub fn serve_site(app: &App, req: &Request, now: u64, site: Site, routes: &[Rout
     } else {
         response
     })
+}
+
+/// The route of `path` in a site's table (a trailing `/` ignored; the
+/// site's bare path is its home).
+fn find_route<'r>(routes: &'r [Route], site: Site, path: &str) -> Option<&'r Route> {
+    let path = path.trim_end_matches('/');
+    let path = if path.is_empty() { site.home() } else { path };
+    routes.iter().find(|r| r.path == path)
+}
+
+/// Whether `req` is a POST whose route computes a hash: the router hands
+/// it to the hashing pool.
+pub fn hashes(req: &Request) -> bool {
+    let Some(site) = Site::of_path(&req.path) else {
+        return false;
+    };
+    let routes = match site {
+        Site::Kaigo => kaigo::ROUTES,
+        Site::Portal => portal::ROUTES,
+    };
+    req.method == Method::Post && find_route(routes, site, &req.path).is_some_and(|r| r.hashes)
+}
+
+/// Which hashing worker a request goes to: the same for every request of
+/// one visit (its cookie), so that a browser's requests run in the order
+/// it sent them. None without a visit cookie.
+pub fn visit_shard(app: &App, req: &Request) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let site = Site::of_path(&req.path)?;
+    let cookie = req.cookie(&cookie_name(app, site))?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    cookie.hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// Takes a token of `action` for the request's client: None when there was

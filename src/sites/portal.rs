@@ -61,7 +61,7 @@ impl Portal for Ctx<'_> {
 }
 
 /// Every path of the site: what answers it and the limit it takes.
-const ROUTES: &[Route] = &[
+pub(super) const ROUTES: &[Route] = &[
     Route {
         path: "/portal",
         get: Some(top),
@@ -72,6 +72,7 @@ const ROUTES: &[Route] = &[
         get: Some(|c| Ok(Response::html(page::login(&c.frame(None), "", None)))),
         post: Some(login),
         post_limit: Some(Action::Login),
+        hashes: true,
         ..Route::NONE
     },
     Route {
@@ -91,6 +92,7 @@ const ROUTES: &[Route] = &[
         get_limit: Some(Action::Captcha),
         post: Some(identify),
         post_limit: Some(Action::Captcha),
+        ..Route::NONE
     },
     Route {
         path: "/portal/reset/verify",
@@ -108,6 +110,7 @@ const ROUTES: &[Route] = &[
         path: "/portal/passwordreset",
         get: Some(reset_page),
         post: Some(reset_password),
+        hashes: true,
         ..Route::NONE
     },
     Route {

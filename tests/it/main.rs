@@ -5,6 +5,7 @@
 mod crash;
 mod files;
 mod front;
+mod hashing;
 mod http;
 mod import;
 mod kaigo;

@@ -2,9 +2,11 @@
 //! one-time passwords, keyed digests and argon2id password hashes.
 
 use crate::config::Argon2Config;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use base64ct::{Base64Unpadded, Encoding};
 use ring::hmac;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::RwLock;
 
@@ -372,13 +374,62 @@ fn decoy_at(cost: &str) -> Option<String> {
         .map(|kv| kv.split_once('=')?.1.parse::<u32>().ok());
     let (m, t, p) = (values.next()??, values.next()??, values.next()??);
     let params = Params::new(m, t, p, None).ok()?;
-    let salt = SaltString::encode_b64(&random_bytes::<16>()).ok()?;
-    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-    Some(
-        argon2
-            .hash_password(Token::generate().0.as_bytes(), &salt)
-            .ok()?
-            .to_string(),
+    Some(hash_phc(&params, Token::generate().0.as_bytes()))
+}
+
+thread_local! {
+    /// Whether this thread keeps its argon2id memory between hashes.
+    static KEEPS_MEMORY: Cell<bool> = const { Cell::new(false) };
+    /// The memory this thread's hashes run in, when it keeps it.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The calling thread (a hashing worker) keeps its argon2id memory from
+/// one hash to the next: a hash then neither allocates its 19 MiB nor
+/// faults them in. Other threads (start-up, the census, an import) hash
+/// rarely and give the memory back each time.
+pub fn keep_hash_memory_on_this_thread() {
+    KEEPS_MEMORY.with(|keep| keep.set(true));
+}
+
+/// Computes argon2id of `secret` and `salt` at `params` into `out`, in this
+/// thread's kept memory if it keeps one, else in memory of its own.
+fn argon2id(
+    params: &Params,
+    version: Version,
+    secret: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    let argon2 = Argon2::new(Algorithm::Argon2id, version, params.clone());
+    let blocks = params.block_count();
+    if !KEEPS_MEMORY.with(Cell::get) {
+        let mut memory = vec![Block::default(); blocks];
+        return argon2.hash_password_into_with_memory(secret, salt, out, &mut memory);
+    }
+    MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        argon2.hash_password_into_with_memory(secret, salt, out, &mut memory[..blocks])
+    })
+}
+
+/// A PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) of `secret` at
+/// `params`, with a fresh random salt.
+fn hash_phc(params: &Params, secret: &[u8]) -> String {
+    let salt = random_bytes::<16>();
+    let mut out = [0u8; 32];
+    argon2id(params, Version::V0x13, secret, &salt, &mut out)
+        .expect("argon2 accepts any password with validated parameters");
+    format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        Base64Unpadded::encode_string(&salt),
+        Base64Unpadded::encode_string(&out)
     )
 }
 
@@ -442,11 +493,7 @@ impl Hasher {
 
     /// A PHC string (`$argon2id$v=19$m=…`) with a fresh random salt.
     pub fn hash(&self, secret: &str) -> String {
-        let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt");
-        self.argon2
-            .hash_password(secret.as_bytes(), &salt)
-            .expect("argon2 accepts any password with validated parameters")
-            .to_string()
+        hash_phc(self.argon2.params(), secret.as_bytes())
     }
 
     /// Whether `secret` matches `phc`; `None` spends the same time (at the
@@ -484,10 +531,37 @@ impl Hasher {
 }
 
 /// Verifies with the hash's own parameters, so that hashes made under
-/// another cost setting still verify.
+/// another cost setting still verify. argon2id runs in this thread's kept
+/// memory (`argon2id`); another algorithm, which kagi never makes, through
+/// the argon2 crate's own verifier.
 fn verify_phc(argon2: &Argon2<'_>, phc: &str, secret: &str) -> bool {
-    PasswordHash::new(phc)
-        .is_ok_and(|parsed| argon2.verify_password(secret.as_bytes(), &parsed).is_ok())
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    if parsed.algorithm != argon2::ARGON2ID_IDENT {
+        return argon2.verify_password(secret.as_bytes(), &parsed).is_ok();
+    }
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let version = parsed
+        .version
+        .and_then(|v| Version::try_from(v).ok())
+        .unwrap_or(Version::V0x13);
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    argon2id(&params, version, secret.as_bytes(), salt, &mut out).is_ok()
+        && out
+            .iter()
+            .zip(expected.as_bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 #[cfg(test)]
@@ -577,6 +651,41 @@ mod tests {
             a.digest(Purpose::Csrf, "123456")
         );
         assert!(!a.digest(Purpose::Otp, "123456").contains("123456"));
+    }
+
+    #[test]
+    fn hashes_in_kept_memory_are_the_argon2_crates_own() {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let params = Params::new(64, 1, 1, None).unwrap();
+        let crate_argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let salt = SaltString::encode_b64(b"sixteen bytes!!!").unwrap();
+        let theirs = crate_argon2
+            .hash_password(b"kaigoDemo27", &salt)
+            .unwrap()
+            .to_string();
+        // On a thread that keeps its memory, twice, and on one that does not.
+        let kept = std::thread::spawn(move || {
+            keep_hash_memory_on_this_thread();
+            let ours = hash_phc(&Params::new(64, 1, 1, None).unwrap(), b"kaigoDemo27");
+            let a = Argon2::default();
+            (
+                ours,
+                verify_phc(&a, &theirs, "kaigoDemo27"),
+                verify_phc(&a, &theirs, "kaigoDemo28"),
+            )
+        })
+        .join()
+        .unwrap();
+        let (ours, right, wrong) = kept;
+        assert!(right && !wrong);
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(crate_argon2
+            .verify_password(b"kaigoDemo27", &parsed)
+            .is_ok());
+        assert!(crate_argon2
+            .verify_password(b"kaigoDemo28", &parsed)
+            .is_err());
+        assert!(verify_phc(&Argon2::default(), &ours, "kaigoDemo27"));
     }
 
     #[test]

@@ -281,6 +281,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         let queue = app.config.argon2.queue;
         Arc::new(
             Pool::start("kagi-hash", workers, queue, move |task: Task| {
+                secret::keep_hash_memory_on_this_thread();
                 let response = app.handle(&task.req, clock.now());
                 task.reply.send(response);
             })

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 
-from kagitest import FLOW_CONFIG, SERVE_CONFIG, Browser, rss_kib, serve, start, stop
+from kagitest import FLOW_CONFIG, SERVE_CONFIG, Browser, minor_faults, rss_kib, serve, start, stop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KAGI = os.path.join(ROOT, "target", "release", "kagi")
@@ -120,45 +120,127 @@ def flows(work, n):
     return out
 
 
-def login_flood(work, clients=64, seconds=10):
-    """`clients` threads post wrong passwords as fast as they can (rate
-    limits lifted); meanwhile one more fetches a page every 20 ms. Returns
-    the page latencies' p50/p99/max and the login rate."""
+def honest_recovery(addr, mails):
+    """One person's whole kaigo recovery, as a browser does it: a 503 is
+    waited out as its Retry-After says, and the step sent again. Returns
+    the seconds it took, the 503s met, and the mail count."""
+    b = Browser(addr)
+    busy = [0]
+
+    def post(path, fields):
+        while True:
+            st, loc, _ = b.request("POST", path, fields)
+            if st != 503:
+                return st, loc
+            busy[0] += 1
+            time.sleep(5)
+
+    began = time.perf_counter()
+    b.request("GET", "/kaigo/recovery/auth")
+    st, loc = post("/kaigo/recovery/auth", [("office", "2711111111"), ("email", "office-osaka@example.jp")])
+    assert loc == "/kaigo/recovery/otp", (st, loc)
+    mail, mails = newest_mail(b, mails)
+    code = re.search(r"\[ワンタイムパスワード\]\r?\n(\d{6})", mail["body"]).group(1)
+    b.request("GET", "/kaigo/recovery/otp")
+    st, loc = post("/kaigo/recovery/otp", [("otp", code)])
+    assert loc == "/kaigo/recovery/reset", (st, loc)
+    b.request("GET", "/kaigo/recovery/reset")
+    st, loc = post("/kaigo/recovery/reset", [("password", "honestUser2026"), ("password_confirm", "honestUser2026")])
+    assert loc == "/kaigo/recovery/done", (st, loc)
+    return time.perf_counter() - began, busy[0], mails
+
+
+def login_flood(kagi_bin, work, form="login", clients=64, seconds=10):
+    """`clients` browsers, each from an address of its own (127.0.0.2 on),
+    post wrong passwords as fast as they can, limits lifted: to the login
+    (`form` "login"), or to the security-code form from logged-in sessions
+    ("security-code"). Meanwhile one more fetches the login page every
+    20 ms, and after 2 s one honest person recovers a kaigo login. Returns
+    the pages' latencies, the logins checked and refused per second, the
+    honest recovery, and kagi's minor page faults per checked login."""
     import threading
-    config = os.path.join(work, "flood.toml")
+    config = os.path.join(work, f"flood-{form}.toml")
     with open(config, "w") as f:
         f.write(FLOW_CONFIG.replace("[guard]", "[guard]\nlogin_failures = 1000000"))
-    kagi, m = start([KAGI, "demo", "--listen", "127.0.0.1:0", "--data-dir",
-                     os.path.join(work, "flood"), "--config", config], r"ready in (\d+) ms on http://(\S+)")
+    kagi, m = start([kagi_bin, "demo", "--listen", "127.0.0.1:0", "--data-dir",
+                     os.path.join(work, f"flood-{form}-{os.path.basename(kagi_bin)}-{time.time()}"),
+                     "--config", config], r"ready in (\d+) ms on http://(\S+)")
     addr = m.group(2)
-    until = time.perf_counter() + seconds
-    logins = [0]
+    time.sleep(0.5)
+    checked, refused = [0], [0]
     lock = threading.Lock()
+    ready = threading.Barrier(clients + 1)
+    until = [0.0]
 
     def attacker(i):
-        b = Browser(addr)
-        b.request("GET", "/kaigo/login")
-        while time.perf_counter() < until:
-            b.request("POST", "/kaigo/login", [("user_id", "KJ272711111111"), ("password", f"wrong-{i}")])
+        b = Browser(addr, source=f"127.0.0.{2 + i}")
+        if form == "security-code":
+            b.request("GET", "/kaigo/login")
+            b.request("POST", "/kaigo/login", [("user_id", "KJ131311111111"), ("password", "kaigoDemo13")])
+            b.request("GET", "/kaigo/security-code")
+            path = "/kaigo/security-code"
+            fields = [("action", "set"), ("password", f"wrong-{i}"), ("code", "abcd"), ("code_confirm", "abcd")]
+        else:
+            b.request("GET", "/kaigo/login")
+            path = "/kaigo/login"
+            fields = [("user_id", "KJ272711111111"), ("password", f"wrong-{i}")]
+        ready.wait()
+        while time.perf_counter() < until[0]:
+            st, _, _ = b.request("POST", path, fields)
             with lock:
-                logins[0] += 1
+                if st == 503:
+                    refused[0] += 1
+                else:
+                    checked[0] += 1
 
     threads = [threading.Thread(target=attacker, args=(i,)) for i in range(clients)]
     for t in threads:
         t.start()
-    time.sleep(1)
+    faults_before = minor_faults(kagi.pid)
+    until[0] = time.perf_counter() + seconds
+    ready.wait()
+    began = time.perf_counter()
+    honest = {}
+
+    def person():
+        time.sleep(2)
+        took, busy, _ = honest_recovery(addr, len(json.loads(Browser(addr).request("GET", "/dev/mail.json")[2])))
+        honest.update(seconds=took, busy=busy)
+
+    person_thread = threading.Thread(target=person)
+    person_thread.start()
     pages = []
-    while time.perf_counter() < until:
-        began = time.perf_counter()
+    while time.perf_counter() < until[0]:
+        asked = time.perf_counter()
         Browser(addr).request("GET", "/kaigo/login")
-        pages.append((time.perf_counter() - began) * 1000)
+        pages.append((time.perf_counter() - asked) * 1000)
         time.sleep(0.02)
     for t in threads:
         t.join()
+    elapsed = time.perf_counter() - began
+    faults = minor_faults(kagi.pid) - faults_before
+    person_thread.join()
+    rss = rss_kib(kagi.pid)
     stop(kagi)
     v = sorted(pages)
-    return {"clients": clients, "logins_per_s": logins[0] / seconds, "pages": len(v),
-            "p50_ms": v[len(v) // 2], "p99_ms": v[min(len(v) - 1, int(len(v) * 0.99))], "max_ms": v[-1]}
+    return {"form": form, "clients": clients, "checked_per_s": checked[0] / elapsed,
+            "refused_per_s": refused[0] / elapsed, "pages": len(v),
+            "p50_ms": v[len(v) // 2], "p99_ms": v[min(len(v) - 1, int(len(v) * 0.99))], "max_ms": v[-1],
+            "faults_per_login": faults / max(1, checked[0]), "rss_after_kib": rss,
+            "honest_s": honest.get("seconds"), "honest_busy": honest.get("busy")}
+
+
+def pages_and_rss(kagi_bin, work):
+    """The kaigo login page under wrk, and RSS idle and after, on the demo."""
+    kagi, m = start([kagi_bin, "demo", "--listen", "127.0.0.1:0", "--data-dir",
+                     os.path.join(work, f"plain-{time.time()}")], r"ready in (\d+) ms on http://(\S+)")
+    addr = m.group(2)
+    time.sleep(0.5)
+    idle = rss_kib(kagi.pid)
+    r = wrk(f"http://{addr}/kaigo/login")
+    r["rss_idle_kib"], r["rss_after_kib"] = idle, rss_kib(kagi.pid)
+    stop(kagi)
+    return r
 
 
 def sweep(work, expired_bin, count):
@@ -315,6 +397,8 @@ def main():
     costs = sys.argv[3]
     expired_bin = sys.argv[4]
     scale_count = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+    # The release binary of an earlier commit, to measure beside this one.
+    before_bin = sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] else None
     work = tempfile.mkdtemp(prefix="kagi-bench-")
     results = {}
     try:
@@ -365,7 +449,17 @@ def main():
         results["argon2id_ms"] = float(re.search(r"argon2id_ms ([\d.]+)", unit).group(1))
         results["flush_ms"] = float(re.search(r"flush_ms ([\d.]+)", unit).group(1))
         results["flows"] = flows(work, 20)
-        results["flood"] = login_flood(work)
+        cores = os.cpu_count() or 1
+        results["workers"] = cores
+        results["side_by_side"] = {}
+        for label, binary in (("before", before_bin), ("after", KAGI)):
+            if not binary:
+                continue
+            results["side_by_side"][label] = {
+                "pages": pages_and_rss(binary, work),
+                "flood": login_flood(binary, work, "login"),
+                "code_flood": login_flood(binary, work, "security-code"),
+            }
         if scale_count:
             results["scale"] = scale(work, scale_count)
             results["sweep"] = sweep(work, expired_bin, scale_count)
@@ -408,11 +502,27 @@ def report(r):
     print("\n| step | p50 | p99 |\n|---|---|---|")
     for name, v in f["steps"].items():
         print(f"| {name} | {v['p50_ms']:.1f} ms | {v['p99_ms']:.1f} ms |")
-    fl = r["flood"]
-    print(f"\n## Login flood ({fl['clients']} clients posting wrong passwords, 10 s)\n")
-    print(f"{fl['logins_per_s']:.1f} failed logins/s (each one argon2id hash on the request thread); "
-          f"a page fetched every 20 ms meanwhile ({fl['pages']} pages): p50 {fl['p50_ms']:.0f} ms, "
-          f"p99 {fl['p99_ms']:.0f} ms, max {fl['max_ms']:.0f} ms.")
+    sbs = r["side_by_side"]
+    hash_ms = r["argon2id_ms"]
+    print(f"\n## Login floods ({r['workers']} cores; one argon2id hash {hash_ms:.1f} ms)\n")
+    print("64 clients from 127.0.0.2–127.0.0.65 post wrong passwords for 10 s (limits lifted); one more "
+          "fetches the login page every 20 ms; after 2 s one person recovers a kaigo login, waiting out any 503.\n")
+    print("| binary | flood | page p50 | page p99 | page max | logins checked/s | refused (503)/s | "
+          "checked ÷ (workers ÷ hash) | the person's recovery | minor faults per checked login | RSS after |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for label, v in sbs.items():
+        for key, name in (("flood", "login"), ("code_flood", "security-code form")):
+            fl = v[key]
+            ideal = r["workers"] / (hash_ms / 1000)
+            honest = f"{fl['honest_s']:.1f} s ({fl['honest_busy']} × 503)" if fl["honest_s"] is not None else "—"
+            print(f"| {label} | {name} | {fl['p50_ms']:.1f} ms | {fl['p99_ms']:.1f} ms | {fl['max_ms']:.0f} ms | "
+                  f"{fl['checked_per_s']:.1f} | {fl['refused_per_s']:.1f} | {fl['checked_per_s'] / ideal:.2f} | "
+                  f"{honest} | {fl['faults_per_login']:.0f} | {fl['rss_after_kib'] / 1024:.1f} MiB |")
+    print("\n| binary | kaigo login page, requests/s | p50 | p99 | RSS idle | RSS after wrk |\n|---|---|---|---|---|---|")
+    for label, v in sbs.items():
+        p = v["pages"]
+        print(f"| {label} | {p['rps']:,.0f} | {p['p50_ms']:.2f} ms | {p['p99_ms']:.2f} ms | "
+              f"{p['rss_idle_kib'] / 1024:.1f} MiB | {p['rss_after_kib'] / 1024:.1f} MiB |")
     if "scale" in r:
         sc = r["scale"]
         empty_p99 = r["pages"][0]["p99_ms"]

@@ -11,6 +11,12 @@ import subprocess
 import urllib.parse
 
 
+def minor_faults(pid):
+    """The page faults a process has taken that needed no disk."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -61,13 +67,15 @@ def stop(proc):
 class Browser:
     """Keeps kagi's cookie and CSRF token, as the tests' client does."""
 
-    def __init__(self, addr):
+    def __init__(self, addr, source=None):
         self.host, self.port = addr.rsplit(":", 1)
+        self.source = (source, 0) if source else None
         self.cookies = {}
         self.csrf = None
 
     def request(self, method, path, fields=None):
-        conn = http.client.HTTPConnection(self.host, int(self.port), timeout=30)
+        conn = http.client.HTTPConnection(self.host, int(self.port), timeout=30,
+                                          source_address=self.source)
         headers = {}
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())

@@ -14,7 +14,8 @@ import sys
 import tempfile
 import time
 
-from kagitest import FLOW_CONFIG, SERVE_CONFIG, Browser, minor_faults, rss_kib, serve, start, stop
+from kagitest import (FLOW_CONFIG, SERVE_CONFIG, Browser, minor_faults, rss_kib, serve, start, stop,
+                      thread_times)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KAGI = os.path.join(ROOT, "target", "release", "kagi")
@@ -197,6 +198,7 @@ def login_flood(kagi_bin, work, form="login", clients=64, seconds=10):
     for t in threads:
         t.start()
     faults_before = minor_faults(kagi.pid)
+    cpu_before = thread_times(kagi.pid)
     until[0] = time.perf_counter() + seconds
     ready.wait()
     began = time.perf_counter()
@@ -219,7 +221,11 @@ def login_flood(kagi_bin, work, form="login", clients=64, seconds=10):
         t.join()
     elapsed = time.perf_counter() - began
     faults = minor_faults(kagi.pid) - faults_before
+    cpu_after = thread_times(kagi.pid)
     person_thread.join()
+
+    def used(match):
+        return sum(cpu_after[n][0] - cpu_before.get(n, (0, 0))[0] for n in cpu_after if match(n)) / 1e9 / elapsed
     rss = rss_kib(kagi.pid)
     stop(kagi)
     v = sorted(pages)
@@ -227,6 +233,7 @@ def login_flood(kagi_bin, work, form="login", clients=64, seconds=10):
             "refused_per_s": refused[0] / elapsed, "pages": len(v),
             "p50_ms": v[len(v) // 2], "p99_ms": v[min(len(v) - 1, int(len(v) * 0.99))], "max_ms": v[-1],
             "faults_per_login": faults / max(1, checked[0]), "rss_after_kib": rss,
+            "kagi_cores": used(lambda n: True), "hash_cores": used(lambda n: n.startswith("kagi-hash")),
             "honest_s": honest.get("seconds"), "honest_busy": honest.get("busy")}
 
 
@@ -508,16 +515,20 @@ def report(r):
     print("64 clients from 127.0.0.2–127.0.0.65 post wrong passwords for 10 s (limits lifted); one more "
           "fetches the login page every 20 ms; after 2 s one person recovers a kaigo login, waiting out any 503.\n")
     print("| binary | flood | page p50 | page p99 | page max | logins checked/s | refused (503)/s | "
-          "checked ÷ (workers ÷ hash) | the person's recovery | minor faults per checked login | RSS after |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "checked ÷ (workers ÷ hash) | cores kagi used (its hashing threads) | "
+          "checked ÷ (hashing cores ÷ hash) | the person's recovery | minor faults per checked login | RSS after |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for label, v in sbs.items():
         for key, name in (("flood", "login"), ("code_flood", "security-code form")):
             fl = v[key]
             ideal = r["workers"] / (hash_ms / 1000)
             honest = f"{fl['honest_s']:.1f} s ({fl['honest_busy']} × 503)" if fl["honest_s"] is not None else "—"
+            # Before the pool the request thread hashed: no hashing threads.
+            hashing = (f"{fl['checked_per_s'] / (fl['hash_cores'] / (hash_ms / 1000)):.2f}"
+                       if fl["hash_cores"] > 0.01 else "—")
             print(f"| {label} | {name} | {fl['p50_ms']:.1f} ms | {fl['p99_ms']:.1f} ms | {fl['max_ms']:.0f} ms | "
                   f"{fl['checked_per_s']:.1f} | {fl['refused_per_s']:.1f} | {fl['checked_per_s'] / ideal:.2f} | "
-                  f"{honest} | {fl['faults_per_login']:.0f} | {fl['rss_after_kib'] / 1024:.1f} MiB |")
+                  f"{fl['kagi_cores']:.2f} ({fl['hash_cores']:.2f}) | {hashing} | {honest} | {fl['faults_per_login']:.0f} | {fl['rss_after_kib'] / 1024:.1f} MiB |")
     print("\n| binary | kaigo login page, requests/s | p50 | p99 | RSS idle | RSS after wrk |\n|---|---|---|---|---|---|")
     for label, v in sbs.items():
         p = v["pages"]

@@ -5,6 +5,7 @@ build on. Python standard library only. The scripts run as
 they import it as it is: `from kagitest import ...`."""
 
 import http.client
+import os
 import re
 import signal
 import subprocess
@@ -15,6 +16,24 @@ def minor_faults(pid):
     """The page faults a process has taken that needed no disk."""
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[7])
+
+
+def thread_times(pid):
+    """{thread name: (CPU ns, ns waited for a CPU)} of a process, summed over
+    threads of one name with the digits at its end taken as N
+    (/proc/PID/task/TID/schedstat)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = re.sub(r"\d+$", "N", f.read().strip())
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                cpu, wait, _ = (int(x) for x in f.read().split())
+        except OSError:
+            continue
+        c, w = out.get(name, (0, 0))
+        out[name] = (c + cpu, w + wait)
+    return out
 
 
 def rss_kib(pid):

@@ -19,13 +19,13 @@ pub struct Pool<T> {
 }
 
 impl<T: Send + 'static> Pool<T> {
-    /// Starts `workers` threads named `name-N`, each taking up to `queue`
-    /// tasks waiting, and running `work` on each task in turn. A task that
-    /// panics is the task's end, not the worker's.
+    /// Starts `workers` threads named `name-N`, each running `init` once
+    /// and then `work` on each of up to `queue` waiting tasks in turn. A
+    /// task that panics is the task's end, not the worker's.
     pub fn start(
         name: &str,
-        workers: usize,
-        queue: usize,
+        (workers, queue): (usize, usize),
+        init: fn(),
         work: impl Fn(T) + Send + Sync + 'static,
     ) -> std::io::Result<Pool<T>> {
         let work = Arc::new(work);
@@ -37,6 +37,7 @@ impl<T: Send + 'static> Pool<T> {
             let thread = std::thread::Builder::new()
                 .name(format!("{name}-{n}"))
                 .spawn(move || {
+                    init();
                     for task in rx {
                         if catch_unwind(AssertUnwindSafe(|| work(task))).is_err() {
                             say!("kagi: a task of the hashing pool panicked");
@@ -97,12 +98,17 @@ mod tests {
         let (done, finished) = channel();
         let done = Mutex::new(done);
         let g = gate.clone();
-        let pool = Pool::start("test", 1, 2, move |n: u32| {
-            if n == 0 {
-                g.wait();
-            }
-            done.lock().unwrap().send(n).unwrap();
-        })
+        let pool = Pool::start(
+            "test",
+            (1, 2),
+            || {},
+            move |n: u32| {
+                if n == 0 {
+                    g.wait();
+                }
+                done.lock().unwrap().send(n).unwrap();
+            },
+        )
         .unwrap();
         // The worker holds task 0 until the gate opens; 1 and 2 wait.
         pool.submit(Some(7), 0).unwrap();

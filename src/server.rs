@@ -280,11 +280,15 @@ pub fn start(options: Options) -> Result<Running, Error> {
         let workers = app.config.argon2.worker_count();
         let queue = app.config.argon2.queue;
         Arc::new(
-            Pool::start("kagi-hash", workers, queue, move |task: Task| {
-                secret::keep_hash_memory_on_this_thread();
-                let response = app.handle(&task.req, clock.now());
-                task.reply.send(response);
-            })
+            Pool::start(
+                "kagi-hash",
+                (workers, queue),
+                hashing_thread,
+                move |task: Task| {
+                    let response = app.handle(&task.req, clock.now());
+                    task.reply.send(response);
+                },
+            )
             .map_err(|e| Error::Startup(format!("cannot start the hashing threads: {e}")))?,
         )
     };
@@ -316,6 +320,15 @@ pub fn start(options: Options) -> Result<Running, Error> {
         last_words: Some(last_words),
         started: began.elapsed(),
     })
+}
+
+/// How a hashing worker starts: it keeps its argon2id memory between
+/// hashes, and yields the cores to the request thread and the front door,
+/// so that pages are answered first and a flood of logins waits for what
+/// is left (the hashes of every login are the ones that wait).
+fn hashing_thread() {
+    secret::keep_hash_memory_on_this_thread();
+    os::yield_to_requests();
 }
 
 /// The costs the stored password hashes have, as the database keeps them,

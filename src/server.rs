@@ -215,12 +215,22 @@ pub fn start(options: Options) -> Result<Running, Error> {
     };
     // Logins cost one hash per cost the stored hashes have: what the
     // database knows of at once, what a scan of the accounts finds later.
-    if store.unavailable().is_none() {
-        if let Err(e) = census_from_meta(&store, &hasher) {
-            say!("kagi: the census of password hash costs waits for its scan: {e}");
-        }
+    // Every writer of a hash at another cost (an import, a start with
+    // another setting) adds that cost to the database's list first, so the
+    // stored hashes never have a cost the list lacks. A list of the one
+    // configured cost is therefore exact, and the scan, which reads every
+    // account (seconds of a core on a million), could only confirm it.
+    let exact = store.unavailable().is_none()
+        && match census_from_meta(&store, &hasher) {
+            Ok(costs) => costs == 1,
+            Err(e) => {
+                say!("kagi: the census of password hash costs waits for its scan: {e}");
+                false
+            }
+        };
+    if !exact {
+        pending.census = Some(hasher.clone());
     }
-    pending.census = Some(hasher.clone());
     pending.run(&store, false).map_err(Error::Startup)?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -334,12 +344,14 @@ fn hashing_thread() {
 /// The costs the stored password hashes have, as the database keeps them,
 /// with the configured one added for the next start (which may be
 /// configured otherwise, while hashes of this cost remain).
-fn census_from_meta(store: &Store, hasher: &secret::Hasher) -> Result<(), store::StoreError> {
+/// Returns how many costs there are.
+fn census_from_meta(store: &Store, hasher: &secret::Hasher) -> Result<usize, store::StoreError> {
     let mut costs = store.hash_costs()?;
     costs.insert(hasher.cost().to_string());
     store.put_hash_costs(&costs)?;
+    let count = costs.len();
     hasher.set_census(costs);
-    Ok(())
+    Ok(count)
 }
 
 /// Counts the costs of every stored password hash and keeps just those

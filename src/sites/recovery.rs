@@ -125,30 +125,30 @@ pub struct Mailing<'a> {
 /// it was sent. Flushed on both branches: an fsync on the matching one only
 /// would tell by its time that the address matched.
 pub fn deliver(
-    step: &Ctx<'_>,
+    ctx: &Ctx<'_>,
     mailing: &Mailing<'_>,
     write_flow: impl FnOnce() -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    let app = step.app;
-    let (now, site) = (step.now, step.site);
+    let app = ctx.app;
+    let (now, site) = (ctx.now, ctx.site);
     let useful = now..now + mailing.lifetime;
     match (mailing.matched, mailing.admitted) {
         (Some(account), true) => {
             let to = account.email.as_deref().unwrap_or_default();
             app.outbox
                 .send(&app.store, site, mailing.from, to, mailing.letter, useful)?;
-            step.audit(mailing.event, Some(&account.id), "sent")?;
+            ctx.audit(mailing.event, Some(&account.id), "sent")?;
         }
         (Some(account), false) => {
             app.outbox
                 .send_decoy(&app.store, site, mailing.typed, mailing.letter, useful)?;
             let note = "send suppressed: cooldown or daily limit";
-            step.audit(mailing.event, Some(&account.id), note)?;
+            ctx.audit(mailing.event, Some(&account.id), note)?;
         }
         (None, _) => {
             app.outbox
                 .send_decoy(&app.store, site, mailing.typed, mailing.letter, useful)?;
-            step.audit(mailing.event, None, mailing.unmatched)?;
+            ctx.audit(mailing.event, None, mailing.unmatched)?;
         }
     }
     write_flow()?;
@@ -197,7 +197,7 @@ pub fn change_password(
 /// notice is useful for a day; after that it is stale news. The caller
 /// flushes.
 pub fn notify_password_changed(
-    step: &Ctx<'_>,
+    ctx: &Ctx<'_>,
     account: &Account,
     from: Option<&str>,
     make: impl FnOnce(&Notice<'_>) -> Letter,
@@ -209,19 +209,19 @@ pub fn notify_password_changed(
     else {
         return Ok(());
     };
-    let app = step.app;
-    let url = not_me_link(app, account, step.now)?;
-    let when = clock::date_time(step.now, app.utc_offset);
+    let app = ctx.app;
+    let url = not_me_link(app, account, ctx.now)?;
+    let when = clock::date_time(ctx.now, app.utc_offset);
     let notice = Notice {
         account: &account.id,
         when: &when,
-        client: &step.req.client.to_string(),
+        client: &ctx.req.client.to_string(),
         not_me_url: &url,
     };
     let letter = make(&notice);
-    let useful = step.now..step.now + DAY;
+    let useful = ctx.now..ctx.now + DAY;
     app.outbox
-        .send(&app.store, step.site, from, to, &letter, useful)?;
+        .send(&app.store, ctx.site, from, to, &letter, useful)?;
     Ok(())
 }
 

@@ -22,8 +22,8 @@ fn slow_hashes() -> TestServer {
 }
 
 /// A wrong login from a browser of its own, as the pool sees it.
-fn wrong_login(server: &TestServer) -> Page {
-    let mut browser = server.client();
+fn wrong_login(addr: std::net::SocketAddr) -> Page {
+    let mut browser = Client::new(addr);
     browser.get("/kaigo/login");
     browser.post(
         "/kaigo/login",
@@ -75,13 +75,13 @@ fn pages_are_answered_while_every_worker_hashes_and_a_full_queue_answers_503() {
     // no login is ever refused, and the page waits behind the hashes.)
     let mut seen = false;
     for _ in 0..50 {
-        let before = wrong_login(&server);
+        let before = wrong_login(server.addr);
         if before.status != 503 {
             continue;
         }
         let page = server.client().get("/kaigo/login");
         assert_eq!(page.status, 200);
-        if wrong_login(&server).status == 503 {
+        if wrong_login(server.addr).status == 503 {
             seen = true;
             break;
         }

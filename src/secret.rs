@@ -653,6 +653,17 @@ mod tests {
         assert!(!a.digest(Purpose::Otp, "123456").contains("123456"));
     }
 
+    /// A hasher at a test cost of `memory_kib` and `iterations`.
+    fn hasher_at(memory_kib: u32, iterations: u32) -> Hasher {
+        Hasher::new(&Argon2Config {
+            memory_kib,
+            iterations,
+            parallelism: 1,
+            ..Argon2Config::default()
+        })
+        .unwrap()
+    }
+
     #[test]
     fn hashes_in_kept_memory_are_the_argon2_crates_own() {
         use argon2::password_hash::{PasswordHasher, SaltString};
@@ -690,13 +701,7 @@ mod tests {
 
     #[test]
     fn hashes_are_argon2id_and_verify() {
-        let h = Hasher::new(&Argon2Config {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-            ..Argon2Config::default()
-        })
-        .unwrap();
+        let h = hasher_at(64, 1);
         let phc = h.hash("kaigoDemo13");
         assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{phc}");
         assert!(h.verify(Some(&phc), "kaigoDemo13"));
@@ -707,20 +712,8 @@ mod tests {
 
     #[test]
     fn a_login_spends_one_hash_per_cost_of_the_census_and_checks_the_right_one() {
-        let h = Hasher::new(&Argon2Config {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-            ..Argon2Config::default()
-        })
-        .unwrap();
-        let other = Hasher::new(&Argon2Config {
-            memory_kib: 128,
-            iterations: 2,
-            parallelism: 1,
-            ..Argon2Config::default()
-        })
-        .unwrap();
+        let h = hasher_at(64, 1);
+        let other = hasher_at(128, 2);
         let imported = other.hash("Imported2020x");
         assert_eq!(cost_of(&imported).as_deref(), Some("m=128,t=2,p=1"));
         assert!(!h.is_current(&imported));

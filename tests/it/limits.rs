@@ -768,17 +768,8 @@ fn below_min_free_bytes_nothing_new_starts_but_logins_go_on() {
     );
     assert_eq!(postal.status, 503);
     let mut q = server.client();
-    let page = q.get("/portal/reset");
-    let id = page.hidden("captcha_id").unwrap();
-    let answer = server.captcha_answer(&id).unwrap();
-    let captcha = q.post(
-        "/portal/reset",
-        &[
-            ("captcha_id", &id),
-            ("user", "demo-user"),
-            ("captcha", &answer),
-        ],
-    );
+    let (page, answer) = portal::open_identify(&mut q);
+    let captcha = portal::post_identify(&mut q, &page, "demo-user", &answer, "next");
     assert_eq!(captcha.status, 503);
     assert_eq!(
         kaigo::login(&mut server.client(), OSAKA_USER, "kaigoDemo27").title(),

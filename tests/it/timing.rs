@@ -3,6 +3,7 @@
 //! 200 interleaved requests per branch, compared with each other.
 
 use crate::support::kaigo::{OSAKA_MAIL, OSAKA_OFFICE};
+use crate::support::portal;
 use crate::support::{spawn_with, TestServer};
 use std::time::{Duration, Instant};
 
@@ -95,18 +96,8 @@ fn kaigo_step_2_takes_the_same_time_for_a_match_and_a_miss() {
 
 fn portal_verify(server: &TestServer, matching: bool) -> Duration {
     let mut c = server.client();
-    let page = c.get("/portal/reset");
-    let id = page.hidden("captcha_id").unwrap();
-    let answer = server.captcha_answer(&id).unwrap();
-    let next = c.post(
-        "/portal/reset",
-        &[
-            ("captcha_id", &id),
-            ("user", "demo-user"),
-            ("captcha", &answer),
-            ("action", "next"),
-        ],
-    );
+    let (page, answer) = portal::open_identify(&mut c);
+    let next = portal::post_identify(&mut c, &page, "demo-user", &answer, "next");
     assert_eq!(next.location(), "/portal/reset/verify");
     c.get("/portal/reset/verify");
     let email = if matching {

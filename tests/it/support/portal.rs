@@ -13,14 +13,9 @@ pub fn open_identify(c: &mut Client) -> (Page, String) {
     (page, answer)
 }
 
-/// Submits ① as its form would: the hidden CAPTCHA id comes along.
-pub fn submit_identify(
-    c: &mut Client,
-    page: &Page,
-    user: &str,
-    captcha: &str,
-    action: &str,
-) -> Page {
+/// Posts ① as its form would (the hidden CAPTCHA id comes along); the
+/// answer, not the page a redirect leads to.
+pub fn post_identify(c: &mut Client, page: &Page, user: &str, captcha: &str, action: &str) -> Page {
     let id = page.hidden("captcha_id").unwrap();
     let fields = [
         ("captcha_id", id.as_str()),
@@ -28,7 +23,19 @@ pub fn submit_identify(
         ("captcha", captcha),
         ("action", action),
     ];
-    c.submit("/portal/reset", &fields)
+    c.post("/portal/reset", &fields)
+}
+
+/// Submits ① as its form would, and follows where it leads.
+pub fn submit_identify(
+    c: &mut Client,
+    page: &Page,
+    user: &str,
+    captcha: &str,
+    action: &str,
+) -> Page {
+    let answer = post_identify(c, page, user, captcha, action);
+    c.follow(answer)
 }
 
 /// ① 特定 and ② 検証; returns the page after ②.

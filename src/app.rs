@@ -73,6 +73,27 @@ impl App {
         }
     }
 
+    /// Tries an undelivered mail again now: a fresh start, given a new day
+    /// before it is given up again (a mail whose code or link has expired
+    /// is still dropped, not sent). False when there is no such mail. The
+    /// caller flushes.
+    pub fn retry_mail(&self, id: u64, now: u64) -> Result<bool, StoreError> {
+        let mail = self
+            .store
+            .outbox()?
+            .into_iter()
+            .find(|m| m.id == id && !m.decoy);
+        let Some(mut mail) = mail else {
+            return Ok(false);
+        };
+        mail.failed = None;
+        mail.next_attempt = now;
+        mail.created = now;
+        self.store.update_mail(&mail)?;
+        self.outbox.wake();
+        Ok(true)
+    }
+
     /// Drops a CAPTCHA from `/dev/captcha` once it has been tried.
     pub fn forget_dev_captcha(&self, id: &str) {
         if let Some(list) = &self.dev_captchas {

@@ -22,9 +22,12 @@ pub enum Command {
     /// `kagi mail list` / `kagi mail retry ID`, through the running server.
     Mail {
         retry: Option<u64>,
-        config: Option<PathBuf>,
-        data_dir: Option<PathBuf>,
-        server: Option<String>,
+        reach: Reach,
+    },
+    /// `kagi operator add|list|remove|reset`, through the running server.
+    Operator {
+        action: OperatorAction,
+        reach: Reach,
     },
     /// `kagi import FILE`: accounts with pre-hashed passwords.
     Import {
@@ -34,6 +37,23 @@ pub enum Command {
     },
     Help,
     Version,
+}
+
+/// How a command finds the running server and its admin token: the
+/// config, or the data directory and the server's address.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Reach {
+    pub config: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub server: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum OperatorAction {
+    Add(String),
+    List,
+    Remove(String),
+    Reset(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +93,16 @@ Usage:
       comes from --server or the config's listen; the admin token from the
       config's admin.token or the data directory's admin.token file.
 
+  kagi operator add NAME [--config FILE | --data-dir DIR] [--server ADDR]
+  kagi operator reset NAME  (same options)
+  kagi operator remove NAME (same options)
+  kagi operator list        (same options)
+      Manage the operators of the console at /admin, through the running
+      server as `kagi mail` does. `add` and `reset` print a one-time
+      enrolment link, valid for one hour, where the operator sets a
+      password and a TOTP authenticator app; `reset` stops the old
+      password and TOTP at once; `remove` ends the operator's sessions.
+
   kagi import FILE [--data-dir DIR | --config FILE]
       Load accounts from another system, one JSON object a line, with
       their passwords as argon2id PHC strings (see docs/operations.md). FILE - reads
@@ -81,7 +111,8 @@ Usage:
   kagi help       this text
   kagi --version  the version
 
-Pages: /kaigo and /portal (login and recovery), /healthz, and in demo mode
+Pages: /kaigo and /portal (login and recovery), /admin (the operators'
+console), /healthz, and in demo mode
 (or a lab's serve with mail.transport = \"capture\") /dev/mail, /dev/mail.json,
 /dev/captcha and /dev/captcha.json.
 ";
@@ -119,6 +150,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         }
         "audit" => parse_audit(rest),
         "mail" => parse_mail(rest),
+        "operator" => parse_operator(rest),
         "import" => parse_import(rest),
         other => Err(format!("unknown command `{other}`; try `kagi help`")),
     }
@@ -211,17 +243,49 @@ fn parse_mail(args: &[String]) -> Result<Command, String> {
         }
         _ => return Err("`kagi mail` needs `list` or `retry ID`; try `kagi help`".into()),
     };
-    let f = Flags::read(rest, "mail", &["--config", "--data-dir", "--server"], &[])?;
+    let reach = parse_reach(rest, "mail")?;
+    Ok(Command::Mail { retry, reach })
+}
+
+/// The options of a command that asks the running server.
+fn parse_reach(args: &[String], command: &str) -> Result<Reach, String> {
+    let f = Flags::read(args, command, &["--config", "--data-dir", "--server"], &[])?;
     let (config, data_dir, server) = (f.path("--config"), f.path("--data-dir"), f.text("--server"));
     if config.is_none() && (data_dir.is_none() || server.is_none()) {
-        return Err("`kagi mail` needs --config FILE, or --data-dir DIR and --server ADDR".into());
+        return Err(format!(
+            "`kagi {command}` needs --config FILE, or --data-dir DIR and --server ADDR"
+        ));
     }
-    Ok(Command::Mail {
-        retry,
+    Ok(Reach {
         config,
         data_dir,
         server,
     })
+}
+
+fn parse_operator(args: &[String]) -> Result<Command, String> {
+    let usage =
+        "`kagi operator` needs `add NAME`, `list`, `remove NAME` or `reset NAME`; try `kagi help`";
+    let (action, rest) = match args.split_first() {
+        Some((list, rest)) if list == "list" => (OperatorAction::List, rest),
+        Some((verb, rest)) => {
+            let (name, rest) = rest
+                .split_first()
+                .filter(|(name, _)| !name.starts_with("--"))
+                .ok_or_else(|| format!("`kagi operator {verb}` needs the operator's NAME"))?;
+            let name = name.clone();
+            let action = match verb.as_str() {
+                "add" => OperatorAction::Add(name),
+                "remove" => OperatorAction::Remove(name),
+                "reset" => OperatorAction::Reset(name),
+                _ => return Err(usage.into()),
+            };
+            (action, rest)
+        }
+        None => return Err(usage.into()),
+    };
+    let reach = parse_reach(rest, "operator")?;
+    Ok(Command::Operator { action, reach })
 }
 
 fn parse_audit(args: &[String]) -> Result<Command, String> {
@@ -301,11 +365,30 @@ mod tests {
             ]),
             Ok(Command::Mail {
                 retry: Some(7),
-                config: None,
-                data_dir: Some("/d".into()),
-                server: Some("127.0.0.1:9".into())
+                reach: Reach {
+                    config: None,
+                    data_dir: Some("/d".into()),
+                    server: Some("127.0.0.1:9".into())
+                }
             })
         );
+        assert_eq!(
+            p(&["operator", "add", "alice", "--config", "k.toml"]),
+            Ok(Command::Operator {
+                action: OperatorAction::Add("alice".into()),
+                reach: Reach {
+                    config: Some("k.toml".into()),
+                    data_dir: None,
+                    server: None
+                }
+            })
+        );
+        assert!(p(&["operator", "add", "--config", "k.toml"])
+            .unwrap_err()
+            .contains("NAME"));
+        assert!(p(&["operator", "rename", "a", "--config", "k"])
+            .unwrap_err()
+            .contains("add NAME"));
         assert!(p(&["mail", "retry", "x"]).unwrap_err().contains("ID"));
         assert!(p(&["mail", "list"]).unwrap_err().contains("--config"));
     }

@@ -75,6 +75,47 @@ pub fn date_time(now: u64, offset_secs: i32) -> String {
     )
 }
 
+/// Days since 1970-01-01 of a calendar date (the inverse of `civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The moment a person means by `YYYY-MM-DD` (its first second), or
+/// `YYYY-MM-DD HH:MM` / `HH:MM:SS`, in the zone `offset_secs` east of UTC.
+/// `end`: a bare date means its last second (a range "until" a day).
+pub fn parse_date_time(text: &str, offset_secs: i32, end: bool) -> Option<u64> {
+    let text = text.trim();
+    let (date, time) = text.split_once([' ', 'T']).unwrap_or((text, ""));
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (d.next()??, d.next()??, d.next()??);
+    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let secs = if time.is_empty() {
+        if end {
+            86_399
+        } else {
+            0
+        }
+    } else {
+        let mut t = time.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+        let (h, m) = (t.next()??, t.next()??);
+        let s = t.next().map_or(Some(0), |s| s)?;
+        if !(0..24).contains(&h) || !(0..60).contains(&m) || !(0..60).contains(&s) {
+            return None;
+        }
+        h * 3600 + m * 60 + s
+    };
+    let local = days_from_civil(year, month, day) * 86_400 + secs;
+    u64::try_from(local - offset_secs as i64).ok()
+}
+
 /// The HTTP `Date` of a moment (RFC 9110 §5.6.7): `Tue, 01 Dec 2026 16:16:28 GMT`.
 /// The HTTP layer stamps answers with the real time, not the server's
 /// clock that tests move.
@@ -110,6 +151,25 @@ mod tests {
         let at = UNIX_EPOCH + std::time::Duration::from_secs(t);
         assert_eq!(http_date(at), "Mon, 23 Nov 2026 03:04:05 GMT");
         assert_eq!(http_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+
+    #[test]
+    fn dates_typed_by_a_person_are_read_in_the_zone() {
+        let jst = 9 * 3600;
+        let t = 1_795_392_000 + 3 * 3600 + 4 * 60 + 5;
+        assert_eq!(parse_date_time("2026-11-23 12:04:05", jst, false), Some(t));
+        assert_eq!(parse_date_time("2026-11-23 12:04", jst, false), Some(t - 5));
+        let midnight = parse_date_time("2026-11-23", jst, false).unwrap();
+        assert_eq!(date_time(midnight, jst), "2026-11-23 00:00:00");
+        let last = parse_date_time("2026-11-23", jst, true).unwrap();
+        assert_eq!(date_time(last, jst), "2026-11-23 23:59:59");
+        assert_eq!(
+            parse_date_time("2024-02-29", 0, false).map(|t| date_time(t, 0)),
+            Some("2024-02-29 00:00:00".into())
+        );
+        for bad in ["", "2026-13-01", "2026-11", "yesterday", "2026-11-23 25:00"] {
+            assert_eq!(parse_date_time(bad, jst, false), None, "{bad}");
+        }
     }
 
     #[test]

@@ -5,18 +5,137 @@
 use crate::config::Config;
 use crate::server::Running;
 use crate::store::{self, Store};
-use crate::{cli, clock, demo, files, import, Error};
+use crate::{cli, demo, files, import, Error};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// `kagi mail list` and `kagi mail retry ID`: asks the running server
 /// through its admin endpoints.
-pub fn mail(
-    retry: Option<u64>,
-    config: Option<std::path::PathBuf>,
-    data_dir: Option<std::path::PathBuf>,
-    server: Option<String>,
-) -> Result<(), Error> {
+pub fn mail(retry: Option<u64>, reach: cli::Reach) -> Result<(), Error> {
+    let (server, token) = server_and_token(reach)?;
+    if let Some(id) = retry {
+        let path = format!("/admin/mail/retry?id={id}");
+        return match admin_request(&server, "POST", &path, &token).map_err(Error::Startup)? {
+            (200, _) => {
+                println!("kagi: mail {id} will be tried again now");
+                Ok(())
+            }
+            (404, _) => Err(Error::Check(format!("no undelivered mail with ID {id}"))),
+            (status, _) => Err(refused(&server, status)),
+        };
+    }
+    println!(
+        "{:<8} {:<8} {:>5}  {:<32} LAST ERROR",
+        "ID", "STATE", "TRIES", "TO"
+    );
+    // The server gives a page at a time, oldest first.
+    let (mut after, mut total) = (0u64, 0usize);
+    loop {
+        let path = format!("/admin/mail?after={after}");
+        let (status, body) =
+            admin_request(&server, "GET", &path, &token).map_err(Error::Startup)?;
+        if status != 200 {
+            return Err(refused(&server, status));
+        }
+        let page: Vec<serde_json::Value> =
+            serde_json::from_str(&body).map_err(|e| Error::Startup(e.to_string()))?;
+        let Some(last) = page.last().and_then(|m| m["id"].as_u64()) else {
+            break;
+        };
+        for m in &page {
+            let state = if m["failed"].is_null() {
+                "queued"
+            } else {
+                "failed"
+            };
+            println!(
+                "{:<8} {:<8} {:>5}  {:<32} {}",
+                m["id"],
+                state,
+                m["attempts"],
+                m["to"].as_str().unwrap_or(""),
+                m["last_error"].as_str().unwrap_or("")
+            );
+        }
+        total += page.len();
+        after = last;
+    }
+    println!("kagi: {total} undelivered");
+    Ok(())
+}
+
+/// `kagi operator add|list|remove|reset`: asks the running server.
+pub fn operator(action: cli::OperatorAction, reach: cli::Reach) -> Result<(), Error> {
+    use cli::OperatorAction::*;
+    let (server, token) = server_and_token(reach)?;
+    let (path, name) = match &action {
+        List => {
+            let (status, body) = admin_request(&server, "GET", "/admin/operators", &token)
+                .map_err(Error::Startup)?;
+            if status != 200 {
+                return Err(refused(&server, status));
+            }
+            let list: Vec<serde_json::Value> =
+                serde_json::from_str(&body).map_err(|e| Error::Startup(e.to_string()))?;
+            println!("{:<24} STATE", "NAME");
+            for o in &list {
+                let state = match (o["enrolled"].as_bool(), o["enrolment_expires"].is_null()) {
+                    (Some(true), _) => "enrolled",
+                    (_, false) => "enrolment link issued",
+                    _ => "not enrolled",
+                };
+                println!("{:<24} {state}", o["name"].as_str().unwrap_or(""));
+            }
+            println!("kagi: {} operators", list.len());
+            return Ok(());
+        }
+        Add(name) => ("add", name),
+        Reset(name) => ("reset", name),
+        Remove(name) => ("remove", name),
+    };
+    let query: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
+    let request = format!("/admin/operators/{path}?name={query}");
+    let (status, body) =
+        admin_request(&server, "POST", &request, &token).map_err(Error::Startup)?;
+    match status {
+        200 if path == "remove" => {
+            println!("kagi: operator {name} removed; their sessions have ended");
+            Ok(())
+        }
+        200 => {
+            let answer: serde_json::Value =
+                serde_json::from_str(&body).map_err(|e| Error::Startup(e.to_string()))?;
+            println!(
+                "kagi: operator {name}: open this link within one hour to set a password and a TOTP app:"
+            );
+            println!("{}", answer["link"].as_str().unwrap_or(""));
+            Ok(())
+        }
+        400 => Err(Error::Check(format!(
+            "`{name}` cannot be an operator's name: 1 to 64 letters, digits, `-`, `_` or `.`"
+        ))),
+        404 => Err(Error::Check(format!("no operator named {name}"))),
+        409 => Err(Error::Check(format!(
+            "an operator named {name} exists already (`kagi operator reset {name}` gives a new link)"
+        ))),
+        status => Err(refused(&server, status)),
+    }
+}
+
+/// The error of an answer that is not the one expected.
+fn refused(server: &str, status: u16) -> Error {
+    Error::Startup(format!(
+        "the server at {server} answered {status} (wrong admin token?)"
+    ))
+}
+
+/// The running server's address and the admin token, as `reach` says.
+fn server_and_token(reach: cli::Reach) -> Result<(String, String), Error> {
+    let cli::Reach {
+        config,
+        data_dir,
+        server,
+    } = reach;
     let c = match &config {
         Some(path) => Config::from_file(path).map_err(Error::Config)?,
         None => Config::default(),
@@ -49,59 +168,7 @@ pub fn mail(
                 .to_string()
         }
     };
-    if let Some(id) = retry {
-        let path = format!("/admin/mail/retry?id={id}");
-        return match admin_request(&server, "POST", &path, &token).map_err(Error::Startup)? {
-            (200, _) => {
-                println!("kagi: mail {id} will be tried again now");
-                Ok(())
-            }
-            (404, _) => Err(Error::Check(format!("no undelivered mail with ID {id}"))),
-            (status, _) => Err(Error::Startup(format!(
-                "the server at {server} answered {status} (wrong admin token?)"
-            ))),
-        };
-    }
-    println!(
-        "{:<8} {:<8} {:>5}  {:<32} LAST ERROR",
-        "ID", "STATE", "TRIES", "TO"
-    );
-    // The server gives a page at a time, oldest first.
-    let (mut after, mut total) = (0u64, 0usize);
-    loop {
-        let path = format!("/admin/mail?after={after}");
-        let (status, body) =
-            admin_request(&server, "GET", &path, &token).map_err(Error::Startup)?;
-        if status != 200 {
-            return Err(Error::Startup(format!(
-                "the server at {server} answered {status} (wrong admin token?)"
-            )));
-        }
-        let page: Vec<serde_json::Value> =
-            serde_json::from_str(&body).map_err(|e| Error::Startup(e.to_string()))?;
-        let Some(last) = page.last().and_then(|m| m["id"].as_u64()) else {
-            break;
-        };
-        for m in &page {
-            let state = if m["failed"].is_null() {
-                "queued"
-            } else {
-                "failed"
-            };
-            println!(
-                "{:<8} {:<8} {:>5}  {:<32} {}",
-                m["id"],
-                state,
-                m["attempts"],
-                m["to"].as_str().unwrap_or(""),
-                m["last_error"].as_str().unwrap_or("")
-            );
-        }
-        total += page.len();
-        after = last;
-    }
-    println!("kagi: {total} undelivered");
-    Ok(())
+    Ok((server, token))
 }
 
 /// One HTTP/1.1 request to the running server; the status and the body.
@@ -196,39 +263,10 @@ pub fn audit(
             let events = store
                 .audit_events()
                 .map_err(|e| Error::Startup(e.to_string()))?;
-            let mut out = String::from("time,site,event,account,client,outcome,prev_mac\n");
-            for e in events {
-                let fields = [
-                    clock::date_time(e.time, offset),
-                    e.site.name().to_string(),
-                    e.event,
-                    e.account.unwrap_or_default(),
-                    e.client,
-                    e.outcome,
-                    e.prev,
-                ];
-                let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-                out.push_str(&row.join(","));
-                out.push('\n');
-            }
+            let out = store::audit_csv(&events, offset);
             print!("{out}");
             Ok(())
         }
-    }
-}
-
-/// A CSV field (RFC 4180): quoted when it holds a comma, quote or line
-/// break, and with a leading `'` when a spreadsheet would read it as a formula.
-fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) {
-        format!("'{value}")
-    } else {
-        value.to_string()
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
     }
 }
 
@@ -337,6 +375,16 @@ pub fn print_demo_welcome(running: &Running) {
         };
         println!("    {:<16} {:<17} {}{note}", a.user, a.password, a.email);
     }
+    println!();
+    println!("  管理コンソール  {base}/admin   確認コード: {base}/dev/totp");
+    println!(
+        "    オペレーター {}  パスワード {}  TOTP 秘密鍵 {}",
+        demo::OPERATOR,
+        demo::OPERATOR_PASSWORD,
+        running
+            .demo_operator_secret()
+            .unwrap_or_else(|| "(データベースが開けるまで未作成)".into())
+    );
     println!();
     println!(
         "kagi: ready in {} ms on http://{}",

@@ -3,7 +3,8 @@
 
 use crate::secret::Hasher;
 use crate::site::Site;
-use crate::store::{Account, Office, Store, StoreError};
+use crate::store::{NewAccount, Operator, Store, StoreError};
+use crate::totp::TotpSecret;
 use serde::Deserialize;
 
 /// The demo data file, as shipped in `data/`.
@@ -38,6 +39,9 @@ pub struct DemoKaigo {
     pub security_email: Option<String>,
     pub password: String,
     pub security_code: Option<String>,
+    /// The office's name and postal address, as the letter needs them.
+    pub office_name: Option<String>,
+    pub postal_address: Option<String>,
 }
 
 impl DemoKaigo {
@@ -64,38 +68,73 @@ pub fn portal_accounts() -> Vec<DemoPortal> {
 /// keeps passwords changed in an earlier run).
 pub fn load(store: &Store, hasher: &Hasher) -> Result<(), StoreError> {
     let data = demo_data();
-    let kaigo = data.kaigo.iter().map(|d| Account {
-        site: Site::Kaigo,
-        id: d.user_id(),
-        email: d.security_email.clone(),
-        password_phc: hasher.hash(&d.password),
-        security_code_phc: d.security_code.as_deref().map(|c| hasher.hash(c)),
-        generation: 0,
-        office: Some(Office {
-            number: d.office.clone(),
+    let kaigo = data.kaigo.iter().map(|d| {
+        let new = NewAccount {
+            office: d.office.clone(),
             prefecture: d.prefecture.clone(),
-        }),
-        coordinator: false,
-        locked: false,
+            office_name: d.office_name.clone(),
+            postal_address: d.postal_address.clone(),
+            email: d.security_email.clone(),
+            ..NewAccount::default()
+        };
+        let mut account = new.build(Site::Kaigo, hasher.hash(&d.password));
+        if let Ok(a) = &mut account {
+            a.security_code_phc = d.security_code.as_deref().map(|c| hasher.hash(c));
+        }
+        account
     });
-    let portal = data.portal.iter().map(|d| Account {
-        site: Site::Portal,
-        id: d.user.clone(),
-        email: Some(d.email.clone()),
-        password_phc: hasher.hash(&d.password),
-        security_code_phc: None,
-        generation: 0,
-        office: None,
-        coordinator: d.coordinator,
-        locked: false,
+    let portal = data.portal.iter().map(|d| {
+        let new = NewAccount {
+            user: d.user.clone(),
+            email: Some(d.email.clone()),
+            coordinator: d.coordinator,
+            ..NewAccount::default()
+        };
+        new.build(Site::Portal, hasher.hash(&d.password))
     });
+    load_operator(store, hasher)?;
     for account in kaigo.chain(portal) {
+        let account = account.expect("data/demo.toml is checked by the tests");
         if store.account(account.site, &account.id)?.is_none() {
             store.put_account(&account)?;
         }
     }
     store.flush()?;
     Ok(())
+}
+
+/// The demo's operator, as the welcome prints it.
+pub const OPERATOR: &str = "demo-operator";
+pub const OPERATOR_PASSWORD: &str = "OperatorDemo2026";
+
+/// Creates the demo operator, enrolled, with a new random TOTP secret
+/// (a reused data directory keeps the one it has).
+fn load_operator(store: &Store, hasher: &Hasher) -> Result<(), StoreError> {
+    if store.operator(OPERATOR)?.is_some() {
+        return Ok(());
+    }
+    let secret = crate::secret::random_bytes::<20>();
+    store.add_operator(&Operator {
+        name: OPERATOR.into(),
+        password_phc: Some(hasher.hash(OPERATOR_PASSWORD)),
+        totp_sealed: Some(store.seal_totp(OPERATOR, &secret)?),
+        last_totp_step: None,
+        generation: 0,
+        enrolment: None,
+        created: 0,
+    })?;
+    Ok(())
+}
+
+/// The demo operator's TOTP secret, for the welcome and `/dev/totp`.
+pub fn operator_secret(store: &Store) -> Result<Option<TotpSecret>, StoreError> {
+    let Some(operator) = store.operator(OPERATOR)? else {
+        return Ok(None);
+    };
+    let secret = store.operator_totp(&operator)?;
+    Ok(secret
+        .and_then(|s| <[u8; 20]>::try_from(s.as_slice()).ok())
+        .map(TotpSecret::from_bytes))
 }
 
 #[cfg(test)]

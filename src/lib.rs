@@ -30,6 +30,7 @@ pub mod clock;
 pub mod config;
 pub mod site;
 pub mod store;
+pub mod totp;
 
 mod files;
 /// The pure functions the fuzz targets in `fuzz/` drive; not an API.
@@ -44,6 +45,7 @@ pub mod fuzzing {
 mod app;
 mod captcha;
 mod commands;
+mod console;
 mod demo;
 mod http;
 mod import;
@@ -139,12 +141,8 @@ pub fn run(args: &[String]) -> Result<(), Error> {
             data_dir,
             config,
         } => commands::audit(action, data_dir, config),
-        cli::Command::Mail {
-            retry,
-            config,
-            data_dir,
-            server,
-        } => commands::mail(retry, config, data_dir, server),
+        cli::Command::Mail { retry, reach } => commands::mail(retry, reach),
+        cli::Command::Operator { action, reach } => commands::operator(action, reach),
         cli::Command::Import {
             file,
             data_dir,

@@ -42,7 +42,8 @@ impl Action {
 /// Refused requests of one client and action in one minute.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusals {
-    pub site: Site,
+    /// None: the operators' console.
+    pub site: Option<Site>,
     pub action: Action,
     /// The client (IPv6 by its /64); None for all clients beyond the
     /// tally's bound, counted together.
@@ -94,7 +95,7 @@ impl RateLimiter {
     }
 
     /// Tallies a refused request of `client` for `action` at `now`.
-    pub fn tally_refusal(&self, site: Site, action: Action, client: IpAddr, now: u64) {
+    pub fn tally_refusal(&self, site: Option<Site>, action: Action, client: IpAddr, now: u64) {
         let minute = now - now % 60;
         let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
         let tallied = refused.len();
@@ -209,9 +210,9 @@ mod tests {
         let limiter = RateLimiter::new(RateLimitConfig::default());
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         for now in 120..170 {
-            limiter.tally_refusal(Site::Kaigo, Action::Login, a, now);
+            limiter.tally_refusal(Some(Site::Kaigo), Action::Login, a, now);
         }
-        limiter.tally_refusal(Site::Kaigo, Action::Login, a, 185);
+        limiter.tally_refusal(Some(Site::Kaigo), Action::Login, a, 185);
         assert!(
             limiter.take_refusals(150, false).is_empty(),
             "the minute goes on"
@@ -223,7 +224,7 @@ mod tests {
         // A flood from ever new addresses stays within the bound.
         for n in 0..5000u32 {
             let ip = IpAddr::from(n.to_be_bytes());
-            limiter.tally_refusal(Site::Portal, Action::Captcha, ip, 200);
+            limiter.tally_refusal(Some(Site::Portal), Action::Captcha, ip, 200);
         }
         let all = limiter.take_refusals(200, true);
         assert!(all.len() <= MAX_TALLIED + 2, "{}", all.len());

@@ -185,6 +185,27 @@ pub fn check_portal(style: PolicyStyle, password: &str, reentry: &str) -> Vec<Vi
     broken
 }
 
+/// The shortest operator password: an operator can do more than any user.
+pub const OPERATOR_MIN: usize = 12;
+
+/// Checks a new operator password: the portal's seed rules, at least
+/// `OPERATOR_MIN` characters.
+pub fn check_operator(password: &str, reentry: &str) -> Vec<Violation> {
+    let mut broken = check_portal(PolicyStyle::Seed, password, reentry);
+    let len = password.chars().count();
+    if !password.is_empty() && len < OPERATOR_MIN {
+        broken.retain(|v| *v != Violation::PortalLength);
+        broken.insert(
+            0,
+            Violation::Length {
+                min: OPERATOR_MIN,
+                max: 100,
+            },
+        );
+    }
+    broken
+}
+
 #[cfg(test)]
 mod portal_tests {
     use super::Violation::*;
@@ -192,6 +213,19 @@ mod portal_tests {
 
     fn check(p: &str) -> Vec<Violation> {
         check_portal(PolicyStyle::Seed, p, p)
+    }
+
+    #[test]
+    fn operator_passwords_are_portal_passwords_of_twelve_or_more() {
+        assert_eq!(
+            check_operator("OperatorDemo2026", "OperatorDemo2026"),
+            vec![]
+        );
+        assert_eq!(
+            check_operator("Short1Pass", "Short1Pass"),
+            vec![Length { min: 12, max: 100 }]
+        );
+        assert!(check_operator("alllowercase12", "alllowercase12").contains(&NoUpper));
     }
 
     #[test]

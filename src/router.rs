@@ -2,6 +2,7 @@
 //! `/healthz`, `/admin/…` and, in demo mode, `/dev/…` itself.
 
 use crate::app::{App, DevCaptcha, MAX_MAIL_PAGE};
+use crate::console;
 use crate::http::{Method, Reply, Request, Response};
 use crate::pages;
 use crate::pool::Pool;
@@ -23,7 +24,7 @@ impl App {
     /// is full the answer is 503 with `Retry-After` at once, and nothing is
     /// read or written: a flood of logins costs logins, not pages.
     pub fn dispatch(&self, pool: &Pool<Task>, req: Request, reply: Reply, now: u64) {
-        if !sites::hashes(&req) {
+        if !hashes(&req) {
             return reply.send(self.handle(&req, now));
         }
         let shard = sites::visit_shard(self, &req);
@@ -51,7 +52,10 @@ impl App {
                 Ok(get_only(req, || Response::css(pages::STYLESHEET)))
             }
             "healthz" if req.path == "/healthz" => Ok(get_only(req, || self.health(req))),
-            "admin" => self.admin(req, now),
+            // The admin token is the command line's; a browser is an
+            // operator at the console.
+            "admin" if req.bearer.is_some() => self.admin(req, now),
+            "admin" => console::handle(self, req, now),
             "dev" if self.dev_pages => Ok(self.dev(req, now)),
             _ => Ok(Response::error(404)),
         };
@@ -146,35 +150,90 @@ impl App {
                     .iter()
                     .find(|(k, _)| k == "id")
                     .and_then(|(_, v)| v.parse::<u64>().ok());
-                let mail = self
-                    .store
-                    .outbox()?
-                    .into_iter()
-                    .find(|m| Some(m.id) == id && !m.decoy);
-                let Some(mut mail) = mail else {
+                let Some(id) = id.filter(|&id| self.retry_mail(id, now).unwrap_or(false)) else {
                     return Ok(Response::error(404));
                 };
-                // A fresh start: tried now, and given a new day before it
-                // is given up again. (A mail whose code or link has expired
-                // is still dropped, not sent.)
-                mail.failed = None;
-                mail.next_attempt = now;
-                mail.created = now;
-                self.store.update_mail(&mail)?;
                 self.store.flush()?;
-                self.outbox.wake();
                 Ok(Response::json(
-                    serde_json::json!({ "retrying": mail.id }).to_string(),
+                    serde_json::json!({ "retrying": id }).to_string(),
                 ))
             }
-            ("/admin/mail", _) => Ok(Response::method_not_allowed("GET, HEAD")),
+            ("/admin/operators", Method::Get | Method::Head) => {
+                let list: Vec<_> = self
+                    .store
+                    .operators()?
+                    .into_iter()
+                    .map(|o| {
+                        serde_json::json!({
+                            "name": o.name, "enrolled": o.is_enrolled(), "created": o.created,
+                            "enrolment_expires": o.enrolment.map(|(_, expires)| expires),
+                        })
+                    })
+                    .collect();
+                Ok(Response::json(serde_json::Value::Array(list).to_string()))
+            }
+            (
+                path @ ("/admin/operators/add"
+                | "/admin/operators/reset"
+                | "/admin/operators/remove"),
+                Method::Post,
+            ) => self.manage_operator(req, path, now),
+            ("/admin/mail", _) | ("/admin/operators", _) => {
+                Ok(Response::method_not_allowed("GET, HEAD"))
+            }
             ("/admin/mail/retry", _) => Ok(Response::method_not_allowed("POST")),
             _ => Ok(Response::error(404)),
         }
     }
 
+    /// `kagi operator add|reset|remove NAME`: 200 with the enrolment link
+    /// (add, reset), 404 for no such operator, 409 for a name taken, 400
+    /// for a name that cannot be one. Audited, as done with the admin token.
+    fn manage_operator(&self, req: &Request, path: &str, now: u64) -> crate::sites::Outcome {
+        let name = req
+            .query
+            .iter()
+            .find(|(k, _)| k == "name")
+            .map_or("", |(_, v)| v.as_str());
+        if !console::is_operator_name(name) {
+            return Ok(Response::error(400));
+        }
+        let (event, answer) = match path {
+            "/admin/operators/remove" => {
+                if !self.store.remove_operator(name)? {
+                    return Ok(Response::error(404));
+                }
+                ("operator_removed", serde_json::json!({ "removed": name }))
+            }
+            _ => {
+                let reset = path == "/admin/operators/reset";
+                let Some(link) = console::issue_enrolment(self, name, reset, now)? else {
+                    return Ok(Response::error(if reset { 404 } else { 409 }));
+                };
+                let event = if reset {
+                    "operator_reset"
+                } else {
+                    "operator_added"
+                };
+                (event, serde_json::json!({ "name": name, "link": link }))
+            }
+        };
+        self.store.audit(&crate::store::AuditEvent {
+            time: now,
+            event: event.into(),
+            client: req.client.to_string(),
+            outcome: format!("operator {name}, with the admin token"),
+            ..Default::default()
+        })?;
+        self.store.flush()?;
+        Ok(Response::json(answer.to_string()))
+    }
+
     /// The demo's `/dev/…` pages: captured mail and live CAPTCHA answers.
     fn dev(&self, req: &Request, now: u64) -> Response {
+        if let Some(rest) = req.path.strip_prefix("/dev/totp") {
+            return self.dev_totp(req, rest, now);
+        }
         if let Some(rest) = req.path.strip_prefix("/dev/captcha") {
             let live: Vec<DevCaptcha> = self
                 .dev_captchas
@@ -256,6 +315,54 @@ impl App {
                     })
                     .collect();
                 Response::json(serde_json::Value::Array(list).to_string())
+            }),
+            _ => Response::error(404),
+        }
+    }
+}
+
+/// Whether `req` is a POST whose route computes a hash: the router hands
+/// it to the hashing pool.
+pub fn hashes(req: &Request) -> bool {
+    use crate::site::{Area, Site};
+    match Area::of_path(&req.path) {
+        Some(area @ Area::Site(Site::Kaigo)) => {
+            sites::route_hashes(sites::kaigo::ROUTES, area, req)
+        }
+        Some(area @ Area::Site(Site::Portal)) => {
+            sites::route_hashes(sites::portal::ROUTES, area, req)
+        }
+        Some(area @ Area::Console) => {
+            req.bearer.is_none() && sites::route_hashes(console::ROUTES, area, req)
+        }
+        None => false,
+    }
+}
+
+impl App {
+    /// `/dev/totp` (and `.json`): the demo operator's current TOTP code,
+    /// as an authenticator app would show it.
+    fn dev_totp(&self, req: &Request, rest: &str, now: u64) -> Response {
+        let secret = match crate::demo::operator_secret(&self.store) {
+            Ok(Some(secret)) => secret,
+            Ok(None) => return Response::error(404),
+            Err(e) => {
+                say!("kagi: /dev/totp: {e}");
+                return Response::error(503);
+            }
+        };
+        let code = secret.code_at(now);
+        let left = crate::totp::STEP_SECS - now % crate::totp::STEP_SECS;
+        match rest {
+            "" => get_only(req, || {
+                let banner = self.banner.as_deref().unwrap_or("デモモード");
+                Response::html(pages::dev::totp(crate::demo::OPERATOR, &code, left, banner))
+            }),
+            ".json" => get_only(req, || {
+                Response::json(
+                    serde_json::json!({ "operator": crate::demo::OPERATOR, "code": code, "seconds_left": left })
+                        .to_string(),
+                )
             }),
             _ => Response::error(404),
         }

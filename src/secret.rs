@@ -97,6 +97,8 @@ pub enum Purpose {
     /// A claimed identity (user or office plus address), as the key of its
     /// guard record.
     Claim,
+    /// An operator's TOTP secret, derived from the enrolment link's token.
+    OperatorTotp,
 }
 
 impl Purpose {
@@ -109,6 +111,7 @@ impl Purpose {
             Purpose::CaptchaId => b"captcha-id",
             Purpose::CaptchaAnswer => b"captcha-answer",
             Purpose::Claim => b"claim",
+            Purpose::OperatorTotp => b"operator-totp",
         }
     }
 }

@@ -85,6 +85,15 @@ impl Running {
         self.started
     }
 
+    /// The demo operator's TOTP secret in base32, for the welcome.
+    pub fn demo_operator_secret(&self) -> Option<String> {
+        let store = &self.last_words.as_ref()?.store;
+        demo::operator_secret(store)
+            .ok()
+            .flatten()
+            .map(|s| s.base32())
+    }
+
     /// Blocks until the server stops (it does not stop by itself).
     pub fn wait(mut self) {
         if let Some(t) = self.request_thread.take() {
@@ -197,7 +206,10 @@ pub fn start(options: Options) -> Result<Running, Error> {
     let addr = listener.local_addr();
 
     // What needs the database is done now, or once it opens.
-    let mut pending = Pending::default();
+    let mut pending = Pending {
+        indexes: true,
+        ..Pending::default()
+    };
     if mode == Mode::Demo {
         config.mail.transport = Some(Transport::Capture);
         if config.public_url.is_none() {
@@ -388,6 +400,8 @@ struct Pending {
     /// The scan of the stored hashes' costs, for this hasher's census; in
     /// the background only (a million accounts take seconds).
     census: Option<Arc<secret::Hasher>>,
+    /// The console's search indexes of a database written before them.
+    indexes: bool,
     /// The wait has been logged.
     said: bool,
 }
@@ -427,6 +441,20 @@ impl Pending {
                 }
             }
         }
+        if self.indexes && store.unavailable().is_none() {
+            let built = store
+                .index_emails_once()
+                .and_then(|emails| store.index_audit_once().map(|entries| (emails, entries)));
+            match built {
+                Ok((0, 0)) => self.indexes = false,
+                Ok((emails, entries)) => {
+                    say!("kagi: indexed {emails} accounts' addresses and {entries} audit entries for the console's search");
+                    self.indexes = false;
+                }
+                Err(e) if e.is_disk_trouble() => {}
+                Err(e) => return Err(format!("the console's indexes: {e}")),
+            }
+        }
         if let Some(hasher) = self.census.as_ref().filter(|_| background) {
             if store.unavailable().is_none() {
                 match census_scan(store, hasher) {
@@ -445,7 +473,10 @@ impl Pending {
     }
 
     fn is_done(&self) -> bool {
-        self.admin_token.is_none() && self.demo_accounts.is_none() && self.census.is_none()
+        self.admin_token.is_none()
+            && self.demo_accounts.is_none()
+            && self.census.is_none()
+            && !self.indexes
     }
 }
 
@@ -461,6 +492,7 @@ fn write_refusals(store: &Store, limiter: &limit::RateLimiter, now: u64, all: bo
             account: None,
             client: r.client.map_or("(other clients)".into(), |c| c.to_string()),
             outcome: format!("{}: {} refused in the minute", r.action.name(), r.count),
+            ..Default::default()
         };
         if let Err(e) = store.audit(&event) {
             say!("kagi: {} refused requests not audited: {e}", r.count);

@@ -35,3 +35,36 @@ impl Site {
         }
     }
 }
+
+/// Where a browser's visit cookie belongs: one of the sites, or the
+/// operators' console under `/admin`. Each has its own cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Area {
+    Site(Site),
+    Console,
+}
+
+impl Area {
+    /// The first segment of the area's paths, and its cookie's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Area::Site(site) => site.name(),
+            Area::Console => "admin",
+        }
+    }
+
+    /// The area a request path is under.
+    pub fn of_path(path: &str) -> Option<Area> {
+        match Site::of_path(path) {
+            Some(site) => Some(Area::Site(site)),
+            None => (path.split('/').nth(1) == Some("admin")).then_some(Area::Console),
+        }
+    }
+
+    pub fn site(self) -> Option<Site> {
+        match self {
+            Area::Site(site) => Some(site),
+            Area::Console => None,
+        }
+    }
+}

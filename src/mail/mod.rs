@@ -265,11 +265,12 @@ fn give_up(store: &Store, mail: &mut OutboxMail, now: u64, why: &str) {
     let _ = store.audit(&AuditEvent {
         prev: String::new(),
         time: now,
-        site: mail.site,
+        site: Some(mail.site),
         event: "mail_failed".into(),
         account: None,
         client: String::new(),
         outcome: format!("message {}: {why}", mail.message_id),
+        ..Default::default()
     });
     let _ = store.flush();
 }

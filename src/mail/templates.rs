@@ -127,6 +127,31 @@ pub fn portal_reset_link(link: &str, lifetime: &str, portal_url: &str, contact: 
     }
 }
 
+/// The notice that an operator changed an account's address, sent to the
+/// old address and to the new one.
+pub fn address_changed(site_name: &str, account: &str, when: &str, contact: &str) -> Letter {
+    Letter {
+        subject: format!("【{site_name}】メールアドレス変更のお知らせ"),
+        body: format!(
+            "{site_name}からのお知らせです。
+
+アカウント {account} のメールアドレスが、運用担当者により変更されました。
+
+[変更日時]
+{when}
+
+今後のお知らせ、ワンタイムパスワード、パスワード再設定のメールは新しいメールアドレスに送信されます。
+この変更に心当たりがない場合は、以下へお問い合わせください。
+
+{contact}
+
+本メールはシステムが自動的に送信しております。
+本メールへ返信にてお問い合わせいただいてもご回答できませんので、予めご了承くださいますようお願い申し上げます。
+"
+        ),
+    }
+}
+
 /// The notice after a portal password change.
 pub fn portal_password_changed(notice: &Notice<'_>, portal_url: &str, contact: &str) -> Letter {
     let Notice {

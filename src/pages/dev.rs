@@ -68,3 +68,22 @@ pub fn captchas(list: &[CaptchaView<'_>], banner: &str) -> Markup {
         },
     )
 }
+
+/// The demo operator's current TOTP code, as an authenticator app shows it.
+pub fn totp(operator: &str, code: &str, seconds_left: u64, banner: &str) -> Markup {
+    layout(
+        "管理コンソールの確認コード (demo)",
+        Some(banner),
+        html! {
+            main.dev {
+                h1 { "管理コンソールの確認コード (demo)" }
+                p { "認証アプリの代わりに、デモ用オペレーターの現在の確認コードを表示しています。JSON: " a href="/dev/totp.json" { "/dev/totp.json" } }
+                table.fields {
+                    tr { th { "オペレーター" } th { "確認コード" } th { "残り" } }
+                    tr { td { (operator) } td.answer { code { (code) } } td { (seconds_left) " 秒" } }
+                }
+                p { "ログインは " a href="/admin/login" { "/admin/login" } " から。1つのコードは1回しか使えません。次のコードまでお待ちください。" }
+            }
+        },
+    )
+}

@@ -2,6 +2,7 @@
 //! (the time shown on screens arrives as a string). Nothing a user typed is
 //! ever wrapped in `PreEscaped`.
 
+pub mod console;
 pub mod dev;
 pub mod kaigo;
 pub mod portal;

@@ -17,7 +17,7 @@ use crate::mail::templates;
 use crate::pages::kaigo::{self as page, Frame, PostalForm};
 use crate::policy;
 use crate::secret::{Otp, Purpose, Token};
-use crate::site::Site;
+use crate::site::{Area, Site};
 use crate::store::{
     Account, Flow, KaigoFlow, LiveOtp, PostalRequest, Secret, Session, SessionState, StoreError,
 };
@@ -60,7 +60,7 @@ impl Kaigo for Ctx<'_> {
 }
 
 /// Every path of the site: what answers it and the limit it takes.
-pub(super) const ROUTES: &[Route] = &[
+pub const ROUTES: &[Route] = &[
     Route {
         path: "/kaigo",
         get: Some(|c| html(page::top_menu(&c.frame()))),
@@ -328,7 +328,7 @@ fn login_security_code(ctx: &Ctx<'_>) -> Outcome {
     let right = app
         .hasher
         .verify(account.security_code_phc.as_deref(), code);
-    let who = (Secret::SecurityCode, SITE, account.id.as_str());
+    let who = (Secret::SecurityCode, Area::Site(SITE), account.id.as_str());
     match check_guarded(app, ctx.req, ctx.now, who, right, "security_code")? {
         Checked::Right => {
             s.state = SessionState::Active;
@@ -651,7 +651,9 @@ fn issue_otp(
 ) -> Outcome {
     let app = ctx.app;
     let lifetime = app.config.kaigo.otp_lifetime_secs;
-    let matched = candidate.filter(|a| a.email.as_deref().is_some_and(|e| address::same(e, email)));
+    // A disabled account is one that does not match: same page, no mail.
+    let matched = candidate
+        .filter(|a| a.is_enabled() && a.email.as_deref().is_some_and(|e| address::same(e, email)));
     let claim = ctx.claim_key(&[office, prefecture, &address::normalize(email)])?;
     let otp = Otp::generate();
     let fresh = LiveOtp {
@@ -738,7 +740,7 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
             // The right to set a password moves to a new cookie, as a login
             // does: a cookie planted in the browser before the code was
             // entered is worth nothing afterwards.
-            let fresh = Visit::new(app, SITE)?;
+            let fresh = Visit::new(app, Area::Site(SITE))?;
             let verified = KaigoFlow::Verified {
                 account: account.id.clone(),
                 generation,

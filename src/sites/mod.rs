@@ -11,7 +11,7 @@ use crate::http::{Method, Request, Response};
 use crate::limit::Action;
 use crate::pages;
 use crate::secret::{constant_time_eq, Purpose, Token};
-use crate::site::Site;
+use crate::site::{Area, Site};
 use crate::store::{
     Account, AuditEvent, ClaimGuard, LinkKind, LinkState, LoginGuard, Secret, Session,
     SessionState, StoreError,
@@ -31,31 +31,31 @@ pub struct Visit {
     pub csrf: String,
     /// The cookie was made by this request and must be set on the answer.
     pub is_new: bool,
-    site: Site,
+    area: Area,
 }
 
 impl Visit {
     /// The visit named by the request's cookie, or a new one.
-    pub fn of(app: &App, req: &Request, site: Site) -> Result<Visit, StoreError> {
-        match req.cookie(&cookie_name(app, site)).and_then(Token::parse) {
-            Some(token) => Visit::from_token(app, token, site, false),
-            None => Visit::new(app, site),
+    pub fn of(app: &App, req: &Request, area: Area) -> Result<Visit, StoreError> {
+        match req.cookie(&cookie_name(app, area)).and_then(Token::parse) {
+            Some(token) => Visit::from_token(app, token, area, false),
+            None => Visit::new(app, area),
         }
     }
 
     /// A new visit: a fresh cookie (at first sight, and at login so that a
     /// cookie planted before login is worth nothing after it).
-    pub fn new(app: &App, site: Site) -> Result<Visit, StoreError> {
-        Visit::from_token(app, Token::generate(), site, true)
+    pub fn new(app: &App, area: Area) -> Result<Visit, StoreError> {
+        Visit::from_token(app, Token::generate(), area, true)
     }
 
-    fn from_token(app: &App, token: Token, site: Site, is_new: bool) -> Result<Visit, StoreError> {
+    fn from_token(app: &App, token: Token, area: Area, is_new: bool) -> Result<Visit, StoreError> {
         Ok(Visit {
             key: app.digest(Purpose::Visit, token.expose())?,
             csrf: app.digest(Purpose::Csrf, token.expose())?,
             token,
             is_new,
-            site,
+            area,
         })
     }
 
@@ -72,13 +72,13 @@ impl Visit {
         let scope = if app.config.is_https() {
             "Path=/; Secure".to_string()
         } else {
-            format!("Path=/{}", self.site.name())
+            format!("Path=/{}", self.area.name())
         };
         response.with_header(
             "Set-Cookie",
             format!(
                 "{}={}; {scope}; HttpOnly; SameSite=Strict",
-                cookie_name(app, self.site),
+                cookie_name(app, self.area),
                 self.token.expose(),
             ),
         )
@@ -101,20 +101,14 @@ impl Ctx<'_> {
         account: Option<&str>,
         outcome: &str,
     ) -> Result<(), StoreError> {
-        audit(
-            self.app, self.req, self.now, self.site, event, account, outcome,
-        )
+        let site = Some(self.site);
+        audit(self.app, self.req, self.now, site, event, account, outcome)
     }
 
     /// The key of a claimed identity's guard record: a keyed digest of the
     /// site and the claim's parts, so that the store never holds the address.
     pub fn claim_key(&self, parts: &[&str]) -> Result<String, StoreError> {
-        let mut text = self.site.name().to_string();
-        for part in parts {
-            text.push('\0');
-            text.push_str(part);
-        }
-        self.app.digest(Purpose::Claim, &text)
+        claim_key(self.app, self.site, parts)
     }
 
     /// Applies `change` to the guard record of `claim` atomically (it may
@@ -140,16 +134,28 @@ impl Ctx<'_> {
     }
 }
 
-/// What answers one method of one path.
+/// The key of a claimed identity's guard record on `site` (see
+/// `Ctx::claim_key`).
+pub fn claim_key(app: &App, site: Site, parts: &[&str]) -> Result<String, StoreError> {
+    let mut text = site.name().to_string();
+    for part in parts {
+        text.push('\0');
+        text.push_str(part);
+    }
+    app.digest(Purpose::Claim, &text)
+}
+
+/// What answers one method of one path of a site.
 pub type Handler = for<'a> fn(&Ctx<'a>) -> Outcome;
 
-/// One path of a site: what answers a GET (and HEAD) and a POST, and the
-/// rate limit each takes. A site's table of these is the only place a path
-/// is named: 404, 405 with `Allow`, and the limits are derived from it.
-pub struct Route {
+/// One path of an area: what answers a GET (and HEAD) and a POST (`H`: a
+/// site's `Handler`, or the console's), and the rate limit each takes. An
+/// area's table of these is the only place a path is named: 404, 405 with
+/// `Allow`, and the limits are derived from it.
+pub struct Route<H = Handler> {
     pub path: &'static str,
-    pub get: Option<Handler>,
-    pub post: Option<Handler>,
+    pub get: Option<H>,
+    pub post: Option<H>,
     /// The limit a GET takes (drawing a CAPTCHA costs the request thread
     /// like answering one does).
     pub get_limit: Option<Action>,
@@ -159,9 +165,9 @@ pub struct Route {
     pub hashes: bool,
 }
 
-impl Route {
+impl<H> Route<H> {
     /// A path that answers nothing: the base of a table's entries.
-    pub const NONE: Route = Route {
+    pub const NONE: Route<H> = Route {
         path: "",
         get: None,
         post: None,
@@ -169,16 +175,6 @@ impl Route {
         post_limit: None,
         hashes: false,
     };
-
-    /// `/<site>/not-me`, the same on every site.
-    pub const fn not_me(path: &'static str) -> Route {
-        Route {
-            path,
-            get: Some(|c| not_me(c, Method::Get)),
-            post: Some(|c| not_me(c, Method::Post)),
-            ..Route::NONE
-        }
-    }
 
     /// The methods the path answers, as `Allow` lists them.
     pub fn allow(&self) -> String {
@@ -193,17 +189,50 @@ impl Route {
     }
 }
 
-/// Routes a request within a site by its table: 404 for a path not in
+impl Route {
+    /// `/<site>/not-me`, the same on every site.
+    pub const fn not_me(path: &'static str) -> Route {
+        Route {
+            path,
+            get: Some(|c| not_me(c, Method::Get)),
+            post: Some(|c| not_me(c, Method::Post)),
+            ..Route::NONE
+        }
+    }
+}
+
+/// Routes a request within a site by its table (`serve_area`), and calls
+/// the route's handler with the request's `Ctx`.
+pub fn serve_site(app: &App, req: &Request, now: u64, site: Site, routes: &[Route]) -> Outcome {
+    serve_area(app, req, now, Area::Site(site), routes, |handler, visit| {
+        handler(&Ctx {
+            app,
+            req,
+            now,
+            site,
+            visit,
+        })
+    })
+}
+
+/// Routes a request within an area by its table: 404 for a path not in
 /// `routes`, 405 (with `Allow`) for a method the path does not answer, 403
 /// for a POST without this visit's CSRF token (nothing is read or written
 /// then), 429 past the route's rate limit, and 503 for new work below
-/// `store.min_free_bytes`. The route's handler gets the request's `Ctx`;
+/// `store.min_free_bytes`. `call` runs the route's handler with the visit;
 /// the visit cookie is set on the answer when this request made it.
-pub fn serve_site(app: &App, req: &Request, now: u64, site: Site, routes: &[Route]) -> Outcome {
-    let Some(route) = find_route(routes, site, &req.path) else {
+pub fn serve_area<H: Copy>(
+    app: &App,
+    req: &Request,
+    now: u64,
+    area: Area,
+    routes: &[Route<H>],
+    call: impl FnOnce(H, &Visit) -> Outcome,
+) -> Outcome {
+    let Some(route) = find_route(routes, area, &req.path) else {
         return Ok(Response::error(404));
     };
-    let visit = Visit::of(app, req, site)?;
+    let visit = Visit::of(app, req, area)?;
     let (handler, limit) = match req.method {
         Method::Get | Method::Head => (route.get, route.get_limit),
         Method::Post => (route.post, route.post_limit),
@@ -225,21 +254,17 @@ pub fn serve_site(app: &App, req: &Request, now: u64, site: Site, routes: &[Rout
                 .is_some_and(|free| free < app.config.store.min_free_bytes)
         };
         if req.method == Method::Post && action.starts_new_work() && low_on_disk() {
-            let page = Response::html_status(503, pages::not_taking_new_work(site))
-                .with_header("Retry-After", "300".into());
-            return Ok(page);
+            let page = match area.site() {
+                Some(site) => Response::html_status(503, pages::not_taking_new_work(site)),
+                None => Response::error(503),
+            };
+            return Ok(page.with_header("Retry-After", "300".into()));
         }
-        if let Some(refused) = over_limit(app, req, now, site, action) {
+        if let Some(refused) = over_limit(app, req, now, area, action) {
             return Ok(refused);
         }
     }
-    let response = handler(&Ctx {
-        app,
-        req,
-        now,
-        site,
-        visit: &visit,
-    })?;
+    let response = call(handler, &visit)?;
     let already_set = response.headers.iter().any(|(n, _)| *n == "Set-Cookie");
     Ok(if visit.is_new && !already_set {
         visit.set_on(app, response)
@@ -248,25 +273,18 @@ pub fn serve_site(app: &App, req: &Request, now: u64, site: Site, routes: &[Rout
     })
 }
 
-/// The route of `path` in a site's table (a trailing `/` ignored; the
-/// site's bare path is its home).
-fn find_route<'r>(routes: &'r [Route], site: Site, path: &str) -> Option<&'r Route> {
+/// The route of `path` in an area's table (a trailing `/` ignored; the
+/// area's bare path is its home).
+fn find_route<'r, H>(routes: &'r [Route<H>], area: Area, path: &str) -> Option<&'r Route<H>> {
     let path = path.trim_end_matches('/');
-    let path = if path.is_empty() { site.home() } else { path };
+    let home = format!("/{}", area.name());
+    let path = if path.is_empty() { home.as_str() } else { path };
     routes.iter().find(|r| r.path == path)
 }
 
-/// Whether `req` is a POST whose route computes a hash: the router hands
-/// it to the hashing pool.
-pub fn hashes(req: &Request) -> bool {
-    let Some(site) = Site::of_path(&req.path) else {
-        return false;
-    };
-    let routes = match site {
-        Site::Kaigo => kaigo::ROUTES,
-        Site::Portal => portal::ROUTES,
-    };
-    req.method == Method::Post && find_route(routes, site, &req.path).is_some_and(|r| r.hashes)
+/// Whether `req` is a POST to a route of `routes` that computes a hash.
+pub fn route_hashes<H>(routes: &[Route<H>], area: Area, req: &Request) -> bool {
+    req.method == Method::Post && find_route(routes, area, &req.path).is_some_and(|r| r.hashes)
 }
 
 /// Which hashing worker a request goes to: the same for every request of
@@ -274,8 +292,8 @@ pub fn hashes(req: &Request) -> bool {
 /// it sent them. None without a visit cookie.
 pub fn visit_shard(app: &App, req: &Request) -> Option<u64> {
     use std::hash::{Hash, Hasher};
-    let site = Site::of_path(&req.path)?;
-    let cookie = req.cookie(&cookie_name(app, site))?;
+    let area = Area::of_path(&req.path)?;
+    let cookie = req.cookie(&cookie_name(app, area))?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     cookie.hash(&mut hasher);
     Some(hasher.finish())
@@ -285,9 +303,10 @@ pub fn visit_shard(app: &App, req: &Request) -> Option<u64> {
 /// one; otherwise the 429 page saying how long to wait. A refusal is
 /// counted, not written one by one: the audit trail gets one entry per
 /// client, action and minute.
-fn over_limit(app: &App, req: &Request, now: u64, site: Site, action: Action) -> Option<Response> {
+fn over_limit(app: &App, req: &Request, now: u64, area: Area, action: Action) -> Option<Response> {
     let wait = app.limiter.take(action, req.client, now).err()?;
-    app.limiter.tally_refusal(site, action, req.client, now);
+    app.limiter
+        .tally_refusal(area.site(), action, req.client, now);
     Some(
         Response::html_status(429, pages::rate_limited(wait))
             .with_header("Retry-After", wait.to_string()),
@@ -306,9 +325,12 @@ pub fn current_session(
     let Some(mut session) = app.store.session(&visit.key, now)? else {
         return Ok(None);
     };
-    let account = app.store.account(visit.site, &session.account)?;
+    let account = app.store.account(session.site, &session.account)?;
+    // A disabled account's sessions end with it.
     let good = |a: &Account| {
-        a.generation == session.generation && now < session.created + limits.absolute_secs
+        a.generation == session.generation
+            && a.is_enabled()
+            && now < session.created + limits.absolute_secs
     };
     let Some(account) = account.filter(good) else {
         app.store.remove_session(&visit.key)?;
@@ -343,9 +365,9 @@ pub fn open_session(
 ) -> Result<Visit, StoreError> {
     app.store.remove_session(&old.key)?;
     app.store.remove_flow(&old.key)?;
-    let fresh = Visit::new(app, old.site)?;
+    let fresh = Visit::new(app, Area::Site(account.site))?;
     let session = Session {
-        site: old.site,
+        site: account.site,
         account: account.id.clone(),
         generation: account.generation,
         state,
@@ -435,20 +457,21 @@ pub fn check_guarded(
     app: &App,
     req: &Request,
     now: u64,
-    (secret, site, user): (Secret, Site, &str),
+    (secret, area, user): (Secret, Area, &str),
     right: bool,
     event: &str,
 ) -> Result<Checked, StoreError> {
+    let site = area.site();
     let limits = &app.config.guard;
     // A right secret with no failures behind it changes nothing: no write.
-    let guard = app.store.login_guard(secret, site, user, now)?;
+    let guard = app.store.login_guard(secret, area, user, now)?;
     if right && guard == LoginGuard::default() {
         return Ok(Checked::Right);
     }
     let longest = limits.lockout_max_secs;
     let step = app
         .store
-        .update_login_guard((secret, site, user), now, longest, |g| {
+        .update_login_guard((secret, area, user), now, longest, |g| {
             guard_step(g, right, now, limits)
         })?;
     match step {
@@ -531,8 +554,13 @@ pub fn check_login(
     let ok = app
         .hasher
         .verify_login(account.as_ref().map(|a| a.password_phc.as_str()), password);
-    let right = ok && account.as_ref().is_some_and(|a| !a.locked);
-    let checked = check_guarded(app, req, now, (Secret::Password, site, user), right, event)?;
+    // A locked or disabled account answers like a wrong password.
+    let right = ok
+        && account
+            .as_ref()
+            .is_some_and(|a| !a.locked && a.is_enabled());
+    let who = (Secret::Password, Area::Site(site), user);
+    let checked = check_guarded(app, req, now, who, right, event)?;
     let Some(mut account) = account.filter(|_| checked == Checked::Right) else {
         return Ok(None);
     };
@@ -566,18 +594,18 @@ pub fn attempt_login(
 ) -> Result<Option<Account>, StoreError> {
     let Some(user) = user else {
         app.hasher.verify_login(None, password);
-        audit(app, req, now, site, "login", None, "failed")?;
+        audit(app, req, now, Some(site), "login", None, "failed")?;
         return Ok(None);
     };
     let account = app.store.account(site, user)?;
     check_login(app, req, now, (site, user), account, password, "login")
 }
 
-pub fn cookie_name(app: &App, site: Site) -> String {
+pub fn cookie_name(app: &App, area: Area) -> String {
     if app.config.is_https() {
-        format!("__Host-kagi_{}", site.name())
+        format!("__Host-kagi_{}", area.name())
     } else {
-        format!("kagi_{}", site.name())
+        format!("kagi_{}", area.name())
     }
 }
 
@@ -587,7 +615,7 @@ pub fn audit(
     app: &App,
     req: &Request,
     now: u64,
-    site: Site,
+    site: Option<Site>,
     event: &str,
     account: Option<&str>,
     outcome: &str,
@@ -600,6 +628,7 @@ pub fn audit(
         account: account.map(str::to_string),
         client: req.client.to_string(),
         outcome: outcome.into(),
+        ..Default::default()
     })
 }
 

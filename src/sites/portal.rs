@@ -61,7 +61,7 @@ impl Portal for Ctx<'_> {
 }
 
 /// Every path of the site: what answers it and the limit it takes.
-pub(super) const ROUTES: &[Route] = &[
+pub const ROUTES: &[Route] = &[
     Route {
         path: "/portal",
         get: Some(top),
@@ -277,7 +277,9 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
     }
     let account = app.store.account(SITE, &user)?;
     let matched = account.filter(|a| {
-        !a.is_provisional() && a.email.as_deref().is_some_and(|e| address::same(e, &email))
+        a.is_enabled()
+            && !a.is_provisional()
+            && a.email.as_deref().is_some_and(|e| address::same(e, &email))
     });
     // The same guard record, the same token and the same link record on
     // both branches (`recovery::deliver`): without a match the record
@@ -291,14 +293,7 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
     let token = Token::generate();
     let key = app.digest(Purpose::Link, token.expose())?;
     let lifetime = app.config.portal.link_lifetime_secs;
-    // Built from the configured address, never from the request's Host.
-    let url = format!("{}/passwordreset?token={}", portal_url(app), token.expose());
-    let letter = templates::portal_reset_link(
-        &url,
-        &templates::lifetime_ja(lifetime),
-        &portal_url(app),
-        &app.config.portal.contact,
-    );
+    let letter = reset_letter(app, &token);
     let link = Link {
         kind: LinkKind::Reset,
         site: SITE,
@@ -322,6 +317,18 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
     };
     recovery::deliver(ctx, &mailing, || ctx.put_flow(PortalFlow::Sent))?;
     Ok(Response::see_other("/portal/reset/sent"))
+}
+
+/// The mail with a reset link of `token`. The link is built from the
+/// configured address, never from the request's Host.
+pub fn reset_letter(app: &App, token: &Token) -> templates::Letter {
+    let url = format!("{}/passwordreset?token={}", portal_url(app), token.expose());
+    templates::portal_reset_link(
+        &url,
+        &templates::lifetime_ja(app.config.portal.link_lifetime_secs),
+        &portal_url(app),
+        &app.config.portal.contact,
+    )
 }
 
 /// The portal's public address, as mails name it.

@@ -21,6 +21,7 @@ use crate::clock::{self, DAY};
 use crate::config::GuardConfig;
 use crate::mail::templates::{Letter, Notice};
 use crate::secret::{constant_time_eq, Purpose, Token};
+use crate::site::Area;
 use crate::store::{Account, ClaimGuard, Link, LinkKind, LinkState, LiveOtp, Secret, StoreError};
 
 /// Whether a claim may be mailed now, counting this send if so: none within
@@ -168,7 +169,8 @@ pub fn change_password(
     let phc = app.hasher.hash(password);
     let generation = account.generation;
     let changed = app.store.update_account(account.site, &account.id, |a| {
-        let same = a.generation == generation;
+        // Disabled meanwhile: the recovery ends as a non-match's would.
+        let same = a.generation == generation && a.is_enabled();
         if same {
             a.password_phc = phc.clone();
             a.security_code_phc = None;
@@ -185,9 +187,9 @@ pub fn change_password(
     account.generation += 1;
     account.locked = false;
     app.store
-        .remove_login_guard(Secret::Password, account.site, &account.id)?;
+        .remove_login_guard(Secret::Password, Area::Site(account.site), &account.id)?;
     app.store
-        .remove_login_guard(Secret::SecurityCode, account.site, &account.id)?;
+        .remove_login_guard(Secret::SecurityCode, Area::Site(account.site), &account.id)?;
     Ok(true)
 }
 

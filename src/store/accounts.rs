@@ -8,6 +8,30 @@ pub(super) fn account_key(site: Site, id: &str) -> Vec<u8> {
     format!("{}:{id}", site.name()).into_bytes()
 }
 
+/// The key of an account's entry in the e-mail index.
+fn email_key(email: &str, site: Site, id: &str) -> Vec<u8> {
+    let mut key = crate::address::normalize(email).into_bytes();
+    key.push(0);
+    key.extend(account_key(site, id));
+    key
+}
+
+/// The office index's key: office number and billing prefecture.
+fn office_key(office: &Office) -> Vec<u8> {
+    format!("{}{}", office.number, office.prefecture).into_bytes()
+}
+
+/// The most accounts one search page shows.
+pub const SEARCH_PAGE: usize = 50;
+
+/// A page of the console's account search.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub accounts: Vec<Account>,
+    /// There are more after this page.
+    pub more: bool,
+}
+
 impl Store {
     pub fn account(&self, site: Site, id: &str) -> Result<Option<Account>> {
         let t = self.trees()?;
@@ -36,6 +60,7 @@ impl Store {
                 return Ok(None);
             };
             let mut account: Account = decode(&old)?;
+            let email = account.email.clone();
             if !change(&mut account) {
                 return Ok(Some(false));
             }
@@ -44,6 +69,17 @@ impl Store {
                 .compare_and_swap(&key, Some(old), Some(new))?
                 .is_ok()
             {
+                // A new address is found by the search at once; the old
+                // entry goes (a crash in between leaves it stale, and a
+                // search checks what it finds).
+                if account.email != email {
+                    if let Some(new) = &account.email {
+                        t.emails.insert(email_key(new, site, id), &[])?;
+                    }
+                    if let Some(old) = &email {
+                        t.emails.remove(email_key(old, site, id))?;
+                    }
+                }
                 return Ok(Some(true));
             }
         }
@@ -56,10 +92,138 @@ impl Store {
         t.accounts
             .insert(account_key(account.site, &account.id), encode(account)?)?;
         if let Some(office) = &account.office {
-            let index_key = format!("{}{}", office.number, office.prefecture);
-            t.offices.insert(index_key, account.id.as_bytes())?;
+            t.offices
+                .insert(office_key(office), account.id.as_bytes())?;
+        }
+        if let Some(email) = &account.email {
+            t.emails
+                .insert(email_key(email, account.site, &account.id), &[])?;
         }
         Ok(())
+    }
+
+    /// Deletes an account and its index entries; false when there was none.
+    pub fn delete_account(&self, site: Site, id: &str) -> Result<bool> {
+        let t = self.trees()?;
+        let Some(old) = t.accounts.remove(account_key(site, id))? else {
+            return Ok(false);
+        };
+        let account: Account = decode(&old)?;
+        if let Some(office) = &account.office {
+            t.offices.remove(office_key(office))?;
+        }
+        if let Some(email) = &account.email {
+            t.emails.remove(email_key(email, site, id))?;
+        }
+        Ok(true)
+    }
+
+    /// Accounts whose user ID, portal user name, kaigo office number or
+    /// e-mail starts with `query`, page `page` (from 0) of `SEARCH_PAGE`:
+    /// prefix scans of the accounts, the office index and the e-mail index,
+    /// each read only as far as the page needs. IDs and names first, then
+    /// offices, then addresses; an account found twice is shown once.
+    pub fn search_accounts(&self, query: &str, page: usize) -> Result<Found> {
+        let t = self.trees()?;
+        let query = query.trim();
+        if query.is_empty() {
+            return Ok(Found::default());
+        }
+        let wanted = (page + 1) * SEARCH_PAGE + 1;
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut add = |key: Vec<u8>, keys: &mut Vec<Vec<u8>>| {
+            if keys.len() < wanted && seen.insert(key.clone()) {
+                keys.push(key);
+            }
+        };
+        // A kaigo user ID is typed as `KJ…` or `kj…`.
+        let upper = query.to_ascii_uppercase();
+        let kaigo_id = if upper.starts_with("KJ") {
+            &upper
+        } else {
+            query
+        };
+        for (site, prefix) in [(Site::Kaigo, kaigo_id), (Site::Portal, query)] {
+            for entry in t.accounts.scan_prefix(account_key(site, prefix)).keys() {
+                if keys.len() >= wanted {
+                    break;
+                }
+                add(entry?.to_vec(), &mut keys);
+            }
+        }
+        if query.bytes().all(|b| b.is_ascii_digit()) {
+            for entry in t.offices.scan_prefix(query.as_bytes()).values() {
+                if keys.len() >= wanted {
+                    break;
+                }
+                let id = String::from_utf8_lossy(&entry?).into_owned();
+                add(account_key(Site::Kaigo, &id), &mut keys);
+            }
+        }
+        let email_prefix = crate::address::normalize(query);
+        let mut stale = Vec::new();
+        for entry in t.emails.scan_prefix(email_prefix.as_bytes()).keys() {
+            if keys.len() >= wanted {
+                break;
+            }
+            let entry = entry?;
+            let Some(nul) = entry.iter().position(|&b| b == 0) else {
+                continue;
+            };
+            let (email, key) = (&entry[..nul], entry[nul + 1..].to_vec());
+            // A stale entry (the address changed, the account went) is
+            // not shown, and is deleted.
+            let live = match t.accounts.get(&key)? {
+                Some(v) => decode::<Account>(&v)?
+                    .email
+                    .is_some_and(|e| crate::address::normalize(&e).as_bytes() == email),
+                None => false,
+            };
+            if live {
+                add(key, &mut keys);
+            } else {
+                stale.push(entry.to_vec());
+            }
+        }
+        for key in stale {
+            t.emails.remove(key)?;
+        }
+        let more = keys.len() > (page + 1) * SEARCH_PAGE;
+        let mut accounts = Vec::new();
+        for key in keys.iter().skip(page * SEARCH_PAGE).take(SEARCH_PAGE) {
+            if let Some(v) = t.accounts.get(key)? {
+                accounts.push(decode(&v)?);
+            }
+        }
+        Ok(Found { accounts, more })
+    }
+
+    /// Makes the e-mail index of a database written before it existed
+    /// (once: the meta tree remembers it). Returns how many entries.
+    pub fn index_emails_once(&self) -> Result<usize> {
+        let t = self.trees()?;
+        if t.meta.get("emails_indexed")?.is_some() {
+            return Ok(0);
+        }
+        #[derive(Deserialize)]
+        struct Row {
+            site: Site,
+            id: String,
+            email: Option<String>,
+        }
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for value in t.accounts.iter().values() {
+            let row: Row = decode(&value?)?;
+            if let Some(email) = &row.email {
+                batch.insert(email_key(email, row.site, &row.id), &[]);
+                n += 1;
+            }
+        }
+        t.emails.apply_batch(batch)?;
+        t.meta.insert("emails_indexed", &[])?;
+        Ok(n)
     }
 
     /// Creates or replaces many accounts in two batches (accounts, then
@@ -68,17 +232,19 @@ impl Store {
         let t = self.trees()?;
         let mut rows = sled::Batch::default();
         let mut index = sled::Batch::default();
+        let mut emails = sled::Batch::default();
         for account in accounts {
             rows.insert(account_key(account.site, &account.id), encode(account)?);
             if let Some(office) = &account.office {
-                index.insert(
-                    format!("{}{}", office.number, office.prefecture).into_bytes(),
-                    account.id.as_bytes(),
-                );
+                index.insert(office_key(office), account.id.as_bytes());
+            }
+            if let Some(email) = &account.email {
+                emails.insert(email_key(email, account.site, &account.id), &[]);
             }
         }
         t.accounts.apply_batch(rows)?;
         t.offices.apply_batch(index)?;
+        t.emails.apply_batch(emails)?;
         Ok(())
     }
 
@@ -152,9 +318,12 @@ mod tests {
                     office: Some(Office {
                         number: "1311111111".into(),
                         prefecture: pref.into(),
+                        name: None,
+                        postal_address: None,
                     }),
                     coordinator: false,
                     locked: false,
+                    disabled: false,
                 })
                 .unwrap();
         }

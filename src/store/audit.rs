@@ -9,8 +9,10 @@
 //! earlier moment (a backup restored over it); that needs a record kept
 //! elsewhere.
 
+use super::accounts::account_key;
 use super::{decode, encode, Result, Store, StoreError, Trees};
 use crate::secret::Keys;
+use crate::site::Site;
 use crate::store::AuditEvent;
 use sled::Transactional;
 
@@ -41,10 +43,14 @@ impl Store {
         })?;
         let head = keys.audit_mac(HEAD, keys.audit_mac(LINK, &entry).as_bytes());
         let id = self.next_id()?.to_be_bytes();
-        (&t.audit, &t.meta)
-            .transaction(|(audit, meta)| {
+        let index = account_index_key(event, &id);
+        (&t.audit, &t.meta, &t.audit_accounts)
+            .transaction(|(audit, meta, accounts)| {
                 audit.insert(&id, entry.as_slice())?;
                 meta.insert("audit_head", head.as_bytes())?;
+                if let Some(index) = &index {
+                    accounts.insert(index.as_slice(), &[])?;
+                }
                 Ok(())
             })
             .map_err(StoreError::from_transaction)
@@ -72,11 +78,15 @@ impl Store {
             let tag = keys.audit_mac(ANCHOR, anchor.as_bytes());
             // The entry goes and the anchor moves in one transaction: a
             // crash cannot leave the one without the other.
-            (&t.audit, &t.meta)
-                .transaction(|(audit, meta)| {
+            let index = account_index_key(&event, &key);
+            (&t.audit, &t.meta, &t.audit_accounts)
+                .transaction(|(audit, meta, accounts)| {
                     audit.remove(&key)?;
                     meta.insert("audit_anchor", anchor.as_bytes())?;
                     meta.insert("audit_anchor_tag", tag.as_bytes())?;
+                    if let Some(index) = &index {
+                        accounts.remove(index.as_slice())?;
+                    }
                     Ok(())
                 })
                 .map_err(StoreError::from_transaction)?;
@@ -97,6 +107,202 @@ impl Store {
     pub fn audit_events(&self) -> Result<Vec<AuditEvent>> {
         let t = self.trees()?;
         t.audit.iter().values().map(|v| decode(&v?)).collect()
+    }
+
+    /// The newest `limit` entries of one account, newest first (by the
+    /// account index: as fast for a quiet account as for a busy one).
+    pub fn account_audit(&self, site: Site, id: &str, limit: usize) -> Result<Vec<AuditEvent>> {
+        Ok(self
+            .audit_page(&AuditFilter::of_account(site, id), None, limit)?
+            .entries
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect())
+    }
+
+    /// Entries that pass `filter`, newest first, from before the entry
+    /// `before` (None: the newest), at most `limit`. An account filter reads
+    /// the account index; the others read the trail backwards, at most
+    /// `AUDIT_SCAN` entries a page, and say where they stopped.
+    pub fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<AuditPage> {
+        let t = self.trees()?;
+        let upper = before.unwrap_or(u64::MAX).to_be_bytes();
+        let mut page = AuditPage::default();
+        let take = |id: u64, event: AuditEvent, page: &mut AuditPage| {
+            if filter.passes(&event) {
+                page.entries.push((id, event));
+            }
+            page.entries.len() >= limit
+        };
+        if let Some((site, account)) = &filter.account {
+            let mut prefix = account_key(*site, account);
+            prefix.push(0);
+            let mut end = prefix.clone();
+            end.extend_from_slice(&upper);
+            for key in t.audit_accounts.range(prefix.clone()..end).keys().rev() {
+                let key = key?;
+                let Ok(id) = <[u8; 8]>::try_from(&key[prefix.len()..]) else {
+                    continue;
+                };
+                let Some(bytes) = t.audit.get(id)? else {
+                    continue;
+                };
+                let id = u64::from_be_bytes(id);
+                page.next = Some(id);
+                if take(id, decode(&bytes)?, &mut page) {
+                    return Ok(page);
+                }
+            }
+            page.next = None;
+            return Ok(page);
+        }
+        for (scanned, entry) in t.audit.range(..upper).rev().enumerate() {
+            let (key, bytes) = entry?;
+            let Ok(id) = <[u8; 8]>::try_from(key.as_ref()) else {
+                continue;
+            };
+            let id = u64::from_be_bytes(id);
+            let event: AuditEvent = decode(&bytes)?;
+            page.next = Some(id);
+            if filter.from.is_some_and(|from| event.time < from) {
+                page.next = None;
+                return Ok(page);
+            }
+            if take(id, event, &mut page) {
+                return Ok(page);
+            }
+            if scanned + 1 >= AUDIT_SCAN {
+                page.cut_short = true;
+                return Ok(page);
+            }
+        }
+        page.next = None;
+        Ok(page)
+    }
+
+    /// Makes the account index of a trail written before it existed (once:
+    /// the meta tree remembers it). Returns how many entries it indexed.
+    pub fn index_audit_once(&self) -> Result<usize> {
+        let t = self.trees()?;
+        if t.meta.get("audit_indexed")?.is_some() {
+            return Ok(0);
+        }
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for entry in t.audit.iter() {
+            let (key, bytes) = entry?;
+            let event: AuditEvent = decode(&bytes)?;
+            if let Some(index) = account_index_key(&event, &key) {
+                batch.insert(index, &[]);
+                n += 1;
+            }
+        }
+        t.audit_accounts.apply_batch(batch)?;
+        t.meta.insert("audit_indexed", &[])?;
+        Ok(n)
+    }
+}
+
+/// The most entries one page of a filtered audit view reads when the
+/// filter names no account: a page that found fewer says it stopped.
+pub const AUDIT_SCAN: usize = 200_000;
+
+/// Which entries an audit view shows; every field that is set must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub account: Option<(Site, String)>,
+    /// The event's name, exactly (`login`, `operator_unlock`, …).
+    pub event: Option<String>,
+    pub operator: Option<String>,
+    /// From and until (Unix seconds, both included).
+    pub from: Option<u64>,
+    pub until: Option<u64>,
+}
+
+impl AuditFilter {
+    pub fn of_account(site: Site, id: &str) -> AuditFilter {
+        AuditFilter {
+            account: Some((site, id.to_string())),
+            ..AuditFilter::default()
+        }
+    }
+
+    pub fn passes(&self, e: &AuditEvent) -> bool {
+        let account_ok = self.account.as_ref().is_none_or(|(site, id)| {
+            e.site == Some(*site) && e.account.as_deref() == Some(id.as_str())
+        });
+        account_ok
+            && self.event.as_ref().is_none_or(|v| &e.event == v)
+            && self
+                .operator
+                .as_ref()
+                .is_none_or(|o| e.operator.as_ref() == Some(o))
+            && self.from.is_none_or(|f| e.time >= f)
+            && self.until.is_none_or(|u| e.time <= u)
+    }
+}
+
+/// One page of a filtered audit view, newest first.
+#[derive(Debug, Default)]
+pub struct AuditPage {
+    /// (entry id, entry).
+    pub entries: Vec<(u64, AuditEvent)>,
+    /// The next page starts before this entry id; None: no more.
+    pub next: Option<u64>,
+    /// The page read `AUDIT_SCAN` entries and stopped: older ones may match.
+    pub cut_short: bool,
+}
+
+/// The key of an entry in the account index, if the entry names an account.
+fn account_index_key(event: &AuditEvent, id: &[u8]) -> Option<Vec<u8>> {
+    let (site, account) = (event.site?, event.account.as_deref()?);
+    let mut key = account_key(site, account);
+    key.push(0);
+    key.extend_from_slice(id);
+    Some(key)
+}
+
+/// Audit entries as CSV (RFC 4180), one row each, with the time in the
+/// configured zone: what `kagi audit export --csv` prints and the console's
+/// download gives.
+pub fn audit_csv(events: &[AuditEvent], utc_offset: i32) -> String {
+    let mut out = String::from("time,site,event,account,client,outcome,operator,reason,prev_mac\n");
+    for e in events {
+        let fields: [&str; 9] = [
+            &crate::clock::date_time(e.time, utc_offset),
+            e.site.map_or("", |s| s.name()),
+            &e.event,
+            e.account.as_deref().unwrap_or_default(),
+            &e.client,
+            &e.outcome,
+            e.operator.as_deref().unwrap_or_default(),
+            e.reason.as_deref().unwrap_or_default(),
+            &e.prev,
+        ];
+        let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// A CSV field (RFC 4180): quoted when it holds a comma, quote or line
+/// break, and with a leading `'` when a spreadsheet would read it as a formula.
+fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
     }
 }
 
@@ -218,7 +424,6 @@ impl Trees {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::site::Site;
     use crate::store::testing::*;
 
     #[test]
@@ -227,11 +432,12 @@ mod tests {
         let event = |n: u64| AuditEvent {
             prev: String::new(),
             time: n,
-            site: Site::Kaigo,
+            site: Some(Site::Kaigo),
             event: "login".into(),
             account: None,
             client: "127.0.0.1".into(),
             outcome: "failed".into(),
+            ..Default::default()
         };
         for n in 0..5 {
             store.audit(&event(n)).unwrap();
@@ -313,11 +519,12 @@ mod tests {
                 .audit(&AuditEvent {
                     prev: String::new(),
                     time: n * 100,
-                    site: Site::Portal,
+                    site: Some(Site::Portal),
                     event: "login".into(),
                     account: None,
                     client: "127.0.0.1".into(),
                     outcome: "failed".into(),
+                    ..Default::default()
                 })
                 .unwrap();
         }

@@ -69,6 +69,21 @@ impl Store {
         self.put_live(Expiring::Sessions, key, session, expires)
     }
 
+    /// The keys of an account's live sessions (a scan of the sessions,
+    /// which expire within `session.absolute_secs`).
+    pub fn account_sessions(&self, site: Site, id: &str, now: u64) -> Result<Vec<String>> {
+        let t = self.trees()?;
+        let mut keys = Vec::new();
+        for entry in t.sessions.iter() {
+            let (key, bytes) = entry?;
+            let timed: Timed<Session> = decode(&bytes)?;
+            if timed.expires > now && timed.value.site == site && timed.value.account == id {
+                keys.push(String::from_utf8_lossy(&key).into_owned());
+            }
+        }
+        Ok(keys)
+    }
+
     pub fn remove_session(&self, key: &str) -> Result<()> {
         let t = self.trees()?;
         t.sessions.remove(key)?;
@@ -147,20 +162,28 @@ impl Store {
         window: u64,
         change: impl FnMut(&mut ClaimGuard) -> R,
     ) -> Result<R> {
-        let key = format!("claim:{claim}");
+        let key = claim_record(claim);
         self.update_live(Expiring::Guards, &key, now, now + window, change)
+    }
+
+    /// A claim's guard record (empty when there is none).
+    pub fn claim_guard(&self, claim: &str, now: u64) -> Result<ClaimGuard> {
+        let key = claim_record(claim);
+        Ok(self
+            .get_live(Expiring::Guards, &key, now)?
+            .unwrap_or_default())
     }
 
     /// The failed attempts at one secret of a user name (known or not).
     pub fn login_guard(
         &self,
         secret: Secret,
-        site: Site,
+        area: Area,
         user: &str,
         now: u64,
     ) -> Result<LoginGuard> {
         Ok(self
-            .get_live(Expiring::Guards, &secret.guard_key(site, user), now)?
+            .get_live(Expiring::Guards, &secret.guard_key(area, user), now)?
             .unwrap_or_default())
     }
 
@@ -170,21 +193,21 @@ impl Store {
     /// and at least as long as any wait it can hold.
     pub fn update_login_guard<R>(
         &self,
-        (secret, site, user): (Secret, Site, &str),
+        (secret, area, user): (Secret, Area, &str),
         now: u64,
         longest_wait: u64,
         change: impl FnMut(&mut LoginGuard) -> R,
     ) -> Result<R> {
         let expires = now + DAY.max(longest_wait);
-        let key = secret.guard_key(site, user);
+        let key = secret.guard_key(area, user);
         self.update_live(Expiring::Guards, &key, now, expires, change)
     }
 
     /// Forgets failed attempts: after the secret was given right, or a
     /// password reset.
-    pub fn remove_login_guard(&self, secret: Secret, site: Site, user: &str) -> Result<()> {
+    pub fn remove_login_guard(&self, secret: Secret, area: Area, user: &str) -> Result<()> {
         let t = self.trees()?;
-        let key = secret.guard_key(site, user);
+        let key = secret.guard_key(area, user);
         if t.guards.contains_key(&key)? {
             t.guards.remove(key)?;
         }
@@ -250,6 +273,11 @@ impl Store {
             t.flows.len() + t.sessions.len() + t.links.len() + t.captchas.len() + t.guards.len()
         })
     }
+}
+
+/// The guards tree's key of a claim's record.
+fn claim_record(claim: &str) -> String {
+    format!("claim:{claim}")
 }
 
 #[cfg(test)]
@@ -326,7 +354,7 @@ mod tests {
             store
                 .update_claim_guard("c", now, 100, |g| g.issued.push(now))
                 .unwrap();
-            let who = (Secret::Password, Site::Portal, "u");
+            let who = (Secret::Password, Area::Site(Site::Portal), "u");
             store
                 .update_login_guard(who, now, 0, |g| g.failures += 1)
                 .unwrap();

@@ -9,16 +9,19 @@ mod audit;
 mod error;
 mod flows;
 mod mail;
+mod operators;
 mod postal;
 mod records;
 mod sweep;
 
+pub use accounts::{Found, SEARCH_PAGE};
+pub use audit::{audit_csv, AuditFilter, AuditPage, AUDIT_SCAN};
 pub use error::{ErrorKind, StoreError};
 pub use records::*;
 pub use sweep::Sweeper;
 
 use crate::secret::Keys;
-use crate::site::Site;
+use crate::site::{Area, Site};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -40,6 +43,7 @@ enum Expiring {
     Links = 3,
     Captchas = 4,
     Guards = 5,
+    OperatorSessions = 6,
 }
 
 impl Expiring {
@@ -50,6 +54,7 @@ impl Expiring {
             3 => Expiring::Links,
             4 => Expiring::Captchas,
             5 => Expiring::Guards,
+            6 => Expiring::OperatorSessions,
             _ => return None,
         })
     }
@@ -69,6 +74,17 @@ struct Trees {
     accounts: sled::Tree,
     /// kaigo office number + billing prefecture → user ID.
     offices: sled::Tree,
+    /// Normalized e-mail, NUL, `site:id` → (): the console's search. An
+    /// entry may be stale (the account's address changed since); a search
+    /// checks the account it names.
+    emails: sled::Tree,
+    /// Operators, by name.
+    operators: sled::Tree,
+    /// Operators' console logins, by digest of their cookie.
+    operator_sessions: sled::Tree,
+    /// `site:id`, NUL, entry id (big-endian) → (): an account's entries in
+    /// the audit trail, newest last.
+    audit_accounts: sled::Tree,
     flows: sled::Tree,
     sessions: sled::Tree,
     /// Mailed reset links, by digest of their token.
@@ -175,6 +191,10 @@ impl Trees {
         Ok(Trees {
             accounts: db.open_tree("accounts")?,
             offices: db.open_tree("offices")?,
+            emails: db.open_tree("emails")?,
+            operators: db.open_tree("operators")?,
+            operator_sessions: db.open_tree("operator_sessions")?,
+            audit_accounts: db.open_tree("audit_accounts")?,
             flows: db.open_tree("flows")?,
             sessions: db.open_tree("sessions")?,
             links: db.open_tree("links")?,
@@ -221,6 +241,7 @@ impl Trees {
             Expiring::Links => &self.links,
             Expiring::Captchas => &self.captchas,
             Expiring::Guards => &self.guards,
+            Expiring::OperatorSessions => &self.operator_sessions,
         }
     }
 }
@@ -602,11 +623,12 @@ mod tests {
                 let entry = encode(&AuditEvent {
                     prev: prev.clone(),
                     time: n,
-                    site: Site::Kaigo,
+                    site: Some(Site::Kaigo),
                     event: "login".into(),
                     account: None,
                     client: "127.0.0.1".into(),
                     outcome: "failed".into(),
+                    ..Default::default()
                 })
                 .unwrap();
                 prev = sha(&entry);
@@ -654,11 +676,12 @@ mod tests {
             .audit(&AuditEvent {
                 prev: String::new(),
                 time: 1,
-                site: Site::Kaigo,
+                site: Some(Site::Kaigo),
                 event: "login".into(),
                 account: None,
                 client: "127.0.0.1".into(),
                 outcome: "failed".into(),
+                ..Default::default()
             })
             .unwrap();
         // Every entry, the head and the anchor removed: no trail at all is

@@ -1,7 +1,7 @@
 //! The records kagi keeps. Secrets appear only as argon2id PHC strings or
 //! keyed digests; each type that holds one prints none in `Debug`.
 
-use crate::site::Site;
+use crate::site::{Area, Site};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -28,6 +28,11 @@ pub struct Account {
     /// me"): no login until a new recovery sets a password.
     #[serde(default)]
     pub locked: bool,
+    /// Disabled by an operator: its login fails like a wrong password and
+    /// its recoveries send nothing, as for an account that does not match,
+    /// until an operator enables it again.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 /// A kaigo office number and billing prefecture.
@@ -37,13 +42,150 @@ pub struct Office {
     pub number: String,
     /// JIS code of the billing prefecture (2 digits).
     pub prefecture: String,
+    /// The office's name (事業所名), as a letter is addressed.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The office's postal address, where the letter with a temporary
+    /// password goes.
+    #[serde(default)]
+    pub postal_address: Option<String>,
 }
 
 impl Account {
+    /// Whether the account may log in or be recovered: not disabled by an
+    /// operator. A disabled account is treated as one that does not match.
+    pub fn is_enabled(&self) -> bool {
+        !self.disabled
+    }
+
+    /// Whether a password was ever set (an account an operator created has
+    /// none until a letter or a link sets one).
+    pub fn has_password(&self) -> bool {
+        !self.password_phc.is_empty()
+    }
+
     /// A portal account still on its provisional address (`…@01` to
     /// `…@48`), which no mail can reach.
     pub fn is_provisional(&self) -> bool {
         self.email.as_deref().is_some_and(is_provisional_address)
+    }
+}
+
+/// What is wrong with the fields of a new account: one rule for
+/// `kagi import` (which says it in English) and the console (in Japanese).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountProblem {
+    OfficeNumber,
+    Prefecture,
+    UserName,
+    Email,
+    /// An office name or postal address too long or with control characters.
+    Text,
+}
+
+impl AccountProblem {
+    /// The console's message.
+    pub fn ja(self) -> &'static str {
+        match self {
+            AccountProblem::OfficeNumber => "事業所番号は半角数字10桁で入力してください。",
+            AccountProblem::Prefecture => "請求先都道府県は2桁の都道府県コードで入力してください。",
+            AccountProblem::UserName => {
+                "ユーザー名は100文字以内で、制御文字を含まないものにしてください。"
+            }
+            AccountProblem::Email => "メールアドレスを正しく入力してください。",
+            AccountProblem::Text => "事業所名と所在地は200文字以内で入力してください。",
+        }
+    }
+}
+
+impl fmt::Display for AccountProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AccountProblem::OfficeNumber => "office is 10 digits",
+            AccountProblem::Prefecture => "prefecture is 2 digits (01 to 47)",
+            AccountProblem::UserName => "a user name is 1 to 100 characters, none of them control characters",
+            AccountProblem::Email => "not a mail address",
+            AccountProblem::Text => "office_name and postal_address are at most 200 characters, no control characters but line breaks in the address",
+        })
+    }
+}
+
+/// The fields of a new account, as an import line or the console's form
+/// gives them.
+#[derive(Clone, Debug, Default)]
+pub struct NewAccount {
+    pub site: Option<Site>,
+    /// kaigo: the office number, billing prefecture, name and address.
+    pub office: String,
+    pub prefecture: String,
+    pub office_name: Option<String>,
+    pub postal_address: Option<String>,
+    /// portal: the user name.
+    pub user: String,
+    pub email: Option<String>,
+    pub coordinator: bool,
+}
+
+impl NewAccount {
+    /// The account, with `password_phc` ("" for none yet), or what is wrong.
+    pub fn build(self, site: Site, password_phc: String) -> Result<Account, AccountProblem> {
+        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+        let text_ok = |t: &Option<String>, breaks: bool| {
+            t.as_deref().is_none_or(|t| {
+                t.chars().count() <= 200
+                    && t.chars().all(|c| !c.is_control() || (breaks && c == '\n'))
+            })
+        };
+        if let Some(email) = &self.email {
+            if !crate::address::is_plausible(email) {
+                return Err(AccountProblem::Email);
+            }
+        }
+        let (id, office) = match site {
+            Site::Kaigo => {
+                if !digits(&self.office, 10) {
+                    return Err(AccountProblem::OfficeNumber);
+                }
+                if !digits(&self.prefecture, 2)
+                    || !matches!(self.prefecture.parse::<u8>(), Ok(1..=47))
+                {
+                    return Err(AccountProblem::Prefecture);
+                }
+                if !text_ok(&self.office_name, false) || !text_ok(&self.postal_address, true) {
+                    return Err(AccountProblem::Text);
+                }
+                let id = format!("KJ{}{}", self.prefecture, self.office);
+                let office = Office {
+                    number: self.office,
+                    prefecture: self.prefecture,
+                    name: self.office_name.filter(|n| !n.is_empty()),
+                    postal_address: self.postal_address.filter(|a| !a.is_empty()),
+                };
+                (id, Some(office))
+            }
+            Site::Portal => {
+                let user = self.user;
+                let bad = user.is_empty()
+                    || user.chars().count() > 100
+                    || user.chars().any(char::is_control);
+                if bad {
+                    return Err(AccountProblem::UserName);
+                }
+                (user, None)
+            }
+        };
+        Ok(Account {
+            site,
+            id,
+            email: self.email,
+            password_phc,
+            security_code_phc: None,
+            generation: 0,
+            office,
+            coordinator: site == Site::Portal && self.coordinator,
+            locked: false,
+            disabled: false,
+        })
     }
 }
 
@@ -66,6 +208,8 @@ impl fmt::Debug for Account {
             .field("generation", &self.generation)
             .field("office", &self.office)
             .field("coordinator", &self.coordinator)
+            .field("locked", &self.locked)
+            .field("disabled", &self.disabled)
             .finish()
     }
 }
@@ -147,12 +291,12 @@ pub enum Secret {
 
 impl Secret {
     /// The key of the guard record in the store.
-    pub fn guard_key(self, site: Site, user: &str) -> String {
+    pub fn guard_key(self, area: Area, user: &str) -> String {
         let kind = match self {
             Secret::Password => "login",
             Secret::SecurityCode => "code",
         };
-        format!("{kind}:{}:{user}", site.name())
+        format!("{kind}:{}:{user}", area.name())
     }
 }
 
@@ -302,17 +446,75 @@ pub struct PostalRequest {
 }
 
 /// One line of the audit trail.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AuditEvent {
     /// SHA-256 (hex) of the previous entry as stored; empty for the first.
     /// `kagi audit verify` recomputes the chain.
     #[serde(default)]
     pub prev: String,
     pub time: u64,
-    pub site: Site,
+    /// The site of the account or page; None for the operators' own events
+    /// (their logins, enrolments).
+    pub site: Option<Site>,
     /// What happened: `otp_issued`, `otp_failed`, `password_changed`, …
     pub event: String,
     pub account: Option<String>,
     pub client: String,
     pub outcome: String,
+    /// The operator who acted, for what the console does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    /// The reason the operator gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A person who runs kagi, with a password and a TOTP second factor. Kept
+/// apart from the sites' accounts, by name.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Operator {
+    pub name: String,
+    /// None until the enrolment link sets one.
+    pub password_phc: Option<String>,
+    /// The TOTP secret, sealed under the key file's key (the record's name
+    /// as associated data); None until enrolled.
+    pub totp_sealed: Option<Vec<u8>>,
+    /// The last TOTP step accepted: no code of it or before is accepted
+    /// again.
+    pub last_totp_step: Option<u64>,
+    /// Raised by `reset` and at enrolment: a session or link of an older
+    /// generation is dead.
+    pub generation: u64,
+    /// The live enrolment link: the digest of its token and its expiry.
+    pub enrolment: Option<(String, u64)>,
+    pub created: u64,
+}
+
+impl Operator {
+    /// Enrolled: a password and a second factor are set.
+    pub fn is_enrolled(&self) -> bool {
+        self.password_phc.is_some() && self.totp_sealed.is_some()
+    }
+}
+
+impl fmt::Debug for Operator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Operator")
+            .field("name", &self.name)
+            .field("enrolled", &self.is_enrolled())
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An operator's login at the console, keyed by the digest of its cookie.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OperatorSession {
+    pub operator: String,
+    pub generation: u64,
+    pub created: u64,
+    pub last_seen: u64,
+    /// When the operator last gave a TOTP code: a destructive action asks
+    /// again after five minutes.
+    pub totp_at: u64,
 }

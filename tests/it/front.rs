@@ -220,7 +220,8 @@ fn a_client_that_never_reads_its_answers_holds_up_no_one() {
         }
     }
     assert!(count_answers(&got) >= 50, "the greedy client was cut off");
-    let first = parse_response(&got);
+    // The first answer alone: the last read may end inside a character.
+    let first = parse_response(&got[..answer_len(&got).unwrap()]);
     assert_eq!(first.status, 200);
 }
 
@@ -228,22 +229,22 @@ fn a_client_that_never_reads_its_answers_holds_up_no_one() {
 fn count_answers(raw: &[u8]) -> usize {
     let mut rest = raw;
     let mut n = 0;
-    while let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
-        let head = String::from_utf8_lossy(&rest[..end]).to_ascii_lowercase();
-        let Some(len) = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length: "))
-            .and_then(|v| v.trim().parse::<usize>().ok())
-        else {
-            break;
-        };
-        if rest.len() < end + 4 + len {
-            break;
-        }
-        rest = &rest[end + 4 + len..];
+    while let Some(len) = answer_len(rest) {
+        rest = &rest[len..];
         n += 1;
     }
     n
+}
+
+/// The length of the complete answer at the start of `raw`, head and body.
+fn answer_len(raw: &[u8]) -> Option<usize> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse::<usize>().ok())?;
+    (raw.len() >= end + 4 + len).then_some(end + 4 + len)
 }
 
 /// A POST head announcing a 100-byte body, and the first two bytes of it:

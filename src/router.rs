@@ -20,11 +20,12 @@ const BUSY_RETRY_SECS: &str = "5";
 impl App {
     /// Answers `req` on the request thread, or hands it to the hashing
     /// pool when its route computes a hash (a login, a security code, a
-    /// new password): pages never wait behind hashes. When the pool's queue
+    /// new password) or reads much (the console's audit trail): pages
+    /// never wait behind them. When the pool's queue
     /// is full the answer is 503 with `Retry-After` at once, and nothing is
     /// read or written: a flood of logins costs logins, not pages.
     pub fn dispatch(&self, pool: &Pool<Task>, req: Request, reply: Reply, now: u64) {
-        if !hashes(&req) {
+        if !on_pool(&req) {
             return reply.send(self.handle(&req, now));
         }
         let shard = sites::visit_shard(self, &req);
@@ -321,19 +322,19 @@ impl App {
     }
 }
 
-/// Whether `req` is a POST whose route computes a hash: the router hands
-/// it to the hashing pool.
-pub fn hashes(req: &Request) -> bool {
+/// Whether `req` goes to the hashing pool: a POST whose route computes a
+/// hash, or a GET whose route reads much of the store.
+pub fn on_pool(req: &Request) -> bool {
     use crate::site::{Area, Site};
     match Area::of_path(&req.path) {
         Some(area @ Area::Site(Site::Kaigo)) => {
-            sites::route_hashes(sites::kaigo::ROUTES, area, req)
+            sites::runs_on_pool(sites::kaigo::ROUTES, area, req)
         }
         Some(area @ Area::Site(Site::Portal)) => {
-            sites::route_hashes(sites::portal::ROUTES, area, req)
+            sites::runs_on_pool(sites::portal::ROUTES, area, req)
         }
         Some(area @ Area::Console) => {
-            req.bearer.is_none() && sites::route_hashes(console::ROUTES, area, req)
+            req.bearer.is_none() && sites::runs_on_pool(console::ROUTES, area, req)
         }
         None => false,
     }

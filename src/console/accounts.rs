@@ -323,10 +323,7 @@ pub fn act(c: &Console<'_>) -> Outcome {
         return Ok(not_found());
     };
     let reason = c.req.field("reason").trim();
-    let mut problems = Vec::new();
-    if reason.is_empty() || reason.chars().count() > MAX_REASON {
-        problems.push(format!("理由を{MAX_REASON}文字以内で入力してください。"));
-    }
+    let mut problems: Vec<String> = reason_problem(reason).into_iter().collect();
     let email = c.field("email");
     if name == "change-email" && !address::is_plausible(&email) {
         problems.push("新しいメールアドレスを正しく入力してください。".into());
@@ -358,11 +355,7 @@ pub fn act(c: &Console<'_>) -> Outcome {
     c.app.store.flush()?;
     Ok(Response::see_other(&match name {
         "delete" => "/admin?done=delete".to_string(),
-        _ => format!(
-            "/admin/account?site={}&id={}&done={name}",
-            account.site.name(),
-            url::form_urlencoded::byte_serialize(account.id.as_bytes()).collect::<String>()
-        ),
+        _ => account_url(&account, name),
     }))
 }
 
@@ -553,10 +546,7 @@ pub fn create(c: &Console<'_>) -> Outcome {
         coordinator: c.req.field("coordinator") == "1",
     };
     let reason = c.req.field("reason").trim();
-    let mut problems = Vec::new();
-    if reason.is_empty() || reason.chars().count() > MAX_REASON {
-        problems.push(format!("理由を{MAX_REASON}文字以内で入力してください。"));
-    }
+    let mut problems: Vec<String> = reason_problem(reason).into_iter().collect();
     let account = match new.build(site, String::new()) {
         Ok(a) => Some(a),
         Err(problem) => {
@@ -564,15 +554,12 @@ pub fn create(c: &Console<'_>) -> Outcome {
             None
         }
     };
-    if let Some(a) = &account {
-        if c.app.store.account(site, &a.id)?.is_some() {
-            problems.push(format!("{} はすでに存在します。", a.id));
-        }
-    }
     let Some(account) = account.filter(|_| problems.is_empty()) else {
         return new_form(c, &problems);
     };
-    c.app.store.put_account(&account)?;
+    if !c.app.store.create_account(&account)? {
+        return new_form(c, &[format!("{} はすでに存在します。", account.id)]);
+    }
     c.audit(
         "operator_create_account",
         Some((site, &account.id)),
@@ -580,9 +567,22 @@ pub fn create(c: &Console<'_>) -> Outcome {
         Some(reason),
     )?;
     c.app.store.flush()?;
-    Ok(Response::see_other(&format!(
-        "/admin/account?site={}&id={}",
-        site.name(),
-        url::form_urlencoded::byte_serialize(account.id.as_bytes()).collect::<String>()
-    )))
+    Ok(Response::see_other(&account_url(&account, "")))
+}
+
+/// The account's page, with `done` naming the action just done.
+fn account_url(a: &Account, done: &str) -> String {
+    let id: String = url::form_urlencoded::byte_serialize(a.id.as_bytes()).collect();
+    let done = if done.is_empty() {
+        String::new()
+    } else {
+        format!("&done={done}")
+    };
+    format!("/admin/account?site={}&id={id}{done}", a.site.name())
+}
+
+/// What is wrong with an operator's reason, if anything: one is needed.
+fn reason_problem(reason: &str) -> Option<String> {
+    (reason.is_empty() || reason.chars().count() > MAX_REASON)
+        .then(|| format!("理由を{MAX_REASON}文字以内で入力してください。"))
 }

@@ -103,11 +103,13 @@ pub static ROUTES: &[Route<Page>] = &[
     Route {
         path: "/admin/audit",
         get: Some(records::audit),
+        reads_much: true,
         ..Route::NONE
     },
     Route {
         path: "/admin/audit.csv",
         get: Some(records::audit_csv),
+        reads_much: true,
         ..Route::NONE
     },
     Route {

@@ -163,6 +163,9 @@ pub struct Route<H = Handler> {
     /// The POST computes an argon2id hash (a password or a security code):
     /// it runs on a hashing worker, never on the request thread.
     pub hashes: bool,
+    /// The GET reads much of the store (the whole audit trail, to check
+    /// its chain): it too runs on a hashing worker, off the request thread.
+    pub reads_much: bool,
 }
 
 impl<H> Route<H> {
@@ -174,6 +177,7 @@ impl<H> Route<H> {
         get_limit: None,
         post_limit: None,
         hashes: false,
+        reads_much: false,
     };
 
     /// The methods the path answers, as `Allow` lists them.
@@ -282,9 +286,14 @@ fn find_route<'r, H>(routes: &'r [Route<H>], area: Area, path: &str) -> Option<&
     routes.iter().find(|r| r.path == path)
 }
 
-/// Whether `req` is a POST to a route of `routes` that computes a hash.
-pub fn route_hashes<H>(routes: &[Route<H>], area: Area, req: &Request) -> bool {
-    req.method == Method::Post && find_route(routes, area, &req.path).is_some_and(|r| r.hashes)
+/// Whether `req` is for a worker of the hashing pool, by its route in
+/// `routes`: a POST that computes a hash, or a GET that reads much.
+pub fn runs_on_pool<H>(routes: &[Route<H>], area: Area, req: &Request) -> bool {
+    find_route(routes, area, &req.path).is_some_and(|r| match req.method {
+        Method::Post => r.hashes,
+        Method::Get | Method::Head => r.reads_much,
+        Method::Other => false,
+    })
 }
 
 /// Which hashing worker a request goes to: the same for every request of

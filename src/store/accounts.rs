@@ -102,6 +102,22 @@ impl Store {
         Ok(())
     }
 
+    /// Creates an account that does not exist yet (compare-and-swap: of
+    /// two operators making the same ID, one does); false when it exists.
+    pub fn create_account(&self, account: &Account) -> Result<bool> {
+        let t = self.trees()?;
+        let key = account_key(account.site, &account.id);
+        let made = t
+            .accounts
+            .compare_and_swap(&key, None as Option<&[u8]>, Some(encode(account)?))?
+            .is_ok();
+        if made {
+            // The indexes after the account: an entry never points at nothing.
+            self.put_account(account)?;
+        }
+        Ok(made)
+    }
+
     /// Deletes an account and its index entries; false when there was none.
     pub fn delete_account(&self, site: Site, id: &str) -> Result<bool> {
         let t = self.trees()?;
@@ -302,6 +318,111 @@ impl Store {
 mod tests {
     use super::*;
     use crate::store::testing::*;
+
+    fn portal(id: &str, email: &str) -> Account {
+        NewAccount {
+            user: id.into(),
+            email: Some(email.into()),
+            ..NewAccount::default()
+        }
+        .build(Site::Portal, String::new())
+        .unwrap()
+    }
+
+    fn ids(found: &Found) -> Vec<&str> {
+        found.accounts.iter().map(|a| a.id.as_str()).collect()
+    }
+
+    #[test]
+    fn the_search_pages_by_fifty_and_follows_changed_and_deleted_addresses() {
+        let (store, dir) = temp_store();
+        let many: Vec<Account> = (0..120)
+            .map(|n| portal(&format!("user{n:03}"), &format!("box{n:03}@example.jp")))
+            .collect();
+        store.put_accounts(&many).unwrap();
+        let first = store.search_accounts("user", 0).unwrap();
+        assert_eq!(first.accounts.len(), SEARCH_PAGE);
+        assert!(first.more);
+        assert_eq!(ids(&first)[0], "user000");
+        let last = store.search_accounts("user", 2).unwrap();
+        assert_eq!(
+            ids(&last),
+            (100..120)
+                .map(|n| format!("user{n:03}"))
+                .collect::<Vec<_>>()
+        );
+        assert!(!last.more);
+        assert_eq!(
+            ids(&store.search_accounts("BOX007", 0).unwrap()),
+            ["user007"]
+        );
+        // A new address is found, the old one no more.
+        store
+            .update_account(Site::Portal, "user007", |a| {
+                a.email = Some("moved@example.jp".into());
+                true
+            })
+            .unwrap();
+        assert!(store
+            .search_accounts("box007", 0)
+            .unwrap()
+            .accounts
+            .is_empty());
+        assert_eq!(
+            ids(&store.search_accounts("moved", 0).unwrap()),
+            ["user007"]
+        );
+        // A deleted account is gone from every index.
+        assert!(store.delete_account(Site::Portal, "user008").unwrap());
+        assert!(!store.delete_account(Site::Portal, "user008").unwrap());
+        assert!(store
+            .search_accounts("user008", 0)
+            .unwrap()
+            .accounts
+            .is_empty());
+        assert!(store
+            .search_accounts("box008", 0)
+            .unwrap()
+            .accounts
+            .is_empty());
+        // A stale entry (written as an import replaces an account with a
+        // new address) is not shown.
+        store
+            .put_accounts(&[portal("user009", "other@example.jp")])
+            .unwrap();
+        assert!(store
+            .search_accounts("box009", 0)
+            .unwrap()
+            .accounts
+            .is_empty());
+        assert!(store.search_accounts("", 0).unwrap().accounts.is_empty());
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_database_from_before_the_index_is_indexed_once() {
+        let (store, dir) = temp_store();
+        let t = store.trees().unwrap();
+        // An account written as an older kagi wrote it: no index entry.
+        t.accounts
+            .insert(
+                account_key(Site::Portal, "old"),
+                encode(&portal("old", "old@example.jp")).unwrap(),
+            )
+            .unwrap();
+        assert!(store
+            .search_accounts("old@", 0)
+            .unwrap()
+            .accounts
+            .is_empty());
+        assert_eq!(store.index_emails_once().unwrap(), 1);
+        assert_eq!(ids(&store.search_accounts("old@", 0).unwrap()), ["old"]);
+        assert_eq!(store.index_emails_once().unwrap(), 0, "once");
+        drop(t);
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn office_index_lists_an_offices_accounts() {

@@ -424,6 +424,61 @@ impl Trees {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_filtered_page_reads_an_account_by_its_index_and_the_rest_backwards() {
+        let (store, dir) = crate::store::testing::temp_store();
+        for n in 0..30u64 {
+            let account = ["a", "b", "c"][n as usize % 3];
+            store
+                .audit(&AuditEvent {
+                    time: 1_000 + n,
+                    site: Some(Site::Kaigo),
+                    event: if n % 2 == 0 {
+                        "login"
+                    } else {
+                        "operator_unlock"
+                    }
+                    .into(),
+                    account: Some(account.into()),
+                    operator: (n % 2 == 1).then(|| "op".to_string()),
+                    ..Default::default()
+                })
+                .unwrap();
+        }
+        let of_b = AuditFilter::of_account(Site::Kaigo, "b");
+        let page = store.audit_page(&of_b, None, 4).unwrap();
+        let times: Vec<u64> = page.entries.iter().map(|(_, e)| e.time).collect();
+        assert_eq!(times, [1_028, 1_025, 1_022, 1_019], "newest first");
+        let rest = store.audit_page(&of_b, page.next, 100).unwrap();
+        assert_eq!(rest.entries.len(), 6);
+        assert_eq!(rest.next, None);
+        let filter = AuditFilter {
+            event: Some("operator_unlock".into()),
+            operator: Some("op".into()),
+            from: Some(1_020),
+            until: Some(1_025),
+            ..AuditFilter::default()
+        };
+        let page = store.audit_page(&filter, None, 100).unwrap();
+        let times: Vec<u64> = page.entries.iter().map(|(_, e)| e.time).collect();
+        assert_eq!(times, [1_025, 1_023, 1_021]);
+        assert!(!page.cut_short);
+        // Trimmed entries leave the index too; a trail from before the
+        // index is indexed once.
+        store.trim_audit(1_010, 100).unwrap();
+        assert_eq!(store.account_audit(Site::Kaigo, "b", 100).unwrap().len(), 7);
+        let t = store.trees().unwrap();
+        assert_eq!(t.audit_accounts.len(), 20);
+        t.audit_accounts.clear().unwrap();
+        t.meta.remove("audit_indexed").unwrap();
+        assert_eq!(store.index_audit_once().unwrap(), 20);
+        assert_eq!(store.account_audit(Site::Kaigo, "b", 100).unwrap().len(), 7);
+        drop(t);
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     use crate::store::testing::*;
 
     #[test]

@@ -3,7 +3,7 @@
 use crate::support::kaigo::{
     login, reset, start_recovery, OSAKA_MAIL, OSAKA_OFFICE, TOKYO_MAIL, TOKYO_OFFICE,
 };
-use crate::support::{spawn, spawn_with, Page, TestServer};
+use crate::support::{comparable, spawn, spawn_with, Page, TestServer};
 use mail_parser::MessageParser;
 
 fn current_step(page: &Page) -> &str {
@@ -122,33 +122,6 @@ fn two_prefecture_office_chooses_and_only_the_chosen_account_changes() {
         login(&mut server.client(), "KJ131311111111", "kanagawa2026X").title(),
         "ログイン"
     );
-}
-
-/// A page with what legitimately differs between two answers blanked out:
-/// the clock, the CSRF token and the address the user typed.
-fn comparable(page: &Page, typed_email: &str) -> (u16, Vec<(String, String)>, String) {
-    let mut body = page.body.replace(typed_email, "<typed>");
-    if let Some(csrf) = page.csrf() {
-        body = body.replace(&csrf, "<csrf>");
-    }
-    if let Some(at) = body.find("時刻 ") {
-        let at = at + "時刻 ".len();
-        body.replace_range(at..at + 8, "HH:MM:SS");
-    }
-    let headers = page
-        .headers
-        .iter()
-        .filter(|(n, _)| !n.eq_ignore_ascii_case("Date"))
-        .map(|(n, v)| {
-            let v = if n.eq_ignore_ascii_case("Set-Cookie") {
-                v.split_once('=').unwrap().0.to_string() + "=<cookie>" + &v[v.find(';').unwrap()..]
-            } else {
-                v.clone()
-            };
-            (n.clone(), v)
-        })
-        .collect();
-    (page.status, headers, body)
 }
 
 #[test]

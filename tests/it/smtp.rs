@@ -547,6 +547,20 @@ fn a_5xx_marks_the_mail_failed_at_once_without_a_retry_storm() {
     let ids: Vec<String> = smtpd.refused().iter().map(|r| message_id(r)).collect();
     assert_eq!(ids.len(), 3, "{ids:?}");
     assert_eq!(ids.iter().filter(|id| **id == first).count(), 2, "{ids:?}");
+    // The console shows both, given up, with the relay's answer; its
+    // button tries one again, as `kagi mail retry` does.
+    let mut op =
+        crate::support::console::enrolled_operator(running.addr(), &dir, &clock, "mail-desk");
+    let page = op.get("/admin/mail");
+    assert_eq!(page.title(), "メール送信状況");
+    assert_eq!(page.body.matches("送信失敗").count(), 2, "{}", page.body);
+    assert!(page.has("554"), "{}", page.body);
+    let retried = op.post("/admin/mail/retry", &[("id", &id)]);
+    assert!(retried.has("再送を開始しました。"), "{}", retried.body);
+    wait_until(10, "the console's retry to reach the server", || {
+        smtpd.refused().len() >= 4
+    });
+    wait_for_empty_outbox(running.addr(), &dir, 2);
     // Without the token the path is the console's, which sends a browser
     // with no operator session to its login: no mail is shown.
     let stranger = crate::support::exchange(

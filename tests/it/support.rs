@@ -11,6 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub mod console;
 pub mod kaigo;
 pub mod portal;
 
@@ -197,6 +198,14 @@ pub fn wait_until(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
 impl TestServer {
     pub fn client(&self) -> Client {
         Client::new(self.addr)
+    }
+
+    /// The demo operator's TOTP secret, as the demo's welcome prints it.
+    pub fn demo_operator_secret(&self) -> String {
+        self.running
+            .as_ref()
+            .and_then(Running::demo_operator_secret)
+            .expect("the demo operator")
     }
 
     /// The answer of the CAPTCHA with this id, from `/dev/captcha.json`, as
@@ -482,6 +491,36 @@ impl Client {
         }
         page
     }
+}
+
+/// A page with what legitimately differs between two answers blanked out:
+/// the clock, the CSRF token and the address the user typed.
+pub fn comparable(page: &Page, typed_email: &str) -> (u16, Vec<(String, String)>, String) {
+    let mut body = page.body.clone();
+    if !typed_email.is_empty() {
+        body = body.replace(typed_email, "<typed>");
+    }
+    if let Some(csrf) = page.csrf() {
+        body = body.replace(&csrf, "<csrf>");
+    }
+    if let Some(at) = body.find("時刻 ") {
+        let at = at + "時刻 ".len();
+        body.replace_range(at..at + 8, "HH:MM:SS");
+    }
+    let headers = page
+        .headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("Date"))
+        .map(|(n, v)| {
+            let v = if n.eq_ignore_ascii_case("Set-Cookie") {
+                v.split_once('=').unwrap().0.to_string() + "=<cookie>" + &v[v.find(';').unwrap()..]
+            } else {
+                v.clone()
+            };
+            (n.clone(), v)
+        })
+        .collect();
+    (page.status, headers, body)
 }
 
 /// Sends raw bytes and parses the HTTP/1.1 answer (Content-Length bodies).

@@ -112,9 +112,9 @@ Usage:
   kagi --version  the version
 
 Pages: /kaigo and /portal (login and recovery), /admin (the operators'
-console), /healthz, and in demo mode
-(or a lab's serve with mail.transport = \"capture\") /dev/mail, /dev/mail.json,
-/dev/captcha and /dev/captcha.json.
+console), /healthz; in demo mode (or a lab's serve with mail.transport =
+\"capture\") /dev/mail, /dev/mail.json, /dev/captcha and /dev/captcha.json;
+in demo mode also /dev/totp (the demo operator's current code).
 ";
 
 /// Reads the arguments after the program name.

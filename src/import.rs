@@ -148,4 +148,25 @@ mod tests {
         assert!(parse(&kaigo.replace("2711111111", "27111")).is_err());
         assert!(parse(&portal.replace("\"u1\"", "\"u1\",\"extra\":1")).is_err());
     }
+
+    #[test]
+    fn an_office_may_come_with_its_name_and_postal_address() {
+        let with = format!(
+            r#"{{"site":"kaigo","office":"2711111111","prefecture":"27","password_phc":"{PHC}","office_name":"なにわ介護","postal_address":"大阪府大阪市中央区1-1"}}"#
+        );
+        let office = parse(&with).unwrap().office.unwrap();
+        assert_eq!(office.name.as_deref(), Some("なにわ介護"));
+        assert_eq!(
+            office.postal_address.as_deref(),
+            Some("大阪府大阪市中央区1-1")
+        );
+        // A line of before, without them, still reads.
+        let without = with.replace(
+            r#","office_name":"なにわ介護","postal_address":"大阪府大阪市中央区1-1""#,
+            "",
+        );
+        assert_eq!(parse(&without).unwrap().office.unwrap().name, None);
+        let control = with.replace("なにわ介護", "なにわ\\u0007");
+        assert!(parse(&control).unwrap_err().contains("office_name"));
+    }
 }

@@ -329,8 +329,15 @@ fn login(c: &Console<'_>) -> Outcome {
         Some(o) if password_ok => valid_step(app, o, c.req.field("code"), c.now)?,
         _ => None,
     };
-    let who = (Secret::Password, Area::Console, name.as_str());
-    let checked = check_guarded(app, c.req, c.now, who, step.is_some(), "operator_login")?;
+    // A name no operator can have counts no failure (no record is written
+    // for it), but costs the same hash.
+    let checked = if is_operator_name(&name) {
+        let who = (Secret::Password, Area::Console, name.as_str());
+        check_guarded(app, c.req, c.now, who, step.is_some(), "operator_login")?
+    } else {
+        c.audit("operator_login", None, "failed", None)?;
+        Checked::Wrong
+    };
     let refused = |message: &str| {
         Ok(Response::html(page::login(
             &c.frame(),

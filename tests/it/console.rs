@@ -8,7 +8,7 @@ use crate::support::console::{
     DEMO_PASSWORD,
 };
 use crate::support::kaigo::{self, OSAKA_MAIL, OSAKA_OFFICE, TOKYO_MAIL};
-use crate::support::{comparable, portal, spawn, Client, Page};
+use crate::support::{comparable, open_store, portal, spawn, spawn_with, Client, Page};
 
 const TOKYO_13: &str = "KJ131311111111";
 const OSAKA: &str = "KJ272711111111";
@@ -718,4 +718,36 @@ fn a_disabled_account_recovers_like_one_that_does_not_match() {
     server.clock.advance(3600);
     shown("1311111111", TOKYO_MAIL);
     assert_eq!(server.stop_and_count_mail(), 1, "only after enabling");
+}
+
+#[test]
+fn console_logins_take_the_login_rate_limit_and_odd_names_write_nothing() {
+    let server = spawn_with(|c| {
+        c.rate_limit.login.burst = 3;
+        c.rate_limit.login.refill_secs = 60;
+    });
+    let mut c = server.client();
+    let long = "x".repeat(300);
+    for name in ["名前", "a b", long.as_str()] {
+        let page = login(&mut c, name, "WrongPassword2026", "123456");
+        assert!(page.has("正しくありません"), "{name}: {}", page.title());
+    }
+    let refused = login(&mut c, "another", "WrongPassword2026", "123456");
+    assert_eq!(refused.status, 429);
+    assert!(refused.header("retry-after").is_some());
+    // No guard record for a name no operator can have.
+    let now = server.clock.now();
+    let dir = server.stop();
+    let store = open_store(&dir);
+    for name in ["名前", "a b", long.as_str()] {
+        let guard = store
+            .login_guard(
+                kagi::store::Secret::Password,
+                kagi::site::Area::Console,
+                name,
+                now,
+            )
+            .unwrap();
+        assert_eq!(guard.failures, 0, "{name}");
+    }
 }

@@ -1,18 +1,26 @@
 #!/usr/bin/env python3
 """kagi's benchmarks: page throughput against a bare tiny_http server, and
-the footprint (binary size, exec to first 200, RSS). Reports figures; it
-does not pass or fail on time. Run through scripts/bench, which builds
-first. Python standard library only."""
+the footprint (binary size, exec to first 200, RSS); given ACCOUNTS, the
+same on that many imported accounts, whole recoveries of them, the
+console's account search on them (p50 and p99 per kind of query), and the
+sweep. Reports figures; it does not pass or fail on time. Run through
+scripts/bench, which builds first. Python standard library only."""
 
+import base64
+import hashlib
+import hmac
 import json
 import os
+import random
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 from kagitest import (FLOW_CONFIG, SERVE_CONFIG, Browser, minor_faults, rss_kib, serve, start, stop,
                       thread_times)
@@ -333,12 +341,108 @@ def first_200_ms(binary, config_text, workdir):
     return elapsed, idle
 
 
+def totp(secret, step):
+    """RFC 6238's code of a base32 secret at a 30-s step: HMAC-SHA1, 6 digits."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    tag = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+    offset = tag[-1] & 0x0F
+    return f"{(struct.unpack('>I', tag[offset:offset + 4])[0] & 0x7FFFFFFF) % 1_000_000:06d}"
+
+
+def operator(addr, data):
+    """A browser logged into the console of the server at `addr` (data
+    directory `data`) as a new operator, enrolled as a person is: the link
+    from `kagi operator add`, a password, the TOTP app's code."""
+    out = subprocess.run([KAGI, "operator", "add", "bench", "--data-dir", data, "--server", addr],
+                         capture_output=True, text=True, check=True).stdout
+    b = Browser(addr)
+    _, _, page = b.request("GET", re.search(r"/admin/enrol\?token=\S+", out).group(0))
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    secret = re.search(r'<code class="secret">([A-Z2-7]+)</code>', page).group(1)
+    password, step = "BenchOperator2026", int(time.time()) // 30
+    st, loc, _ = b.request("POST", "/admin/enrol", [("token", token), ("password", password),
+                                                  ("password2", password), ("code", totp(secret, step))])
+    assert loc == "/admin/login?enrolled=1", (st, loc)
+    # A code is accepted once, and the enrolment used this step's: the
+    # login waits for the next step.
+    while int(time.time()) // 30 == step:
+        time.sleep(0.1)
+    b.request("GET", "/admin/login")
+    st, loc, _ = b.request("POST", "/admin/login", [("name", "bench"), ("password", password),
+                                                   ("code", totp(secret, int(time.time()) // 30))])
+    assert loc == "/admin", (st, loc)
+    return b
+
+
+def numbered(head, n, width):
+    """How many of 0..n-1, written in `width` digits (0: as they are),
+    begin with the digits `head` (no leading 0 when `width` is 0)."""
+    p = int(head)
+    spans = [width - len(head)] if width else range(len(str(n)))
+    return sum(max(0, min(n, (p + 1) * 10**k) - p * 10**k) for k in spans)
+
+
+def console_search(addr, data, count, n=200):
+    """The console's search (`GET /admin?q=…&page=…`) on the accounts
+    scale() imported: `n` requests of each kind from one client, one after
+    another, the kinds taking turns (so that a cold cache or a busy
+    neighbour falls on all alike). Each prefix is drawn at random from the
+    imported names: whole, two or five digits off. Per kind: an example,
+    the accounts its prefixes match, p50 and p99, and how many pages
+    showed another number of rows than the matches make."""
+    rng = random.Random(2026)
+    half = count // 2
+    # The unpadded numbers with the most digits: a whole name matches one.
+    low = 10 ** (len(str(half - 1)) - 1)
+    # The names scale() gives account i: (kind, the name, its number's
+    # width (0: unpadded), what follows the number in a whole one).
+    names = [("kaigo user ID", lambda i: f"KJ1313{i:08d}", 8, ""),
+             ("office number", lambda i: f"13{i:08d}", 8, ""),
+             ("portal user name", lambda i: f"user{i}", 0, ""),
+             ("e-mail (o…, u…)", lambda i: f"{rng.choice('ou')}{i}", 0, "@example.jp")]
+    kinds = [("no query (the page and the session)", lambda: ("", 0, 0))]
+    for kind, name, width, rest in names:
+        for cut, page, label in ((0, 0, "whole"), (2, 0, "last 2 digits off"), (5, 0, "last 5 digits off"),
+                                 (5, 10, "last 5 digits off, page 10")):
+            def draw(name=name, width=width, rest=rest, cut=cut, page=page):
+                i = rng.randrange(0 if width else low, half)
+                digits = f"{i:0{width}d}" if width else str(i)
+                head = digits[:max(1, len(digits) - cut)]
+                whole = name(i)
+                prefix = whole[:len(whole) - len(digits) + len(head)] + (rest if head == digits else "")
+                return prefix, page, numbered(head, half, width)
+            kinds.append((f"{kind}: {label}", draw))
+    kinds.append(("matches nothing (office 99…)", lambda: (f"99{rng.randrange(half):08d}", 0, 0)))
+    b = operator(addr, data)
+    times = {k: [] for k, _ in kinds}
+    out = {k: {"example": None, "matches": [], "wrong_rows": 0} for k, _ in kinds}
+    for _ in range(n):
+        for kind, draw in kinds:
+            prefix, page, matches = draw()
+            path = ("/admin?" + urllib.parse.urlencode({"q": prefix, "page": page})) if prefix else "/admin"
+            began = time.perf_counter()
+            st, loc, text = b.request("GET", path)
+            times[kind].append((time.perf_counter() - began) * 1000)
+            assert st == 200, (path, st, loc)
+            o = out[kind]
+            o["example"] = o["example"] or prefix
+            o["matches"].append(matches)
+            if text.count('href="/admin/account?site=') != min(50, max(0, matches - page * 50)):
+                o["wrong_rows"] += 1
+    for kind, o in out.items():
+        o.update(pctl(times[kind]))
+        m = sorted(o.pop("matches"))
+        o["matches"] = (m[0], m[-1])
+    return out
+
+
 PHC = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG"
 
 
 def scale(work, count):
     """Imports `count` synthetic accounts (half kaigo, half portal, one
-    pre-hashed password for all), then starts `serve` on them."""
+    pre-hashed password for all), then starts `serve` on them: its start,
+    a page, whole recoveries and the console's search."""
     lines = os.path.join(work, "accounts.jsonl")
     with open(lines, "w") as f:
         for i in range(count // 2):
@@ -391,11 +495,13 @@ def scale(work, count):
         mails = kaigo_flow(addr, steps, i, mails, office=f"13{i:08d}", email=f"o{i}@example.jp")
     for i in range(20):
         mails = portal_flow(addr, steps, i, mails, user=f"user{i}", email=f"u{i}@example.jp")
+    search = console_search(addr, data, count)
     stop(proc)
     shutil.rmtree(data, ignore_errors=True)
     return {"count": count, "import_s": imported, "import_peak_kib": usage.ru_maxrss,
             "db_bytes": size, "first_200_ms": starts, "rss_idle_kib": max(rss),
-            "login_page": pages[-1], "steps": {k: pctl(v) for k, v in steps.items()}}
+            "login_page": pages[-1], "steps": {k: pctl(v) for k, v in steps.items()},
+            "console_search": search}
 
 
 def main():
@@ -550,6 +656,17 @@ def report(r):
             base = f["steps"].get(name)
             ratio = f"{v['p99_ms'] / base['p99_ms']:.2f}" if base else "—"
             print(f"| {name} | {v['p50_ms']:.1f} ms | {v['p99_ms']:.1f} ms | {ratio} |")
+        search = sc["console_search"]
+        print("\nThe console's account search (`GET /admin?q=…`), logged in as an operator: 200 requests of each "
+              "kind from one client, one after another, the kinds taking turns; each prefix drawn at random from "
+              "the imported accounts.\n")
+        print(f"| search, {sc['count']:,} accounts | e.g. | accounts matched | p50 | p99 |\n|---|---|---|---|---|")
+        for name, v in search.items():
+            low, high = v["matches"]
+            matched = f"{low:,}" if low == high else f"{low:,}–{high:,}"
+            flag = f" ({v['wrong_rows']} pages with other rows than that)" if v["wrong_rows"] else ""
+            example = f"`{v['example']}`" if v["example"] else "—"
+            print(f"| {name} | {example} | {matched}{flag} | {v['p50_ms']:.1f} ms | {v['p99_ms']:.1f} ms |")
         sw = r["sweep"]
         if sw["swept"]:
             print(f"\n{sw['count']:,} expired flows: the sweeper removed {sw['swept'][0]:,} in {sw['swept'][1]:,} ms; "

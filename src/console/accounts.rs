@@ -28,6 +28,9 @@ const ACTIONS: &[(&str, &str, &str, bool)] = &[
     ("delete", "削除", "アカウントを削除します。元に戻せません。あなたのパスワードの入力が必要です。", true),
 ];
 
+/// The last page of a search (from 0): 5,000 accounts in all.
+const MAX_PAGE: usize = 99;
+
 /// The longest reason kept.
 const MAX_REASON: usize = 500;
 
@@ -81,8 +84,11 @@ fn not_found() -> Response {
 /// or address.
 pub fn search(c: &Console<'_>) -> Outcome {
     let query = crate::sites::normalize_width(c.query("q"));
-    let page_no = c.query("page").parse::<usize>().unwrap_or(0).min(10_000);
-    let found = c.app.store.search_accounts(&query, page_no)?;
+    // The pages go as far as a person pages; past that, a longer prefix.
+    let page_no = c.query("page").parse::<usize>().unwrap_or(0).min(MAX_PAGE);
+    let mut found = c.app.store.search_accounts(&query, page_no)?;
+    let narrow = page_no == MAX_PAGE && found.more;
+    found.more &= !narrow;
     let masked: Vec<String> = found
         .accounts
         .iter()
@@ -102,6 +108,7 @@ pub fn search(c: &Console<'_>) -> Outcome {
         .collect();
     let note = match c.query("done") {
         "delete" => Some("アカウントを削除しました。"),
+        _ if narrow => Some("これより先は表示できません。検索語を長くして絞り込んでください。"),
         _ => None,
     };
     let view = page::Search {

@@ -124,12 +124,7 @@ impl App {
         match (req.path.as_str(), req.method) {
             ("/admin/mail", Method::Get | Method::Head) => {
                 // A page of undelivered mail, oldest first, after `?after=ID`.
-                let after = req
-                    .query
-                    .iter()
-                    .find(|(k, _)| k == "after")
-                    .and_then(|(_, v)| v.parse::<u64>().ok())
-                    .unwrap_or(0);
+                let after = req.query_value("after").parse::<u64>().unwrap_or(0);
                 let list: Vec<_> = self
                     .store
                     .undelivered_after(after, MAX_MAIL_PAGE)?
@@ -146,11 +141,7 @@ impl App {
                 Ok(Response::json(serde_json::Value::Array(list).to_string()))
             }
             ("/admin/mail/retry", Method::Post) => {
-                let id = req
-                    .query
-                    .iter()
-                    .find(|(k, _)| k == "id")
-                    .and_then(|(_, v)| v.parse::<u64>().ok());
+                let id = req.query_value("id").parse::<u64>().ok();
                 let Some(id) = id.filter(|&id| self.retry_mail(id, now).unwrap_or(false)) else {
                     return Ok(Response::error(404));
                 };
@@ -191,11 +182,7 @@ impl App {
     /// (add, reset), 404 for no such operator, 409 for a name taken, 400
     /// for a name that cannot be one. Audited, as done with the admin token.
     fn manage_operator(&self, req: &Request, path: &str, now: u64) -> crate::sites::Outcome {
-        let name = req
-            .query
-            .iter()
-            .find(|(k, _)| k == "name")
-            .map_or("", |(_, v)| v.as_str());
+        let name = req.query_value("name");
         if !console::is_operator_name(name) {
             return Ok(Response::error(400));
         }
@@ -272,12 +259,7 @@ impl App {
         // the mail with that id, oldest first (automation that reads every
         // mail keeps the last id it saw). Never more than `MAX_MAIL_PAGE`
         // at once, so that no answer outgrows what a slow client is given.
-        let number = |name: &str| {
-            req.query
-                .iter()
-                .find(|(k, _)| k == name)
-                .and_then(|(_, v)| v.parse::<u64>().ok())
-        };
+        let number = |name: &str| req.query_value(name).parse::<u64>().ok();
         let limit = number("limit").map_or(200, |n| n.min(MAX_MAIL_PAGE as u64) as usize);
         let captured = match number("after") {
             Some(after) => self.store.captured_mail_after(after, limit),

@@ -169,11 +169,7 @@ impl Console<'_> {
 
     /// The value of `name` in the query string, or "".
     pub fn query(&self, name: &str) -> &str {
-        self.req
-            .query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map_or("", |(_, v)| v.as_str())
+        self.req.query_value(name)
     }
 
     /// Appends to the audit trail what this operator did, and why.

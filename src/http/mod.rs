@@ -64,6 +64,14 @@ impl Request {
             .map_or("", |(_, v)| v.as_str())
     }
 
+    /// A query string parameter, or "" when absent.
+    pub fn query_value(&self, name: &str) -> &str {
+        self.query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
     pub fn cookie(&self, name: &str) -> Option<&str> {
         self.cookies
             .iter()

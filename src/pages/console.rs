@@ -2,7 +2,7 @@
 //! an account's page, the confirm pages of actions, the audit trail and
 //! the mail queue. Plain data in, as every page.
 
-use super::layout;
+use super::{errors, layout};
 use maud::{html, Markup, PreEscaped};
 
 /// What every console page shows around its content.
@@ -46,15 +46,7 @@ fn screen(f: &Frame<'_>, title: &str, content: Markup) -> Markup {
 }
 
 fn csrf(f: &Frame<'_>) -> Markup {
-    html! { input type="hidden" name="csrf" value=(f.csrf); }
-}
-
-fn errors(list: &[String]) -> Markup {
-    html! {
-        @if !list.is_empty() {
-            ul.errors role="alert" { @for e in list { li { (e) } } }
-        }
-    }
+    super::csrf_field(f.csrf)
 }
 
 fn note(text: Option<&str>) -> Markup {

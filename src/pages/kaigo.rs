@@ -2,7 +2,7 @@
 //! shows them. Each takes a `Frame` (clock, CSRF token, banner) and the data
 //! of its screen.
 
-use super::layout;
+use super::{errors, layout};
 use crate::policy::KAIGO_SYMBOLS;
 use maud::{html, Markup};
 
@@ -61,18 +61,8 @@ fn screen(f: &Frame<'_>, title: &str, step: Option<usize>, content: Markup) -> M
     )
 }
 
-fn errors(list: &[String]) -> Markup {
-    html! {
-        @if !list.is_empty() {
-            ul.errors role="alert" {
-                @for e in list { li { (e) } }
-            }
-        }
-    }
-}
-
 fn csrf(f: &Frame<'_>) -> Markup {
-    html! { input type="hidden" name="csrf" value=(f.csrf); }
+    super::csrf_field(f.csrf)
 }
 
 /// 《トップメニュー》.

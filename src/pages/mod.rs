@@ -34,6 +34,23 @@ pub fn layout(title: &str, banner: Option<&str>, body: Markup) -> Markup {
     }
 }
 
+/// The problems with what was sent, as one alert a screen reader reads
+/// out; nothing when there are none.
+pub fn errors(list: &[String]) -> Markup {
+    html! {
+        @if !list.is_empty() {
+            ul.errors role="alert" {
+                @for e in list { li { (e) } }
+            }
+        }
+    }
+}
+
+/// The hidden CSRF field every form carries.
+pub fn csrf_field(token: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(token); }
+}
+
 /// The page for an error status, in plain Japanese, under the header of
 /// the site it happened on.
 pub fn error_page(status: u16, site: Option<crate::site::Site>) -> Markup {

@@ -2,7 +2,7 @@
 //! seed shows them. Tiles and menu entries for services kagi does not
 //! provide are shown, plainly marked, and lead nowhere.
 
-use super::layout;
+use super::{errors, layout};
 use maud::{html, Markup};
 
 /// What every portal screen shows around its content.
@@ -50,15 +50,7 @@ fn screen(f: &Frame<'_>, title: &str, content: Markup) -> Markup {
 }
 
 fn csrf(f: &Frame<'_>) -> Markup {
-    html! { input type="hidden" name="csrf" value=(f.csrf); }
-}
-
-fn errors(list: &[String]) -> Markup {
-    html! {
-        @if !list.is_empty() {
-            ul.errors role="alert" { @for e in list { li { (e) } } }
-        }
-    }
+    super::csrf_field(f.csrf)
 }
 
 /// ① 特定 ② 検証 ③ リセット.

@@ -126,11 +126,7 @@ impl Ctx<'_> {
 
     /// The value of `name` in the query string, or "".
     pub fn query(&self, name: &str) -> &str {
-        self.req
-            .query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map_or("", |(_, v)| v.as_str())
+        self.req.query_value(name)
     }
 }
 

@@ -30,6 +30,14 @@ fn audit_rows(c: &mut Client, query: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The events of the audit view filtered by `query`, newest first.
+fn audit_events(c: &mut Client, query: &str) -> Vec<String> {
+    audit_rows(c, query)
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect()
+}
+
 fn account_page(c: &mut Client, site: &str, id: &str) -> Page {
     let page = c.get(&format!("/admin/account?site={site}&id={id}"));
     assert_eq!(page.status, 200, "{}", page.body);
@@ -146,10 +154,7 @@ fn an_operator_enrols_from_the_command_line_link_and_each_code_opens_one_login()
     assert_eq!(stale.get("/admin").status, 303);
     // Each step is in the audit trail.
     let mut op = demo_operator(&server);
-    let events: Vec<String> = audit_rows(&mut op, "")
-        .into_iter()
-        .map(|r| r[0].clone())
-        .collect();
+    let events = audit_events(&mut op, "");
     for event in [
         "operator_added",
         "operator_enrolled",
@@ -383,10 +388,7 @@ fn a_disabled_account_logs_in_like_a_wrong_password_until_enabled() {
     act(&mut c, "kaigo", TOKYO_13, "enable", &[("reason", "復職")]);
     let menu = kaigo::login(&mut server.client(), TOKYO_13, "kaigoDemo13");
     assert_eq!(menu.title(), "メニュー");
-    let events: Vec<String> = audit_rows(&mut c, "site=kaigo&account=KJ131311111111")
-        .into_iter()
-        .map(|r| r[0].clone())
-        .collect();
+    let events = audit_events(&mut c, "site=kaigo&account=KJ131311111111");
     assert!(events.contains(&"operator_disable".into()), "{events:?}");
     assert!(events.contains(&"operator_enable".into()), "{events:?}");
 }
@@ -422,10 +424,7 @@ fn ending_sessions_and_clearing_the_security_code_take_effect_at_once() {
     );
     let menu = kaigo::login(&mut server.client(), OSAKA, "kaigoDemo27");
     assert_eq!(menu.title(), "メニュー");
-    let events: Vec<String> = audit_rows(&mut c, "operator=demo-operator")
-        .into_iter()
-        .map(|r| r[0].clone())
-        .collect();
+    let events = audit_events(&mut c, "operator=demo-operator");
     assert!(
         events.contains(&"operator_end_sessions".into()),
         "{events:?}"

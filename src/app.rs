@@ -25,6 +25,9 @@ pub struct App {
     pub utc_offset: i32,
     /// `/dev/` pages (captured mail) are served: demo mode only.
     pub dev_pages: bool,
+    /// Running as `kagi demo`: the demo operator may log in, and
+    /// `/dev/totp` shows its code.
+    pub demo: bool,
     /// The bearer token of `/admin/…`.
     pub admin_token: String,
     /// A warning on top of every page, e.g. that this is a demo.

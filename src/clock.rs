@@ -50,7 +50,8 @@ pub fn time_of_day(now: u64, offset_secs: i32) -> String {
 
 /// The calendar date (year, month, day) of a count of days since 1970-01-01.
 fn civil(days: i64) -> (i64, i64, i64) {
-    // Civil-from-days, after Howard Hinnant's date algorithms.
+    // The proleptic Gregorian calendar's days-to-civil conversion, by eras
+    // of 400 years.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -112,7 +113,12 @@ pub fn parse_date_time(text: &str, offset_secs: i32, end: bool) -> Option<u64> {
         }
         h * 3600 + m * 60 + s
     };
-    let local = days_from_civil(year, month, day) * 86_400 + secs;
+    let days = days_from_civil(year, month, day);
+    // 2026-02-31 is no day: it would read as March 3rd.
+    if civil(days) != (year, month, day) {
+        return None;
+    }
+    let local = days * 86_400 + secs;
     u64::try_from(local - offset_secs as i64).ok()
 }
 
@@ -167,7 +173,14 @@ mod tests {
             parse_date_time("2024-02-29", 0, false).map(|t| date_time(t, 0)),
             Some("2024-02-29 00:00:00".into())
         );
-        for bad in ["", "2026-13-01", "2026-11", "yesterday", "2026-11-23 25:00"] {
+        for bad in [
+            "",
+            "2026-13-01",
+            "2026-02-31",
+            "2026-11",
+            "yesterday",
+            "2026-11-23 25:00",
+        ] {
             assert_eq!(parse_date_time(bad, jst, false), None, "{bad}");
         }
     }

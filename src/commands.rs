@@ -50,9 +50,9 @@ pub fn mail(retry: Option<u64>, reach: cli::Reach) -> Result<(), Error> {
             };
             println!(
                 "{:<8} {:<8} {:>5}  {:<32} {}",
-                m["id"],
+                m["id"].as_u64().unwrap_or_default(),
                 state,
-                m["attempts"],
+                m["attempts"].as_u64().unwrap_or_default(),
                 m["to"].as_str().unwrap_or(""),
                 m["last_error"].as_str().unwrap_or("")
             );
@@ -79,10 +79,10 @@ pub fn operator(action: cli::OperatorAction, reach: cli::Reach) -> Result<(), Er
                 serde_json::from_str(&body).map_err(|e| Error::Startup(e.to_string()))?;
             println!("{:<24} STATE", "NAME");
             for o in &list {
-                let state = match (o["enrolled"].as_bool(), o["enrolment_expires"].is_null()) {
+                let state = match (o["enrolled"].as_bool(), o["enrolment_live"].as_bool()) {
                     (Some(true), _) => "enrolled",
-                    (_, false) => "enrolment link issued",
-                    _ => "not enrolled",
+                    (_, Some(true)) => "enrolment link issued",
+                    _ => "enrolment link expired (kagi operator reset gives a new one)",
                 };
                 println!("{:<24} {state}", o["name"].as_str().unwrap_or(""));
             }

@@ -119,9 +119,10 @@ fn load_operator(store: &Store, hasher: &Hasher) -> Result<(), StoreError> {
         password_phc: Some(hasher.hash(OPERATOR_PASSWORD)),
         totp_sealed: Some(store.seal_totp(OPERATOR, &secret)?),
         last_totp_step: None,
-        generation: 0,
+        generation: crate::store::first_generation(),
         enrolment: None,
         created: 0,
+        demo: true,
     })?;
     Ok(())
 }

@@ -158,7 +158,7 @@ impl App {
                     .map(|o| {
                         serde_json::json!({
                             "name": o.name, "enrolled": o.is_enrolled(), "created": o.created,
-                            "enrolment_expires": o.enrolment.map(|(_, expires)| expires),
+                            "enrolment_live": o.enrolment.is_some_and(|(_, expires)| now < expires),
                         })
                     })
                     .collect();
@@ -219,7 +219,7 @@ impl App {
 
     /// The demo's `/dev/…` pages: captured mail and live CAPTCHA answers.
     fn dev(&self, req: &Request, now: u64) -> Response {
-        if let Some(rest) = req.path.strip_prefix("/dev/totp") {
+        if let Some(rest) = req.path.strip_prefix("/dev/totp").filter(|_| self.demo) {
             return self.dev_totp(req, rest, now);
         }
         if let Some(rest) = req.path.strip_prefix("/dev/captcha") {

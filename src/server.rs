@@ -285,6 +285,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         challenges: captcha::Challenges::default(),
         utc_offset,
         dev_pages: mode == Mode::Demo || lab_capture,
+        demo: mode == Mode::Demo,
         dev_captchas: (mode == Mode::Demo || lab_capture)
             .then(|| std::sync::Mutex::new(std::collections::VecDeque::new())),
         banner,
@@ -426,6 +427,22 @@ impl Pending {
                 Err(e) => return Err(format!("cannot write {}: {e}", path.display())),
             }
         }
+        // Before the demo accounts: a new database's indexes are then
+        // made empty, and each account is indexed as it is written.
+        if self.indexes && store.unavailable().is_none() {
+            let built = store
+                .index_emails_once()
+                .and_then(|emails| store.index_audit_once().map(|entries| (emails, entries)));
+            match built {
+                Ok((0, 0)) => self.indexes = false,
+                Ok((emails, entries)) => {
+                    say!("kagi: indexed {emails} accounts' addresses and {entries} audit entries for the console's search");
+                    self.indexes = false;
+                }
+                Err(e) if e.is_disk_trouble() => {}
+                Err(e) => return Err(format!("the console's indexes: {e}")),
+            }
+        }
         if let Some(cost) = &self.demo_accounts {
             if store.unavailable().is_none() {
                 let hasher = secret::Hasher::new(cost)?;
@@ -439,20 +456,6 @@ impl Pending {
                     }
                     Err(e) => return Err(e.to_string()),
                 }
-            }
-        }
-        if self.indexes && store.unavailable().is_none() {
-            let built = store
-                .index_emails_once()
-                .and_then(|emails| store.index_audit_once().map(|entries| (emails, entries)));
-            match built {
-                Ok((0, 0)) => self.indexes = false,
-                Ok((emails, entries)) => {
-                    say!("kagi: indexed {emails} accounts' addresses and {entries} audit entries for the console's search");
-                    self.indexes = false;
-                }
-                Err(e) if e.is_disk_trouble() => {}
-                Err(e) => return Err(format!("the console's indexes: {e}")),
             }
         }
         if let Some(hasher) = self.census.as_ref().filter(|_| background) {

@@ -23,7 +23,7 @@ const ACTIONS: &[(&str, &str, &str, bool)] = &[
     ("enable", "有効化", "無効化を解除し、ログインとパスワード再設定をできるようにします。", false),
     ("end-sessions", "セッション終了", "このアカウントのログイン中のセッションをすべて終了します。", true),
     ("clear-code", "セキュリティコード解除", "セキュリティコードを解除します。次のログインではセキュリティコードを求めません。", true),
-    ("change-email", "メールアドレス変更", "メールアドレス(介護: セキュリティ用メールアドレス)を変更し、古いアドレスと新しいアドレスの両方に通知します。", true),
+    ("change-email", "メールアドレス変更", "メールアドレス(介護: セキュリティ用メールアドレス)を変更し、古いアドレスと新しいアドレスの両方に通知します。古いアドレスに送ったワンタイムパスワードや再設定リンクと、ログイン中のセッションは無効になります。", true),
     ("send-reset", "パスワード再設定リンク送信", "登録されたメールアドレスに、パスワード再設定用のリンクを送信します。", false),
     ("delete", "削除", "アカウントを削除します。元に戻せません。あなたのパスワードの入力が必要です。", true),
 ];
@@ -52,16 +52,25 @@ pub fn mask(email: &str) -> String {
     }
 }
 
-fn state(a: &Account) -> &'static str {
-    if a.disabled {
+/// The account's state in a word or two, a wait after failed logins too.
+fn state(c: &Console<'_>, a: &Account) -> Result<&'static str, StoreError> {
+    let guard = |secret| {
+        c.app
+            .store
+            .login_guard(secret, Area::Site(a.site), &a.id, c.now)
+    };
+    let waiting = |g: crate::store::LoginGuard| c.now < g.locked_until;
+    Ok(if a.disabled {
         "無効"
     } else if a.locked {
         "ロック中(本人による)"
+    } else if waiting(guard(Secret::Password)?) || waiting(guard(Secret::SecurityCode)?) {
+        "ログイン待ち(失敗が続いたため)"
     } else if !a.has_password() {
         "パスワード未設定"
     } else {
         "有効"
-    }
+    })
 }
 
 /// The account a request names by `site` and `id` (query or form).
@@ -89,25 +98,55 @@ pub fn search(c: &Console<'_>) -> Outcome {
     let mut found = c.app.store.search_accounts(&query, page_no)?;
     let narrow = page_no == MAX_PAGE && found.more;
     found.more &= !narrow;
+    if !query.is_empty() {
+        // Who looked up whom: a search by address finds an account as
+        // surely as showing the address does. The address is kept masked.
+        let shown = if query.contains('@') {
+            mask(&query)
+        } else {
+            query.clone()
+        };
+        let ids: Vec<&str> = found
+            .accounts
+            .iter()
+            .take(5)
+            .map(|a| a.id.as_str())
+            .collect();
+        let more = if found.accounts.len() > 5 {
+            ", …"
+        } else {
+            ""
+        };
+        let outcome = format!("{shown} (page {}): {}{more}", page_no + 1, ids.join(", "));
+        c.audit("operator_search", None, &outcome, None)?;
+    }
     let masked: Vec<String> = found
         .accounts
         .iter()
         .map(|a| a.email.as_deref().map_or("—".into(), mask))
         .collect();
+    let states = found
+        .accounts
+        .iter()
+        .map(|a| state(c, a))
+        .collect::<Result<Vec<_>, _>>()?;
     let rows: Vec<AccountRow<'_>> = found
         .accounts
         .iter()
-        .zip(&masked)
-        .map(|(a, email)| AccountRow {
+        .zip(masked.iter().zip(states))
+        .map(|(a, (email, state))| AccountRow {
             site: a.site.name(),
             site_label: site_label(a.site),
             id: &a.id,
             email,
-            state: state(a),
+            state,
         })
         .collect();
     let note = match c.query("done") {
         "delete" => Some("アカウントを削除しました。"),
+        "enrolled" => {
+            Some("登録が完了しました。次からは、パスワードと認証アプリのコードでログインします。")
+        }
         _ if narrow => Some("これより先は表示できません。検索語を長くして絞り込んでください。"),
         _ => None,
     };
@@ -168,7 +207,7 @@ fn account_page(c: &Console<'_>, a: &Account, revealed: bool, note: Option<&str>
         };
         facts.push(("種別", kind.into()));
     }
-    facts.push(("状態", state(a).into()));
+    facts.push(("状態", state(c, a)?.into()));
     let password = if a.has_password() {
         "設定済み"
     } else {
@@ -236,22 +275,28 @@ fn account_page(c: &Console<'_>, a: &Account, revealed: bool, note: Option<&str>
 /// account's own claim holds live: how many, never which.
 fn live_codes(c: &Console<'_>, a: &Account) -> Result<(&'static str, String), StoreError> {
     let (app, now) = (c.app, c.now);
-    let email = address::normalize(a.email.as_deref().unwrap_or_default());
-    Ok(match &a.office {
-        Some(office) => {
-            let claim = claim_key(app, a.site, &[&office.number, &office.prefecture, &email])?;
-            let guard = app.store.claim_guard(&claim, now)?;
+    let guard = app.store.claim_guard(&own_claim(c, a)?, now)?;
+    Ok(match a.site {
+        Site::Kaigo => {
             let live = guard.otps.iter().filter(|o| o.expires > now).count();
             ("有効なワンタイムパスワード", format!("{live} 件"))
         }
-        None => {
-            let claim = claim_key(app, a.site, &[&a.id, &email])?;
-            let guard = app.store.claim_guard(&claim, now)?;
+        Site::Portal => {
             let lifetime = app.config.portal.link_lifetime_secs;
             let live = guard.issued.iter().filter(|t| **t + lifetime > now).count();
             ("有効期間内の再設定リンク", format!("{live} 件"))
         }
     })
+}
+
+/// The key of the claim an account's owner makes with its own address (as
+/// the sites key it): its guard holds the account's live codes and sends.
+fn own_claim(c: &Console<'_>, a: &Account) -> Result<String, StoreError> {
+    let email = address::normalize(a.email.as_deref().unwrap_or_default());
+    match &a.office {
+        Some(office) => claim_key(c.app, a.site, &[&office.number, &office.prefecture, &email]),
+        None => claim_key(c.app, a.site, &[&a.id, &email]),
+    }
 }
 
 pub fn audit_rows<'e>(c: &Console<'_>, events: &'e [AuditEvent]) -> Vec<AuditRow<'e>> {
@@ -436,8 +481,11 @@ fn run(
         "change-email" => {
             let old = a.email.clone();
             let new = email.to_string();
+            // What went to the old address (codes, links) dies, and so do
+            // the sessions: the generation moves on.
             if !change(&|a| {
                 a.email = Some(new.clone());
+                a.generation += 1;
                 true
             })? {
                 return Ok(false);
@@ -450,7 +498,11 @@ fn run(
                 ),
             };
             let when = clock::date_time(now, app.utc_offset);
-            let letter = templates::address_changed(name, id, &when, contact);
+            let mails = match site {
+                Site::Kaigo => "ワンタイムパスワードやお知らせのメール",
+                Site::Portal => "パスワード変更用URLやお知らせのメール",
+            };
+            let letter = templates::address_changed(name, id, &when, mails, contact);
             let useful = now..now + crate::clock::DAY;
             let from = match site {
                 Site::Portal => app.config.portal.mail_from.as_deref(),
@@ -489,6 +541,11 @@ fn run(
             )?;
             let letter = crate::sites::portal::reset_letter(app, &token);
             let from = app.config.portal.mail_from.as_deref();
+            // Counted with the owner's own sends: the account's page shows
+            // it, and the owner's next request waits out the cooldown.
+            let window = app.config.guard.window_secs;
+            app.store
+                .update_claim_guard(&own_claim(c, a)?, now, window, |g| g.issued.push(now))?;
             app.outbox
                 .send(&app.store, site, from, to, &letter, now..now + lifetime)?;
             audit("operator_send_reset_link", "sent")?;

@@ -20,7 +20,7 @@ use crate::pages::console as page;
 use crate::secret::Purpose;
 use crate::site::{Area, Site};
 use crate::sites::{check_guarded, serve_area, Checked, Outcome, Route, Visit};
-use crate::store::{AuditEvent, Operator, OperatorSession, Secret, StoreError};
+use crate::store::{first_generation, AuditEvent, Operator, OperatorSession, Secret, StoreError};
 use crate::totp::{self, TotpSecret};
 use crate::{policy, secret::Token};
 
@@ -244,7 +244,7 @@ fn current_session(
     };
     let operator = app.store.operator(&session.operator)?;
     let good = operator.is_some_and(|o| {
-        o.is_enrolled()
+        can_log_in(app, &o)
             && o.generation == session.generation
             && now < session.created + ABSOLUTE_SECS
     });
@@ -255,6 +255,13 @@ fn current_session(
     session.last_seen = now;
     save_session(app, visit, &session, now)?;
     Ok(Some(session))
+}
+
+/// Whether an operator may log in: enrolled, and not the demo's operator
+/// outside the demo (a database a demo made, served for real, keeps an
+/// operator whose password anyone can read).
+fn can_log_in(app: &App, operator: &Operator) -> bool {
+    operator.is_enrolled() && (app.demo || !operator.demo)
 }
 
 /// Writes a session back, expiring at whichever of its limits comes first.
@@ -305,9 +312,7 @@ fn use_step(app: &App, name: &str, step: Option<u64>) -> Result<bool, StoreError
 }
 
 fn login_page(c: &Console<'_>) -> Outcome {
-    let note = (c.query("enrolled") == "1")
-        .then_some("登録が完了しました。パスワードと認証アプリのコードでログインしてください。");
-    Ok(Response::html(page::login(&c.frame(), "", note, None)))
+    Ok(Response::html(page::login(&c.frame(), "", None)))
 }
 
 /// Name, password and TOTP code. The password is verified in every case
@@ -318,7 +323,7 @@ fn login(c: &Console<'_>) -> Outcome {
     let app = c.app;
     let name = c.field("name");
     let password = c.req.field("password");
-    let operator = app.store.operator(&name)?.filter(Operator::is_enrolled);
+    let operator = app.store.operator(&name)?.filter(|o| can_log_in(app, o));
     let phc = operator.as_ref().and_then(|o| o.password_phc.as_deref());
     let password_ok = app.hasher.verify_login(phc, password);
     let step = match &operator {
@@ -338,7 +343,6 @@ fn login(c: &Console<'_>) -> Outcome {
         Ok(Response::html(page::login(
             &c.frame(),
             &name,
-            None,
             Some(message),
         )))
     };
@@ -354,8 +358,19 @@ fn login(c: &Console<'_>) -> Outcome {
     if !use_step(app, &operator.name, step)? {
         return refused("オペレーター名、パスワード、または確認コードが正しくありません。");
     }
-    // A new cookie: whatever cookie the browser had before is worth
-    // nothing afterwards.
+    sign_in(c, &operator, ("operator_login", "ok"), "/admin")
+}
+
+/// Opens a console session for `operator`, who has just given a password
+/// and a TOTP code, and audits `event`. A new cookie: whatever cookie the
+/// browser had before is worth nothing afterwards.
+fn sign_in(
+    c: &Console<'_>,
+    operator: &Operator,
+    (event, outcome): (&str, &str),
+    to: &str,
+) -> Outcome {
+    let app = c.app;
     app.store.remove_operator_session(&c.visit.key)?;
     let fresh = Visit::new(app, Area::Console)?;
     let session = OperatorSession {
@@ -371,9 +386,9 @@ fn login(c: &Console<'_>) -> Outcome {
         visit: &fresh,
         ..*c
     };
-    signed.audit("operator_login", None, "ok", None)?;
+    signed.audit(event, None, outcome, None)?;
     app.store.flush()?;
-    Ok(fresh.set_on(app, Response::see_other("/admin")))
+    Ok(fresh.set_on(app, Response::see_other(to)))
 }
 
 fn logout(c: &Console<'_>) -> Outcome {
@@ -466,22 +481,13 @@ fn enrol(c: &Console<'_>) -> Outcome {
         }
         same
     })?;
-    if done != Some(true) {
+    let enrolled = app.store.operator(&operator.name)?;
+    let Some(enrolled) = enrolled.filter(|_| done == Some(true)) else {
         return Ok(Response::html_status(404, page::enrol_invalid(&c.frame())));
-    }
-    let as_operator = Console {
-        session: Some(OperatorSession {
-            operator: operator.name.clone(),
-            generation: 0,
-            created: c.now,
-            last_seen: c.now,
-            totp_at: 0,
-        }),
-        ..*c
     };
-    as_operator.audit("operator_enrolled", None, "password and TOTP set", None)?;
-    app.store.flush()?;
-    Ok(Response::see_other("/admin/login?enrolled=1"))
+    // The password and a code were just given: the operator is in.
+    let event = ("operator_enrolled", "password and TOTP set");
+    sign_in(c, &enrolled, event, "/admin?done=enrolled")
 }
 
 /// A new enrolment link for `name` (new operator or reset): the token is
@@ -511,9 +517,10 @@ pub fn issue_enrolment(
             password_phc: None,
             totp_sealed: None,
             last_totp_step: None,
-            generation: 0,
+            generation: first_generation(),
             enrolment,
             created: now,
+            demo: false,
         })?
     };
     Ok(issued.then(|| {

@@ -1,14 +1,14 @@
 //! The console's audit trail (filtered, paged, as CSV, with the chain's
 //! check on top) and mail queue (with retry).
 
-use super::accounts::audit_rows;
+use super::accounts::{audit_rows, mask};
 use super::Console;
 use crate::clock;
 use crate::http::Response;
 use crate::pages::console::{self as page, AuditQuery, MailRow};
 use crate::site::Site;
 use crate::sites::Outcome;
-use crate::store::{audit_csv as to_csv, AuditFilter, StoreError};
+use crate::store::{audit_csv as to_csv, AuditFilter};
 
 /// Entries on one page of the audit view.
 const AUDIT_PAGE: usize = 100;
@@ -29,9 +29,6 @@ fn filter<'c>(c: &'c Console<'_>) -> (AuditQuery<'c>, Result<AuditFilter, Vec<St
     let mut problems = Vec::new();
     let site = Site::ALL.into_iter().find(|s| s.name() == typed.site);
     let account = typed.account.trim();
-    if !account.is_empty() && site.is_none() {
-        problems.push("アカウントで絞り込むときは、サイトも選んでください。".to_string());
-    }
     let offset = c.app.utc_offset;
     let mut time = |text: &str, end: bool| {
         if text.trim().is_empty() {
@@ -48,16 +45,13 @@ fn filter<'c>(c: &'c Console<'_>) -> (AuditQuery<'c>, Result<AuditFilter, Vec<St
     let (from, until) = (time(typed.from, false), time(typed.until, true));
     let text = |t: &str| Some(t.trim().to_string()).filter(|t| !t.is_empty());
     let parsed = AuditFilter {
-        account: site
-            .filter(|_| !account.is_empty())
-            .map(|s| (s, account.to_string())),
+        // Without a site, any entry naming it: an operator's own logins.
+        account: (!account.is_empty()).then(|| (site, account.to_string())),
         event: text(typed.event),
         operator: text(typed.operator),
         from,
         until,
     };
-    // A site without an account narrows nothing by the index: it is one
-    // more condition on each entry.
     let result = if problems.is_empty() {
         Ok(parsed)
     } else {
@@ -136,7 +130,10 @@ pub fn audit_csv(c: &Console<'_>) -> Outcome {
     events.truncate(CSV_MAX);
     let note = format!("{} entries: {}", events.len(), typed.to_query());
     c.audit("operator_audit_export", None, &note, None)?;
-    let mut response = Response::json(to_csv(&events, c.app.utc_offset));
+    // With a byte-order mark: a spreadsheet on a Japanese desktop reads
+    // the file as UTF-8 only then.
+    let csv = format!("\u{FEFF}{}", to_csv(&events, c.app.utc_offset));
+    let mut response = Response::json(csv);
     response.content_type = "text/csv; charset=utf-8";
     Ok(response.with_header(
         "Content-Disposition",
@@ -144,21 +141,23 @@ pub fn audit_csv(c: &Console<'_>) -> Outcome {
     ))
 }
 
-/// `/admin/mail`: the mail not yet delivered, queued or given up.
-pub fn mail(c: &Console<'_>) -> Outcome {
-    mail_page(c, None)
-}
+/// Mails on one page of `/admin/mail`.
+const MAIL_PAGE: usize = 100;
 
-fn mail_page(c: &Console<'_>, note: Option<&str>) -> Result<Response, StoreError> {
-    let mails = c
-        .app
-        .store
-        .undelivered_after(0, crate::app::MAX_MAIL_PAGE)?;
+/// `/admin/mail`: the mail not yet delivered, queued or given up, oldest
+/// first, a page at a time after `?after=ID`; recipients masked.
+pub fn mail(c: &Console<'_>) -> Outcome {
+    let after = c.query("after").parse::<u64>().unwrap_or(0);
+    let mut mails = c.app.store.undelivered_after(after, MAIL_PAGE + 1)?;
+    let more = mails.len() > MAIL_PAGE;
+    mails.truncate(MAIL_PAGE);
+    let masked: Vec<String> = mails.iter().map(|m| mask(&m.to)).collect();
     let rows: Vec<MailRow<'_>> = mails
         .iter()
-        .map(|m| MailRow {
+        .zip(&masked)
+        .map(|(m, to)| MailRow {
             id: m.id,
-            to: &m.to,
+            to,
             subject: &m.subject,
             created: clock::date_time(m.created, c.app.utc_offset),
             state: if m.failed.is_some() {
@@ -170,10 +169,17 @@ fn mail_page(c: &Console<'_>, note: Option<&str>) -> Result<Response, StoreError
             last_error: m.last_error.as_deref().unwrap_or_default(),
         })
         .collect();
-    Ok(Response::html(page::mail(&c.frame(), &rows, note)))
+    let note = match c.query("retried") {
+        "" => None,
+        "0" => Some("そのメールは見つかりません(すでに送信されたかもしれません)。"),
+        _ => Some("再送を開始しました。"),
+    };
+    let next = more.then(|| mails.last().map_or(0, |m| m.id));
+    Ok(Response::html(page::mail(&c.frame(), &rows, note, next)))
 }
 
-/// Tries an undelivered mail again now (as `kagi mail retry` does).
+/// Tries an undelivered mail again now (as `kagi mail retry` does), and
+/// goes back to the list (a reload does not send it again).
 pub fn retry(c: &Console<'_>) -> Outcome {
     let id = c.req.field("id").parse::<u64>().ok();
     let retried = match id {
@@ -181,13 +187,10 @@ pub fn retry(c: &Console<'_>) -> Outcome {
         None => false,
     };
     if !retried {
-        return mail_page(
-            c,
-            Some("そのメールは見つかりません(すでに送信されたかもしれません)。"),
-        );
+        return Ok(Response::see_other("/admin/mail?retried=0"));
     }
-    let note = format!("mail {}", id.unwrap_or_default());
-    c.audit("operator_mail_retry", None, &note, None)?;
+    let id = id.unwrap_or_default();
+    c.audit("operator_mail_retry", None, &format!("mail {id}"), None)?;
     c.app.store.flush()?;
-    mail_page(c, Some("再送を開始しました。"))
+    Ok(Response::see_other(&format!("/admin/mail?retried={id}")))
 }

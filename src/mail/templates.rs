@@ -129,7 +129,13 @@ pub fn portal_reset_link(link: &str, lifetime: &str, portal_url: &str, contact: 
 
 /// The notice that an operator changed an account's address, sent to the
 /// old address and to the new one.
-pub fn address_changed(site_name: &str, account: &str, when: &str, contact: &str) -> Letter {
+pub fn address_changed(
+    site_name: &str,
+    account: &str,
+    when: &str,
+    mails: &str,
+    contact: &str,
+) -> Letter {
     Letter {
         subject: format!("【{site_name}】メールアドレス変更のお知らせ"),
         body: format!(
@@ -140,7 +146,7 @@ pub fn address_changed(site_name: &str, account: &str, when: &str, contact: &str
 [変更日時]
 {when}
 
-今後のお知らせ、ワンタイムパスワード、パスワード再設定のメールは新しいメールアドレスに送信されます。
+今後、{mails}は新しいメールアドレスに送信されます。
 この変更に心当たりがない場合は、以下へお問い合わせください。
 
 {contact}

@@ -58,13 +58,12 @@ fn note(text: Option<&str>) -> Markup {
 }
 
 /// The login: operator name, password, and the authenticator's code.
-pub fn login(f: &Frame<'_>, name: &str, note_text: Option<&str>, error: Option<&str>) -> Markup {
+pub fn login(f: &Frame<'_>, name: &str, error: Option<&str>) -> Markup {
     let problems: Vec<String> = error.map(str::to_string).into_iter().collect();
     screen(
         f,
         "オペレーターログイン",
         html! {
-            (note(note_text))
             (errors(&problems))
             form method="post" action="/admin/login" {
                 (csrf(f))
@@ -467,7 +466,7 @@ pub fn audit(f: &Frame<'_>, a: &AuditView<'_>) -> Markup {
                             option value="portal" selected[q.site == "portal"] { "ポータル" }
                         } }
                     }
-                    tr { th { label for="account" { "アカウント(ID・ユーザー名)" } } td { input #account type="text" name="account" value=(q.account); } }
+                    tr { th { label for="account" { "アカウント(ID・ユーザー名、ログインを試みたオペレーター名)" } } td { input #account type="text" name="account" value=(q.account); } }
                     tr { th { label for="event" { "イベント" } } td { input #event type="text" name="event" value=(q.event) placeholder="login, operator_unlock など"; } }
                     tr { th { label for="operator" { "オペレーター" } } td { input #operator type="text" name="operator" value=(q.operator); } }
                     tr { th { label for="from" { "期間(開始)" } } td { input #from type="text" name="from" value=(q.from) placeholder="2026-12-01 または 2026-12-01 09:00"; } }
@@ -502,7 +501,12 @@ pub struct MailRow<'a> {
     pub last_error: &'a str,
 }
 
-pub fn mail(f: &Frame<'_>, rows: &[MailRow<'_>], note_text: Option<&str>) -> Markup {
+pub fn mail(
+    f: &Frame<'_>,
+    rows: &[MailRow<'_>],
+    note_text: Option<&str>,
+    next: Option<u64>,
+) -> Markup {
     screen(
         f,
         "メール送信状況",
@@ -513,7 +517,7 @@ pub fn mail(f: &Frame<'_>, rows: &[MailRow<'_>], note_text: Option<&str>) -> Mar
                 table.list {
                     thead { tr {
                         th scope="col" { "ID" } th scope="col" { "宛先" } th scope="col" { "件名" }
-                        th scope="col" { "作成" } th scope="col" { "状態" } th scope="col" { "試行" }
+                        th scope="col" { "送信開始" } th scope="col" { "状態" } th scope="col" { "試行" }
                         th scope="col" { "最後のエラー" } th scope="col" { "操作" }
                     } }
                     tbody {
@@ -532,6 +536,9 @@ pub fn mail(f: &Frame<'_>, rows: &[MailRow<'_>], note_text: Option<&str>) -> Mar
                         }
                     }
                 }
+            }
+            @if let Some(after) = next {
+                nav.pages aria-label="ページ" { a href={ "/admin/mail?after=" (after) } { "次のメール" } }
             }
         },
     )

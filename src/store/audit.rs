@@ -139,7 +139,7 @@ impl Store {
             }
             page.entries.len() >= limit
         };
-        if let Some((site, account)) = &filter.account {
+        if let Some((Some(site), account)) = &filter.account {
             let mut prefix = account_key(*site, account);
             prefix.push(0);
             let mut end = prefix.clone();
@@ -215,7 +215,9 @@ pub const AUDIT_SCAN: usize = 200_000;
 /// Which entries an audit view shows; every field that is set must match.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditFilter {
-    pub account: Option<(Site, String)>,
+    /// An account of a site (read by the index), or with no site any
+    /// entry naming it: an operator's name in the console's own entries.
+    pub account: Option<(Option<Site>, String)>,
     /// The event's name, exactly (`login`, `operator_unlock`, …).
     pub event: Option<String>,
     pub operator: Option<String>,
@@ -227,14 +229,14 @@ pub struct AuditFilter {
 impl AuditFilter {
     pub fn of_account(site: Site, id: &str) -> AuditFilter {
         AuditFilter {
-            account: Some((site, id.to_string())),
+            account: Some((Some(site), id.to_string())),
             ..AuditFilter::default()
         }
     }
 
     pub fn passes(&self, e: &AuditEvent) -> bool {
         let account_ok = self.account.as_ref().is_none_or(|(site, id)| {
-            e.site == Some(*site) && e.account.as_deref() == Some(id.as_str())
+            site.is_none_or(|s| e.site == Some(s)) && e.account.as_deref() == Some(id.as_str())
         });
         account_ok
             && self.event.as_ref().is_none_or(|v| &e.event == v)

@@ -52,11 +52,20 @@ impl Store {
         }
     }
 
-    /// Removes an operator; its sessions die with it (they name an
-    /// operator that no longer exists). False when there was none.
+    /// Removes an operator and its sessions. False when there was none.
     pub fn remove_operator(&self, name: &str) -> Result<bool> {
         let t = self.trees()?;
-        Ok(t.operators.remove(name)?.is_some())
+        if t.operators.remove(name)?.is_none() {
+            return Ok(false);
+        }
+        for entry in t.operator_sessions.iter() {
+            let (key, bytes) = entry?;
+            let timed: Timed<OperatorSession> = decode(&bytes)?;
+            if timed.value.operator == name {
+                t.operator_sessions.remove(key)?;
+            }
+        }
+        Ok(true)
     }
 
     /// The operator whose enrolment link has the token digest `digest`,
@@ -129,6 +138,7 @@ mod tests {
             generation: 0,
             enrolment: Some(("d1".into(), 100)),
             created: 1,
+            demo: false,
         }
     }
 

@@ -180,13 +180,21 @@ impl NewAccount {
             email: self.email,
             password_phc,
             security_code_phc: None,
-            generation: 0,
+            generation: first_generation(),
             office,
             coordinator: site == Site::Portal && self.coordinator,
             locked: false,
             disabled: false,
         })
     }
+}
+
+/// The first generation of a new account or operator: random, so that
+/// nothing made for an earlier holder of the same ID or name (a deleted
+/// account's reset link, a removed operator's session) matches the new
+/// one. Below 2^62: it is only ever raised by one.
+pub fn first_generation() -> u64 {
+    u64::from_le_bytes(crate::secret::random_bytes::<8>()) >> 2
 }
 
 /// Whether an address is a provisional placeholder ending in `@01`–`@48`.
@@ -488,6 +496,10 @@ pub struct Operator {
     /// The live enrolment link: the digest of its token and its expiry.
     pub enrolment: Option<(String, u64)>,
     pub created: u64,
+    /// The demo's operator, whose password is printed for all to read: it
+    /// logs in only while the server runs as the demo.
+    #[serde(default)]
+    pub demo: bool,
 }
 
 impl Operator {

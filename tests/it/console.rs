@@ -19,7 +19,9 @@ fn audit_rows(c: &mut Client, query: &str) -> Vec<Vec<String>> {
     let csv = c.get(&format!("/admin/audit.csv?{query}"));
     assert_eq!(csv.status, 200, "{}", csv.body);
     assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
-    let mut lines = csv.body.lines();
+    // With a byte-order mark, for spreadsheets.
+    let body = csv.body.strip_prefix('\u{feff}').expect("a BOM");
+    let mut lines = body.lines();
     assert_eq!(
         lines.next(),
         Some("time,site,event,account,client,outcome,operator,reason,prev_mac")
@@ -86,8 +88,10 @@ fn an_operator_enrols_from_the_command_line_link_and_each_code_opens_one_login()
             ("code", &totp(&secret, now)),
         ],
     );
-    assert_eq!(done.title(), "オペレーターログイン");
+    // Enrolled, and in: the password and a code were just given.
+    assert_eq!(done.title(), "アカウント検索");
     assert!(done.has("登録が完了しました。"));
+    assert!(done.has("オペレーター: alice"));
     // The link is used up.
     let used = server.client().get(&path);
     assert_eq!(used.status, 404);
@@ -148,7 +152,22 @@ fn an_operator_enrols_from_the_command_line_link_and_each_code_opens_one_login()
     let (code, said) = operator_cli(server.addr, &server.dir, &["remove", "alice"]);
     assert_eq!(code, Some(1), "{said}");
     assert!(said.contains("no operator named alice"), "{said}");
-    // A session cookie of before is worth nothing.
+    // A session cookie of before is worth nothing, even once the name is
+    // an operator's again.
+    let (_, said) = operator_cli(server.addr, &server.dir, &["add", "alice"]);
+    let mut again = server.client();
+    let (page, secret) = open_enrolment(&mut again, &link_path(&said));
+    server.clock.advance(30);
+    let back = again.submit(
+        "/admin/enrol",
+        &[
+            ("token", &page.hidden("token").unwrap()),
+            ("password", "AliceConsole2027"),
+            ("password2", "AliceConsole2027"),
+            ("code", &totp(&secret, server.clock.now())),
+        ],
+    );
+    assert!(back.has("オペレーター: alice"));
     let mut stale = server.client();
     stale.plant_cookie("kagi_admin", &cookie);
     assert_eq!(stale.get("/admin").status, 303);
@@ -438,6 +457,10 @@ fn ending_sessions_and_clearing_the_security_code_take_effect_at_once() {
 #[test]
 fn changing_an_address_tells_the_old_and_the_new_one_and_moves_the_recovery() {
     let server = spawn();
+    // A code on its way to the old address, before the change.
+    let mut before = server.client();
+    kaigo::start_recovery(&mut before, OSAKA_OFFICE, OSAKA_MAIL);
+    let old_code = server.wait_for_mails(1)[0].otp();
     let mut c = demo_operator(&server);
     let new = "osaka-new@example.jp";
     let bad = act(
@@ -460,23 +483,31 @@ fn changing_an_address_tells_the_old_and_the_new_one_and_moves_the_recovery() {
         "{}",
         done.body
     );
-    let mails = server.wait_for_mails(2);
-    let mut to: Vec<&str> = mails.iter().map(|m| m.to.as_str()).collect();
+    let mails = server.wait_for_mails(3);
+    let mut to: Vec<&str> = mails[..2].iter().map(|m| m.to.as_str()).collect();
     to.sort();
     assert_eq!(to, [OSAKA_MAIL, new]);
-    assert!(mails
+    assert!(mails[..2]
         .iter()
         .all(|m| m.subject.contains("メールアドレス変更のお知らせ")));
+    assert!(
+        mails[0].body.contains("ワンタイムパスワード"),
+        "kaigo's words"
+    );
+    // The code mailed to the old address no longer opens anything.
+    let dead = before.submit("/kaigo/recovery/otp", &[("otp", &old_code)]);
+    assert_ne!(dead.title(), "ログイン情報再設定", "{}", dead.body);
     // The search finds the new address, not the old one.
     assert!(c.get("/admin?q=osaka-new").has(OSAKA));
     assert!(!c.get("/admin?q=office-osaka").has(OSAKA));
     // A recovery with the old address now sends nothing; the new one works.
+    server.clock.advance(3600);
     let mut old = server.client();
     kaigo::start_recovery(&mut old, OSAKA_OFFICE, OSAKA_MAIL);
     let mut fresh = server.client();
     kaigo::start_recovery(&mut fresh, OSAKA_OFFICE, new);
-    let mails = server.wait_for_mails(3);
-    assert_eq!(mails.len(), 3);
+    let mails = server.wait_for_mails(4);
+    assert_eq!(mails.len(), 4);
     assert_eq!(mails[0].to, new, "the newest: the code, to the new address");
 }
 
@@ -578,6 +609,15 @@ fn an_account_made_at_the_console_has_no_password_until_one_is_set() {
 fn deleting_asks_for_the_operators_password_and_a_fresh_code() {
     let server = spawn();
     let mut c = demo_operator(&server);
+    // A reset link of the account that is about to go.
+    act(
+        &mut c,
+        "portal",
+        "demo-user",
+        "send-reset",
+        &[("reason", "依頼")],
+    );
+    let (link, _) = server.wait_for_mails(1)[0].link();
     let wrong = act(
         &mut c,
         "portal",
@@ -619,6 +659,20 @@ fn deleting_asks_for_the_operators_password_and_a_fresh_code() {
     assert!(c
         .get("/admin?q=demo-user")
         .has("該当するアカウントはありません。"));
+    // Made again under the same name, it is a new account: the link of
+    // the old one sets nothing.
+    c.get("/admin/accounts/new");
+    c.submit(
+        "/admin/accounts/new",
+        &[
+            ("site", "portal"),
+            ("user", "demo-user"),
+            ("email", "demo-user@example.jp"),
+            ("reason", "再登録"),
+        ],
+    );
+    let stale = server.client().get(&link);
+    assert_eq!(stale.status, 404, "{}", stale.body);
     // Within five minutes of that code, nothing is asked again.
     let confirm = c.get("/admin/account/action?site=portal&id=T0000001&do=disable");
     assert!(!confirm.has("name=\"code\""));
@@ -749,4 +803,42 @@ fn console_logins_take_the_login_rate_limit_and_odd_names_write_nothing() {
             .unwrap();
         assert_eq!(guard.failures, 0, "{name}");
     }
+}
+
+#[test]
+fn a_database_the_demo_made_keeps_its_operator_out_when_served() {
+    let server = spawn();
+    let secret = server.demo_operator_secret();
+    let dir = server.stop();
+    let mut config = kagi::config::Config {
+        listen: "127.0.0.1:0".into(),
+        public_url: Some("http://login.example.jp".into()),
+        data_dir: Some(dir),
+        ..Default::default()
+    };
+    config.argon2.memory_kib = 256;
+    config.argon2.iterations = 1;
+    // A lab's serve that captures mail: the /dev/ pages are there…
+    config.mail.transport = Some(kagi::config::Transport::Capture);
+    let clock = kagi::clock::Clock::system();
+    let running = kagi::start(kagi::Options {
+        config,
+        mode: kagi::Mode::Serve,
+        clock: clock.clone(),
+    })
+    .unwrap();
+    let mut c = Client::new(running.addr());
+    assert_eq!(c.get("/dev/mail").status, 200);
+    // …but not the demo operator's code, and its printed password opens
+    // nothing.
+    assert_eq!(c.get("/dev/totp.json").status, 404);
+    clock.advance(30);
+    let page = login(
+        &mut c,
+        DEMO_OPERATOR,
+        DEMO_PASSWORD,
+        &totp(&secret, clock.now()),
+    );
+    assert!(page.has("オペレーター名、パスワード、または確認コードが正しくありません。"));
+    running.stop();
 }

@@ -555,7 +555,7 @@ fn a_5xx_marks_the_mail_failed_at_once_without_a_retry_storm() {
     assert_eq!(page.title(), "メール送信状況");
     assert_eq!(page.body.matches("送信失敗").count(), 2, "{}", page.body);
     assert!(page.has("554"), "{}", page.body);
-    let retried = op.post("/admin/mail/retry", &[("id", &id)]);
+    let retried = op.submit("/admin/mail/retry", &[("id", &id)]);
     assert!(retried.has("再送を開始しました。"), "{}", retried.body);
     wait_until(10, "the console's retry to reach the server", || {
         smtpd.refused().len() >= 4

@@ -352,25 +352,20 @@ def totp(secret, step):
 def operator(addr, data):
     """A browser logged into the console of the server at `addr` (data
     directory `data`) as a new operator, enrolled as a person is: the link
-    from `kagi operator add`, a password, the TOTP app's code."""
+    from `kagi operator add`, a password, the TOTP app's code (enrolment
+    logs in)."""
     out = subprocess.run([KAGI, "operator", "add", "bench", "--data-dir", data, "--server", addr],
                          capture_output=True, text=True, check=True).stdout
     b = Browser(addr)
     _, _, page = b.request("GET", re.search(r"/admin/enrol\?token=\S+", out).group(0))
     token = re.search(r'name="token" value="([^"]+)"', page).group(1)
     secret = re.search(r'<code class="secret">([A-Z2-7]+)</code>', page).group(1)
-    password, step = "BenchOperator2026", int(time.time()) // 30
+    password = "BenchOperator2026"
     st, loc, _ = b.request("POST", "/admin/enrol", [("token", token), ("password", password),
-                                                  ("password2", password), ("code", totp(secret, step))])
-    assert loc == "/admin/login?enrolled=1", (st, loc)
-    # A code is accepted once, and the enrolment used this step's: the
-    # login waits for the next step.
-    while int(time.time()) // 30 == step:
-        time.sleep(0.1)
-    b.request("GET", "/admin/login")
-    st, loc, _ = b.request("POST", "/admin/login", [("name", "bench"), ("password", password),
-                                                   ("code", totp(secret, int(time.time()) // 30))])
-    assert loc == "/admin", (st, loc)
+                                                  ("password2", password),
+                                                  ("code", totp(secret, int(time.time()) // 30))])
+    # Enrolment logs the operator in.
+    assert loc == "/admin?done=enrolled", (st, loc)
     return b
 
 

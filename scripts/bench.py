@@ -434,10 +434,12 @@ def console_search(addr, data, count, n=200):
 PHC = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG"
 
 
-def scale(work, count):
+def footprint(work, count, binary):
     """Imports `count` synthetic accounts (half kaigo, half portal, one
-    pre-hashed password for all), then starts `serve` on them: its start,
-    a page, whole recoveries and the console's search."""
+    pre-hashed password for all) with `binary`, then starts `serve` on them
+    three times: the import's time and peak, the database's size, each
+    start, the idle RSS, the login page. Returns the figures and the data
+    directory."""
     lines = os.path.join(work, "accounts.jsonl")
     with open(lines, "w") as f:
         for i in range(count // 2):
@@ -446,8 +448,9 @@ def scale(work, count):
             f.write(json.dumps({"site": "portal", "user": f"user{i}",
                                 "email": f"u{i}@example.jp", "password_phc": PHC}) + "\n")
     data = os.path.join(work, "scale")
+    shutil.rmtree(data, ignore_errors=True)
     began = time.perf_counter()
-    importer = subprocess.Popen([KAGI, "import", lines, "--data-dir", data], stdout=subprocess.DEVNULL)
+    importer = subprocess.Popen([binary, "import", lines, "--data-dir", data], stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(importer.pid, 0)
     importer.returncode = 0  # reaped above
     assert status == 0, f"kagi import exited with status {status}"
@@ -461,7 +464,7 @@ def scale(work, count):
         with open(path, "w") as f:
             f.write(config)
         began = time.perf_counter()
-        proc, addr = serve(KAGI, path)
+        proc, addr = serve(binary, path)
         host, port = addr.rsplit(":", 1)
         while True:
             try:
@@ -476,6 +479,17 @@ def scale(work, count):
         rss.append(rss_kib(proc.pid))
         pages.append(wrk(f"http://{addr}/kaigo/login"))
         stop(proc)
+    return {"count": count, "import_s": imported, "import_peak_kib": usage.ru_maxrss,
+            "db_bytes": size, "first_200_ms": starts, "rss_idle_kib": max(rss),
+            "login_page": pages[-1]}, data
+
+
+def scale(work, count):
+    """The footprint of `count` imported accounts, then on them: whole
+    recoveries and the console's search."""
+    figures, data = footprint(work, count, KAGI)
+    config = SERVE_CONFIG.replace("@DATA@", data)
+    path = os.path.join(work, "scale.toml")
     # Whole recoveries of imported accounts, as on the demo: the lab mode
     # (capture) shows the mail and the CAPTCHA answers under /dev/.
     with open(path, "w") as f:
@@ -493,10 +507,8 @@ def scale(work, count):
     search = console_search(addr, data, count)
     stop(proc)
     shutil.rmtree(data, ignore_errors=True)
-    return {"count": count, "import_s": imported, "import_peak_kib": usage.ru_maxrss,
-            "db_bytes": size, "first_200_ms": starts, "rss_idle_kib": max(rss),
-            "login_page": pages[-1], "steps": {k: pctl(v) for k, v in steps.items()},
-            "console_search": search}
+    figures.update({"steps": {k: pctl(v) for k, v in steps.items()}, "console_search": search})
+    return figures
 
 
 def main():
@@ -569,6 +581,9 @@ def main():
                 "code_flood": login_flood(binary, work, "security-code"),
             }
         if scale_count:
+            if before_bin:
+                results["scale_before"], data = footprint(work, scale_count, before_bin)
+                shutil.rmtree(data, ignore_errors=True)
             results["scale"] = scale(work, scale_count)
             results["sweep"] = sweep(work, expired_bin, scale_count)
     finally:
@@ -644,6 +659,11 @@ def report(r):
         print(f"| database on disk | {sc['db_bytes'] / 2**20:.0f} MiB |")
         print(f"| exec to first 200, 3 runs | {', '.join(f'{x:.0f}' for x in sc['first_200_ms'])} ms |")
         print(f"| RSS idle | {sc['rss_idle_kib'] / 1024:.1f} MiB |")
+        if "scale_before" in r:
+            b = r["scale_before"]
+            print(f"| the same with the before binary | import {b['import_s']:.1f} s, peak RSS "
+                  f"{b['import_peak_kib'] / 1024:.0f} MiB; {b['db_bytes'] / 2**20:.0f} MiB on disk; "
+                  f"RSS idle {b['rss_idle_kib'] / 1024:.1f} MiB |")
         lp = sc["login_page"]
         print(f"| kaigo login page | {lp['rps']:,.0f} requests/s, p99 {lp['p99_ms']:.2f} ms ({lp['p99_ms'] / empty_p99:.2f} × the empty database's) |")
         print("\n| step, 1,000,000 accounts | p50 | p99 | p99 ÷ demo database's |\n|---|---|---|---|")

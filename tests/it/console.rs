@@ -317,6 +317,17 @@ fn the_search_finds_accounts_by_id_office_user_name_and_address_prefix() {
     let listed = c.get("/admin?q=demo-user");
     assert!(listed.has("d***@example.jp"));
     assert!(!listed.has("demo-user@example.jp"));
+    // Each search is audited, with what it found; a whole address searched
+    // for is kept masked.
+    assert!(c.get("/admin?q=office-osaka@example.jp").has(OSAKA));
+    let csv = c.get("/admin/audit.csv?event=operator_search").body;
+    assert!(
+        csv.contains("o***@example.jp (page 1): KJ272711111111"),
+        "{csv}"
+    );
+    assert!(!csv.contains(OSAKA_MAIL), "{csv}");
+    assert!(csv.contains("kj13 (page 1): KJ131311111111"), "{csv}");
+    assert_eq!(csv.matches("operator_search").count(), 7, "{csv}");
 }
 
 #[test]
@@ -509,6 +520,14 @@ fn changing_an_address_tells_the_old_and_the_new_one_and_moves_the_recovery() {
     let mails = server.wait_for_mails(4);
     assert_eq!(mails.len(), 4);
     assert_eq!(mails[0].to, new, "the newest: the code, to the new address");
+    // An hour on, the console asks for a new login.
+    let mut c = demo_operator(&server);
+    let rows = audit_rows(&mut c, "event=operator_change_email");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0][1..],
+        [OSAKA.to_string(), DEMO_OPERATOR.into(), "届出".into()]
+    );
 }
 
 #[test]
@@ -533,6 +552,17 @@ fn an_operator_sends_the_portal_reset_link_to_the_registered_address() {
     let mut user = server.client();
     let form = user.get(&link);
     assert_eq!(form.title(), "パスワードのリセット");
+    let rows = audit_rows(
+        &mut c,
+        "site=portal&account=demo-user&event=operator_send_reset_link",
+    );
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0][2..],
+        [DEMO_OPERATOR.to_string(), "電話で依頼".into()]
+    );
+    // The account's page counts the link sent.
+    assert!(account_page(&mut c, "portal", "demo-user").has("<td class=\"pre\">1 件</td>"));
     let done = portal::set_password(&mut user, &link, "Operator2026Sent");
     assert_eq!(done.title(), "Password Resetに成功");
     assert_eq!(

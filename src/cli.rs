@@ -29,6 +29,11 @@ pub enum Command {
         action: OperatorAction,
         reach: Reach,
     },
+    /// `kagi postal list|issue|reject`, through the running server.
+    Postal {
+        action: PostalAction,
+        reach: Reach,
+    },
     /// `kagi import FILE`: accounts with pre-hashed passwords.
     Import {
         file: PathBuf,
@@ -54,6 +59,23 @@ pub enum OperatorAction {
     List,
     Remove(String),
     Reset(String),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum PostalAction {
+    List,
+    /// Issue the letter of request `id`, written to `letter`; a new
+    /// office's name and postal address may be given.
+    Issue {
+        id: u64,
+        letter: PathBuf,
+        name: Option<String>,
+        address: Option<String>,
+    },
+    Reject {
+        id: u64,
+        reason: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +125,15 @@ Usage:
       password and a TOTP authenticator app; `reset` stops the old
       password and TOTP at once; `remove` ends the operator's sessions.
 
+  kagi postal list [--config FILE | --data-dir DIR] [--server ADDR]
+  kagi postal issue ID --letter FILE.html [--name TEXT] [--address TEXT] (same options)
+  kagi postal reject ID --reason TEXT (same options)
+      The kaigo postal requests (書類郵送) waiting on the running server:
+      list them; issue one's letter (a new temporary password, or a new
+      account for a new office, which needs --address), written to FILE
+      for printing (it holds the password: kept to you alone, 0600); or
+      reject one, with a reason. As at the console's 書類郵送 page.
+
   kagi import FILE [--data-dir DIR | --config FILE]
       Load accounts from another system, one JSON object a line, with
       their passwords as argon2id PHC strings (see docs/operations.md). FILE - reads
@@ -151,6 +182,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         "audit" => parse_audit(rest),
         "mail" => parse_mail(rest),
         "operator" => parse_operator(rest),
+        "postal" => parse_postal(rest),
         "import" => parse_import(rest),
         other => Err(format!("unknown command `{other}`; try `kagi help`")),
     }
@@ -249,18 +281,72 @@ fn parse_mail(args: &[String]) -> Result<Command, String> {
 
 /// The options of a command that asks the running server.
 fn parse_reach(args: &[String], command: &str) -> Result<Reach, String> {
-    let f = Flags::read(args, command, &["--config", "--data-dir", "--server"], &[])?;
+    Ok(parse_reach_with(args, command, &[])?.0)
+}
+
+/// The same, with more valued options (`more`), read into the flags.
+fn parse_reach_with(
+    args: &[String],
+    command: &str,
+    more: &[&str],
+) -> Result<(Reach, Flags), String> {
+    let mut valued = vec!["--config", "--data-dir", "--server"];
+    valued.extend_from_slice(more);
+    let f = Flags::read(args, command, &valued, &[])?;
     let (config, data_dir, server) = (f.path("--config"), f.path("--data-dir"), f.text("--server"));
     if config.is_none() && (data_dir.is_none() || server.is_none()) {
         return Err(format!(
             "`kagi {command}` needs --config FILE, or --data-dir DIR and --server ADDR"
         ));
     }
-    Ok(Reach {
+    let reach = Reach {
         config,
         data_dir,
         server,
-    })
+    };
+    Ok((reach, f))
+}
+
+fn parse_postal(args: &[String]) -> Result<Command, String> {
+    let usage = "`kagi postal` needs `list`, `issue ID --letter FILE` or `reject ID --reason TEXT`; try `kagi help`";
+    let (verb, rest) = args.split_first().ok_or(usage)?;
+    if verb == "list" {
+        let reach = parse_reach(rest, "postal")?;
+        return Ok(Command::Postal {
+            action: PostalAction::List,
+            reach,
+        });
+    }
+    let (id, rest) = rest
+        .split_first()
+        .and_then(|(id, rest)| Some((id.parse::<u64>().ok()?, rest)))
+        .ok_or_else(|| {
+            format!("`kagi postal {verb}` needs the request's ID that `kagi postal list` shows")
+        })?;
+    let (reach, f) = parse_reach_with(
+        rest,
+        "postal",
+        &["--letter", "--reason", "--name", "--address"],
+    )?;
+    let action = match verb.as_str() {
+        "issue" => PostalAction::Issue {
+            id,
+            letter: f
+                .path("--letter")
+                .ok_or("`kagi postal issue` needs --letter FILE.html: the letter holds the temporary password")?,
+            name: f.text("--name"),
+            address: f.text("--address"),
+        },
+        "reject" => PostalAction::Reject {
+            id,
+            reason: f
+                .text("--reason")
+                .filter(|r| !r.trim().is_empty())
+                .ok_or("`kagi postal reject` needs --reason TEXT")?,
+        },
+        _ => return Err(usage.into()),
+    };
+    Ok(Command::Postal { action, reach })
 }
 
 fn parse_operator(args: &[String]) -> Result<Command, String> {

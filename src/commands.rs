@@ -122,6 +122,86 @@ pub fn operator(action: cli::OperatorAction, reach: cli::Reach) -> Result<(), Er
     }
 }
 
+/// `kagi postal list|issue|reject`: asks the running server.
+pub fn postal(action: cli::PostalAction, reach: cli::Reach) -> Result<(), Error> {
+    use cli::PostalAction::*;
+    let (server, token) = server_and_token(reach)?;
+    let encode = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    match action {
+        List => {
+            let (status, body) =
+                admin_request(&server, "GET", "/admin/postal", &token).map_err(Error::Startup)?;
+            if status != 200 {
+                return Err(refused(&server, status));
+            }
+            let list: Vec<serde_json::Value> =
+                serde_json::from_str(&body).map_err(|e| Error::Startup(e.to_string()))?;
+            println!(
+                "{:<8} {:<16} {:<20} CONTACT, PHONE",
+                "ID", "USER ID", "OFFICE NAME"
+            );
+            for r in &list {
+                println!(
+                    "{:<8} {:<16} {:<20} {}, {}",
+                    r["id"].as_u64().unwrap_or_default(),
+                    r["user_id"].as_str().unwrap_or(""),
+                    r["office_name"].as_str().unwrap_or(""),
+                    r["contact"].as_str().unwrap_or(""),
+                    r["phone"].as_str().unwrap_or("")
+                );
+            }
+            println!("kagi: {} waiting", list.len());
+            Ok(())
+        }
+        Issue {
+            id,
+            letter,
+            name,
+            address,
+        } => {
+            let mut path = format!("/admin/postal/issue?id={id}");
+            if let Some(name) = name {
+                path += &format!("&name={}", encode(&name));
+            }
+            if let Some(address) = address {
+                path += &format!("&address={}", encode(&address));
+            }
+            let (status, body) =
+                admin_request(&server, "POST", &path, &token).map_err(Error::Startup)?;
+            match status {
+                200 => {
+                    files::write_private(&letter, &body).map_err(|e| {
+                        Error::Startup(format!("cannot write {}: {e}", letter.display()))
+                    })?;
+                    println!(
+                        "kagi: request {id}: letter written to {} (it holds the temporary password; print it, then delete it)",
+                        letter.display()
+                    );
+                    Ok(())
+                }
+                404 => Err(Error::Check(format!(
+                    "no waiting postal request with ID {id}"
+                ))),
+                409 => Err(Error::Check(format!("request {id}: {body}"))),
+                status => Err(refused(&server, status)),
+            }
+        }
+        Reject { id, reason } => {
+            let path = format!("/admin/postal/reject?id={id}&reason={}", encode(&reason));
+            match admin_request(&server, "POST", &path, &token).map_err(Error::Startup)? {
+                (200, _) => {
+                    println!("kagi: request {id} rejected");
+                    Ok(())
+                }
+                (404, _) => Err(Error::Check(format!(
+                    "no waiting postal request with ID {id}"
+                ))),
+                (status, _) => Err(refused(&server, status)),
+            }
+        }
+    }
+}
+
 /// The error of an answer that is not the one expected.
 fn refused(server: &str, status: u16) -> Error {
     Error::Startup(format!(

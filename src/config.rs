@@ -202,6 +202,9 @@ pub struct KaigoConfig {
     pub helpdesk: String,
     /// `seed` (8–16 characters, letters and digits) or `nist`.
     pub password_policy: PolicyStyle,
+    /// How long the temporary password of a postal letter works, in days:
+    /// the post takes days.
+    pub temporary_password_days: u64,
 }
 
 /// Which password rules a site applies.
@@ -432,6 +435,7 @@ impl Default for KaigoConfig {
             otp_attempts: 5,
             flow_lifetime_secs: 30 * 60,
             helpdesk: "ヘルプデスク: 0570-059-402".into(),
+            temporary_password_days: 30,
             password_policy: PolicyStyle::Seed,
         }
     }
@@ -606,6 +610,9 @@ impl Config {
         }
         if self.kaigo.otp_attempts == 0 {
             return Err(bad("kaigo.otp_attempts", "must be above 0"));
+        }
+        if !(1..=365).contains(&self.kaigo.temporary_password_days) {
+            return Err(bad("kaigo.temporary_password_days", "must be 1 to 365"));
         }
         for (field, value) in [
             ("portal.link_lifetime_secs", self.portal.link_lifetime_secs),

@@ -143,6 +143,7 @@ pub fn run(args: &[String]) -> Result<(), Error> {
         } => commands::audit(action, data_dir, config),
         cli::Command::Mail { retry, reach } => commands::mail(retry, reach),
         cli::Command::Operator { action, reach } => commands::operator(action, reach),
+        cli::Command::Postal { action, reach } => commands::postal(action, reach),
         cli::Command::Import {
             file,
             data_dir,

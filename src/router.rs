@@ -170,7 +170,24 @@ impl App {
                 | "/admin/operators/remove"),
                 Method::Post,
             ) => self.manage_operator(req, path, now),
-            ("/admin/mail", _) | ("/admin/operators", _) => {
+            ("/admin/postal", Method::Get | Method::Head) => {
+                let list: Vec<_> = self
+                    .store
+                    .postal_requests()?
+                    .into_iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "id": r.id, "user_id": console::postal::user_id(&r), "office": r.office,
+                            "prefecture": r.prefecture, "office_name": r.office_name,
+                            "contact": r.contact, "phone": r.phone, "created": r.created,
+                        })
+                    })
+                    .collect();
+                Ok(Response::json(serde_json::Value::Array(list).to_string()))
+            }
+            ("/admin/postal/issue", Method::Post) => self.issue_by_token(req, now),
+            ("/admin/postal/reject", Method::Post) => self.reject_by_token(req, now),
+            ("/admin/mail", _) | ("/admin/operators", _) | ("/admin/postal", _) => {
                 Ok(Response::method_not_allowed("GET, HEAD"))
             }
             ("/admin/mail/retry", _) => Ok(Response::method_not_allowed("POST")),
@@ -215,6 +232,102 @@ impl App {
         })?;
         self.store.flush()?;
         Ok(Response::json(answer.to_string()))
+    }
+
+    /// `kagi postal issue ID`: the letter's page (200, HTML) for the
+    /// printer; 404 for no such waiting request, 409 with the reason in
+    /// plain text when it cannot be issued.
+    fn issue_by_token(&self, req: &Request, now: u64) -> crate::sites::Outcome {
+        use console::postal;
+        let request = req.query_value("id").parse::<u64>().ok();
+        let Some(request) = request
+            .map(|id| self.store.postal_request(id))
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(Response::error(404));
+        };
+        let text =
+            |name: &str| Some(req.query_value(name).to_string()).filter(|t| !t.trim().is_empty());
+        let fix = postal::Corrections {
+            office_name: text("name"),
+            postal_address: text("address").map(|a| a.replace("\\n", "\n")),
+        };
+        let issued = match postal::issue_letter(self, &request, &fix, now)? {
+            Ok(issued) => issued,
+            Err(why) => {
+                let mut answer = Response::json(why.to_string());
+                answer.status = 409;
+                answer.content_type = "text/plain; charset=utf-8";
+                return Ok(answer);
+            }
+        };
+        let outcome = if issued.new_office {
+            "letter issued with the admin token; account made for a new office"
+        } else {
+            "letter issued with the admin token; temporary password set"
+        };
+        self.audit_by_token(
+            req,
+            now,
+            "postal_letter_issued",
+            &issued.account.id,
+            outcome,
+            None,
+        )?;
+        self.store.flush()?;
+        Ok(Response::html(postal::letter_page(self, &issued, now)))
+    }
+
+    /// `kagi postal reject ID --reason TEXT`.
+    fn reject_by_token(&self, req: &Request, now: u64) -> crate::sites::Outcome {
+        let reason = req.query_value("reason").trim();
+        let request = req.query_value("id").parse::<u64>().ok();
+        let Some(request) = request
+            .map(|id| self.store.postal_request(id))
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(Response::error(404));
+        };
+        if reason.is_empty() || !self.store.close_postal_request(&request)? {
+            return Ok(Response::error(if reason.is_empty() { 400 } else { 404 }));
+        }
+        let id = console::postal::user_id(&request);
+        self.audit_by_token(
+            req,
+            now,
+            "postal_rejected",
+            &id,
+            "rejected with the admin token",
+            Some(reason),
+        )?;
+        self.store.flush()?;
+        Ok(Response::json(
+            serde_json::json!({ "rejected": request.id }).to_string(),
+        ))
+    }
+
+    /// An audit entry of what the admin token did to a kaigo account.
+    fn audit_by_token(
+        &self,
+        req: &Request,
+        now: u64,
+        event: &str,
+        account: &str,
+        outcome: &str,
+        reason: Option<&str>,
+    ) -> Result<(), crate::store::StoreError> {
+        self.store.audit(&crate::store::AuditEvent {
+            time: now,
+            site: Some(crate::site::Site::Kaigo),
+            event: event.into(),
+            account: Some(account.into()),
+            client: req.client.to_string(),
+            outcome: outcome.into(),
+            reason: reason.map(str::to_string),
+            ..Default::default()
+        })
     }
 
     /// The demo's `/dev/…` pages: captured mail and live CAPTCHA answers.
@@ -315,9 +428,9 @@ pub fn on_pool(req: &Request) -> bool {
         Some(area @ Area::Site(Site::Portal)) => {
             sites::runs_on_pool(sites::portal::ROUTES, area, req)
         }
-        Some(area @ Area::Console) => {
-            req.bearer.is_none() && sites::runs_on_pool(console::ROUTES, area, req)
-        }
+        // The command line's requests too: `kagi postal issue` hashes a
+        // temporary password on the same path as the console's form.
+        Some(area @ Area::Console) => sites::runs_on_pool(console::ROUTES, area, req),
         None => false,
     }
 }

@@ -72,6 +72,26 @@ impl Otp {
     }
 }
 
+/// The characters of a temporary password: letters and digits that no
+/// type face confuses with another (no 0/O/o, 1/l/I).
+const UNMISTAKABLE: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
+
+/// A temporary password of `len` characters drawn uniformly from
+/// `UNMISTAKABLE` (about 5.8 bits each), to be read off a letter and typed.
+pub fn temporary_password(len: usize) -> String {
+    // Rejection sampling: 224 is the largest multiple of 56 below 256.
+    let limit = (256 / UNMISTAKABLE.len() * UNMISTAKABLE.len()) as u8;
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        for b in random_bytes::<32>() {
+            if b < limit && out.len() < len {
+                out.push(UNMISTAKABLE[b as usize % UNMISTAKABLE.len()] as char);
+            }
+        }
+    }
+    out
+}
+
 impl fmt::Debug for Otp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Otp(…)")
@@ -615,6 +635,24 @@ mod tests {
             .min();
         assert!(max.unwrap() > 990_000 && max.unwrap() <= 999_999);
         assert!(min.unwrap() < 10_000);
+    }
+
+    #[test]
+    fn temporary_passwords_use_every_unmistakable_character_and_no_other() {
+        let mut seen = std::collections::BTreeMap::new();
+        for _ in 0..2_000 {
+            let p = temporary_password(12);
+            assert_eq!(p.len(), 12);
+            for c in p.bytes() {
+                *seen.entry(c).or_insert(0u32) += 1;
+            }
+        }
+        assert_eq!(seen.len(), UNMISTAKABLE.len(), "every character, no other");
+        for c in b"0O1lIo" {
+            assert!(!seen.contains_key(c), "{}", *c as char);
+        }
+        // 24,000 draws of 56 characters: about 429 each.
+        assert!(seen.values().all(|n| (300..600).contains(n)), "{seen:?}");
     }
 
     #[test]

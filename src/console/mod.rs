@@ -11,6 +11,7 @@
 //! one is more than 5 minutes old.
 
 pub mod accounts;
+pub mod postal;
 pub mod records;
 
 use crate::app::App;
@@ -98,6 +99,28 @@ pub static ROUTES: &[Route<Page>] = &[
         path: "/admin/accounts/new",
         get: Some(accounts::new_page),
         post: Some(accounts::create),
+        ..Route::NONE
+    },
+    Route {
+        path: "/admin/postal",
+        get: Some(postal::queue),
+        ..Route::NONE
+    },
+    Route {
+        path: "/admin/postal/request",
+        get: Some(postal::request_page),
+        ..Route::NONE
+    },
+    Route {
+        path: "/admin/postal/issue",
+        post: Some(postal::issue),
+        // The temporary password is hashed.
+        hashes: true,
+        ..Route::NONE
+    },
+    Route {
+        path: "/admin/postal/reject",
+        post: Some(postal::reject),
         ..Route::NONE
     },
     Route {

@@ -27,6 +27,7 @@ fn screen(f: &Frame<'_>, title: &str, content: Markup) -> Markup {
                     nav aria-label="管理メニュー" {
                         a href="/admin" { "アカウント検索" }
                         a href="/admin/accounts/new" { "アカウント作成" }
+                        a href="/admin/postal" { "書類郵送" }
                         a href="/admin/audit" { "監査ログ" }
                         a href="/admin/mail" { "メール送信状況" }
                         span.operator { "オペレーター: " (name) }
@@ -539,6 +540,183 @@ pub fn mail(
             }
             @if let Some(after) = next {
                 nav.pages aria-label="ページ" { a href={ "/admin/mail?after=" (after) } { "次のメール" } }
+            }
+        },
+    )
+}
+
+/// A waiting postal request in the queue.
+pub struct PostalRow<'a> {
+    pub id: u64,
+    pub created: &'a str,
+    pub user_id: &'a str,
+    pub prefecture: &'a str,
+    pub office_name: &'a str,
+    pub contact: &'a str,
+}
+
+/// `/admin/postal`: the waiting requests, oldest first.
+pub fn postal_queue(
+    f: &Frame<'_>,
+    rows: &[PostalRow<'_>],
+    prefecture: &str,
+    note_text: Option<&str>,
+) -> Markup {
+    screen(
+        f,
+        "書類郵送の申請",
+        html! {
+            (note(note_text))
+            form.filter method="get" action="/admin/postal" {
+                label for="prefecture" { "請求先都道府県" } " "
+                select #prefecture name="prefecture" {
+                    option value="" selected[prefecture.is_empty()] { "すべて" }
+                    @for n in 1..=47u8 {
+                        @let code = format!("{n:02}");
+                        option value=(code) selected[prefecture == code] { (super::kaigo::prefecture_name(&code)) }
+                    }
+                }
+                " "
+                button type="submit" { "絞り込む" }
+            }
+            @if rows.is_empty() { p { "処理を待つ申請はありません。" } } @else {
+                table.list {
+                    thead { tr {
+                        th scope="col" { "受付" } th scope="col" { "ユーザID" } th scope="col" { "請求先都道府県" }
+                        th scope="col" { "事業所名" } th scope="col" { "担当者名" }
+                    } }
+                    tbody {
+                        @for r in rows {
+                            tr {
+                                td { (r.created) }
+                                td { a href={ "/admin/postal/request?id=" (r.id) } { (r.user_id) } }
+                                td { (r.prefecture) } td { (r.office_name) } td { (r.contact) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// What the account a request names has registered.
+pub struct Registered<'a> {
+    pub office_name: &'a str,
+    pub postal_address: &'a str,
+}
+
+/// A postal request beside the account it names.
+pub struct PostalRequestView<'a> {
+    pub id: u64,
+    pub user_id: &'a str,
+    pub office: &'a str,
+    pub prefecture: &'a str,
+    pub office_name: &'a str,
+    pub contact: &'a str,
+    pub phone: &'a str,
+    pub created: &'a str,
+    /// None: no account yet (a new office).
+    pub account: Option<Registered<'a>>,
+    pub ask_totp: bool,
+    /// Corrections as typed.
+    pub fix_name: &'a str,
+    pub fix_address: &'a str,
+    pub problems: &'a [String],
+}
+
+pub fn postal_request(f: &Frame<'_>, v: &PostalRequestView<'_>) -> Markup {
+    screen(
+        f,
+        &format!("書類郵送の申請 {}", v.user_id),
+        html! {
+            (errors(v.problems))
+            table.list {
+                thead { tr { th scope="col" { "" } th scope="col" { "申請の内容" } th scope="col" { "登録されている内容" } } }
+                tbody {
+                    tr { th scope="row" { "ユーザID" } td { (v.user_id) } td { @if v.account.is_some() { (v.user_id) } @else { "(アカウントなし: 新しい事業所)" } } }
+                    tr { th scope="row" { "事業所番号" } td { (v.office) } td { "" } }
+                    tr { th scope="row" { "請求先都道府県" } td { (v.prefecture) } td { "" } }
+                    tr { th scope="row" { "事業所名" } td { (v.office_name) } td { @if let Some(a) = &v.account { (a.office_name) } } }
+                    tr { th scope="row" { "所在地(郵送先)" } td { "" } td.pre { @if let Some(a) = &v.account { (a.postal_address) } } }
+                    tr { th scope="row" { "担当者名" } td { (v.contact) } td { "" } }
+                    tr { th scope="row" { "電話番号" } td { (v.phone) } td { "" } }
+                    tr { th scope="row" { "受付" } td { (v.created) } td { "" } }
+                }
+            }
+            h2 { "書類を発行する" }
+            p { @if v.account.is_some() {
+                "このアカウントに新しい仮パスワードを設定し、書類を表示します。現在のパスワード、セキュリティコード、ログイン中のセッション、送信済みのワンタイムパスワードとリンクは無効になります。"
+            } @else {
+                "申請の内容と次の訂正からアカウントを作成し、仮パスワードを設定して書類を表示します。"
+            } " 仮パスワードは書類にだけ表示され、もう一度表示することはできません。" }
+            form method="post" action="/admin/postal/issue" {
+                (csrf(f))
+                input type="hidden" name="id" value=(v.id);
+                table.fields {
+                    tr { th { label for="office_name" { "事業所名(訂正する場合)" } } td { input #office_name type="text" name="office_name" value=(v.fix_name) maxlength="200"; } }
+                    tr { th { label for="postal_address" { "所在地(郵送先)" @if v.account.is_some() { "(訂正する場合)" } } } td { textarea #postal_address name="postal_address" rows="2" maxlength="200" { (v.fix_address) } } }
+                    tr { th { label for="issue-reason" { "メモ(記録されます)" } } td { input #issue-reason type="text" name="reason" maxlength="500"; } }
+                    @if v.ask_totp {
+                        tr { th { label for="code" { "確認コード(認証アプリの6桁)" } } td { input #code type="text" name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="7" required; } }
+                    }
+                }
+                div.buttons { button type="submit" { "書類を発行する" } }
+            }
+            h2 { "却下する" }
+            form method="post" action="/admin/postal/reject" {
+                (csrf(f))
+                input type="hidden" name="id" value=(v.id);
+                table.fields {
+                    tr { th { label for="reject-reason" { "却下の理由(記録されます)" } } td { textarea #reject-reason name="reason" rows="2" maxlength="500" required {} } }
+                }
+                div.buttons { button.secondary type="submit" { "却下する" } }
+            }
+        },
+    )
+}
+
+/// The letter with a temporary password, to print and post.
+pub struct LetterView<'a> {
+    pub office_name: &'a str,
+    pub postal_address: &'a str,
+    pub user_id: &'a str,
+    pub password: &'a str,
+    /// The temporary password's last day, `YYYY-MM-DD`.
+    pub until: &'a str,
+    pub issued: &'a str,
+    pub login_url: &'a str,
+    pub helpdesk: &'a str,
+}
+
+/// The letter: one A4 page (`@page` in the stylesheet), nothing else
+/// printed. Its temporary password is shown here only.
+pub fn letter(l: &LetterView<'_>) -> Markup {
+    super::layout(
+        "ログイン情報のお知らせ(印刷用)",
+        None,
+        html! {
+            p.no-print role="status" { "この書類を印刷してください(ブラウザの印刷機能、Ctrl+P)。仮パスワードはこの画面にしか表示されません。" a href="/admin/postal" { "申請の一覧へ戻る" } }
+            article.letter {
+                p.address { (l.postal_address) }
+                p.addressee { (l.office_name) " 御中" }
+                p.date { (l.issued) }
+                h1 { "介護電子請求受付システム ログイン情報のお知らせ" }
+                p { "書類郵送のお申し込みにより、介護電子請求受付システムのユーザIDと仮パスワードをお知らせします。" }
+                table.credentials {
+                    tr { th { "ユーザID" } td.user-id { (l.user_id) } }
+                    tr { th { "仮パスワード" } td.password { (l.password) } }
+                    tr { th { "仮パスワードの有効期限" } td { (l.until) " まで" } }
+                }
+                h2 { "ログインの手順" }
+                ol {
+                    li { (l.login_url) " にアクセスし、ユーザIDと仮パスワードを入力して【ログイン】ボタンを押してください。" }
+                    li { "新しいパスワードを設定してください。仮パスワードは使えなくなります。" }
+                    li { "セキュリティ用メールアドレスを登録してください。入力したアドレスに届くワンタイムパスワードを入力すると登録が完了します。" }
+                }
+                p { "仮パスワードは有効期限を過ぎると使用できません。その場合は、もう一度書類郵送を申請してください。" }
+                p { "この書類は、ユーザIDとパスワードを第三者に知られないよう大切に保管してください。" }
+                p.helpdesk { "[問い合わせ先] " (l.helpdesk) }
             }
         },
     )

@@ -29,11 +29,30 @@ const STEPS: [&str; 5] = [
 const STEP2_LATE: &str = "ログイン情報再設定確認";
 
 fn step_bar(current: usize) -> Markup {
+    let labels: Vec<&str> = STEPS
+        .iter()
+        .enumerate()
+        .map(|(i, label)| {
+            if i == 1 && current >= 4 {
+                STEP2_LATE
+            } else {
+                label
+            }
+        })
+        .collect();
+    steps(&labels, current)
+}
+
+/// The postal request's steps: the same first screen, then its own two.
+const POSTAL_STEPS: [&str; 3] = ["パスワード等を紛失した方", "書類郵送申請", "申請受付"];
+
+/// A bar of numbered steps, `current` (from 1) marked for the eye and for
+/// a screen reader.
+fn steps(labels: &[&str], current: usize) -> Markup {
     html! {
         ol.steps aria-label="手順" {
-            @for (i, label) in STEPS.iter().enumerate() {
+            @for (i, label) in labels.iter().enumerate() {
                 @let n = i + 1;
-                @let label = if n == 2 && current >= 4 { STEP2_LATE } else { label };
                 li.current[n == current] aria-current=[(n == current).then_some("step")] {
                     span.no { (n) } (label)
                 }
@@ -42,8 +61,14 @@ fn step_bar(current: usize) -> Markup {
     }
 }
 
-/// A kaigo screen: system bar, title with the clock, optional step bar.
+/// A kaigo screen: system bar, title with the clock, optional step bar of
+/// the recovery by mail.
 fn screen(f: &Frame<'_>, title: &str, step: Option<usize>, content: Markup) -> Markup {
+    screen_with(f, title, step.map(step_bar), content)
+}
+
+/// A kaigo screen with the step bar `bar`, if any.
+fn screen_with(f: &Frame<'_>, title: &str, bar: Option<Markup>, content: Markup) -> Markup {
     layout(
         &format!("{title} | 介護電子請求受付システム"),
         f.banner,
@@ -54,7 +79,7 @@ fn screen(f: &Frame<'_>, title: &str, step: Option<usize>, content: Markup) -> M
                     h1 { (title) }
                     span.clock { "時刻 " (f.clock) }
                 }
-                @if let Some(step) = step { (step_bar(step)) }
+                @if let Some(bar) = bar { (bar) }
                 (content)
             }
         },
@@ -394,17 +419,19 @@ pub fn recovery_stopped(f: &Frame<'_>, step: usize, title: &str, message: &str) 
 #[derive(Default)]
 pub struct PostalForm<'a> {
     pub office: &'a str,
+    pub prefecture: &'a str,
     pub office_name: &'a str,
     pub contact: &'a str,
     pub phone: &'a str,
 }
 
-/// 書類郵送の申請 (the other branch of step 1).
+/// 書類郵送の申請 (the other branch of step 1). `problems`: what is wrong
+/// with each field, in the form's order.
 pub fn postal_form(f: &Frame<'_>, form: &PostalForm<'_>, problems: &[String]) -> Markup {
-    screen(
+    screen_with(
         f,
         "書類郵送申請",
-        None,
+        Some(steps(&POSTAL_STEPS, 2)),
         html! {
             p.lead { "国保連合会から、ユーザIDや仮パスワードを記載した書類を郵送します。" br;
                      "事業所の情報を入力し、【申請】ボタンを押してください。" }
@@ -412,10 +439,22 @@ pub fn postal_form(f: &Frame<'_>, form: &PostalForm<'_>, problems: &[String]) ->
             form method="post" action="/kaigo/recovery/postal" {
                 (csrf(f))
                 table.fields {
-                    tr { th { label for="office" { "事業所番号" } } td { input #office type="text" name="office" value=(form.office) inputmode="numeric" maxlength="10"; } }
-                    tr { th { label for="office_name" { "事業所名" } } td { input #office_name type="text" name="office_name" value=(form.office_name) maxlength="100"; } }
-                    tr { th { label for="contact" { "担当者名" } } td { input #contact type="text" name="contact" value=(form.contact) maxlength="50"; } }
-                    tr { th { label for="phone" { "電話番号" } } td { input #phone type="tel" name="phone" value=(form.phone) maxlength="20"; } }
+                    tr { th { label for="office" { "事業所番号" } } td { input #office type="text" name="office" value=(form.office) inputmode="numeric" maxlength="10" autocomplete="off"; } }
+                    tr {
+                        th { label for="prefecture" { "請求先都道府県" } }
+                        td {
+                            select #prefecture name="prefecture" {
+                                option value="" selected[form.prefecture.is_empty()] { "選択してください" }
+                                @for n in 1..=47u8 {
+                                    @let code = format!("{n:02}");
+                                    option value=(code) selected[form.prefecture == code] { (prefecture_name(&code)) }
+                                }
+                            }
+                        }
+                    }
+                    tr { th { label for="office_name" { "事業所名" } } td { input #office_name type="text" name="office_name" value=(form.office_name) maxlength="100" autocomplete="organization"; } }
+                    tr { th { label for="contact" { "担当者名" } } td { input #contact type="text" name="contact" value=(form.contact) maxlength="50" autocomplete="name"; } }
+                    tr { th { label for="phone" { "電話番号" } } td { input #phone type="tel" name="phone" value=(form.phone) maxlength="20" autocomplete="tel"; } }
                 }
                 div.buttons {
                     a.button.secondary href="/kaigo/recovery" { "戻る" }
@@ -426,18 +465,134 @@ pub fn postal_form(f: &Frame<'_>, form: &PostalForm<'_>, problems: &[String]) ->
     )
 }
 
-/// The answer to a postal request: the seed's note on delivery time.
+/// The answer to a postal request: what happens next, in the seed's words.
 pub fn postal_done(f: &Frame<'_>) -> Markup {
-    screen(
+    screen_with(
         f,
         "書類郵送申請受付",
-        None,
+        Some(steps(&POSTAL_STEPS, 3)),
         html! {
             p.notice role="status" { "書類郵送の申請を受け付けました。" }
             p { "国保連合会から、ユーザIDや仮パスワードを記載した書類を郵送します。" }
             p { "※ 書類が届くまで、通常は数日から一週間程度かかります。" br;
                 "※ 申請が集中した場合、数週間お待ちいただく場合があります。" }
+            p { "書類が届いたら、記載されたユーザIDと仮パスワードでログインし、新しいパスワードを設定してください。" }
             div.buttons { a.button href="/kaigo" { "終了" } }
+        },
+    )
+}
+
+/// The steps of a first login with a temporary password.
+const FIRST_STEPS: [&str; 3] = [
+    "新しいパスワードの設定",
+    "セキュリティ用メールアドレスの登録",
+    "ワンタイムパスワード入力",
+];
+
+/// The way out of a first login that is not finished.
+fn first_logout(f: &Frame<'_>) -> Markup {
+    html! {
+        form.inline method="post" action="/kaigo/logout" {
+            (csrf(f))
+            button.link type="submit" { "ログアウト(あとで設定する)" }
+        }
+    }
+}
+
+/// First login, step 1: the temporary password is replaced.
+pub fn first_password(f: &Frame<'_>, user_id: &str, problems: &[String]) -> Markup {
+    screen_with(
+        f,
+        "パスワード変更",
+        Some(steps(&FIRST_STEPS, 1)),
+        html! {
+            p.lead { "仮パスワードでログインしました。新しいパスワードを入力し、【変更】ボタンを押してください。" br;
+                     "パスワードを変更するまで、ほかの画面は利用できません。" }
+            (errors(problems))
+            form method="post" action="/kaigo/first/password" {
+                (csrf(f))
+                table.fields {
+                    tr { th { "ユーザID" } td.user-id { (user_id) } }
+                    tr { th { label for="pw" { "新しいパスワード" } } td { input #pw type="password" name="password" autocomplete="new-password" maxlength="64"; } }
+                    tr { th { label for="pw2" { "新しいパスワード(確認用)" } } td { input #pw2 type="password" name="password_confirm" autocomplete="new-password" maxlength="64"; } }
+                }
+                (policy_text())
+                p { "※ 仮パスワードと同じパスワードは使用できません。" }
+                div.buttons { button type="submit" { "変更" } }
+            }
+            (first_logout(f))
+        },
+    )
+}
+
+/// First login, step 2: the security address, typed twice.
+pub fn first_email(f: &Frame<'_>, email: &str, problems: &[String]) -> Markup {
+    screen_with(
+        f,
+        "セキュリティ用メールアドレス登録",
+        Some(steps(&FIRST_STEPS, 2)),
+        html! {
+            p.lead { "パスワード等を紛失したときにログイン情報を再設定できるよう、セキュリティ用メールアドレスを登録します。" br;
+                     "メールアドレスを2回入力し、【次へ】ボタンを押してください。入力したアドレスにワンタイムパスワードを送信します。" }
+            (errors(problems))
+            form method="post" action="/kaigo/first/email" {
+                (csrf(f))
+                table.fields {
+                    tr { th { label for="email" { "セキュリティ用メールアドレス" } } td { input #email type="email" name="email" value=(email) autocomplete="email" maxlength="254"; } }
+                    tr { th { label for="email2" { "セキュリティ用メールアドレス(確認用)" } } td { input #email2 type="email" name="email_confirm" autocomplete="off" maxlength="254"; } }
+                }
+                p.width-note { "※ 全角で入力された英数字は、半角に変換して受け付けます。" }
+                div.buttons { button type="submit" { "次へ" } }
+            }
+            (first_logout(f))
+        },
+    )
+}
+
+/// First login, step 3: the code mailed to the new address.
+pub fn first_code(
+    f: &Frame<'_>,
+    email: &str,
+    lifetime_minutes: u64,
+    error: Option<&str>,
+) -> Markup {
+    screen_with(
+        f,
+        "ワンタイムパスワード入力",
+        Some(steps(&FIRST_STEPS, 3)),
+        html! {
+            p.lead { "ワンタイムパスワードを " strong.sent-to { (email) } " 宛に送信しました。メール本文に記載された6桁の数字を半角で入力し、【登録】ボタンを押してください。" }
+            @if let Some(e) = error { (errors(&[e.to_string()])) }
+            form method="post" action="/kaigo/first/code" {
+                (csrf(f))
+                table.fields {
+                    tr { th { label for="otp" { "ワンタイムパスワード" } } td { input #otp type="text" name="otp" inputmode="numeric" maxlength="6" autocomplete="one-time-code"; } }
+                }
+                p { "ワンタイムパスワードの有効期間は" (lifetime_minutes) "分です。" }
+                div.buttons {
+                    a.button.secondary href="/kaigo/first/email" { "メールアドレスを入力し直す" }
+                    button type="submit" { "登録" }
+                }
+            }
+            (first_logout(f))
+        },
+    )
+}
+
+/// A right temporary password past its expiry.
+pub fn temporary_expired(f: &Frame<'_>) -> Markup {
+    screen(
+        f,
+        "仮パスワードの有効期限切れ",
+        None,
+        html! {
+            (errors(&["仮パスワードの有効期限が切れています。".to_string()]))
+            p { "郵送した書類の仮パスワードは、有効期限を過ぎると使用できません。" }
+            p { "お手数ですが、書類郵送をもう一度申請してください。" }
+            div.buttons {
+                a.button.secondary href="/kaigo/login" { "ログインへ戻る" }
+                a.button href="/kaigo/recovery/postal" { "書類郵送を申請する" }
+            }
         },
     )
 }

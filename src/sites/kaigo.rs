@@ -5,8 +5,8 @@
 
 use super::recovery::{self, Entered, Mailing};
 use super::{
-    attempt_login, check_guarded, check_login, current_session, normalize_width, open_session,
-    save_session, serve_site, Checked, Ctx, Outcome, Route, Visit,
+    attempt_login, check_guarded, check_login, current_session, first_login, normalize_width,
+    open_session, save_session, serve_site, Checked, Ctx, Outcome, Route, Visit,
 };
 use crate::address;
 use crate::app::App;
@@ -22,10 +22,10 @@ use crate::store::{
     Account, Flow, KaigoFlow, LiveOtp, PostalRequest, Secret, Session, SessionState, StoreError,
 };
 
-const SITE: Site = Site::Kaigo;
+pub(super) const SITE: Site = Site::Kaigo;
 
 /// What the kaigo pages and flow read of a request.
-trait Kaigo {
+pub(super) trait Kaigo {
     fn frame(&self) -> Frame<'_>;
     fn flow(&self) -> Result<Option<KaigoFlow>, StoreError>;
     fn put_flow(&self, flow: KaigoFlow, lifetime: u64) -> Result<(), StoreError>;
@@ -95,6 +95,27 @@ pub const ROUTES: &[Route] = &[
         post: Some(set_security_code),
         post_limit: Some(Action::Login),
         hashes: true,
+        ..Route::NONE
+    },
+    Route {
+        path: "/kaigo/first/password",
+        get: Some(first_login::password_page),
+        post: Some(first_login::set_password),
+        hashes: true,
+        ..Route::NONE
+    },
+    Route {
+        path: "/kaigo/first/email",
+        get: Some(first_login::email_page),
+        post: Some(first_login::send_code),
+        post_limit: Some(Action::Recovery),
+        ..Route::NONE
+    },
+    Route {
+        path: "/kaigo/first/code",
+        get: Some(first_login::code_page),
+        post: Some(first_login::confirm_code),
+        post_limit: Some(Action::Otp),
         ..Route::NONE
     },
     Route {
@@ -176,7 +197,7 @@ fn security_code_login_page(ctx: &Ctx<'_>) -> Outcome {
 
 fn menu(ctx: &Ctx<'_>) -> Outcome {
     let Some(account) = active_session(ctx)? else {
-        return Ok(Response::see_other("/kaigo/login"));
+        return not_logged_in(ctx);
     };
     let notice = ctx
         .req
@@ -185,6 +206,7 @@ fn menu(ctx: &Ctx<'_>) -> Outcome {
         .find(|(k, _)| k == "done")
         .and_then(|(_, v)| match v.as_str() {
             "set" => Some("セキュリティコードを設定しました。"),
+            "first" => Some("新しいパスワードとセキュリティ用メールアドレスを登録しました。"),
             "clear" => Some("セキュリティコードを解除しました。"),
             _ => None,
         });
@@ -197,14 +219,14 @@ fn menu(ctx: &Ctx<'_>) -> Outcome {
 }
 
 fn security_code_page(ctx: &Ctx<'_>) -> Outcome {
-    Ok(match active_session(ctx)? {
-        Some(account) => Response::html(page::security_code_settings(
+    match active_session(ctx)? {
+        Some(account) => Ok(Response::html(page::security_code_settings(
             &ctx.frame(),
             account.security_code_phc.is_some(),
             &[],
-        )),
-        None => Response::see_other("/kaigo/login"),
-    })
+        ))),
+        None => not_logged_in(ctx),
+    }
 }
 
 fn logout(ctx: &Ctx<'_>) -> Outcome {
@@ -282,6 +304,9 @@ fn login(ctx: &Ctx<'_>) -> Outcome {
             Some(LOGIN_FAILED),
         )));
     };
+    if let Some(until) = account.temporary_until {
+        return first_login::begin(ctx, &account, until);
+    }
     let state = match account.security_code_phc {
         Some(_) => SessionState::AwaitingSecurityCode {
             attempts_left: app.config.session.security_code_attempts,
@@ -289,8 +314,8 @@ fn login(ctx: &Ctx<'_>) -> Outcome {
         None => SessionState::Active,
     };
     let next = match state {
-        SessionState::Active => "/kaigo/menu",
         SessionState::AwaitingSecurityCode { .. } => "/kaigo/login/code",
+        _ => "/kaigo/menu",
     };
     ctx.audit(
         "login",
@@ -311,6 +336,13 @@ fn session(ctx: &Ctx<'_>) -> Result<Option<(Session, Account)>, StoreError> {
 
 fn active_session(ctx: &Ctx<'_>) -> Result<Option<Account>, StoreError> {
     Ok(session(ctx)?.and_then(|(s, a)| (s.state == SessionState::Active).then_some(a)))
+}
+
+/// Where a browser that is not fully logged in goes instead of a page
+/// that needs a login: the step of a first login it is at, or the login.
+fn not_logged_in(ctx: &Ctx<'_>) -> Outcome {
+    let at = session(ctx)?.and_then(|(s, _)| first_login::page_of(&s.state));
+    Ok(Response::see_other(at.unwrap_or("/kaigo/login")))
 }
 
 /// The security code after a right password. Wrong codes count per
@@ -435,7 +467,21 @@ fn is_user_id(s: &str) -> bool {
 
 // ----- recovery --------------------------------------------------------------
 
-fn otp_minutes(ctx: &Ctx<'_>) -> u64 {
+/// A new one-time password, and the record its claim keeps of it (its
+/// digest, expiry and the entries it allows).
+pub(super) fn fresh_otp(ctx: &Ctx<'_>) -> Result<(Otp, LiveOtp), StoreError> {
+    let app = ctx.app;
+    let otp = Otp::generate();
+    let live = LiveOtp {
+        id: Token::generate().expose()[..16].to_string(),
+        digest: app.digest(Purpose::Otp, otp.expose())?,
+        expires: ctx.now + app.config.kaigo.otp_lifetime_secs,
+        attempts_left: app.config.kaigo.otp_attempts,
+    };
+    Ok((otp, live))
+}
+
+pub(super) fn otp_minutes(ctx: &Ctx<'_>) -> u64 {
     ctx.app.config.kaigo.otp_lifetime_secs.div_ceil(60)
 }
 
@@ -655,13 +701,7 @@ fn issue_otp(
     let matched = candidate
         .filter(|a| a.is_enabled() && a.email.as_deref().is_some_and(|e| address::same(e, email)));
     let claim = ctx.claim_key(&[office, prefecture, &address::normalize(email)])?;
-    let otp = Otp::generate();
-    let fresh = LiveOtp {
-        id: Token::generate().expose()[..16].to_string(),
-        digest: app.digest(Purpose::Otp, otp.expose())?,
-        expires: ctx.now + lifetime,
-        attempts_left: app.config.kaigo.otp_attempts,
-    };
+    let (otp, fresh) = fresh_otp(ctx)?;
     let limits = &app.config.guard;
     let (waiting_for, sent) =
         ctx.update_claim(&claim, |g| recovery::issue_otp(g, &fresh, ctx.now, limits))?;
@@ -833,34 +873,29 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
 }
 
 /// The postal request (書類郵送): stored for an operator, one per office
-/// (a second replaces the first), and rate limited per client.
+/// and billing prefecture (a second replaces the first), and rate limited
+/// per client.
 fn request_postal(ctx: &Ctx<'_>) -> Outcome {
     let req = ctx.req;
     let office = normalize_width(req.field("office"));
+    let prefecture = req.field("prefecture");
     let office_name = req.field("office_name").trim();
     let contact = req.field("contact").trim();
     let phone = normalize_width(req.field("phone"));
-    let mut problems = Vec::new();
-    if !is_office_number(&office) {
-        problems.push("事業所番号は半角数字10桁で入力してください。".to_string());
-    }
-    if office_name.is_empty()
-        || office_name.chars().count() > 100
-        || office_name.chars().any(char::is_control)
-    {
-        problems.push("事業所名を100文字以内で入力してください。".to_string());
-    }
-    if contact.is_empty() || contact.chars().count() > 50 || contact.chars().any(char::is_control) {
-        problems.push("担当者名を50文字以内で入力してください。".to_string());
-    }
-    let digits = phone.bytes().filter(u8::is_ascii_digit).count();
-    if !(10..=11).contains(&digits) || !phone.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
-        problems
-            .push("電話番号は半角数字(10桁または11桁)とハイフンで入力してください。".to_string());
-    }
+    let problems: Vec<String> = [
+        office_problem(&office),
+        prefecture_problem(prefecture),
+        text_problem("事業所名", office_name, 100),
+        text_problem("担当者名", contact, 50),
+        phone_problem(&phone),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     if !problems.is_empty() {
         let form = PostalForm {
             office: &office,
+            prefecture,
             office_name,
             contact,
             phone: &phone,
@@ -871,9 +906,12 @@ fn request_postal(ctx: &Ctx<'_>) -> Outcome {
             &problems,
         )));
     }
+    // The same page whether or not the office has an account: the request
+    // is kept either way (a new office asks for its first ID this way).
     let replaced = ctx.app.store.put_postal_request(PostalRequest {
         id: 0,
         office: office.clone(),
+        prefecture: prefecture.to_string(),
         office_name: office_name.to_string(),
         contact: contact.to_string(),
         phone: phone.clone(),
@@ -881,13 +919,56 @@ fn request_postal(ctx: &Ctx<'_>) -> Outcome {
         created: ctx.now,
     })?;
     let note = if replaced {
-        format!("office {office}; replaced the request waiting for it")
+        format!("office {office}, prefecture {prefecture}; replaced the request waiting for it")
     } else {
-        format!("office {office}")
+        format!("office {office}, prefecture {prefecture}")
     };
     ctx.audit("postal_requested", None, &note)?;
     ctx.app.store.flush()?;
     Ok(Response::see_other("/kaigo/recovery/postal/done"))
+}
+
+/// What is wrong with a typed office number, if anything.
+fn office_problem(office: &str) -> Option<String> {
+    let message = if office.is_empty() {
+        "事業所番号を入力してください。"
+    } else if !is_office_number(office) {
+        "事業所番号は半角数字10桁で入力してください。"
+    } else {
+        return None;
+    };
+    Some(message.into())
+}
+
+fn prefecture_problem(code: &str) -> Option<String> {
+    let known = code.len() == 2 && matches!(code.parse::<u8>(), Ok(1..=47));
+    (!known).then(|| "請求先都道府県を選択してください。".into())
+}
+
+/// What is wrong with a required text field of at most `max` characters.
+fn text_problem(label: &str, text: &str, max: usize) -> Option<String> {
+    if text.is_empty() {
+        Some(format!("{label}を入力してください。"))
+    } else if text.chars().count() > max {
+        Some(format!("{label}は{max}文字以内で入力してください。"))
+    } else if text.chars().any(char::is_control) {
+        Some(format!("{label}に使用できない文字が含まれています。"))
+    } else {
+        None
+    }
+}
+
+fn phone_problem(phone: &str) -> Option<String> {
+    let digits = phone.bytes().filter(u8::is_ascii_digit).count();
+    if phone.is_empty() {
+        Some("電話番号を入力してください。".into())
+    } else if !(10..=11).contains(&digits)
+        || !phone.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+    {
+        Some("電話番号は半角数字(10桁または11桁)とハイフンで入力してください。".into())
+    } else {
+        None
+    }
 }
 
 /// Ten digits whose first two are a prefecture code (01–47).

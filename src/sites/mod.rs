@@ -1,6 +1,7 @@
 //! What the sites share: the visit cookie that keys a browser's flow and
 //! session, the CSRF token derived from it, and the audit helper.
 
+mod first_login;
 pub mod kaigo;
 pub mod portal;
 pub mod recovery;

@@ -176,6 +176,7 @@ pub fn change_password(
             a.security_code_phc = None;
             a.generation += 1;
             a.locked = false;
+            a.temporary_until = None;
         }
         same
     })?;
@@ -186,6 +187,7 @@ pub fn change_password(
     account.security_code_phc = None;
     account.generation += 1;
     account.locked = false;
+    account.temporary_until = None;
     app.store
         .remove_login_guard(Secret::Password, Area::Site(account.site), &account.id)?;
     app.store

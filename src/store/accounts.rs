@@ -445,6 +445,7 @@ mod tests {
                     coordinator: false,
                     locked: false,
                     disabled: false,
+                    temporary_until: None,
                 })
                 .unwrap();
         }

@@ -33,6 +33,10 @@ pub struct Account {
     /// until an operator enables it again.
     #[serde(default)]
     pub disabled: bool,
+    /// The password is a temporary one from a postal letter, good until
+    /// then (Unix seconds): the login that uses it must set a new one.
+    #[serde(default)]
+    pub temporary_until: Option<u64>,
 }
 
 /// A kaigo office number and billing prefecture.
@@ -185,6 +189,7 @@ impl NewAccount {
             coordinator: site == Site::Portal && self.coordinator,
             locked: false,
             disabled: false,
+            temporary_until: None,
         })
     }
 }
@@ -368,6 +373,20 @@ pub enum SessionState {
     AwaitingSecurityCode { attempts_left: u32 },
     /// Fully logged in.
     Active,
+    /// Logged in with a temporary password: a new password comes first,
+    /// and nothing else is reachable.
+    ChangingPassword,
+    /// The new password is set; the account has no security address yet,
+    /// and one must be registered (entered twice, then confirmed by a code
+    /// mailed to it) before anything else.
+    RegisteringEmail,
+    /// A code went to `email`; it is registered once the code is entered.
+    ConfirmingEmail {
+        email: String,
+        /// The guard record of the registration claim, holding the code.
+        claim: String,
+        otp_id: String,
+    },
 }
 
 /// A mail waiting for the mail thread. It holds the message as sent, code
@@ -446,6 +465,10 @@ impl fmt::Debug for CapturedMail {
 pub struct PostalRequest {
     pub id: u64,
     pub office: String,
+    /// The billing prefecture (JIS code); empty in requests stored before
+    /// the form asked for it.
+    #[serde(default)]
+    pub prefecture: String,
     pub office_name: String,
     pub contact: String,
     pub phone: String,

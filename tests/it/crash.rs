@@ -335,6 +335,7 @@ fn a_disk_filled_from_outside_stops_new_work_never_the_server() {
             "/kaigo/recovery/postal",
             &[
                 ("office", &format!("27{stored:08}")),
+                ("prefecture", "27"),
                 ("office_name", &"介".repeat(50)),
                 ("contact", "山田 花子"),
                 ("phone", "06-1234-5678"),

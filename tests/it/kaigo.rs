@@ -337,31 +337,50 @@ fn a_postal_request_is_stored_for_the_operator() {
     c.get("/kaigo/recovery");
     let form = c.submit("/kaigo/recovery", &[("method", "postal")]);
     assert_eq!(form.title(), "書類郵送申請");
-    for label in ["事業所番号", "事業所名", "担当者名", "電話番号"] {
+    for label in [
+        "事業所番号",
+        "請求先都道府県",
+        "事業所名",
+        "担当者名",
+        "電話番号",
+    ] {
         assert!(form.has(&format!(">{label}</label>")), "{label}");
     }
+    // The step bar says where the user is.
+    assert!(form.has(
+        "<li class=\"current\" aria-current=\"step\"><span class=\"no\">2</span>書類郵送申請</li>"
+    ));
+    // Each field says what is wrong with it, and what was typed stays.
     let bad = c.submit(
         "/kaigo/recovery/postal",
         &[
             ("office", "12"),
+            ("prefecture", ""),
             ("office_name", ""),
-            ("contact", "山田"),
+            ("contact", &"山".repeat(51)),
             ("phone", "abc"),
         ],
     );
     assert!(bad.has("事業所番号は半角数字10桁で入力してください。"));
-    assert!(bad.has("事業所名を100文字以内で入力してください。"));
+    assert!(bad.has("請求先都道府県を選択してください。"));
+    assert!(bad.has("事業所名を入力してください。"));
+    assert!(bad.has("担当者名は50文字以内で入力してください。"));
     assert!(bad.has("電話番号は半角数字"));
+    assert!(bad.has("value=\"abc\""));
     let done = c.submit(
         "/kaigo/recovery/postal",
         &[
             ("office", "０１１１１１１１１１"),
+            ("prefecture", "01"),
             ("office_name", "さくら介護サービス"),
             ("contact", "山田 花子"),
             ("phone", "011-123-4567"),
         ],
     );
     assert_eq!(done.title(), "書類郵送申請受付");
+    assert!(done.has(
+        "<li class=\"current\" aria-current=\"step\"><span class=\"no\">3</span>申請受付</li>"
+    ));
     assert!(done.has("※ 書類が届くまで、通常は数日から一週間程度かかります。"));
     assert!(done.has("※ 申請が集中した場合、数週間お待ちいただく場合があります。"));
 
@@ -371,6 +390,7 @@ fn a_postal_request_is_stored_for_the_operator() {
     let requests = store.postal_requests().unwrap();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].office, "0111111111");
+    assert_eq!(requests[0].prefecture, "01");
     assert_eq!(requests[0].office_name, "さくら介護サービス");
     assert_eq!(requests[0].contact, "山田 花子");
     assert_eq!(requests[0].phone, "011-123-4567");

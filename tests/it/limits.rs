@@ -711,6 +711,7 @@ fn postal_requests_are_limited_per_client_and_one_waits_per_office() {
             "/kaigo/recovery/postal",
             &[
                 ("office", office),
+                ("prefecture", "13"),
                 ("office_name", name),
                 ("contact", "山田 花子"),
                 ("phone", "011-123-4567"),

@@ -13,6 +13,7 @@ mod kaigo;
 mod limits;
 mod notices;
 mod portal;
+mod postal;
 mod router;
 mod sessions;
 mod smtp;

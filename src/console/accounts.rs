@@ -10,17 +10,18 @@ use crate::pages::console::{self as page, AccountRow, AuditRow};
 use crate::pages::error_page;
 use crate::secret::{Purpose, Token};
 use crate::site::{Area, Site};
-use crate::sites::{check_guarded, claim_key, Checked, Outcome};
+use crate::sites::{claim_key, Checked, Outcome};
 use crate::store::{
     Account, AuditEvent, Link, LinkKind, LinkState, NewAccount, Secret, StoreError,
 };
 
 /// The actions on an account: (name in the form, label, what it does, it
-/// cannot be undone and asks for a fresh TOTP code).
+/// cannot be undone, or lifts a protection, and asks for a fresh TOTP
+/// code).
 const ACTIONS: &[(&str, &str, &str, bool)] = &[
-    ("unlock", "ロック解除", "ログインの失敗による待ち時間と、本人による「心当たりがない」ロックを解除します。", false),
+    ("unlock", "ロック解除", "ログインの失敗による待ち時間と、本人による「心当たりがない」ロックを解除します。", true),
     ("disable", "無効化", "ログインできなくし、パスワード再設定でも何も送らないようにします。ログイン中のセッションは終了します。", true),
-    ("enable", "有効化", "無効化を解除し、ログインとパスワード再設定をできるようにします。", false),
+    ("enable", "有効化", "無効化を解除し、ログインとパスワード再設定をできるようにします。", true),
     ("end-sessions", "セッション終了", "このアカウントのログイン中のセッションをすべて終了します。", true),
     ("clear-code", "セキュリティコード解除", "セキュリティコードを解除します。次のログインではセキュリティコードを求めません。", true),
     ("change-email", "メールアドレス変更", "メールアドレス(介護: セキュリティ用メールアドレス)を変更し、古いアドレスと新しいアドレスの両方に通知します。古いアドレスに送ったワンタイムパスワードや再設定リンクと、ログイン中のセッションは無効になります。", true),
@@ -38,6 +39,14 @@ fn site_label(site: Site) -> &'static str {
     match site {
         Site::Kaigo => "介護電子請求受付システム",
         Site::Portal => "医療機関等向け総合ポータルサイト",
+    }
+}
+
+/// A typed prefix of an address, all but its first character hidden.
+fn mask_prefix(typed: &str) -> String {
+    match typed.split_once('@') {
+        Some(_) => mask(typed),
+        None => format!("{}***", typed.chars().next().unwrap_or('*')),
     }
 }
 
@@ -100,9 +109,17 @@ pub fn search(c: &Console<'_>) -> Outcome {
     found.more &= !narrow;
     if !query.is_empty() {
         // Who looked up whom: a search by address finds an account as
-        // surely as showing the address does. The address is kept masked.
-        let shown = if query.contains('@') {
-            mask(&query)
+        // surely as showing the address does. What was typed is kept
+        // masked when it is, or begins, an address that was found.
+        let typed = address::normalize(&query);
+        let by_address = query.contains('@')
+            || found.accounts.iter().any(|a| {
+                a.email
+                    .as_deref()
+                    .is_some_and(|e| address::normalize(e).starts_with(&typed))
+            });
+        let shown = if by_address {
+            mask_prefix(&query)
         } else {
             query.clone()
         };
@@ -321,7 +338,9 @@ fn applies(a: &Account, action: &str) -> bool {
         "disable" => !a.disabled,
         "enable" => a.disabled,
         "clear-code" => a.security_code_phc.is_some(),
-        "send-reset" => a.site == Site::Portal && a.email.is_some() && !a.is_provisional(),
+        "send-reset" => {
+            a.site == Site::Portal && a.is_enabled() && a.email.is_some() && !a.is_provisional()
+        }
         _ => true,
     }
 }
@@ -380,17 +399,15 @@ pub fn act(c: &Console<'_>) -> Outcome {
     if name == "change-email" && !address::is_plausible(&email) {
         problems.push("新しいメールアドレスを正しく入力してください。".into());
     }
-    if name == "delete" && problems.is_empty() && !password_is_right(c)? {
-        problems.push("パスワードが正しくありません。".into());
-    }
-    if destructive
-        && problems.is_empty()
-        && !c.totp_is_fresh()
-        && !c.confirm_totp(c.req.field("code"))?
-    {
-        problems.push(
-            "確認コードが正しくありません。認証アプリの新しいコードを入力してください。".into(),
-        );
+    // Deleting asks for the password; what cannot be undone, for a code
+    // when the last is over five minutes old: checked as one attempt.
+    let password = (name == "delete").then(|| c.req.field("password"));
+    let code = (destructive && !c.totp_is_fresh()).then(|| c.req.field("code"));
+    if problems.is_empty() && (password.is_some() || code.is_some()) {
+        let checked = c.confirm(password, code)?;
+        if checked != Checked::Right {
+            problems.push(super::not_confirmed(checked));
+        }
     }
     if !problems.is_empty() {
         return confirm_page(c, &account, name, &problems);
@@ -409,17 +426,6 @@ pub fn act(c: &Console<'_>) -> Outcome {
         "delete" => "/admin?done=delete".to_string(),
         _ => account_url(&account, name),
     }))
-}
-
-/// The operator's own password, re-entered to delete: verified like a
-/// login, and a wrong one counts against the operator's name.
-fn password_is_right(c: &Console<'_>) -> Result<bool, StoreError> {
-    let operator = c.app.store.operator(c.operator())?;
-    let phc = operator.as_ref().and_then(|o| o.password_phc.as_deref());
-    let right = c.app.hasher.verify_login(phc, c.req.field("password"));
-    let who = (Secret::Password, Area::Console, c.operator());
-    let checked = check_guarded(c.app, c.req, c.now, who, right, "operator_password")?;
-    Ok(checked == Checked::Right)
 }
 
 /// The action itself; false when the account changed under it.

@@ -91,6 +91,8 @@ pub static ROUTES: &[Route<Page>] = &[
         path: "/admin/account/action",
         get: Some(accounts::confirm),
         post: Some(accounts::act),
+        // An action may ask for the password or a code again.
+        post_limit: Some(Action::Login),
         // Deleting asks for the operator's password.
         hashes: true,
         ..Route::NONE
@@ -114,7 +116,8 @@ pub static ROUTES: &[Route<Page>] = &[
     Route {
         path: "/admin/postal/issue",
         post: Some(postal::issue),
-        // The temporary password is hashed.
+        // The temporary password is hashed; a code may be asked again.
+        post_limit: Some(Action::Login),
         hashes: true,
         ..Route::NONE
     },
@@ -171,11 +174,6 @@ pub fn handle(app: &App, req: &Request, now: u64) -> Outcome {
 }
 
 impl Console<'_> {
-    /// The logged-in operator's name ("" on the open pages).
-    pub fn operator(&self) -> &str {
-        self.session.as_ref().map_or("", |s| s.operator.as_str())
-    }
-
     /// What every console page shows around its content.
     pub fn frame(&self) -> page::Frame<'_> {
         page::Frame {
@@ -223,34 +221,62 @@ impl Console<'_> {
             .is_some_and(|s| self.now < s.totp_at + TOTP_FRESH_SECS)
     }
 
-    /// Checks a TOTP code of the logged-in operator, typed to confirm an
-    /// action: right and not used before, it is used up and the session's
-    /// TOTP clock restarts. Failures count against the operator's login.
-    pub fn confirm_totp(&self, typed: &str) -> Result<bool, StoreError> {
+    /// Confirms an action by what it asks for again: the operator's
+    /// password (`password`), a TOTP code (`code`), or both. Both are
+    /// checked in every case and counted as one attempt on the operator's
+    /// confirmation guard, which is not the login's: a stranger's failed
+    /// logins do not block an operator at work, and a right password does
+    /// not forgive wrong codes. A right code is used up and the session's
+    /// TOTP clock restarts.
+    pub fn confirm(
+        &self,
+        password: Option<&str>,
+        code: Option<&str>,
+    ) -> Result<Checked, StoreError> {
         let Some(session) = &self.session else {
-            return Ok(false);
+            return Ok(Checked::Wrong);
         };
-        let operator = self.app.store.operator(&session.operator)?;
-        let step = match &operator {
-            Some(o) => valid_step(self.app, o, typed, self.now)?,
-            None => None,
+        let app = self.app;
+        let operator = app.store.operator(&session.operator)?;
+        let password_ok = match password {
+            Some(typed) => {
+                let phc = operator.as_ref().and_then(|o| o.password_phc.as_deref());
+                app.hasher.verify_login(phc, typed)
+            }
+            None => true,
         };
-        let who = (Secret::Password, Area::Console, session.operator.as_str());
-        let checked = check_guarded(
-            self.app,
-            self.req,
-            self.now,
-            who,
-            step.is_some(),
-            "operator_totp",
-        )?;
-        if checked != Checked::Right || !use_step(self.app, &session.operator, step)? {
-            return Ok(false);
+        let step = match (&operator, code) {
+            (Some(o), Some(typed)) => valid_step(app, o, typed, self.now)?,
+            _ => None,
+        };
+        let right = password_ok && (code.is_none() || step.is_some());
+        let who = (
+            Secret::SecurityCode,
+            Area::Console,
+            session.operator.as_str(),
+        );
+        let checked = check_guarded(app, self.req, self.now, who, right, "operator_confirm")?;
+        if checked != Checked::Right || code.is_none() {
+            return Ok(checked);
+        }
+        if !use_step(app, &session.operator, step)? {
+            return Ok(Checked::Wrong);
         }
         let mut fresh = session.clone();
         fresh.totp_at = self.now;
-        save_session(self.app, self.visit, &fresh, self.now)?;
-        Ok(true)
+        save_session(app, self.visit, &fresh, self.now)?;
+        Ok(Checked::Right)
+    }
+}
+
+/// What a failed confirmation says.
+pub fn not_confirmed(checked: Checked) -> String {
+    match checked {
+        Checked::Waiting(secs) => format!(
+            "確認の失敗が続いたため、{}分間お待ちください。",
+            secs.div_ceil(60)
+        ),
+        _ => "パスワードまたは確認コードが正しくありません。認証アプリの新しいコードを入力してください。".into(),
     }
 }
 
@@ -526,6 +552,10 @@ pub fn issue_enrolment(
     let digest = app.digest(Purpose::Link, token.expose())?;
     let enrolment = Some((digest, now + ENROLMENT_SECS));
     let issued = if reset {
+        // A reset is also how an operator locked out by failures gets in.
+        for secret in [Secret::Password, Secret::SecurityCode] {
+            app.store.remove_login_guard(secret, Area::Console, name)?;
+        }
         let done = app.store.update_operator(name, |o| {
             o.password_phc = None;
             o.totp_sealed = None;

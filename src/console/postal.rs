@@ -286,9 +286,11 @@ pub fn issue(c: &Console<'_>) -> Outcome {
         return Ok(not_found());
     };
     let existing = c.app.store.account(Site::Kaigo, &user_id(&request))?;
-    if existing.is_some() && !c.totp_is_fresh() && !c.confirm_totp(c.req.field("code"))? {
-        let problem = "確認コードが正しくありません。認証アプリの新しいコードを入力してください。";
-        return show(c, &request, &[problem.to_string()]);
+    if existing.is_some() && !c.totp_is_fresh() {
+        let checked = c.confirm(None, Some(c.req.field("code")))?;
+        if checked != crate::sites::Checked::Right {
+            return show(c, &request, &[super::not_confirmed(checked)]);
+        }
     }
     let text =
         |name: &str| Some(c.req.field(name).trim().replace("\r\n", "\n")).filter(|t| !t.is_empty());

@@ -47,6 +47,7 @@ fn filter<'c>(c: &'c Console<'_>) -> (AuditQuery<'c>, Result<AuditFilter, Vec<St
     let parsed = AuditFilter {
         // Without a site, any entry naming it: an operator's own logins.
         account: (!account.is_empty()).then(|| (site, account.to_string())),
+        site,
         event: text(typed.event),
         operator: text(typed.operator),
         from,
@@ -58,14 +59,6 @@ fn filter<'c>(c: &'c Console<'_>) -> (AuditQuery<'c>, Result<AuditFilter, Vec<St
         Err(problems)
     };
     (typed, result)
-}
-
-/// Passes the site filter when no account is named.
-fn site_ok(c: &Console<'_>, e: &crate::store::AuditEvent) -> bool {
-    match Site::ALL.into_iter().find(|s| s.name() == c.query("site")) {
-        Some(site) => e.site == Some(site),
-        None => true,
-    }
 }
 
 /// `/admin/audit`: newest first, filtered, paged; the chain's check on top.
@@ -82,12 +75,7 @@ pub fn audit(c: &Console<'_>) -> Outcome {
         Ok(f) => {
             let before = c.query("before").parse::<u64>().ok();
             let page = c.app.store.audit_page(&f, before, AUDIT_PAGE)?;
-            let events: Vec<_> = page
-                .entries
-                .into_iter()
-                .map(|(_, e)| e)
-                .filter(|e| site_ok(c, e))
-                .collect();
+            let events: Vec<_> = page.entries.into_iter().map(|(_, e)| e).collect();
             (events, page.next, page.cut_short, Vec::new())
         }
         Err(problems) => (Vec::new(), None, false, problems),
@@ -116,12 +104,7 @@ pub fn audit_csv(c: &Console<'_>) -> Outcome {
     let mut before = None;
     loop {
         let page = c.app.store.audit_page(&f, before, 1_000)?;
-        events.extend(
-            page.entries
-                .into_iter()
-                .map(|(_, e)| e)
-                .filter(|e| site_ok(c, e)),
-        );
+        events.extend(page.entries.into_iter().map(|(_, e)| e));
         match page.next {
             Some(next) if events.len() < CSV_MAX => before = Some(next),
             _ => break,
@@ -152,10 +135,21 @@ pub fn mail(c: &Console<'_>) -> Outcome {
     let more = mails.len() > MAIL_PAGE;
     mails.truncate(MAIL_PAGE);
     let masked: Vec<String> = mails.iter().map(|m| mask(&m.to)).collect();
-    let rows: Vec<MailRow<'_>> = mails
+    // A relay's refusal often quotes the recipient: masked there too.
+    let errors: Vec<String> = mails
         .iter()
         .zip(&masked)
-        .map(|(m, to)| MailRow {
+        .map(|(m, to)| {
+            m.last_error
+                .as_deref()
+                .unwrap_or_default()
+                .replace(&m.to, to)
+        })
+        .collect();
+    let rows: Vec<MailRow<'_>> = mails
+        .iter()
+        .zip(masked.iter().zip(&errors))
+        .map(|(m, (to, last_error))| MailRow {
             id: m.id,
             to,
             subject: &m.subject,
@@ -166,7 +160,7 @@ pub fn mail(c: &Console<'_>) -> Outcome {
                 "送信待ち"
             },
             attempts: m.attempts,
-            last_error: m.last_error.as_deref().unwrap_or_default(),
+            last_error,
         })
         .collect();
     let note = match c.query("retried") {

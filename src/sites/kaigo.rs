@@ -19,7 +19,8 @@ use crate::policy;
 use crate::secret::{Otp, Purpose, Token};
 use crate::site::{Area, Site};
 use crate::store::{
-    Account, Flow, KaigoFlow, LiveOtp, PostalRequest, Secret, Session, SessionState, StoreError,
+    is_office_number, Account, Flow, KaigoFlow, LiveOtp, PostalRequest, Secret, Session,
+    SessionState, StoreError,
 };
 
 pub(super) const SITE: Site = Site::Kaigo;
@@ -969,13 +970,6 @@ fn phone_problem(phone: &str) -> Option<String> {
     } else {
         None
     }
-}
-
-/// Ten digits whose first two are a prefecture code (01–47).
-fn is_office_number(s: &str) -> bool {
-    s.len() == 10
-        && s.bytes().all(|b| b.is_ascii_digit())
-        && matches!(s[..2].parse::<u8>(), Ok(1..=47))
 }
 
 #[cfg(test)]

@@ -371,10 +371,11 @@ fn live_link(ctx: &Ctx<'_>, token: &str) -> Result<Option<(String, Link, Account
     if link.state != LinkState::Live || link.kind != LinkKind::Reset {
         return Ok(None);
     }
+    // A disabled account's link opens nothing, as one that never matched.
     let account = app
         .store
         .account(SITE, &link.account)?
-        .filter(|a| a.generation == link.generation);
+        .filter(|a| a.generation == link.generation && a.is_enabled());
     Ok(account.map(|a| (key, link, a)))
 }
 

@@ -218,6 +218,8 @@ pub struct AuditFilter {
     /// An account of a site (read by the index), or with no site any
     /// entry naming it: an operator's name in the console's own entries.
     pub account: Option<(Option<Site>, String)>,
+    /// Entries of this site only (with an account, the account's site).
+    pub site: Option<Site>,
     /// The event's name, exactly (`login`, `operator_unlock`, …).
     pub event: Option<String>,
     pub operator: Option<String>,
@@ -239,6 +241,7 @@ impl AuditFilter {
             site.is_none_or(|s| e.site == Some(s)) && e.account.as_deref() == Some(id.as_str())
         });
         account_ok
+            && self.site.is_none_or(|s| e.site == Some(s))
             && self.event.as_ref().is_none_or(|v| &e.event == v)
             && self
                 .operator

@@ -75,6 +75,14 @@ impl Account {
     }
 }
 
+/// A kaigo office number: ten digits whose first two are a prefecture code
+/// (01–47). One rule for the site's forms, imports and the console.
+pub fn is_office_number(s: &str) -> bool {
+    s.len() == 10
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && matches!(s[..2].parse::<u8>(), Ok(1..=47))
+}
+
 /// What is wrong with the fields of a new account: one rule for
 /// `kagi import` (which says it in English) and the console (in Japanese).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,7 +113,7 @@ impl AccountProblem {
 impl fmt::Display for AccountProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            AccountProblem::OfficeNumber => "office is 10 digits",
+            AccountProblem::OfficeNumber => "office is 10 digits, the first two a prefecture code (01 to 47)",
             AccountProblem::Prefecture => "prefecture is 2 digits (01 to 47)",
             AccountProblem::UserName => "a user name is 1 to 100 characters, none of them control characters",
             AccountProblem::Email => "not a mail address",
@@ -147,7 +155,7 @@ impl NewAccount {
         }
         let (id, office) = match site {
             Site::Kaigo => {
-                if !digits(&self.office, 10) {
+                if !is_office_number(&self.office) {
                     return Err(AccountProblem::OfficeNumber);
                 }
                 if !digits(&self.prefecture, 2)

@@ -655,7 +655,7 @@ fn deleting_asks_for_the_operators_password_and_a_fresh_code() {
         "delete",
         &[("reason", "重複"), ("password", "NotMyPassword2026")],
     );
-    assert!(wrong.has("パスワードが正しくありません。"));
+    assert!(wrong.has("パスワードまたは確認コードが正しくありません。"));
     // Six minutes on, the code is asked again.
     server.clock.advance(6 * 60);
     let confirm = c.get("/admin/account/action?site=portal&id=demo-user&do=delete");
@@ -671,7 +671,7 @@ fn deleting_asks_for_the_operators_password_and_a_fresh_code() {
             ("code", "000000"),
         ],
     );
-    assert!(stale.has("確認コードが正しくありません。"));
+    assert!(stale.has("パスワードまたは確認コードが正しくありません。"));
     let code = totp(&server.demo_operator_secret(), server.clock.now());
     let done = act(
         &mut c,
@@ -871,4 +871,145 @@ fn a_database_the_demo_made_keeps_its_operator_out_when_served() {
     );
     assert!(page.has("オペレーター名、パスワード、または確認コードが正しくありません。"));
     running.stop();
+}
+
+/// What an action asks again (the password, a code) is one attempt on the
+/// operator's confirmation guard: with the right password, wrong codes
+/// still count, until the operator waits; a stranger's failed logins do
+/// not block an operator at work.
+#[test]
+fn codes_cannot_be_guessed_behind_the_right_password_and_strangers_cannot_block_confirmations() {
+    let server = spawn();
+    let mut c = demo_operator(&server);
+    let secret = server.demo_operator_secret();
+    // A stranger fails five logins under the operator's name…
+    for _ in 0..5 {
+        login(
+            &mut server.client(),
+            DEMO_OPERATOR,
+            "WrongPassword2026",
+            "123456",
+        );
+    }
+    // …and the operator at work still confirms what needs a fresh code.
+    server.clock.advance(6 * 60);
+    c.get("/admin");
+    let code = totp(&secret, server.clock.now());
+    let done = act(
+        &mut c,
+        "kaigo",
+        TOKYO_13,
+        "end-sessions",
+        &[("reason", "点検"), ("code", &code)],
+    );
+    assert!(done.has("セッション終了を行いました。"), "{}", done.body);
+    // Someone with the session and the password guesses codes: five
+    // wrong ones and the operator waits, right password or not.
+    server.clock.advance(6 * 60);
+    c.get("/admin");
+    let now = server.clock.now();
+    let wrong = if totp(&secret, now) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    for _ in 0..5 {
+        let page = act(
+            &mut c,
+            "portal",
+            "kari-user",
+            "delete",
+            &[
+                ("reason", "x"),
+                ("password", DEMO_PASSWORD),
+                ("code", wrong),
+            ],
+        );
+        assert!(
+            page.has("パスワードまたは確認コードが正しくありません。")
+                || page.has("お待ちください"),
+            "{}",
+            page.body
+        );
+    }
+    server.clock.advance(30);
+    let right = totp(&secret, server.clock.now());
+    let waiting = act(
+        &mut c,
+        "portal",
+        "kari-user",
+        "delete",
+        &[
+            ("reason", "x"),
+            ("password", DEMO_PASSWORD),
+            ("code", &right),
+        ],
+    );
+    assert!(waiting.has("確認の失敗が続いたため"), "{}", waiting.body);
+    assert_eq!(
+        c.get("/admin/account?site=portal&id=kari-user").status,
+        200,
+        "not deleted"
+    );
+    let lockouts = audit_rows(&mut c, "event=lockout");
+    assert!(!lockouts.is_empty());
+}
+
+#[test]
+fn the_site_filter_reads_past_a_hundred_entries_of_other_sites() {
+    let server = spawn();
+    kaigo::login(&mut server.client(), TOKYO_13, "wrongPassword1");
+    let mut c = demo_operator(&server);
+    // 101 searches: 101 entries of the console, none of a site.
+    for n in 0..101 {
+        c.get(&format!("/admin?q=zz{n}"));
+    }
+    let page = c.get("/admin/audit?site=kaigo");
+    assert!(page.has("KJ131311111111"), "{}", page.body);
+}
+
+#[test]
+fn the_console_keeps_the_sites_rules_for_office_numbers_and_disabled_accounts() {
+    let server = spawn();
+    let mut c = demo_operator(&server);
+    c.get("/admin/accounts/new");
+    // No prefecture is 00: the site could never recover such an office.
+    let made = c.submit(
+        "/admin/accounts/new",
+        &[
+            ("site", "kaigo"),
+            ("office", "0000000001"),
+            ("prefecture", "13"),
+            ("reason", "x"),
+        ],
+    );
+    assert!(
+        made.has("事業所番号は半角数字10桁で入力してください。"),
+        "{}",
+        made.body
+    );
+    // A disabled account is offered no reset link, and one sent before
+    // opens nothing.
+    act(
+        &mut c,
+        "portal",
+        "demo-user",
+        "send-reset",
+        &[("reason", "依頼")],
+    );
+    let (link, _) = server.wait_for_mails(1)[0].link();
+    act(
+        &mut c,
+        "portal",
+        "demo-user",
+        "disable",
+        &[("reason", "調査中")],
+    );
+    assert!(!account_page(&mut c, "portal", "demo-user").has("do=send-reset"));
+    assert_eq!(server.client().get(&link).status, 404);
+    // An address searched by its beginning is masked in the trail.
+    assert!(c.get("/admin?q=office-osak").has(OSAKA));
+    let csv = c.get("/admin/audit.csv?event=operator_search").body;
+    assert!(csv.contains("o*** (page 1): KJ272711111111"), "{csv}");
+    assert!(!csv.contains("office-osak"), "{csv}");
 }

@@ -170,6 +170,12 @@ pub fn postal(action: cli::PostalAction, reach: cli::Reach) -> Result<(), Error>
                 admin_request(&server, "POST", &path, &token).map_err(Error::Startup)?;
             match status {
                 200 => {
+                    // Opened from disk, the page cannot load the server's
+                    // stylesheet: it carries it (the A4 page, what is not
+                    // printed).
+                    let link = r#"<link rel="stylesheet" href="/static/kagi.css">"#;
+                    let style = format!("<style>{}</style>", crate::pages::STYLESHEET);
+                    let body = body.replacen(link, &style, 1);
                     files::write_private(&letter, &body).map_err(|e| {
                         Error::Startup(format!("cannot write {}: {e}", letter.display()))
                     })?;

@@ -225,12 +225,18 @@ fn account_page(c: &Console<'_>, a: &Account, revealed: bool, note: Option<&str>
         facts.push(("種別", kind.into()));
     }
     facts.push(("状態", state(c, a)?.into()));
-    let password = if a.has_password() {
-        "設定済み"
-    } else {
-        "未設定"
+    let password = match a.temporary_until {
+        Some(until) => format!(
+            "仮パスワード(書類郵送、{} まで)",
+            &clock::date_time(until.saturating_sub(1), app.utc_offset)[..10]
+        ),
+        None if a.has_password() => "設定済み".into(),
+        None => "未設定".into(),
     };
-    facts.push(("パスワード", password.into()));
+    facts.push(("パスワード", password));
+    if a.must_register_email {
+        facts.push(("セキュリティ用メールアドレス", "次のログインで登録".into()));
+    }
     let guard = |secret| app.store.login_guard(secret, area, &a.id, now);
     let lockout = |g: crate::store::LoginGuard| {
         if now < g.locked_until {

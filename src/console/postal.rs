@@ -26,6 +26,8 @@ pub struct Corrections {
 /// temporary password is).
 pub struct Issued {
     pub account: Account,
+    /// The office's name as the letter is addressed.
+    pub addressee: String,
     pub password: String,
     pub until: u64,
     /// The account was made from the request.
@@ -39,6 +41,8 @@ pub enum NotIssued {
     Closed,
     /// No postal address: a new office needs the operator's.
     NoAddress,
+    /// The account is disabled: its login would refuse the letter's password.
+    Disabled,
     /// A corrected name or address too long or with control characters.
     Text,
 }
@@ -48,7 +52,10 @@ impl NotIssued {
         match self {
             NotIssued::Closed => "この申請はすでに処理されています。",
             NotIssued::NoAddress => {
-                "郵送先の所在地を入力してください(新しい事業所には登録された所在地がありません)。"
+                "郵送先の所在地を入力してください(所在地が登録されていません)。"
+            }
+            NotIssued::Disabled => {
+                "このアカウントは無効化されています。有効化してから書類を発行してください。"
             }
             NotIssued::Text => AccountProblem::Text.ja(),
         }
@@ -59,7 +66,8 @@ impl std::fmt::Display for NotIssued {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             NotIssued::Closed => "the request was issued or rejected already",
-            NotIssued::NoAddress => "a new office has no postal address: give one (--address)",
+            NotIssued::NoAddress => "no postal address is registered: give one (--address)",
+            NotIssued::Disabled => "the account is disabled: enable it at the console first",
             NotIssued::Text => {
                 "office name or postal address: at most 200 characters, no control characters"
             }
@@ -102,7 +110,12 @@ pub fn issue_letter(
 ) -> Result<Result<Issued, NotIssued>, StoreError> {
     let id = user_id(request);
     let existing = app.store.account(Site::Kaigo, &id)?;
+    if existing.as_ref().is_some_and(|a| !a.is_enabled()) {
+        return Ok(Err(NotIssued::Disabled));
+    }
     let registered = existing.as_ref().and_then(|a| a.office.as_ref());
+    // What the letter is addressed to; an account keeps what it had
+    // registered unless the operator corrects it.
     let name = fix
         .office_name
         .clone()
@@ -126,7 +139,12 @@ pub fn issue_letter(
     };
     let password = temporary_password(app, &id);
     let phc = app.hasher.hash(&password);
-    let until = now + app.config.kaigo.temporary_password_days * DAY;
+    // Good through the whole last day the letter names, in the zone of
+    // the office.
+    let offset = app.utc_offset;
+    let last = now + app.config.kaigo.temporary_password_days * DAY;
+    let until = clock::parse_date_time(&clock::date_time(last, offset)[..10], offset, true)
+        .map_or(last, |t| t + 1);
     let mut account = match new.build(Site::Kaigo, phc.clone()) {
         Ok(a) => a,
         Err(_) => return Ok(Err(NotIssued::Text)),
@@ -144,7 +162,7 @@ pub fn issue_letter(
             a.generation += 1;
             a.locked = false;
             if let Some(office) = &mut a.office {
-                office.name = Some(name.clone());
+                office.name = fix.office_name.clone().or(office.name.take());
                 office.postal_address = Some(address.clone());
             }
             true
@@ -161,6 +179,7 @@ pub fn issue_letter(
     }
     Ok(Ok(Issued {
         account,
+        addressee: name,
         password,
         until,
         new_office,
@@ -171,13 +190,14 @@ pub fn issue_letter(
 pub fn letter_page(app: &App, issued: &Issued, now: u64) -> maud::Markup {
     let office = issued.account.office.as_ref();
     let view = LetterView {
-        office_name: office.and_then(|o| o.name.as_deref()).unwrap_or_default(),
+        office_name: &issued.addressee,
         postal_address: office
             .and_then(|o| o.postal_address.as_deref())
             .unwrap_or_default(),
         user_id: &issued.account.id,
         password: &issued.password,
-        until: &clock::date_time(issued.until, app.utc_offset)[..10],
+        // `until` is the first second after the last day.
+        until: &clock::date_time(issued.until - 1, app.utc_offset)[..10],
         issued: &clock::date_time(now, app.utc_offset)[..10],
         login_url: &format!("{}/kaigo/login", app.config.public_base()),
         helpdesk: &app.config.kaigo.helpdesk,

@@ -24,22 +24,32 @@ pub fn page_of(state: &SessionState) -> Option<&'static str> {
     }
 }
 
-/// A right temporary password: its page when it has expired (only the
-/// right password shows it, so it tells nothing a wrong one does not);
-/// otherwise a session that can only set a new password.
-pub fn begin(ctx: &Ctx<'_>, account: &Account, until: u64) -> Outcome {
-    if ctx.now >= until {
-        ctx.audit("login", Some(&account.id), "temporary password expired")?;
-        return Ok(Response::html(page::temporary_expired(&ctx.frame())));
-    }
-    ctx.audit(
-        "login",
-        Some(&account.id),
-        "temporary password; a new one asked",
-    )?;
-    let state = SessionState::ChangingPassword;
+/// A right password of a first login not finished. A temporary one: its
+/// page when it has expired (only the right password shows it, so it
+/// tells nothing a wrong one does not), otherwise a session that can only
+/// set a new password. A new one whose account still has no security
+/// address (the first login was left there): a session that can only
+/// register one.
+pub fn begin(ctx: &Ctx<'_>, account: &Account) -> Outcome {
+    let (state, next, note) = match account.temporary_until {
+        Some(until) if ctx.now >= until => {
+            ctx.audit("login", Some(&account.id), "temporary password expired")?;
+            return Ok(Response::html(page::temporary_expired(&ctx.frame())));
+        }
+        Some(_) => (
+            SessionState::ChangingPassword,
+            "/kaigo/first/password",
+            "temporary password; a new one asked",
+        ),
+        None => (
+            SessionState::RegisteringEmail,
+            "/kaigo/first/email",
+            "password ok; a security address asked",
+        ),
+    };
+    ctx.audit("login", Some(&account.id), note)?;
     let fresh = open_session(ctx.app, ctx.visit, account, state, ctx.now)?;
-    Ok(fresh.set_on(ctx.app, Response::see_other("/kaigo/first/password")))
+    Ok(fresh.set_on(ctx.app, Response::see_other(next)))
 }
 
 /// The session and its account when the session is at the step `at` (a
@@ -116,7 +126,16 @@ pub fn set_password(ctx: &Ctx<'_>) -> Outcome {
     )?;
     let (state, next) = match account.email {
         Some(_) => (SessionState::Active, "/kaigo/menu"),
-        None => (SessionState::RegisteringEmail, "/kaigo/first/email"),
+        None => {
+            // Asked for at every login until registered.
+            let generation = account.generation;
+            app.store.update_account(SITE, &account.id, |a| {
+                let same = a.generation == generation;
+                a.must_register_email |= same;
+                same
+            })?;
+            (SessionState::RegisteringEmail, "/kaigo/first/email")
+        }
     };
     if state == SessionState::Active {
         notify(ctx, &account)?;
@@ -182,6 +201,15 @@ pub fn send_code(ctx: &Ctx<'_>) -> Outcome {
         "send suppressed: cooldown or daily limit"
     };
     ctx.audit("email_code_issued", Some(&account.id), outcome)?;
+    // The owner is logged in: nothing to hide, the page says so.
+    if !sent && waiting_for == fresh.id {
+        let message = "ワンタイムパスワードを送信できませんでした。送信の間隔が短すぎるか、1日の上限に達しています。しばらくしてからもう一度お試しください。";
+        return Ok(Response::html(page::first_email(
+            &ctx.frame(),
+            &email,
+            &[message.to_string()],
+        )));
+    }
     session.state = SessionState::ConfirmingEmail {
         email,
         claim,
@@ -241,6 +269,7 @@ pub fn confirm_code(ctx: &Ctx<'_>) -> Outcome {
                 let same = a.generation == generation;
                 if same {
                     a.email = Some(email.clone());
+                    a.must_register_email = false;
                 }
                 same
             })?;

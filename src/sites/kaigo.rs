@@ -305,8 +305,8 @@ fn login(ctx: &Ctx<'_>) -> Outcome {
             Some(LOGIN_FAILED),
         )));
     };
-    if let Some(until) = account.temporary_until {
-        return first_login::begin(ctx, &account, until);
+    if account.temporary_until.is_some() || account.must_register_email {
+        return first_login::begin(ctx, &account);
     }
     let state = match account.security_code_phc {
         Some(_) => SessionState::AwaitingSecurityCode {

@@ -446,6 +446,7 @@ mod tests {
                     locked: false,
                     disabled: false,
                     temporary_until: None,
+                    must_register_email: false,
                 })
                 .unwrap();
         }

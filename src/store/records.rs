@@ -37,6 +37,10 @@ pub struct Account {
     /// then (Unix seconds): the login that uses it must set a new one.
     #[serde(default)]
     pub temporary_until: Option<u64>,
+    /// The first login with a temporary password set a new password but
+    /// no security address yet: the next login asks for one first.
+    #[serde(default)]
+    pub must_register_email: bool,
 }
 
 /// A kaigo office number and billing prefecture.
@@ -198,6 +202,7 @@ impl NewAccount {
             locked: false,
             disabled: false,
             temporary_until: None,
+            must_register_email: false,
         })
     }
 }

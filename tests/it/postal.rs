@@ -272,8 +272,25 @@ fn an_expired_temporary_password_says_so_only_to_the_right_one() {
     request_letter(&server, SAPPORO, "01", "デモ居宅介護支援 さっぽろ");
     let mut op = demo_operator(&server);
     let id = waiting(&mut op, SAPPORO_ID);
-    let temporary = temporary_password(&issue(&mut op, &id, &[]));
-    server.clock.advance(31 * 86_400);
+    let letter = issue(&mut op, &id, &[]);
+    let temporary = temporary_password(&letter);
+    // The letter names the last day; the password works through all of it,
+    // in the office's zone (the demo's is Japan's).
+    let last = letter
+        .body
+        .split("仮パスワードの有効期限</th><td>")
+        .nth(1)
+        .and_then(|rest| rest.get(..10))
+        .expect("the last day on the letter")
+        .to_string();
+    let end = kagi::clock::parse_date_time(&last, 9 * 3600, true).unwrap();
+    assert!(end > server.clock.now() + 29 * 86_400, "{last}");
+    server.clock.advance((end - server.clock.now()) as i64);
+    assert_eq!(
+        login(&mut server.client(), SAPPORO_ID, &temporary).title(),
+        "パスワード変更"
+    );
+    server.clock.advance(1);
     let expired = login(&mut server.client(), SAPPORO_ID, &temporary);
     assert_eq!(expired.title(), "仮パスワードの有効期限切れ");
     assert!(expired.has("href=\"/kaigo/recovery/postal\""));
@@ -419,6 +436,8 @@ fn the_command_line_lists_issues_and_rejects() {
     let (code, said) = run(&["issue", &sapporo, "--letter", file]);
     assert_eq!(code, Some(0), "{said}");
     let html = std::fs::read_to_string(&letter).unwrap();
+    // Opened from disk, it carries its stylesheet: the A4 page.
+    assert!(html.contains("<style>") && html.contains("@page"), "{html}");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&letter).unwrap().permissions().mode() & 0o777,
@@ -436,9 +455,72 @@ fn the_command_line_lists_issues_and_rejects() {
         login(&mut server.client(), SAPPORO_ID, &temporary).title(),
         "パスワード変更"
     );
+    // A disabled account's letter would not open it: not issued.
+    let mut op = demo_operator(&server);
+    request_letter(&server, "1311111111", "14", "デモ介護サービス");
+    crate::support::console::act(
+        &mut op,
+        "kaigo",
+        "KJ141311111111",
+        "disable",
+        &[("reason", "x")],
+    );
+    let (_, listed) = run(&["list"]);
+    let kanagawa = listed
+        .lines()
+        .find(|l| l.contains("KJ141311111111"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let (code, said) = run(&["issue", &kanagawa, "--letter", file]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("disabled"), "{said}");
+    run(&["reject", &kanagawa, "--reason", "無効化中"]);
     let (code, said) = run(&["reject", &okayama, "--reason", "確認できない"]);
     assert_eq!(code, Some(0), "{said}");
     let (_, listed) = run(&["list"]);
     assert!(listed.contains("kagi: 0 waiting"), "{listed}");
     let _ = std::fs::remove_file(letter);
+}
+
+#[test]
+fn a_first_login_left_before_the_address_asks_for_it_at_the_next_login() {
+    let server = spawn();
+    request_letter(&server, SAPPORO, "01", "デモ居宅介護支援 さっぽろ");
+    let mut op = demo_operator(&server);
+    let id = waiting(&mut op, SAPPORO_ID);
+    let temporary = temporary_password(&issue(&mut op, &id, &[]));
+    let account = op.get(&format!("/admin/account?site=kaigo&id={SAPPORO_ID}"));
+    assert!(account.has("仮パスワード(書類郵送、"), "{}", account.body);
+    let mut left = server.client();
+    login(&mut left, SAPPORO_ID, &temporary);
+    left.submit(
+        "/kaigo/first/password",
+        &[
+            ("password", "sapporoNew26"),
+            ("password_confirm", "sapporoNew26"),
+        ],
+    );
+    left.submit("/kaigo/logout", &[]);
+    let mut c = server.client();
+    let again = login(&mut c, SAPPORO_ID, "sapporoNew26");
+    assert_eq!(again.title(), "セキュリティ用メールアドレス登録");
+    assert_eq!(c.get("/kaigo/menu").location(), "/kaigo/first/email");
+    c.submit(
+        "/kaigo/first/email",
+        &[
+            ("email", "sapporo@example.jp"),
+            ("email_confirm", "sapporo@example.jp"),
+        ],
+    );
+    let code = server.wait_for_mails(1)[0].otp();
+    assert_eq!(
+        c.submit("/kaigo/first/code", &[("otp", &code)]).title(),
+        "メニュー"
+    );
+    // Registered: the next login is an ordinary one.
+    assert_eq!(
+        login(&mut server.client(), SAPPORO_ID, "sapporoNew26").title(),
+        "メニュー"
+    );
 }

@@ -27,6 +27,8 @@ pub struct DemoPortal {
     pub password: String,
     #[serde(default)]
     pub coordinator: bool,
+    /// The 医療機関等コード.
+    pub institution: Option<String>,
 }
 
 /// One kaigo demo account; passwords are in clear because they are printed
@@ -88,6 +90,7 @@ pub fn load(store: &Store, hasher: &Hasher) -> Result<(), StoreError> {
             user: d.user.clone(),
             email: Some(d.email.clone()),
             coordinator: d.coordinator,
+            institution: d.institution.clone(),
             ..NewAccount::default()
         };
         new.build(Site::Portal, hasher.hash(&d.password))

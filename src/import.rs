@@ -30,6 +30,8 @@ struct Line {
     security_code_phc: Option<String>,
     #[serde(default)]
     coordinator: bool,
+    /// portal: the 医療機関等コード.
+    institution: Option<String>,
     /// kaigo: the office's name and postal address, for the letter.
     office_name: Option<String>,
     postal_address: Option<String>,
@@ -112,6 +114,7 @@ fn parse(text: &str) -> Result<Account, String> {
         office_name: line.office_name,
         postal_address: line.postal_address,
         user: line.user.unwrap_or_default(),
+        institution: line.institution,
         email: line.email,
         coordinator: line.coordinator,
     };

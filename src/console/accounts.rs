@@ -595,6 +595,7 @@ fn new_form(c: &Console<'_>, problems: &[String]) -> Outcome {
         office_name: r.field("office_name"),
         postal_address: r.field("postal_address"),
         user: r.field("user"),
+        institution: r.field("institution"),
         email: r.field("email"),
         coordinator: r.field("coordinator") == "1",
         reason: r.field("reason"),
@@ -618,6 +619,7 @@ pub fn create(c: &Console<'_>) -> Outcome {
         office_name: text("office_name"),
         postal_address: text("postal_address"),
         user: c.req.field("user").trim().to_string(),
+        institution: Some(c.field("institution")).filter(|i| !i.is_empty()),
         email: Some(c.field("email")).filter(|e| !e.is_empty()),
         coordinator: c.req.field("coordinator") == "1",
     };

@@ -158,6 +158,99 @@ pub fn address_changed(
     }
 }
 
+/// The mail of a portal registration's step 1: the link that confirms the
+/// address.
+pub fn portal_registration_link(
+    link: &str,
+    lifetime: &str,
+    portal_url: &str,
+    contact: &str,
+) -> Letter {
+    Letter {
+        subject: "【医療機関等向け総合ポータルサイト】メールアドレス確認のお願い".into(),
+        body: format!(
+            "医療機関等向け総合ポータルサイトの新規ユーザー登録を受け付けました。
+
+以下のURLにアクセスし、パスワードを設定して登録を完了してください。
+
+{link}
+
+※本URLの有効期限は{lifetime}となります。有効期限を過ぎた場合は、もう一度新規ユーザー登録を行ってください。
+
+■医療機関等向け総合ポータルサイト
+
+{portal_url}
+
+※本メールは送信専用です。本メールへの返信にはご回答できません。
+
+※本メールにお心当たりのない場合は、このメールを破棄してください。ご不明な点は以下よりお問い合わせください。
+
+{contact}
+"
+        ),
+    }
+}
+
+/// The mail of a registration whose address already has an account: no
+/// link, the account's user name, and the way to reset its password.
+pub fn portal_registration_exists(
+    user: &str,
+    reset_url: &str,
+    portal_url: &str,
+    contact: &str,
+) -> Letter {
+    Letter {
+        subject: "【医療機関等向け総合ポータルサイト】メールアドレス確認のお願い".into(),
+        body: format!(
+            "医療機関等向け総合ポータルサイトの新規ユーザー登録を受け付けましたが、このメールアドレスはすでに登録されています。
+
+[登録済みのユーザー名]
+{user}
+
+パスワードがわからない場合は、以下からパスワードの再設定を行ってください。
+
+{reset_url}
+
+■医療機関等向け総合ポータルサイト
+
+{portal_url}
+
+※本メールは送信専用です。本メールへの返信にはご回答できません。
+
+※本メールにお心当たりのない場合は、このメールを破棄してください。ご不明な点は以下よりお問い合わせください。
+
+{contact}
+"
+        ),
+    }
+}
+
+/// ユーザー登録完了メール: the user name to log in with.
+pub fn portal_registration_done(user: &str, portal_url: &str, contact: &str) -> Letter {
+    Letter {
+        subject: "【医療機関等向け総合ポータルサイト】ユーザー登録完了のお知らせ".into(),
+        body: format!(
+            "医療機関等向け総合ポータルサイトのユーザー登録が完了しました。
+
+[ユーザー名]
+{user}
+
+ログインの際は、上記のユーザー名と設定したパスワードを入力してください。
+
+■医療機関等向け総合ポータルサイト
+
+{portal_url}
+
+※本メールは送信専用です。本メールへの返信にはご回答できません。
+
+※本メールにお心当たりのない場合は、以下よりお問い合わせください。
+
+{contact}
+"
+        ),
+    }
+}
+
 /// The notice after a portal password change.
 pub fn portal_password_changed(notice: &Notice<'_>, portal_url: &str, contact: &str) -> Letter {
     let Notice {

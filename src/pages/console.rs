@@ -361,6 +361,7 @@ pub struct NewAccountForm<'a> {
     pub office_name: &'a str,
     pub postal_address: &'a str,
     pub user: &'a str,
+    pub institution: &'a str,
     pub email: &'a str,
     pub coordinator: bool,
     pub reason: &'a str,
@@ -393,6 +394,7 @@ pub fn new_account(f: &Frame<'_>, n: &NewAccountForm<'_>) -> Markup {
                 h2 { "医療機関等向け総合ポータルサイトの場合" }
                 table.fields {
                     tr { th { label for="user" { "ユーザー名" } } td { input #user type="text" name="user" value=(n.user); } }
+                    tr { th { label for="institution" { "医療機関等コード(10桁)" } } td { input #institution type="text" name="institution" inputmode="numeric" value=(n.institution); } }
                     tr { th { "取りまとめ者" } td { label { input type="checkbox" name="coordinator" value="1" checked[n.coordinator]; " 取りまとめ者のアカウント" } } }
                 }
                 h2 { "共通" }

@@ -55,9 +55,18 @@ fn csrf(f: &Frame<'_>) -> Markup {
 
 /// ① 特定 ② 検証 ③ リセット.
 fn step_bar(current: usize) -> Markup {
+    steps(&["① 特定", "② 検証", "③ リセット"], current)
+}
+
+/// A registration's steps: ① 入力 ② 確認メール送信 ③ パスワード設定.
+fn registration_bar(current: usize) -> Markup {
+    steps(&["① 入力", "② 確認メール送信", "③ パスワード設定"], current)
+}
+
+fn steps(labels: &[&str], current: usize) -> Markup {
     html! {
         ol.steps.portal-steps aria-label="手順" {
-            @for (i, label) in ["① 特定", "② 検証", "③ リセット"].iter().enumerate() {
+            @for (i, label) in labels.iter().enumerate() {
                 li.current[i + 1 == current] aria-current=[(i + 1 == current).then_some("step")] { (label) }
             }
         }
@@ -76,7 +85,7 @@ fn tiles() -> Markup {
     ];
     html! {
         div.tiles {
-            div.tile.na-tile { strong { "新規ユーザー登録はこちら" } p { "初めてご利用になられる方はこちらから" } small.na { (NOT_HERE) } }
+            a.tile href="/portal/register" { strong { "新規ユーザー登録はこちら" } p { "初めてご利用になられる方はこちらから" } }
             a.tile href="/portal/login" { strong { "ログインはこちら" } p { "すでにアカウントをお持ちの方はこちらから" } }
             @for label in others {
                 div.tile.na-tile { strong { (label) } small.na { (NOT_HERE) } }
@@ -123,9 +132,9 @@ pub fn login(f: &Frame<'_>, user: &str, error: Option<&str>) -> Markup {
                     li { "①仮アカウントからメールアドレスを更新していない（末尾が「@01」～「@48」のいずれか）" }
                     li { "②旧ポータルで登録したメールアドレスに誤りがある" }
                 }
-                p { "①に該当される方は、トップページの「新規ユーザ登録はこちら」をクリックし、ユーザ登録を行ってください。" }
+                p { "①に該当される方は、トップページの「" a href="/portal/register" { "新規ユーザ登録はこちら" } "」をクリックし、ユーザ登録を行ってください。" }
                 p { "仮アカウントからメールアドレスを更新しているにも関わらずパスワード再設定後に通知メールが届かない方は、②に該当している可能性があります。" }
-                p { "その場合、トップページの「新規ユーザ登録はこちら」をクリックし、ユーザ登録を行ってください。" }
+                p { "その場合、トップページの「" a href="/portal/register" { "新規ユーザ登録はこちら" } "」をクリックし、ユーザ登録を行ってください。" }
                 p { "ユーザ登録でもエラーとなる場合は、コールセンターまでお問い合わせください。" }
             }
             section.login-box {
@@ -140,10 +149,25 @@ pub fn login(f: &Frame<'_>, user: &str, error: Option<&str>) -> Markup {
                         a.reset-link href="/portal/reset" { "パスワードの再設定" }
                     }
                 }
-                p { "アカウントがありませんか？ " (unavailable("新規登録はこちら")) }
+                p { "アカウントがありませんか？ " a href="/portal/register" { "新規登録はこちら" } }
             }
         },
     )
+}
+
+/// The CAPTCHA's image, its refresh button and its answer field.
+fn captcha_fields(image: &str) -> Markup {
+    html! {
+        div.captcha {
+            img.captcha-image src=(image) alt="CAPTCHA: 画像に表示されている文字" width=(crate::captcha::WIDTH) height=(crate::captcha::HEIGHT);
+            button.secondary type="submit" name="action" value="refresh" title="表示の文字を変更" { "↻ 画像を変更" }
+        }
+        p {
+            label for="captcha" { "表示されている文字" span.req { "*" } } br;
+            input #captcha type="text" name="captcha" autocomplete="off" maxlength="10" autocapitalize="off" spellcheck="false";
+        }
+        p.note { "※CAPTCHAエリアに表示された文字が判別しづらい場合は「画像を変更」を押下して、表示の文字を変更できます。" }
+    }
 }
 
 /// ① 特定: user name and CAPTCHA.
@@ -173,15 +197,7 @@ pub fn identify(
                     input #user type="text" name="user" value=(user) autocomplete="username" maxlength="100";
                 }
                 p.note { "※ユーザー登録完了メールに記載されたユーザー名を入力してください。ただし、取りまとめ者の場合ユーザー登録完了メールに記載されたユーザーIDを入力してください。" }
-                div.captcha {
-                    img.captcha-image src=(captcha_image) alt="CAPTCHA: 画像に表示されている文字" width=(crate::captcha::WIDTH) height=(crate::captcha::HEIGHT);
-                    button.secondary type="submit" name="action" value="refresh" title="表示の文字を変更" { "↻ 画像を変更" }
-                }
-                p {
-                    label for="captcha" { "表示されている文字" span.req { "*" } } br;
-                    input #captcha type="text" name="captcha" autocomplete="off" maxlength="10" autocapitalize="off" spellcheck="false";
-                }
-                p.note { "※CAPTCHAエリアに表示された文字が判別しづらい場合は「画像を変更」を押下して、表示の文字を変更できます。" }
+                (captcha_fields(captcha_image))
                 div.buttons { button type="submit" name="action" value="next" { "次へ" } }
             }
         },
@@ -266,6 +282,136 @@ pub fn reset_done(f: &Frame<'_>) -> Markup {
             h1 { "Password Resetに成功" }
             p { "パスワードのリセットが完了しました。新しいパスワードでログインしてください。" }
             div.buttons { a.button href="/portal/login" { "完了" } }
+        },
+    )
+}
+
+/// A registration's fields as typed.
+#[derive(Default)]
+pub struct RegistrationForm<'a> {
+    pub institution: &'a str,
+    pub institution_name: &'a str,
+    pub contact: &'a str,
+    pub email: &'a str,
+    pub email_confirm: &'a str,
+    pub user: &'a str,
+}
+
+/// 新規ユーザー登録 ① 入力.
+pub fn register(
+    f: &Frame<'_>,
+    form: &RegistrationForm<'_>,
+    captcha_id: &str,
+    captcha_image: &str,
+    problems: &[String],
+) -> Markup {
+    let field =
+        |id: &'static str, label: &'static str, kind: &'static str, value: &str, more: Markup| {
+            html! {
+                p {
+                    label for=(id) { (label) span.req { "*" } } br;
+                    input id=(id) type=(kind) name=(id) value=(value) maxlength="100";
+                    (more)
+                }
+            }
+        };
+    screen(
+        f,
+        "新規ユーザー登録",
+        html! {
+            (registration_bar(1))
+            h1 { "新規ユーザー登録" }
+            p.lead { "医療機関等の情報と、ご担当者のメールアドレス、希望するユーザー名を入力し、「次へ」を押下してください。入力したメールアドレスに確認用のURLを送信します。" }
+            (errors(problems))
+            form method="post" action="/portal/register" {
+                button.default-submit type="submit" name="action" value="next" tabindex="-1" aria-hidden="true" { "次へ" }
+                (csrf(f))
+                input type="hidden" name="captcha_id" value=(captcha_id);
+                (field("institution", "医療機関等コード(10桁)", "text", form.institution, html! { br; small.note { "都道府県番号(2桁)に続く8桁の数字" } }))
+                (field("institution_name", "医療機関等名称", "text", form.institution_name, html! {}))
+                (field("contact", "担当者氏名", "text", form.contact, html! {}))
+                (field("email", "メールアドレス", "email", form.email, html! {}))
+                (field("email_confirm", "メールアドレス(確認用)", "email", form.email_confirm, html! {}))
+                (field("user", "ユーザー名", "text", form.user, html! { br; small.note { "ログインに使う名前です(100文字以内)。" } }))
+                (captcha_fields(captcha_image))
+                div.buttons { button type="submit" name="action" value="next" { "次へ" } }
+            }
+        },
+    )
+}
+
+/// ② 確認メール送信: the same page whatever the address or name.
+pub fn register_sent(f: &Frame<'_>, lifetime: &str) -> Markup {
+    screen(
+        f,
+        "確認メール送信",
+        html! {
+            (registration_bar(2))
+            h1 { "確認メール送信" }
+            p { "入力したメールアドレス宛に、確認用のURLを記載したメールを送信しました。" }
+            p { "メールに記載されているURLにアクセスし、パスワードを設定して登録を完了してください。" }
+            p.note { "※確認用のURLは、送信されてから" strong { (lifetime) } "を経過しますと無効になります。" }
+            p.note { "※メールが届かない場合は、迷惑メールフォルダ等をご確認ください。" }
+        },
+    )
+}
+
+/// ③ パスワード設定 (opening the link shows this; only the POST uses it).
+pub fn register_password(f: &Frame<'_>, token: &str, user: &str, problems: &[String]) -> Markup {
+    screen(
+        f,
+        "パスワード設定",
+        html! {
+            (registration_bar(3))
+            h1 { "パスワード設定" }
+            (errors(problems))
+            form method="post" action="/portal/register/confirm" {
+                (csrf(f))
+                input type="hidden" name="token" value=(token);
+                p {
+                    label for="user" { "ユーザー名" span.req { "*" } } br;
+                    input #user type="text" name="user" value=(user) autocomplete="username" maxlength="100";
+                }
+                p {
+                    label for="pw" { "パスワード" span.req { "*" } } br;
+                    input #pw type="password" name="password" autocomplete="new-password" maxlength="100";
+                }
+                p {
+                    label for="pw2" { "パスワードの再入力" span.req { "*" } } br;
+                    input #pw2 type="password" name="password_confirm" autocomplete="new-password" maxlength="100";
+                }
+                p.policy { "※大文字/小文字/数字をそれぞれ1文字以上、かつ8文字以上100文字以内で入力してください。" }
+                div.buttons { button type="submit" { "登録" } }
+            }
+        },
+    )
+}
+
+/// 登録完了.
+pub fn register_done(f: &Frame<'_>, user: &str) -> Markup {
+    screen(
+        f,
+        "登録完了",
+        html! {
+            (registration_bar(3))
+            h1 { "登録完了" }
+            p { "ユーザー登録が完了しました。ユーザー名 " strong { (user) } " と設定したパスワードでログインしてください。" }
+            p { "ユーザー名を記載したユーザー登録完了メールを送信しました。" }
+            div.buttons { a.button href="/portal/login" { "ログイン画面へ" } }
+        },
+    )
+}
+
+/// A registration link that cannot be used.
+pub fn register_invalid(f: &Frame<'_>, lifetime: &str) -> Markup {
+    screen(
+        f,
+        "パスワード設定",
+        html! {
+            (registration_bar(3))
+            h1 { "パスワード設定" }
+            (errors(&[format!("このURLは無効です。有効期限（{lifetime}）が過ぎたか、既に使用されたURLです。お手数ですが、もう一度新規ユーザー登録を行ってください。")]))
+            div.buttons { a.button href="/portal/register" { "新規ユーザー登録をやり直す" } }
         },
     )
 }

@@ -5,6 +5,7 @@ mod first_login;
 pub mod kaigo;
 pub mod portal;
 pub mod recovery;
+mod register;
 
 use crate::app::App;
 use crate::config::GuardConfig;

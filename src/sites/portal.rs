@@ -5,7 +5,8 @@
 
 use super::recovery::{self, Mailing};
 use super::{
-    attempt_login, current_session, normalize_width, open_session, serve_site, Ctx, Outcome, Route,
+    attempt_login, current_session, normalize_width, open_session, register, serve_site, Ctx,
+    Outcome, Route,
 };
 use crate::address;
 use crate::app::App;
@@ -21,10 +22,10 @@ use crate::store::{
     Account, Flow, Link, LinkKind, LinkState, PortalFlow, SessionState, StoreError,
 };
 
-const SITE: Site = Site::Portal;
+pub(super) const SITE: Site = Site::Portal;
 
 /// What the portal pages and flow read of a request.
-trait Portal {
+pub(super) trait Portal {
     fn frame<'f>(&'f self, user: Option<&'f str>) -> Frame<'f>;
     fn flow(&self) -> Result<Option<PortalFlow>, StoreError>;
     fn put_flow(&self, flow: PortalFlow) -> Result<(), StoreError>;
@@ -118,6 +119,32 @@ pub const ROUTES: &[Route] = &[
         get: Some(reset_done_page),
         ..Route::NONE
     },
+    Route {
+        path: "/portal/register",
+        // Drawing a CAPTCHA takes a token of the bucket answering one does.
+        get: Some(register::form_page),
+        get_limit: Some(Action::Captcha),
+        post: Some(register::submit),
+        post_limit: Some(Action::Recovery),
+        ..Route::NONE
+    },
+    Route {
+        path: "/portal/register/sent",
+        get: Some(register::sent_page),
+        ..Route::NONE
+    },
+    Route {
+        path: "/portal/register/confirm",
+        get: Some(register::confirm_page),
+        post: Some(register::confirm),
+        hashes: true,
+        ..Route::NONE
+    },
+    Route {
+        path: "/portal/register/done",
+        get: Some(register::done_page),
+        ..Route::NONE
+    },
     Route::not_me("/portal/not-me"),
 ];
 
@@ -193,6 +220,19 @@ fn login(ctx: &Ctx<'_>) -> Outcome {
 /// ① with a fresh CAPTCHA. The challenge is stored as digests only; the
 /// image goes out inline with this page and nowhere else.
 fn identify_page(ctx: &Ctx<'_>, user: &str, error: Option<&str>) -> Outcome {
+    let (id, image) = new_captcha(ctx)?;
+    Ok(Response::html(page::identify(
+        &ctx.frame(None),
+        user,
+        &id,
+        &image,
+        error,
+    )))
+}
+
+/// A new CAPTCHA challenge: its id for the form and its image. Stored as
+/// digests only; the image goes out inline with its page and nowhere else.
+pub(super) fn new_captcha(ctx: &Ctx<'_>) -> Result<(String, String), StoreError> {
     let app = ctx.app;
     let answer = captcha::answer();
     let id = Token::generate();
@@ -204,19 +244,12 @@ fn identify_page(ctx: &Ctx<'_>, user: &str, error: Option<&str>) -> Outcome {
         ctx.now,
     );
     app.remember_dev_captcha(id.expose(), &answer, expires, ctx.now);
-    let image = captcha::data_uri(&answer);
-    Ok(Response::html(page::identify(
-        &ctx.frame(None),
-        user,
-        id.expose(),
-        &image,
-        error,
-    )))
+    Ok((id.expose().to_string(), captcha::data_uri(&answer)))
 }
 
 /// Whether the CAPTCHA of the form was answered right. Either way it is
 /// used up: each challenge answers once.
-fn captcha_solved(ctx: &Ctx<'_>) -> Result<bool, StoreError> {
+pub(super) fn captcha_solved(ctx: &Ctx<'_>) -> Result<bool, StoreError> {
     let app = ctx.app;
     let id = ctx.req.field("captcha_id");
     let Some(id) = Token::parse(id) else {
@@ -332,7 +365,7 @@ pub fn reset_letter(app: &App, token: &Token) -> templates::Letter {
 }
 
 /// The portal's public address, as mails name it.
-fn portal_url(app: &App) -> String {
+pub(super) fn portal_url(app: &App) -> String {
     format!("{}/portal", app.config.public_base())
 }
 

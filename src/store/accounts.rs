@@ -16,6 +16,14 @@ fn email_key(email: &str, site: Site, id: &str) -> Vec<u8> {
     key
 }
 
+/// The institution index's key: 医療機関等コード, NUL, user name.
+fn institution_key(code: &str, id: &str) -> Vec<u8> {
+    let mut key = code.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
 /// The office index's key: office number and billing prefecture.
 fn office_key(office: &Office) -> Vec<u8> {
     format!("{}{}", office.number, office.prefecture).into_bytes()
@@ -99,7 +107,48 @@ impl Store {
             t.emails
                 .insert(email_key(email, account.site, &account.id), &[])?;
         }
+        if let Some(code) = &account.institution {
+            t.institutions
+                .insert(institution_key(code, &account.id), &[])?;
+        }
         Ok(())
+    }
+
+    /// The portal accounts of an institution (its 医療機関等コード).
+    pub fn accounts_of_institution(&self, code: &str) -> Result<Vec<Account>> {
+        let t = self.trees()?;
+        let mut prefix = code.as_bytes().to_vec();
+        prefix.push(0);
+        let mut found = Vec::new();
+        for key in t.institutions.scan_prefix(&prefix).keys() {
+            let key = key?;
+            let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            if let Some(account) = self.account(Site::Portal, &id)? {
+                found.push(account);
+            }
+        }
+        Ok(found)
+    }
+
+    /// An account of `site` with this address, if any.
+    pub fn account_with_email(&self, site: Site, email: &str) -> Result<Option<Account>> {
+        let t = self.trees()?;
+        let mut prefix = crate::address::normalize(email).into_bytes();
+        prefix.push(0);
+        for key in t.emails.scan_prefix(&prefix).keys() {
+            let key = key?;
+            if let Some(v) = t.accounts.get(&key[prefix.len()..])? {
+                let account: Account = decode(&v)?;
+                let same = account
+                    .email
+                    .as_deref()
+                    .is_some_and(|e| crate::address::same(e, email));
+                if same && account.site == site {
+                    return Ok(Some(account));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Creates an account that does not exist yet (compare-and-swap: of
@@ -130,6 +179,9 @@ impl Store {
         }
         if let Some(email) = &account.email {
             t.emails.remove(email_key(email, site, id))?;
+        }
+        if let Some(code) = &account.institution {
+            t.institutions.remove(institution_key(code, id))?;
         }
         Ok(true)
     }
@@ -256,6 +308,10 @@ impl Store {
             }
             if let Some(email) = &account.email {
                 emails.insert(email_key(email, account.site, &account.id), &[]);
+            }
+            if let Some(code) = &account.institution {
+                t.institutions
+                    .insert(institution_key(code, &account.id), &[])?;
             }
         }
         t.accounts.apply_batch(rows)?;
@@ -443,6 +499,7 @@ mod tests {
                         postal_address: None,
                     }),
                     coordinator: false,
+                    institution: None,
                     locked: false,
                     disabled: false,
                     temporary_until: None,

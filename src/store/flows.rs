@@ -166,6 +166,33 @@ impl Store {
         self.update_live(Expiring::Guards, &key, now, now + window, change)
     }
 
+    /// A registration waiting for its address, unless absent or expired.
+    pub fn registration(&self, key: &str, now: u64) -> Result<Option<Registration>> {
+        self.get_live(Expiring::Registrations, key, now)
+    }
+
+    pub fn put_registration(&self, key: &str, r: &Registration, expires: u64) -> Result<()> {
+        self.put_live(Expiring::Registrations, key, r, expires)
+    }
+
+    /// Takes a registration out, atomically: the one caller that finds it
+    /// gets it, any other None (it is used once).
+    pub fn take_registration(&self, key: &str, now: u64) -> Result<Option<Registration>> {
+        let t = self.trees()?;
+        let Some(bytes) = t.registrations.get(key)? else {
+            return Ok(None);
+        };
+        let timed: Timed<Registration> = decode(&bytes)?;
+        if timed.expires <= now {
+            return Ok(None);
+        }
+        let taken = t
+            .registrations
+            .compare_and_swap(key, Some(bytes), None as Option<&[u8]>)?
+            .is_ok();
+        Ok(taken.then_some(timed.value))
+    }
+
     /// A claim's guard record (empty when there is none).
     pub fn claim_guard(&self, claim: &str, now: u64) -> Result<ClaimGuard> {
         let key = claim_record(claim);

@@ -44,6 +44,7 @@ enum Expiring {
     Captchas = 4,
     Guards = 5,
     OperatorSessions = 6,
+    Registrations = 7,
 }
 
 impl Expiring {
@@ -55,6 +56,7 @@ impl Expiring {
             4 => Expiring::Captchas,
             5 => Expiring::Guards,
             6 => Expiring::OperatorSessions,
+            7 => Expiring::Registrations,
             _ => return None,
         })
     }
@@ -82,6 +84,11 @@ struct Trees {
     operators: sled::Tree,
     /// Operators' console logins, by digest of their cookie.
     operator_sessions: sled::Tree,
+    /// Portal registrations waiting for their address, by token digest.
+    registrations: sled::Tree,
+    /// portal 医療機関等コード, NUL, user name → (): the accounts of an
+    /// institution (a registration retires its provisional ones).
+    institutions: sled::Tree,
     /// `site:id`, NUL, entry id (big-endian) → (): an account's entries in
     /// the audit trail, newest last.
     audit_accounts: sled::Tree,
@@ -194,6 +201,8 @@ impl Trees {
             emails: db.open_tree("emails")?,
             operators: db.open_tree("operators")?,
             operator_sessions: db.open_tree("operator_sessions")?,
+            registrations: db.open_tree("registrations")?,
+            institutions: db.open_tree("institutions")?,
             audit_accounts: db.open_tree("audit_accounts")?,
             flows: db.open_tree("flows")?,
             sessions: db.open_tree("sessions")?,
@@ -242,6 +251,7 @@ impl Trees {
             Expiring::Captchas => &self.captchas,
             Expiring::Guards => &self.guards,
             Expiring::OperatorSessions => &self.operator_sessions,
+            Expiring::Registrations => &self.registrations,
         }
     }
 }

@@ -24,6 +24,9 @@ pub struct Account {
     pub office: Option<Office>,
     /// portal: a coordinator (取りまとめ者) account.
     pub coordinator: bool,
+    /// portal: the 医療機関等コード of the institution the user works for.
+    #[serde(default)]
+    pub institution: Option<String>,
     /// Locked by its owner from a "password changed" notice ("this was not
     /// me"): no login until a new recovery sets a password.
     #[serde(default)]
@@ -93,6 +96,8 @@ pub fn is_office_number(s: &str) -> bool {
 pub enum AccountProblem {
     OfficeNumber,
     Prefecture,
+    /// A 医療機関等コード: a prefecture code (01–47), then 8 digits.
+    Institution,
     UserName,
     Email,
     /// An office name or postal address too long or with control characters.
@@ -105,6 +110,9 @@ impl AccountProblem {
         match self {
             AccountProblem::OfficeNumber => "事業所番号は半角数字10桁で入力してください。",
             AccountProblem::Prefecture => "請求先都道府県は2桁の都道府県コードで入力してください。",
+            AccountProblem::Institution => {
+                "医療機関等コードは半角数字10桁(都道府県番号2桁と8桁)で入力してください。"
+            }
             AccountProblem::UserName => {
                 "ユーザー名は100文字以内で、制御文字を含まないものにしてください。"
             }
@@ -119,6 +127,7 @@ impl fmt::Display for AccountProblem {
         f.write_str(match self {
             AccountProblem::OfficeNumber => "office is 10 digits, the first two a prefecture code (01 to 47)",
             AccountProblem::Prefecture => "prefecture is 2 digits (01 to 47)",
+            AccountProblem::Institution => "institution is 10 digits, the first two a prefecture code (01 to 47)",
             AccountProblem::UserName => "a user name is 1 to 100 characters, none of them control characters",
             AccountProblem::Email => "not a mail address",
             AccountProblem::Text => "office_name and postal_address are at most 200 characters, no control characters but line breaks in the address",
@@ -126,8 +135,8 @@ impl fmt::Display for AccountProblem {
     }
 }
 
-/// The fields of a new account, as an import line or the console's form
-/// gives them.
+/// The fields of a new account, as an import line, the console's form or a
+/// registration gives them.
 #[derive(Clone, Debug, Default)]
 pub struct NewAccount {
     pub site: Option<Site>,
@@ -136,8 +145,9 @@ pub struct NewAccount {
     pub prefecture: String,
     pub office_name: Option<String>,
     pub postal_address: Option<String>,
-    /// portal: the user name.
+    /// portal: the user name and the 医療機関等コード.
     pub user: String,
+    pub institution: Option<String>,
     pub email: Option<String>,
     pub coordinator: bool,
 }
@@ -180,6 +190,13 @@ impl NewAccount {
                 (id, Some(office))
             }
             Site::Portal => {
+                if self
+                    .institution
+                    .as_deref()
+                    .is_some_and(|c| !is_office_number(c))
+                {
+                    return Err(AccountProblem::Institution);
+                }
                 let user = self.user;
                 let bad = user.is_empty()
                     || user.chars().count() > 100
@@ -199,6 +216,7 @@ impl NewAccount {
             generation: first_generation(),
             office,
             coordinator: site == Site::Portal && self.coordinator,
+            institution: self.institution.filter(|_| site == Site::Portal),
             locked: false,
             disabled: false,
             temporary_until: None,
@@ -335,6 +353,8 @@ pub enum PortalFlow {
     Sent,
     /// ③ リセット done with a link: the success page may be shown.
     Reset,
+    /// A registration completed: its page names the new user name.
+    Registered { user: String },
 }
 
 /// What a mailed link is for.
@@ -487,6 +507,21 @@ pub struct PostalRequest {
     pub phone: String,
     pub client: String,
     pub created: u64,
+}
+
+/// A portal registration waiting for its address to be confirmed, keyed
+/// by the digest of the token its mail carries; used once.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Registration {
+    pub institution: String,
+    pub institution_name: String,
+    pub contact: String,
+    pub email: String,
+    /// The user name asked for (it may be taken by the time it is used).
+    pub user: String,
+    /// The address had an account already: its mail held no link, and this
+    /// record opens nothing. Written all the same (the same work).
+    pub dead: bool,
 }
 
 /// One line of the audit trail.

@@ -14,6 +14,7 @@ mod limits;
 mod notices;
 mod portal;
 mod postal;
+mod register;
 mod router;
 mod sessions;
 mod smtp;

@@ -1,0 +1,271 @@
+//! The portal's new-user registration (新規ユーザー登録), the way out the
+//! manual gives provisional accounts and wrong addresses: ① 入力 (the
+//! institution, the person, the address twice, a user name, the CAPTCHA)
+//! → ② a mailed link, valid an hour and used once → ③ a password, and the
+//! account. Step ① reads the same and does the same work whether or not
+//! the address or the user name is in use; a taken name is said only at
+//! step ③, to whoever holds the confirmed address.
+
+use super::portal::{captcha_solved, new_captcha, portal_url, Portal, SITE};
+use super::recovery;
+use super::{normalize_width, Ctx, Outcome};
+use crate::address;
+use crate::http::Response;
+use crate::mail::templates;
+use crate::pages::portal::{self as page, RegistrationForm};
+use crate::policy;
+use crate::secret::{Purpose, Token};
+use crate::store::{is_office_number, NewAccount, PortalFlow, Registration, StoreError};
+
+/// How long a registration's link works: an hour.
+pub const LINK_LIFETIME: u64 = 3600;
+
+pub fn form_page(ctx: &Ctx<'_>) -> Outcome {
+    form(ctx, &RegistrationForm::default(), &[])
+}
+
+fn form(ctx: &Ctx<'_>, typed: &RegistrationForm<'_>, problems: &[String]) -> Outcome {
+    let (id, image) = new_captcha(ctx)?;
+    let page = page::register(&ctx.frame(None), typed, &id, &image, problems);
+    Ok(Response::html(page))
+}
+
+/// What is wrong with a required text of at most 100 characters.
+fn text_problem(label: &str, text: &str) -> Option<String> {
+    if text.is_empty() {
+        Some(format!("{label}を入力してください。"))
+    } else if text.chars().count() > 100 || text.chars().any(char::is_control) {
+        Some(format!("{label}は100文字以内で入力してください。"))
+    } else {
+        None
+    }
+}
+
+/// ① submitted. Past the checks of each field, the same work on every
+/// branch: a registration record, one mail queued to the typed address
+/// (the link, or, when the address has an account, that account's user
+/// name and the way to reset, with no link), the audit, the flush.
+pub fn submit(ctx: &Ctx<'_>) -> Outcome {
+    let app = ctx.app;
+    let r = ctx.req;
+    let institution = normalize_width(r.field("institution"));
+    let email = normalize_width(r.field("email"));
+    let email_confirm = normalize_width(r.field("email_confirm"));
+    let typed = RegistrationForm {
+        institution: &institution,
+        institution_name: r.field("institution_name").trim(),
+        contact: r.field("contact").trim(),
+        email: &email,
+        email_confirm: &email_confirm,
+        user: r.field("user").trim(),
+    };
+    let solved = captcha_solved(ctx)?;
+    if r.field("action") == "refresh" {
+        return form(ctx, &typed, &[]);
+    }
+    let mut problems: Vec<String> = Vec::new();
+    if institution.is_empty() {
+        problems.push("医療機関等コードを入力してください。".into());
+    } else if !is_office_number(&institution) {
+        problems.push(
+            "医療機関等コードは半角数字10桁(都道府県番号2桁と8桁)で入力してください。".into(),
+        );
+    }
+    problems.extend(text_problem("医療機関等名称", typed.institution_name));
+    problems.extend(text_problem("担当者氏名", typed.contact));
+    if !address::is_plausible(&email) {
+        problems.push("メールアドレスを正しく入力してください。".into());
+    } else if !address::same(&email, &email_confirm) {
+        problems.push("メールアドレスとメールアドレス(確認用)が一致しません。".into());
+    }
+    problems.extend(text_problem("ユーザー名", typed.user));
+    if !solved {
+        problems.push(
+            "表示されている文字が正しくありません。新しく表示された文字を入力してください。".into(),
+        );
+    }
+    if !problems.is_empty() {
+        if !solved {
+            ctx.audit("captcha", None, "failed")?;
+        }
+        return form(ctx, &typed, &problems);
+    }
+    let in_use = app.store.account_with_email(SITE, &email)?;
+    let claim = ctx.claim_key(&["register", &address::normalize(&email)])?;
+    let limits = &app.config.guard;
+    let admitted = ctx.update_claim(&claim, |g| {
+        recovery::admit_send(g, ctx.now, limits, limits.links_per_day)
+    })?;
+    let token = Token::generate();
+    let key = app.digest(Purpose::Link, token.expose())?;
+    let registration = Registration {
+        institution: institution.clone(),
+        institution_name: typed.institution_name.to_string(),
+        contact: typed.contact.to_string(),
+        email: email.clone(),
+        user: typed.user.to_string(),
+        dead: in_use.is_some(),
+    };
+    app.store
+        .put_registration(&key, &registration, ctx.now + LINK_LIFETIME)?;
+    let (portal, contact) = (portal_url(app), &app.config.portal.contact);
+    let letter = match &in_use {
+        Some(account) => {
+            let reset = format!("{portal}/reset");
+            templates::portal_registration_exists(&account.id, &reset, &portal, contact)
+        }
+        None => {
+            let url = format!("{portal}/register/confirm?token={}", token.expose());
+            let lifetime = templates::lifetime_ja(LINK_LIFETIME);
+            templates::portal_registration_link(&url, &lifetime, &portal, contact)
+        }
+    };
+    let useful = ctx.now..ctx.now + LINK_LIFETIME;
+    let from = app.config.portal.mail_from.as_deref();
+    let outcome = match (admitted, in_use.is_some()) {
+        (true, false) => "link mailed",
+        (true, true) => "address in use: mailed its user name, no link",
+        (false, _) => "send suppressed: cooldown or daily limit",
+    };
+    if admitted {
+        app.outbox
+            .send(&app.store, SITE, from, &email, &letter, useful)?;
+    } else {
+        app.outbox
+            .send_decoy(&app.store, SITE, &email, &letter, useful)?;
+    }
+    ctx.audit("registration_started", None, outcome)?;
+    app.store.flush()?;
+    Ok(Response::see_other("/portal/register/sent"))
+}
+
+pub fn sent_page(ctx: &Ctx<'_>) -> Outcome {
+    let lifetime = templates::lifetime_ja(LINK_LIFETIME);
+    Ok(Response::html(page::register_sent(
+        &ctx.frame(None),
+        &lifetime,
+    )))
+}
+
+/// The live registration a link's token names, and its key.
+fn live(ctx: &Ctx<'_>, token: &str) -> Result<Option<(String, Registration)>, StoreError> {
+    let Some(token) = Token::parse(token) else {
+        return Ok(None);
+    };
+    let key = ctx.app.digest(Purpose::Link, token.expose())?;
+    let found = ctx.app.store.registration(&key, ctx.now)?;
+    Ok(found.filter(|r| !r.dead).map(|r| (key, r)))
+}
+
+fn invalid(ctx: &Ctx<'_>) -> Response {
+    let lifetime = templates::lifetime_ja(LINK_LIFETIME);
+    Response::html_status(404, page::register_invalid(&ctx.frame(None), &lifetime))
+}
+
+/// Opening the link: the password form, nothing used (mail scanners
+/// fetch links).
+pub fn confirm_page(ctx: &Ctx<'_>) -> Outcome {
+    let token = ctx.query("token");
+    Ok(match live(ctx, token)? {
+        Some((_, r)) => Response::html(page::register_password(
+            &ctx.frame(None),
+            token,
+            &r.user,
+            &[],
+        )),
+        None => invalid(ctx),
+    })
+}
+
+/// ③: the password (and the user name, which may be changed here if it
+/// was taken). The link is used up here, and only here; the account is
+/// made; a provisional account of the same institution retires; the
+/// ユーザー登録完了メール goes to the confirmed address.
+pub fn confirm(ctx: &Ctx<'_>) -> Outcome {
+    let app = ctx.app;
+    let token = ctx.req.field("token");
+    let Some((key, r)) = live(ctx, token)? else {
+        return Ok(invalid(ctx));
+    };
+    let user = ctx.req.field("user").trim().to_string();
+    let password = ctx.req.field("password");
+    let mut problems: Vec<String> = policy::check_portal(
+        app.config.portal.password_policy,
+        password,
+        ctx.req.field("password_confirm"),
+    )
+    .iter()
+    .map(|v| v.message())
+    .collect();
+    let new = NewAccount {
+        user: user.clone(),
+        institution: Some(r.institution.clone()),
+        email: Some(r.email.clone()),
+        ..NewAccount::default()
+    };
+    let taken = "このユーザー名はすでに使用されています。別のユーザー名を入力してください。";
+    match new.clone().build(SITE, String::new()) {
+        Err(problem) => problems.push(problem.ja().into()),
+        Ok(_) if app.store.account(SITE, &user)?.is_some() => problems.push(taken.into()),
+        Ok(_) => {}
+    }
+    let again = |problems: &[String]| {
+        let page = page::register_password(&ctx.frame(None), token, &user, problems);
+        Ok(Response::html(page))
+    };
+    if !problems.is_empty() {
+        return again(&problems);
+    }
+    let Ok(account) = new.build(SITE, app.hasher.hash(password)) else {
+        return Ok(invalid(ctx));
+    };
+    let Some(r) = app.store.take_registration(&key, ctx.now)? else {
+        return Ok(invalid(ctx));
+    };
+    if !app.store.create_account(&account)? {
+        // Taken meanwhile: the link works again for another name.
+        app.store
+            .put_registration(&key, &r, ctx.now + LINK_LIFETIME)?;
+        return again(&[taken.to_string()]);
+    }
+    ctx.audit("registration_completed", Some(&account.id), "ok")?;
+    for old in app.store.accounts_of_institution(&r.institution)? {
+        if old.is_provisional() && old.id != account.id && old.is_enabled() {
+            app.store.update_account(SITE, &old.id, |a| {
+                let fresh = !a.disabled;
+                a.disabled = true;
+                fresh
+            })?;
+            let note = format!("provisional; retired by the registration of {}", account.id);
+            ctx.audit("account_retired", Some(&old.id), &note)?;
+        }
+    }
+    let letter = templates::portal_registration_done(
+        &account.id,
+        &portal_url(app),
+        &app.config.portal.contact,
+    );
+    let from = app.config.portal.mail_from.as_deref();
+    app.outbox.send(
+        &app.store,
+        SITE,
+        from,
+        &r.email,
+        &letter,
+        ctx.now..ctx.now + crate::clock::DAY,
+    )?;
+    ctx.put_flow(PortalFlow::Registered {
+        user: account.id.clone(),
+    })?;
+    app.store.flush()?;
+    Ok(Response::see_other("/portal/register/done"))
+}
+
+pub fn done_page(ctx: &Ctx<'_>) -> Outcome {
+    Ok(match ctx.flow()? {
+        Some(PortalFlow::Registered { user }) => {
+            Response::html(page::register_done(&ctx.frame(None), &user))
+        }
+        _ => Response::see_other("/portal/register"),
+    })
+}

@@ -1,0 +1,280 @@
+//! The portal's new-user registration, as a person takes it: the form
+//! with its CAPTCHA, the mailed link, the password, the login; and what
+//! it must not tell or allow.
+
+use crate::support::console::demo_operator;
+use crate::support::portal::login;
+use crate::support::{captcha_answer_at, comparable, spawn, spawn_with, Client, Page, TestServer};
+
+/// The fields of a registration, as typed.
+struct Typed<'a> {
+    institution: &'a str,
+    name: &'a str,
+    contact: &'a str,
+    email: &'a str,
+    email_confirm: &'a str,
+    user: &'a str,
+}
+
+const NEW: Typed<'static> = Typed {
+    institution: "1311112222",
+    name: "デモ病院",
+    contact: "佐藤 一郎",
+    email: "sato@example.jp",
+    email_confirm: "sato@example.jp",
+    user: "sato-ichiro",
+};
+
+/// ① from the top page's tile, as a person reaches it; the answer to the
+/// form (not followed) and the page it leads to.
+fn register(c: &mut Client, t: &Typed<'_>) -> (Page, Page) {
+    let top = c.get("/portal");
+    assert!(top.has("href=\"/portal/register\""), "the tile is live");
+    let form = c.get("/portal/register");
+    assert_eq!(form.title(), "新規ユーザー登録");
+    let id = form.hidden("captcha_id").expect("a CAPTCHA");
+    let answer = captcha_answer_at(c.addr(), &id).expect("the lab lists the answer");
+    let raw = c.post(
+        "/portal/register",
+        &[
+            ("captcha_id", &id),
+            ("captcha", &answer),
+            ("action", "next"),
+            ("institution", t.institution),
+            ("institution_name", t.name),
+            ("contact", t.contact),
+            ("email", t.email),
+            ("email_confirm", t.email_confirm),
+            ("user", t.user),
+        ],
+    );
+    let shown = c.follow(raw.clone());
+    (raw, shown)
+}
+
+/// The path of the confirmation link in the newest mail.
+fn confirmation(server: &TestServer, count: usize) -> String {
+    let mail = &server.wait_for_mails(count)[0];
+    assert_eq!(
+        mail.subject,
+        "【医療機関等向け総合ポータルサイト】メールアドレス確認のお願い"
+    );
+    let url = mail
+        .body
+        .lines()
+        .find(|l| l.contains("/portal/register/confirm?token="))
+        .unwrap_or_else(|| panic!("a link in: {}", mail.body))
+        .trim();
+    url[url.find("/portal/").unwrap()..].to_string()
+}
+
+fn set_password(c: &mut Client, link: &str, user: &str, password: &str) -> Page {
+    let form = c.get(link);
+    assert_eq!(form.status, 200, "{}", form.body);
+    c.submit(
+        "/portal/register/confirm",
+        &[
+            ("token", &form.hidden("token").unwrap()),
+            ("user", user),
+            ("password", password),
+            ("password_confirm", password),
+        ],
+    )
+}
+
+#[test]
+fn a_person_registers_confirms_from_the_mail_sets_a_password_and_logs_in() {
+    let server = spawn();
+    let mut c = server.client();
+    let login_page = c.get("/portal/login");
+    assert!(login_page.has("<a href=\"/portal/register\">新規登録はこちら</a>"));
+    let (_, sent) = register(&mut c, &NEW);
+    assert_eq!(sent.title(), "確認メール送信");
+    assert!(sent.has("<li class=\"current\" aria-current=\"step\">② 確認メール送信</li>"));
+    let link = confirmation(&server, 1);
+    // A mail scanner opens the link: nothing is used.
+    assert_eq!(server.client().get(&link).status, 200);
+    let done = set_password(&mut c, &link, NEW.user, "SatoPortal2026");
+    assert_eq!(done.title(), "登録完了", "{}", done.body);
+    assert!(done.has("sato-ichiro"));
+    let welcome = &server.wait_for_mails(2)[0];
+    assert_eq!(welcome.to, "sato@example.jp");
+    assert!(welcome.subject.contains("ユーザー登録完了"));
+    assert!(welcome.body.contains("sato-ichiro"));
+    let home = login(&mut server.client(), "sato-ichiro", "SatoPortal2026");
+    assert!(home.has("ログアウト"), "logged in: {}", home.body);
+    // Used once.
+    let again = server.client().get(&link);
+    assert_eq!(again.status, 404);
+    assert!(again.has("このURLは無効です。"));
+    // The operators see it.
+    let mut op = demo_operator(&server);
+    assert!(op
+        .get("/admin?q=sato-ichiro")
+        .has("portal&amp;id=sato-ichiro"));
+    let csv = op.get("/admin/audit.csv?event=registration_completed").body;
+    assert!(csv.contains("sato-ichiro"), "{csv}");
+}
+
+#[test]
+fn a_registration_for_a_provisional_accounts_institution_retires_it() {
+    let server = spawn();
+    // The provisional account is told to register, with a link.
+    let page = login(&mut server.client(), "kari-user", "PortalKari2026");
+    assert!(page.has("href=\"/portal/register\""), "{}", page.body);
+    let mut c = server.client();
+    let kari = Typed {
+        institution: "1312345678",
+        user: "kari-new",
+        email: "kari@example.jp",
+        email_confirm: "kari@example.jp",
+        ..NEW
+    };
+    register(&mut c, &kari);
+    let link = confirmation(&server, 1);
+    assert_eq!(
+        set_password(&mut c, &link, "kari-new", "KariPortal2026").title(),
+        "登録完了"
+    );
+    let old = login(&mut server.client(), "kari-user", "PortalKari2026");
+    assert!(
+        old.has("ユーザー名またはパスワードが正しくありません。"),
+        "retired: {}",
+        old.body
+    );
+    let mut op = demo_operator(&server);
+    let csv = op.get("/admin/audit.csv?event=account_retired").body;
+    assert!(
+        csv.contains("kari-user") && csv.contains("kari-new"),
+        "{csv}"
+    );
+    // Another institution's accounts are left alone.
+    assert!(login(&mut server.client(), "demo-user", "PortalDemo2026").has("ログアウト"));
+}
+
+#[test]
+fn an_address_in_use_gets_the_same_page_and_a_mail_with_its_user_name_and_no_link() {
+    let server = spawn_with(|c| c.rate_limit.recovery.burst = 10);
+    let (fresh_raw, fresh_page) = register(&mut server.client(), &NEW);
+    confirmation(&server, 1);
+    let in_use = Typed {
+        email: "demo-user@example.jp",
+        email_confirm: "demo-user@example.jp",
+        ..NEW
+    };
+    let (raw, page) = register(&mut server.client(), &in_use);
+    assert_eq!(
+        comparable(&raw, in_use.email),
+        comparable(&fresh_raw, NEW.email)
+    );
+    assert_eq!(
+        comparable(&page, in_use.email),
+        comparable(&fresh_page, NEW.email)
+    );
+    let mail = &server.wait_for_mails(2)[0];
+    assert_eq!(mail.to, "demo-user@example.jp");
+    assert!(mail.body.contains("demo-user"), "{}", mail.body);
+    assert!(mail.body.contains("/portal/reset"));
+    assert!(!mail.body.contains("/portal/register/confirm"), "no link");
+    // A user name in use reads the same at step ①.
+    let (raw, page) = register(
+        &mut server.client(),
+        &Typed {
+            user: "demo-user",
+            email: "other@example.jp",
+            email_confirm: "other@example.jp",
+            ..NEW
+        },
+    );
+    assert_eq!(
+        comparable(&raw, "other@example.jp"),
+        comparable(&fresh_raw, NEW.email)
+    );
+    assert_eq!(
+        comparable(&page, "other@example.jp"),
+        comparable(&fresh_page, NEW.email)
+    );
+}
+
+#[test]
+fn a_taken_user_name_is_said_at_step_three_to_the_confirmed_address() {
+    let server = spawn();
+    let mut c = server.client();
+    register(
+        &mut c,
+        &Typed {
+            user: "demo-user",
+            ..NEW
+        },
+    );
+    let link = confirmation(&server, 1);
+    let taken = set_password(&mut c, &link, "demo-user", "SatoPortal2026");
+    assert!(
+        taken.has("このユーザー名はすでに使用されています。"),
+        "{}",
+        taken.body
+    );
+    // Another name, on the same link.
+    let done = set_password(&mut c, &link, "sato-2", "SatoPortal2026");
+    assert_eq!(done.title(), "登録完了");
+    assert!(login(&mut server.client(), "demo-user", "PortalDemo2026").has("ログアウト"));
+}
+
+#[test]
+fn an_expired_link_opens_nothing() {
+    let server = spawn();
+    let mut c = server.client();
+    register(&mut c, &NEW);
+    let link = confirmation(&server, 1);
+    server.clock.advance(3601);
+    let page = server.client().get(&link);
+    assert_eq!(page.status, 404);
+    assert!(page.has("このURLは無効です。"));
+}
+
+#[test]
+fn each_field_says_what_is_wrong_with_it_and_keeps_what_was_typed() {
+    let server = spawn();
+    let mut c = server.client();
+    let (_, page) = register(
+        &mut c,
+        &Typed {
+            institution: "0012345678",
+            name: "",
+            contact: &"佐".repeat(101),
+            email: "sato@example.jp",
+            email_confirm: "sato@example.com",
+            user: "",
+        },
+    );
+    assert_eq!(page.title(), "新規ユーザー登録");
+    for message in [
+        "医療機関等コードは半角数字10桁(都道府県番号2桁と8桁)で入力してください。",
+        "医療機関等名称を入力してください。",
+        "担当者氏名は100文字以内で入力してください。",
+        "メールアドレスとメールアドレス(確認用)が一致しません。",
+        "ユーザー名を入力してください。",
+    ] {
+        assert!(page.has(message), "{message}");
+    }
+    assert!(page.has("value=\"0012345678\""));
+    assert!(page.has("value=\"sato@example.jp\""));
+    // A wrong CAPTCHA is said too, and nothing is mailed.
+    let form = c.get("/portal/register");
+    let wrong = c.submit(
+        "/portal/register",
+        &[
+            ("captcha_id", &form.hidden("captcha_id").unwrap()),
+            ("captcha", "wrong"),
+            ("action", "next"),
+            ("institution", NEW.institution),
+            ("institution_name", NEW.name),
+            ("contact", NEW.contact),
+            ("email", NEW.email),
+            ("email_confirm", NEW.email),
+            ("user", NEW.user),
+        ],
+    );
+    assert!(wrong.has("表示されている文字が正しくありません。"));
+    assert_eq!(server.stop_and_count_mail(), 0);
+}

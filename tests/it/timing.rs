@@ -118,3 +118,40 @@ fn portal_step_2_takes_the_same_time_for_a_match_and_a_miss() {
     let result = medians(|matching| portal_verify(&server, matching));
     assert_close("portal ②", result);
 }
+
+fn registration_step_1(server: &TestServer, in_use: bool) -> Duration {
+    let mut c = server.client();
+    let form = c.get("/portal/register");
+    let id = form.hidden("captcha_id").unwrap();
+    let answer = crate::support::captcha_answer_at(server.addr, &id).unwrap();
+    // One address per branch, as the matching branch can only have: each
+    // claim's record then grows alike.
+    let email = if in_use {
+        "demo-user@example.jp"
+    } else {
+        "newcomer@example.jp"
+    };
+    let fields = [
+        ("captcha_id", id.as_str()),
+        ("captcha", &answer),
+        ("action", "next"),
+        ("institution", "1311112222"),
+        ("institution_name", "デモ病院"),
+        ("contact", "佐藤 一郎"),
+        ("email", email),
+        ("email_confirm", email),
+        ("user", "sato-ichiro"),
+    ];
+    let started = Instant::now();
+    let sent = c.post("/portal/register", &fields);
+    let took = started.elapsed();
+    assert_eq!(sent.location(), "/portal/register/sent");
+    took
+}
+
+#[test]
+fn registration_step_1_takes_the_same_time_whether_the_address_is_in_use() {
+    let server = spawn_with(quiet_limits);
+    let result = medians(|in_use| registration_step_1(&server, in_use));
+    assert_close("portal registration ①", result);
+}

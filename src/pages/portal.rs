@@ -104,7 +104,9 @@ pub fn top(f: &Frame<'_>) -> Markup {
 }
 
 /// The logged-in top page.
-pub fn home(f: &Frame<'_>, user: &str, coordinator: bool) -> Markup {
+/// `provisional`: the account is still on its provisional address, which
+/// no mail reaches: a notice says to register anew.
+pub fn home(f: &Frame<'_>, user: &str, coordinator: bool, provisional: bool) -> Markup {
     screen(
         f,
         "トップページ",
@@ -113,6 +115,13 @@ pub fn home(f: &Frame<'_>, user: &str, coordinator: bool) -> Markup {
             p.notice role="status" {
                 "ログイン中: " strong.user { (user) }
                 @if coordinator { " (取りまとめ者)" }
+            }
+            @if provisional {
+                div.notice-box.provisional role="note" {
+                    p { strong { "このアカウントは仮アカウントです(メールアドレスの末尾が「@01」～「@48」)。" } }
+                    p { "仮アカウントにはメールが届かないため、パスワードを忘れた場合に再設定できません。"
+                        a href="/portal/register" { "新規ユーザー登録" } "を行ってください。登録が完了すると、この仮アカウントは使用できなくなります。" }
+                }
             }
             (tiles())
         },

@@ -160,7 +160,12 @@ fn top(ctx: &Ctx<'_>) -> Outcome {
 
 fn home(ctx: &Ctx<'_>) -> Outcome {
     Ok(match ctx.logged_in()? {
-        Some(a) => Response::html(page::home(&ctx.frame(Some(&a.id)), &a.id, a.coordinator)),
+        Some(a) => Response::html(page::home(
+            &ctx.frame(Some(&a.id)),
+            &a.id,
+            a.coordinator,
+            a.is_provisional(),
+        )),
         None => Response::see_other("/portal/login"),
     })
 }

@@ -119,9 +119,17 @@ fn a_person_registers_confirms_from_the_mail_sets_a_password_and_logs_in() {
 #[test]
 fn a_registration_for_a_provisional_accounts_institution_retires_it() {
     let server = spawn();
-    // The provisional account is told to register, with a link.
+    // The provisional account is told to register, with a link; another
+    // is not.
     let page = login(&mut server.client(), "kari-user", "PortalKari2026");
-    assert!(page.has("href=\"/portal/register\""), "{}", page.body);
+    assert!(
+        page.has("このアカウントは仮アカウントです"),
+        "{}",
+        page.body
+    );
+    assert!(page.has("<a href=\"/portal/register\">新規ユーザー登録</a>"));
+    let other = login(&mut server.client(), "demo-user", "PortalDemo2026");
+    assert!(!other.has("このアカウントは仮アカウントです"));
     let mut c = server.client();
     let kari = Typed {
         institution: "1312345678",

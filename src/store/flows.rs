@@ -297,7 +297,13 @@ impl Store {
     /// Records (of any expiring kind) physically present, expired or not.
     pub fn expiring_record_count(&self) -> usize {
         self.trees().map_or(0, |t| {
-            t.flows.len() + t.sessions.len() + t.links.len() + t.captchas.len() + t.guards.len()
+            t.flows.len()
+                + t.sessions.len()
+                + t.links.len()
+                + t.captchas.len()
+                + t.guards.len()
+                + t.operator_sessions.len()
+                + t.registrations.len()
         })
     }
 }
@@ -311,6 +317,28 @@ fn claim_record(claim: &str) -> String {
 mod tests {
     use super::*;
     use crate::store::testing::*;
+
+    #[test]
+    fn a_registration_is_taken_once_and_swept_when_it_expires() {
+        let (store, dir) = temp_store();
+        let r = Registration {
+            institution: "1311112222".into(),
+            institution_name: "x".into(),
+            contact: "y".into(),
+            email: "a@example.jp".into(),
+            user: "u".into(),
+            dead: false,
+        };
+        store.put_registration("k1", &r, 100).unwrap();
+        store.put_registration("k2", &r, 100).unwrap();
+        assert_eq!(store.take_registration("k1", 50).unwrap(), Some(r.clone()));
+        assert_eq!(store.take_registration("k1", 50).unwrap(), None, "once");
+        assert_eq!(store.take_registration("k2", 100).unwrap(), None, "expired");
+        assert_eq!(store.sweep(100, 100).unwrap(), 2);
+        assert_eq!(store.trees().unwrap().registrations.len(), 0);
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn expired_records_are_absent_before_any_sweep() {

@@ -223,6 +223,8 @@ fn account_page(c: &Console<'_>, a: &Account, revealed: bool, note: Option<&str>
             "一般"
         };
         facts.push(("種別", kind.into()));
+        let code = a.institution.clone().unwrap_or_else(|| "(未登録)".into());
+        facts.push(("医療機関等コード", code));
     }
     facts.push(("状態", state(c, a)?.into()));
     let password = match a.temporary_until {

@@ -73,7 +73,7 @@ pub fn submit(ctx: &Ctx<'_>) -> Outcome {
     }
     problems.extend(text_problem("医療機関等名称", typed.institution_name));
     problems.extend(text_problem("担当者氏名", typed.contact));
-    if !address::is_plausible(&email) {
+    if !address::is_plausible(&email) || crate::store::is_provisional_address(&email) {
         problems.push("メールアドレスを正しく入力してください。".into());
     } else if !address::same(&email, &email_confirm) {
         problems.push("メールアドレスとメールアドレス(確認用)が一致しません。".into());
@@ -209,6 +209,15 @@ pub fn confirm(ctx: &Ctx<'_>) -> Outcome {
         Ok(_) if app.store.account(SITE, &user)?.is_some() => problems.push(taken.into()),
         Ok(_) => {}
     }
+    // Registered meanwhile by another of its links: one account an address.
+    if let Some(holder) = app.store.account_with_email(SITE, &r.email)? {
+        let message = format!(
+            "このメールアドレスはすでにユーザー名「{}」で登録されています。パスワードがわからない場合は、パスワードの再設定を行ってください。",
+            holder.id
+        );
+        let page = page::register_password(&ctx.frame(None), token, &user, &[message]);
+        return Ok(Response::html(page));
+    }
     let again = |problems: &[String]| {
         let page = page::register_password(&ctx.frame(None), token, &user, problems);
         Ok(Response::html(page))
@@ -228,7 +237,11 @@ pub fn confirm(ctx: &Ctx<'_>) -> Outcome {
             .put_registration(&key, &r, ctx.now + LINK_LIFETIME)?;
         return again(&[taken.to_string()]);
     }
-    ctx.audit("registration_completed", Some(&account.id), "ok")?;
+    let note = format!(
+        "institution {} ({}), contact {}",
+        r.institution, r.institution_name, r.contact
+    );
+    ctx.audit("registration_completed", Some(&account.id), &note)?;
     for old in app.store.accounts_of_institution(&r.institution)? {
         if old.is_provisional() && old.id != account.id && old.is_enabled() {
             app.store.update_account(SITE, &old.id, |a| {
@@ -236,6 +249,9 @@ pub fn confirm(ctx: &Ctx<'_>) -> Outcome {
                 a.disabled = true;
                 fresh
             })?;
+            for key in app.store.account_sessions(SITE, &old.id, ctx.now)? {
+                app.store.remove_session(&key)?;
+            }
             let note = format!("provisional; retired by the registration of {}", account.id);
             ctx.audit("account_retired", Some(&old.id), &note)?;
         }

@@ -186,8 +186,8 @@ impl Store {
         Ok(true)
     }
 
-    /// Accounts whose user ID, portal user name, kaigo office number or
-    /// e-mail starts with `query`, page `page` (from 0) of `SEARCH_PAGE`:
+    /// Accounts whose user ID, portal user name, kaigo office number,
+    /// portal 医療機関等コード or e-mail starts with `query`, page `page` (from 0) of `SEARCH_PAGE`:
     /// prefix scans of the accounts, the office index and the e-mail index,
     /// each read only as far as the page needs. IDs and names first, then
     /// offices, then addresses; an account found twice is shown once.
@@ -227,6 +227,18 @@ impl Store {
                 }
                 let id = String::from_utf8_lossy(&entry?).into_owned();
                 add(account_key(Site::Kaigo, &id), &mut keys);
+            }
+            // A portal account's 医療機関等コード, the same ten digits.
+            for entry in t.institutions.scan_prefix(query.as_bytes()).keys() {
+                if keys.len() >= wanted {
+                    break;
+                }
+                let entry = entry?;
+                let Some(nul) = entry.iter().position(|&b| b == 0) else {
+                    continue;
+                };
+                let id = String::from_utf8_lossy(&entry[nul + 1..]).into_owned();
+                add(account_key(Site::Portal, &id), &mut keys);
             }
         }
         let email_prefix = crate::address::normalize(query);

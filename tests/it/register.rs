@@ -130,6 +130,8 @@ fn a_registration_for_a_provisional_accounts_institution_retires_it() {
     assert!(page.has("<a href=\"/portal/register\">新規ユーザー登録</a>"));
     let other = login(&mut server.client(), "demo-user", "PortalDemo2026");
     assert!(!other.has("このアカウントは仮アカウントです"));
+    let mut kari_session = server.client();
+    login(&mut kari_session, "kari-user", "PortalKari2026");
     let mut c = server.client();
     let kari = Typed {
         institution: "1312345678",
@@ -144,6 +146,8 @@ fn a_registration_for_a_provisional_accounts_institution_retires_it() {
         set_password(&mut c, &link, "kari-new", "KariPortal2026").title(),
         "登録完了"
     );
+    // Its session ends with it.
+    assert_eq!(kari_session.get("/portal/home").status, 303);
     let old = login(&mut server.client(), "kari-user", "PortalKari2026");
     assert!(
         old.has("ユーザー名またはパスワードが正しくありません。"),
@@ -154,6 +158,22 @@ fn a_registration_for_a_provisional_accounts_institution_retires_it() {
     let csv = op.get("/admin/audit.csv?event=account_retired").body;
     assert!(
         csv.contains("kari-user") && csv.contains("kari-new"),
+        "{csv}"
+    );
+    // The operators find both by the institution's code, and see who
+    // registered.
+    let found = op.get("/admin?q=1312345678");
+    assert!(
+        found.has("id=kari-user") && found.has("id=kari-new"),
+        "{}",
+        found.body
+    );
+    assert!(op
+        .get("/admin/account?site=portal&id=kari-new")
+        .has("1312345678"));
+    let csv = op.get("/admin/audit.csv?event=registration_completed").body;
+    assert!(
+        csv.contains("institution 1312345678 (デモ病院), contact 佐藤 一郎"),
         "{csv}"
     );
     // Another institution's accounts are left alone.
@@ -284,5 +304,53 @@ fn each_field_says_what_is_wrong_with_it_and_keeps_what_was_typed() {
         ],
     );
     assert!(wrong.has("表示されている文字が正しくありません。"));
+    assert_eq!(server.stop_and_count_mail(), 0);
+}
+
+#[test]
+fn one_address_makes_one_account_even_with_two_links() {
+    let server = spawn_with(|c| {
+        c.rate_limit.recovery.burst = 10;
+        c.guard.send_cooldown_secs = 0;
+    });
+    let mut first = server.client();
+    register(&mut first, &NEW);
+    let one = confirmation(&server, 1);
+    let mut second = server.client();
+    register(
+        &mut second,
+        &Typed {
+            user: "sato-2",
+            ..NEW
+        },
+    );
+    let two = confirmation(&server, 2);
+    assert_eq!(
+        set_password(&mut first, &one, NEW.user, "SatoPortal2026").title(),
+        "登録完了"
+    );
+    let refused = set_password(&mut second, &two, "sato-2", "SatoPortal2026");
+    assert!(
+        refused.has("このメールアドレスはすでにユーザー名「sato-ichiro」で登録されています。"),
+        "{}",
+        refused.body
+    );
+    assert!(login(&mut server.client(), "sato-2", "SatoPortal2026")
+        .has("ユーザー名またはパスワードが正しくありません。"));
+}
+
+#[test]
+fn a_provisional_address_cannot_be_registered() {
+    let server = spawn();
+    let (_, page) = register(
+        &mut server.client(),
+        &Typed {
+            email: "1234567890@13",
+            email_confirm: "1234567890@13",
+            ..NEW
+        },
+    );
+    assert_eq!(page.title(), "新規ユーザー登録");
+    assert!(page.has("メールアドレスを正しく入力してください。"));
     assert_eq!(server.stop_and_count_mail(), 0);
 }

@@ -164,6 +164,21 @@ pub fn login(f: &Frame<'_>, user: &str, error: Option<&str>) -> Markup {
     )
 }
 
+/// A new password twice, and the portal policy as the manual words it.
+fn password_fields(label: &str) -> Markup {
+    html! {
+        p {
+            label for="pw" { (label) span.req { "*" } } br;
+            input #pw type="password" name="password" autocomplete="new-password" maxlength="100";
+        }
+        p {
+            label for="pw2" { "パスワードの再入力" span.req { "*" } } br;
+            input #pw2 type="password" name="password_confirm" autocomplete="new-password" maxlength="100";
+        }
+        p.policy { "※大文字/小文字/数字をそれぞれ1文字以上、かつ8文字以上100文字以内で入力してください。" }
+    }
+}
+
 /// The CAPTCHA's image, its refresh button and its answer field.
 fn captcha_fields(image: &str) -> Markup {
     html! {
@@ -266,15 +281,7 @@ pub fn reset(f: &Frame<'_>, token: &str, problems: &[String]) -> Markup {
             form method="post" action="/portal/passwordreset" {
                 (csrf(f))
                 input type="hidden" name="token" value=(token);
-                p {
-                    label for="pw" { "新しいパスワード" span.req { "*" } } br;
-                    input #pw type="password" name="password" autocomplete="new-password" maxlength="100";
-                }
-                p {
-                    label for="pw2" { "パスワードの再入力" span.req { "*" } } br;
-                    input #pw2 type="password" name="password_confirm" autocomplete="new-password" maxlength="100";
-                }
-                p.policy { "※大文字/小文字/数字をそれぞれ1文字以上、かつ8文字以上100文字以内で入力してください。" }
+                (password_fields("新しいパスワード"))
                 div.buttons { button type="submit" { "パスワードのリセット" } }
             }
         },
@@ -381,15 +388,7 @@ pub fn register_password(f: &Frame<'_>, token: &str, user: &str, problems: &[Str
                     label for="user" { "ユーザー名" span.req { "*" } } br;
                     input #user type="text" name="user" value=(user) autocomplete="username" maxlength="100";
                 }
-                p {
-                    label for="pw" { "パスワード" span.req { "*" } } br;
-                    input #pw type="password" name="password" autocomplete="new-password" maxlength="100";
-                }
-                p {
-                    label for="pw2" { "パスワードの再入力" span.req { "*" } } br;
-                    input #pw2 type="password" name="password_confirm" autocomplete="new-password" maxlength="100";
-                }
-                p.policy { "※大文字/小文字/数字をそれぞれ1文字以上、かつ8文字以上100文字以内で入力してください。" }
+                (password_fields("パスワード"))
                 div.buttons { button type="submit" { "登録" } }
             }
         },

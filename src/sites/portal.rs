@@ -323,11 +323,7 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
     // both branches (`recovery::deliver`): without a match the record
     // belongs to no account and can set nothing. While the claim cools
     // down, the link already mailed stays valid.
-    let claim = ctx.claim_key(&[&user, &address::normalize(&email)])?;
-    let limits = &app.config.guard;
-    let admitted = ctx.update_claim(&claim, |g| {
-        recovery::admit_send(g, ctx.now, limits, limits.links_per_day)
-    })?;
+    let admitted = recovery::admit_link(ctx, &[&user, &address::normalize(&email)])?;
     let token = Token::generate();
     let key = app.digest(Purpose::Link, token.expose())?;
     let lifetime = app.config.portal.link_lifetime_secs;

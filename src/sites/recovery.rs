@@ -41,6 +41,16 @@ pub fn admit_send(g: &mut ClaimGuard, now: u64, limits: &GuardConfig, per_day: u
     true
 }
 
+/// Whether the claim of `parts` may be mailed a link now (`admit_send`
+/// under `guard.links_per_day`), counting this send if so.
+pub fn admit_link(ctx: &Ctx<'_>, parts: &[&str]) -> Result<bool, StoreError> {
+    let claim = ctx.claim_key(parts)?;
+    let limits = &ctx.app.config.guard;
+    ctx.update_claim(&claim, |g| {
+        admit_send(g, ctx.now, limits, limits.links_per_day)
+    })
+}
+
 /// Issues `fresh` if the claim may be mailed: at most `max_live_otps` live
 /// codes (a new one revokes the oldest), `otps_per_day` a day. Returns the
 /// code the flow is to wait for (the fresh one, or when none is sent the

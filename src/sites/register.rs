@@ -91,11 +91,7 @@ pub fn submit(ctx: &Ctx<'_>) -> Outcome {
         return form(ctx, &typed, &problems);
     }
     let in_use = app.store.account_with_email(SITE, &email)?;
-    let claim = ctx.claim_key(&["register", &address::normalize(&email)])?;
-    let limits = &app.config.guard;
-    let admitted = ctx.update_claim(&claim, |g| {
-        recovery::admit_send(g, ctx.now, limits, limits.links_per_day)
-    })?;
+    let admitted = recovery::admit_link(ctx, &["register", &address::normalize(&email)])?;
     let token = Token::generate();
     let key = app.digest(Purpose::Link, token.expose())?;
     let registration = Registration {

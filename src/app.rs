@@ -35,6 +35,9 @@ pub struct App {
     /// Demo only: the answers of live CAPTCHAs, for `/dev/captcha`. Kept in
     /// memory, never in the store, which holds only digests.
     pub dev_captchas: Option<Mutex<std::collections::VecDeque<DevCaptcha>>>,
+    /// Held while a portal registration checks its address and makes its
+    /// account: two links of one address cannot both make one.
+    pub registering: Mutex<()>,
 }
 
 /// The most mails one answer of `/dev/mail.json` or `/admin/mail` holds

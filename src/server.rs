@@ -288,6 +288,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         demo: mode == Mode::Demo,
         dev_captchas: (mode == Mode::Demo || lab_capture)
             .then(|| std::sync::Mutex::new(std::collections::VecDeque::new())),
+        registering: std::sync::Mutex::new(()),
         banner,
         store: store.clone(),
         config,

@@ -499,6 +499,7 @@ fn run(
             // the sessions: the generation moves on.
             if !change(&|a| {
                 a.email = Some(new.clone());
+                a.must_register_email = false;
                 a.generation += 1;
                 true
             })? {

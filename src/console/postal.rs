@@ -252,6 +252,24 @@ fn prefecture_label(code: &str) -> &'static str {
     }
 }
 
+/// What a request said when its page was drawn: a later request of the
+/// same office replaces it under the same id, so a form checks that it
+/// acts on what the operator read.
+fn version(request: &PostalRequest) -> String {
+    let bytes = serde_json::to_vec(request).unwrap_or_default();
+    crate::secret::hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref())
+}
+
+/// The request a form names, unless it changed since its page was drawn
+/// (then its page again, saying so).
+fn unchanged(c: &Console<'_>, request: &PostalRequest) -> Result<Option<Response>, StoreError> {
+    if crate::secret::constant_time_eq(c.req.field("version"), &version(request)) {
+        return Ok(None);
+    }
+    let message = "申請の内容が更新されました。内容を確認してから、もう一度操作してください。";
+    show(c, request, &[message.to_string()]).map(Some)
+}
+
 fn requested(c: &Console<'_>, id: &str) -> Result<Option<PostalRequest>, StoreError> {
     match id.parse::<u64>() {
         Ok(id) => c.app.store.postal_request(id),
@@ -278,6 +296,7 @@ fn show(c: &Console<'_>, request: &PostalRequest, problems: &[String]) -> Outcom
     let office = account.as_ref().and_then(|a| a.office.as_ref());
     let view = page::PostalRequestView {
         id: request.id,
+        version: &version(request),
         user_id: &id,
         office: &request.office,
         prefecture: prefecture_label(&request.prefecture),
@@ -305,6 +324,9 @@ pub fn issue(c: &Console<'_>) -> Outcome {
     let Some(request) = requested(c, c.req.field("id"))? else {
         return Ok(not_found());
     };
+    if let Some(page) = unchanged(c, &request)? {
+        return Ok(page);
+    }
     let existing = c.app.store.account(Site::Kaigo, &user_id(&request))?;
     if existing.is_some() && !c.totp_is_fresh() {
         let checked = c.confirm(None, Some(c.req.field("code")))?;
@@ -344,6 +366,9 @@ pub fn reject(c: &Console<'_>) -> Outcome {
     let Some(request) = requested(c, c.req.field("id"))? else {
         return Ok(not_found());
     };
+    if let Some(page) = unchanged(c, &request)? {
+        return Ok(page);
+    }
     let reason = c.req.field("reason").trim();
     if reason.is_empty() || reason.chars().count() > 500 {
         return show(

@@ -611,6 +611,8 @@ pub struct Registered<'a> {
 /// A postal request beside the account it names.
 pub struct PostalRequestView<'a> {
     pub id: u64,
+    /// What the request said when drawn; the forms send it back.
+    pub version: &'a str,
     pub user_id: &'a str,
     pub office: &'a str,
     pub prefecture: &'a str,
@@ -655,6 +657,7 @@ pub fn postal_request(f: &Frame<'_>, v: &PostalRequestView<'_>) -> Markup {
             form method="post" action="/admin/postal/issue" {
                 (csrf(f))
                 input type="hidden" name="id" value=(v.id);
+                input type="hidden" name="version" value=(v.version);
                 table.fields {
                     tr { th { label for="office_name" { "事業所名(訂正する場合)" } } td { input #office_name type="text" name="office_name" value=(v.fix_name) maxlength="200"; } }
                     tr { th { label for="postal_address" { "所在地(郵送先)" @if v.account.is_some() { "(訂正する場合)" } } } td { textarea #postal_address name="postal_address" rows="2" maxlength="200" { (v.fix_address) } } }
@@ -669,6 +672,7 @@ pub fn postal_request(f: &Frame<'_>, v: &PostalRequestView<'_>) -> Markup {
             form method="post" action="/admin/postal/reject" {
                 (csrf(f))
                 input type="hidden" name="id" value=(v.id);
+                input type="hidden" name="version" value=(v.version);
                 table.fields {
                     tr { th { label for="reject-reason" { "却下の理由(記録されます)" } } td { textarea #reject-reason name="reason" rows="2" maxlength="500" required {} } }
                 }

@@ -179,11 +179,25 @@ pub fn send_code(ctx: &Ctx<'_>) -> Outcome {
             &problems,
         )));
     }
+    let limits = &app.config.guard;
+    // However many addresses are tried, one account's codes are counted
+    // together too: the step mails no one without end.
+    let per_account = ctx.claim_key(&["register-any", &account.id])?;
+    let account_may = ctx.update_claim(&per_account, |g| {
+        g.issued.retain(|t| t + limits.window_secs > ctx.now);
+        let may = g.issued.len() < limits.otps_per_day;
+        if may {
+            g.issued.push(ctx.now);
+        }
+        may
+    })?;
     let claim = ctx.claim_key(&["register", &account.id, &address::normalize(&email)])?;
     let (otp, fresh) = fresh_otp(ctx)?;
-    let limits = &app.config.guard;
-    let (waiting_for, sent) =
-        ctx.update_claim(&claim, |g| recovery::issue_otp(g, &fresh, ctx.now, limits))?;
+    let (waiting_for, sent) = if account_may {
+        ctx.update_claim(&claim, |g| recovery::issue_otp(g, &fresh, ctx.now, limits))?
+    } else {
+        (fresh.id.clone(), false)
+    };
     if sent {
         let lifetime = app.config.kaigo.otp_lifetime_secs;
         let letter = templates::kaigo_otp(

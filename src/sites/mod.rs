@@ -332,6 +332,11 @@ pub fn current_session(
     let Some(mut session) = app.store.session(&visit.key, now)? else {
         return Ok(None);
     };
+    // A session is its site's: one site's cookie under the other's name
+    // is nothing there.
+    if visit.area != Area::Site(session.site) {
+        return Ok(None);
+    }
     let account = app.store.account(session.site, &session.account)?;
     // A disabled account's sessions end with it.
     let good = |a: &Account| {

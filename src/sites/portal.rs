@@ -137,6 +137,8 @@ pub const ROUTES: &[Route] = &[
         path: "/portal/register/confirm",
         get: Some(register::confirm_page),
         post: Some(register::confirm),
+        // A user name found taken is said here: probes are limited.
+        post_limit: Some(Action::Login),
         hashes: true,
         ..Route::NONE
     },

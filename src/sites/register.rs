@@ -200,19 +200,17 @@ pub fn confirm(ctx: &Ctx<'_>) -> Outcome {
         ..NewAccount::default()
     };
     let taken = "このユーザー名はすでに使用されています。別のユーザー名を入力してください。";
-    match new.clone().build(SITE, String::new()) {
-        Err(problem) => problems.push(problem.ja().into()),
-        Ok(_) if app.store.account(SITE, &user)?.is_some() => problems.push(taken.into()),
-        Ok(_) => {}
+    if let Err(problem) = new.clone().build(SITE, String::new()) {
+        problems.push(problem.ja().into());
+    } else if !user_name_is_plain(&user) {
+        problems.push("ユーザー名は半角英数字と「-」「_」「.」「@」で入力してください。".into());
+    } else if problems.is_empty() && app.store.account(SITE, &user)?.is_some() {
+        // Said only with a password that passes: no probe of names for free.
+        problems.push(taken.into());
     }
     // Registered meanwhile by another of its links: one account an address.
     if let Some(holder) = app.store.account_with_email(SITE, &r.email)? {
-        let message = format!(
-            "このメールアドレスはすでにユーザー名「{}」で登録されています。パスワードがわからない場合は、パスワードの再設定を行ってください。",
-            holder.id
-        );
-        let page = page::register_password(&ctx.frame(None), token, &user, &[message]);
-        return Ok(Response::html(page));
+        return Ok(address_taken(ctx, token, &user, &holder.id));
     }
     let again = |problems: &[String]| {
         let page = page::register_password(&ctx.frame(None), token, &user, problems);
@@ -224,6 +222,12 @@ pub fn confirm(ctx: &Ctx<'_>) -> Outcome {
     let Ok(account) = new.build(SITE, app.hasher.hash(password)) else {
         return Ok(invalid(ctx));
     };
+    // One at a time from here to the account: the address is checked and
+    // taken together.
+    let _one = app.registering.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(holder) = app.store.account_with_email(SITE, &r.email)? {
+        return Ok(address_taken(ctx, token, &user, &holder.id));
+    }
     let Some(r) = app.store.take_registration(&key, ctx.now)? else {
         return Ok(invalid(ctx));
     };
@@ -271,6 +275,27 @@ pub fn confirm(ctx: &Ctx<'_>) -> Outcome {
     })?;
     app.store.flush()?;
     Ok(Response::see_other("/portal/register/done"))
+}
+
+/// The address has an account already: named to whoever confirmed it.
+fn address_taken(ctx: &Ctx<'_>, token: &str, user: &str, holder: &str) -> Response {
+    let message = format!(
+        "このメールアドレスはすでにユーザー名「{holder}」で登録されています。パスワードがわからない場合は、パスワードの再設定を行ってください。"
+    );
+    Response::html(page::register_password(
+        &ctx.frame(None),
+        token,
+        user,
+        &[message],
+    ))
+}
+
+/// A user name a registration may take: ASCII letters, digits and
+/// `-_.@`, so that no name passes for another (look-alike letters,
+/// invisible or right-to-left characters).
+fn user_name_is_plain(user: &str) -> bool {
+    user.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
 }
 
 pub fn done_page(ctx: &Ctx<'_>) -> Outcome {

@@ -49,7 +49,9 @@ fn waiting(op: &mut Client, user_id: &str) -> String {
 fn issue(op: &mut Client, id: &str, fields: &[(&str, &str)]) -> Page {
     let request = op.get(&format!("/admin/postal/request?id={id}"));
     assert_eq!(request.status, 200, "{}", request.body);
-    let mut all = vec![("id", id)];
+    // The form carries what the request said when its page was drawn.
+    let version = request.hidden("version").expect("the request's version");
+    let mut all = vec![("id", id), ("version", version.as_str())];
     all.extend_from_slice(fields);
     op.submit("/admin/postal/issue", &all)
 }
@@ -358,12 +360,20 @@ fn a_rejected_request_closes_with_its_reason_and_sends_nothing() {
     request_letter(&server, "2811111111", "28", "確認できない事業所");
     let mut op = demo_operator(&server);
     let id = waiting(&mut op, "KJ282811111111");
-    op.get(&format!("/admin/postal/request?id={id}"));
-    let no_reason = op.submit("/admin/postal/reject", &[("id", &id), ("reason", "")]);
+    let page = op.get(&format!("/admin/postal/request?id={id}"));
+    let version = page.hidden("version").unwrap();
+    let no_reason = op.submit(
+        "/admin/postal/reject",
+        &[("id", &id), ("version", &version), ("reason", "")],
+    );
     assert!(no_reason.has("却下の理由を500文字以内で入力してください。"));
     let done = op.submit(
         "/admin/postal/reject",
-        &[("id", &id), ("reason", "事業所番号を確認できない")],
+        &[
+            ("id", &id),
+            ("version", &version),
+            ("reason", "事業所番号を確認できない"),
+        ],
     );
     assert!(done.has("申請を却下しました。"));
     assert!(done.has("処理を待つ申請はありません。"));
@@ -523,4 +533,64 @@ fn a_first_login_left_before_the_address_asks_for_it_at_the_next_login() {
         login(&mut server.client(), SAPPORO_ID, "sapporoNew26").title(),
         "メニュー"
     );
+}
+
+#[test]
+fn a_request_replaced_after_the_operator_read_it_is_not_acted_on_unread() {
+    let server = spawn_with(|c| c.rate_limit.postal.burst = 10);
+    request_letter(&server, SAPPORO, "01", "本物の事業所");
+    let mut op = demo_operator(&server);
+    let id = waiting(&mut op, SAPPORO_ID);
+    let read = op.get(&format!("/admin/postal/request?id={id}"));
+    let version = read.hidden("version").unwrap();
+    // Someone asks again for the same office, with other details.
+    request_letter(&server, SAPPORO, "01", "偽の事業所");
+    let stale = op.submit("/admin/postal/issue", &[("id", &id), ("version", &version)]);
+    assert!(stale.has("申請の内容が更新されました。"), "{}", stale.body);
+    assert!(stale.has("偽の事業所"), "the page shows what it says now");
+    assert!(op.get("/admin/postal").has("偽の事業所"), "still waiting");
+}
+
+#[test]
+fn the_first_logins_address_step_mails_one_account_at_most_a_days_codes() {
+    let server = spawn_with(|c| c.rate_limit.recovery.burst = 100);
+    request_letter(&server, SAPPORO, "01", "デモ居宅介護支援 さっぽろ");
+    let mut op = demo_operator(&server);
+    let id = waiting(&mut op, SAPPORO_ID);
+    let temporary = temporary_password(&issue(&mut op, &id, &[]));
+    let mut c = server.client();
+    login(&mut c, SAPPORO_ID, &temporary);
+    c.submit(
+        "/kaigo/first/password",
+        &[
+            ("password", "sapporoNew26"),
+            ("password_confirm", "sapporoNew26"),
+        ],
+    );
+    for n in 0..10 {
+        let email = format!("someone{n}@example.org");
+        let page = c.submit(
+            "/kaigo/first/email",
+            &[("email", &email), ("email_confirm", &email)],
+        );
+        assert_eq!(
+            page.title(),
+            "ワンタイムパスワード入力",
+            "{n}: {}",
+            page.body
+        );
+    }
+    let eleventh = c.submit(
+        "/kaigo/first/email",
+        &[
+            ("email", "someone10@example.org"),
+            ("email_confirm", "someone10@example.org"),
+        ],
+    );
+    assert!(
+        eleventh.has("ワンタイムパスワードを送信できませんでした。"),
+        "{}",
+        eleventh.body
+    );
+    assert_eq!(server.wait_for_mails(10).len(), 10);
 }

@@ -354,3 +354,40 @@ fn a_provisional_address_cannot_be_registered() {
     assert!(page.has("メールアドレスを正しく入力してください。"));
     assert_eq!(server.stop_and_count_mail(), 0);
 }
+
+#[test]
+fn step_three_names_no_taken_user_without_a_valid_password_and_takes_plain_names_only() {
+    let server = spawn();
+    let mut c = server.client();
+    register(&mut c, &NEW);
+    let link = confirmation(&server, 1);
+    let form = c.get(&link);
+    let token = form.hidden("token").unwrap();
+    let probe = c.submit(
+        "/portal/register/confirm",
+        &[
+            ("token", &token),
+            ("user", "demo-user"),
+            ("password", "a"),
+            ("password_confirm", "b"),
+        ],
+    );
+    assert!(!probe.has("すでに使用されています"), "{}", probe.body);
+    let lookalike = set_password(&mut c, &link, "dеmo-user", "SatoPortal2026");
+    assert!(
+        lookalike.has("ユーザー名は半角英数字と"),
+        "{}",
+        lookalike.body
+    );
+}
+
+#[test]
+fn one_sites_session_cookie_is_nothing_on_the_other_site() {
+    let server = spawn();
+    let mut kaigo = server.client();
+    crate::support::kaigo::login(&mut kaigo, "KJ131311111111", "kaigoDemo13");
+    let cookie = kaigo.cookie("kagi_kaigo").unwrap().to_string();
+    let mut portal = server.client();
+    portal.plant_cookie("kagi_portal", &cookie);
+    assert_eq!(portal.get("/portal/home").status, 303);
+}

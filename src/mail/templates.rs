@@ -48,13 +48,21 @@ pub fn kaigo_otp(code: &str, lifetime_minutes: u64, helpdesk: &str) -> Letter {
 
 /// The notice sent to the security address after a password change, so that
 /// an owner who did not ask for it learns of it at once.
-pub fn kaigo_password_changed(notice: &Notice<'_>, helpdesk: &str) -> Letter {
+/// `code_cleared`: the account had a security code, which the change
+/// cleared; the mail says so only then.
+pub fn kaigo_password_changed(notice: &Notice<'_>, code_cleared: bool, helpdesk: &str) -> Letter {
     let Notice {
         account,
         when,
         client,
         not_me_url,
     } = notice;
+    let changed = if code_cleared {
+        "パスワードが変更され、セキュリティコードは解除されました。
+セキュリティコードをご利用の方は、ユーザ情報変更メニューの「セキュリティコード設定」から再度設定してください。"
+    } else {
+        "パスワードが変更されました。"
+    };
     Letter {
         subject: "ログイン情報再設定完了通知 (介護保険)".into(),
         body: format!(
@@ -67,8 +75,7 @@ pub fn kaigo_password_changed(notice: &Notice<'_>, helpdesk: &str) -> Letter {
 [操作元IPアドレス]
 {client}
 
-パスワードが変更され、セキュリティコードは解除されました。
-セキュリティコードをご利用の方は、ユーザ情報変更メニューの「セキュリティコード設定」から再度設定してください。
+{changed}
 
 この操作に心当たりがない場合は、24時間以内に次のURLを開き、アカウントをロックしてください。ロック後は、ログイン情報の再設定を行うまでログインできません。
 {not_me_url}

@@ -207,11 +207,13 @@ pub fn security_code_settings(f: &Frame<'_>, has_code: bool, problems: &[String]
 }
 
 /// Step 1: パスワード等を紛失した方.
+/// Step 1 of either path: its bar shows step 1 alone, as the manual's
+/// screen does (the paths part after it).
 pub fn recovery_choice(f: &Frame<'_>, error: Option<&str>) -> Markup {
-    screen(
+    screen_with(
         f,
         "パスワード等を紛失した方",
-        Some(1),
+        Some(steps(&STEPS[..1], 1)),
         html! {
             p.lead { "介護事業所が、ユーザIDやパスワード等のログイン情報を紛失した場合、こちらの画面からログイン情報の再設定を行うことができます。メニューを選択し、【次へ】ボタンを押してください。" }
             @if let Some(e) = error { (errors(&[e.to_string()])) }

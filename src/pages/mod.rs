@@ -71,13 +71,7 @@ pub fn error_page(status: u16, site: Option<crate::site::Site>) -> Markup {
         title,
         None,
         html! {
-            @match site {
-                Some(crate::site::Site::Kaigo) => div.system { "介護電子請求受付システム" },
-                Some(crate::site::Site::Portal) => header.portal {
-                    a.site-name href="/portal" { "医療機関等向け総合ポータルサイト" }
-                },
-                None => {},
-            }
+            (site_header(site))
             main.error {
                 h1 { (title) }
                 p { (text) }
@@ -109,22 +103,38 @@ pub fn not_taking_new_work(site: crate::site::Site) -> Markup {
 }
 
 /// 429: how long to wait, in words a user reads.
-pub fn rate_limited(retry_after_secs: u64) -> Markup {
+/// The bar a site's pages carry on top, for the pages every site shares.
+fn site_header(site: Option<crate::site::Site>) -> Markup {
+    html! {
+        @match site {
+            Some(crate::site::Site::Kaigo) => div.system { "介護電子請求受付システム" },
+            Some(crate::site::Site::Portal) => header.portal {
+                a.site-name href="/portal" { "医療機関等向け総合ポータルサイト" }
+            },
+            None => {},
+        }
+    }
+}
+
+/// 429 under the header of the area it happened in, leading back there.
+pub fn rate_limited(retry_after_secs: u64, area: crate::site::Area) -> Markup {
     let wait = if retry_after_secs < 60 {
         format!("{retry_after_secs}秒")
     } else {
         format!("{}分", retry_after_secs.div_ceil(60))
     };
+    let home = format!("/{}", area.name());
     layout(
         "アクセスが集中しています",
         None,
         html! {
+            (site_header(area.site()))
             main.error {
                 h1 { "アクセスが集中しています" }
                 p { "短時間に多くの操作が行われたため、このネットワークからの受け付けを一時的に停止しています。" }
                 p { "約" (wait) "後にもう一度お試しください。" }
                 p.status { "(HTTP 429)" }
-                p { a href="/" { "トップページへ戻る" } }
+                p { a href=(home) { "トップページへ戻る" } }
             }
         },
     )

@@ -73,7 +73,8 @@ fn steps(labels: &[&str], current: usize) -> Markup {
     }
 }
 
-fn tiles() -> Markup {
+/// The top page's tiles; `logged_in`: no ログインはこちら, nor registration.
+fn tiles(logged_in: bool) -> Markup {
     let others = [
         "医療機関等を新設・廃止・コード変更される方はこちら",
         "お知らせ",
@@ -85,8 +86,10 @@ fn tiles() -> Markup {
     ];
     html! {
         div.tiles {
-            a.tile href="/portal/register" { strong { "新規ユーザー登録はこちら" } p { "初めてご利用になられる方はこちらから" } }
-            a.tile href="/portal/login" { strong { "ログインはこちら" } p { "すでにアカウントをお持ちの方はこちらから" } }
+            @if !logged_in {
+                a.tile href="/portal/register" { strong { "新規ユーザー登録はこちら" } p { "初めてご利用になられる方はこちらから" } }
+                a.tile href="/portal/login" { strong { "ログインはこちら" } p { "すでにアカウントをお持ちの方はこちらから" } }
+            }
             @for label in others {
                 div.tile.na-tile { strong { (label) } small.na { (NOT_HERE) } }
             }
@@ -99,7 +102,7 @@ pub fn top(f: &Frame<'_>) -> Markup {
     screen(
         f,
         "トップページ",
-        html! { h1 { "医療機関等向け総合ポータルサイト" } (tiles()) },
+        html! { h1 { "医療機関等向け総合ポータルサイト" } (tiles(f.user.is_some())) },
     )
 }
 
@@ -123,7 +126,7 @@ pub fn home(f: &Frame<'_>, user: &str, coordinator: bool, provisional: bool) -> 
                         a href="/portal/register" { "新規ユーザー登録" } "を行ってください。登録が完了すると、この仮アカウントは使用できなくなります。" }
                 }
             }
-            (tiles())
+            (tiles(true))
         },
     )
 }

@@ -325,6 +325,7 @@ pub fn confirm_code(ctx: &Ctx<'_>) -> Outcome {
 fn notify(ctx: &Ctx<'_>, account: &Account) -> Result<(), StoreError> {
     let helpdesk = &ctx.app.config.kaigo.helpdesk;
     recovery::notify_password_changed(ctx, account, None, |notice| {
-        templates::kaigo_password_changed(notice, helpdesk)
+        // Issuing the letter cleared any code: this change cleared none.
+        templates::kaigo_password_changed(notice, false, helpdesk)
     })
 }

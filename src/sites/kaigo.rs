@@ -613,10 +613,7 @@ fn stopped(ctx: &Ctx<'_>, flow: &Option<KaigoFlow>, screen: Screen) -> Response 
 fn start_recovery(ctx: &Ctx<'_>) -> Outcome {
     let office = normalize_width(ctx.req.field("office"));
     let email = normalize_width(ctx.req.field("email"));
-    let mut problems = Vec::new();
-    if !is_office_number(&office) {
-        problems.push("事業所番号は半角数字10桁で入力してください。".to_string());
-    }
+    let mut problems: Vec<String> = office_problem(&office).into_iter().collect();
     if !address::is_plausible(&email) {
         problems.push("セキュリティ用メールアドレスを正しく入力してください。".to_string());
     }
@@ -850,6 +847,7 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
             &problems,
         )));
     }
+    let had_code = account.security_code_phc.is_some();
     if !recovery::change_password(app, &mut account, password)? {
         // Changed meanwhile by another recovery: this one is spent.
         return Ok(stopped(ctx, &None, Screen::Reset));
@@ -867,7 +865,7 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
     )?;
     let helpdesk = &app.config.kaigo.helpdesk;
     recovery::notify_password_changed(ctx, &account, None, |notice| {
-        templates::kaigo_password_changed(notice, helpdesk)
+        templates::kaigo_password_changed(notice, had_code, helpdesk)
     })?;
     app.store.flush()?;
     Ok(Response::see_other("/kaigo/recovery/done"))
@@ -930,11 +928,17 @@ fn request_postal(ctx: &Ctx<'_>) -> Outcome {
 }
 
 /// What is wrong with a typed office number, if anything.
+/// What is wrong with a typed office number, if anything: said as it is
+/// (a number of the right form whose first two digits name no prefecture
+/// is not told to be ten digits).
 fn office_problem(office: &str) -> Option<String> {
+    let ten_digits = office.len() == 10 && office.bytes().all(|b| b.is_ascii_digit());
     let message = if office.is_empty() {
         "事業所番号を入力してください。"
-    } else if !is_office_number(office) {
+    } else if !ten_digits {
         "事業所番号は半角数字10桁で入力してください。"
+    } else if !is_office_number(office) {
+        "事業所番号の先頭2桁は都道府県番号(01～47)です。事業所番号をご確認ください。"
     } else {
         return None;
     };

@@ -315,7 +315,7 @@ fn over_limit(app: &App, req: &Request, now: u64, area: Area, action: Action) ->
     app.limiter
         .tally_refusal(area.site(), action, req.client, now);
     Some(
-        Response::html_status(429, pages::rate_limited(wait))
+        Response::html_status(429, pages::rate_limited(wait, area))
             .with_header("Retry-After", wait.to_string()),
     )
 }

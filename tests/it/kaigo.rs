@@ -534,3 +534,67 @@ fn a_cookie_planted_before_the_code_cannot_set_the_password() {
     );
     assert_eq!(reset(&mut victim, "osakaNew2026").title(), "処理終了");
 }
+
+/// The manuals' point 3: a ten-digit number whose prefecture part is not
+/// 01–47 is told what is wrong with it, not that it lacks digits.
+#[test]
+fn an_office_number_with_no_prefecture_says_so() {
+    let server = spawn();
+    let mut c = server.client();
+    let page = start_recovery(&mut c, "9911111111", OSAKA_MAIL);
+    assert!(
+        page.has("事業所番号の先頭2桁は都道府県番号(01～47)です。"),
+        "{}",
+        page.body
+    );
+    assert!(!page.has("事業所番号は半角数字10桁で入力してください。"));
+    let short = start_recovery(&mut server.client(), "27111", OSAKA_MAIL);
+    assert!(short.has("事業所番号は半角数字10桁で入力してください。"));
+}
+
+/// The manuals' point 8: the completion mail says the security code was
+/// cleared only when there was one.
+#[test]
+fn the_completion_mail_speaks_of_the_security_code_only_when_one_was_cleared() {
+    let server = spawn();
+    let mut osaka = server.client();
+    start_recovery(&mut osaka, OSAKA_OFFICE, OSAKA_MAIL);
+    let code = server.wait_for_mails(1)[0].otp();
+    osaka.submit("/kaigo/recovery/otp", &[("otp", &code)]);
+    assert_eq!(reset(&mut osaka, "osakaNew2026").title(), "処理終了");
+    let notice = server.wait_for_mails(2)[0].clone();
+    assert_eq!(notice.to, OSAKA_MAIL);
+    assert!(
+        notice.body.contains("セキュリティコードは解除されました"),
+        "{}",
+        notice.body
+    );
+
+    let mut tokyo = server.client();
+    start_recovery(&mut tokyo, TOKYO_OFFICE, TOKYO_MAIL);
+    tokyo.submit("/kaigo/recovery/prefecture", &[("prefecture", "13")]);
+    let code = server.wait_for_mails(3)[0].otp();
+    tokyo.submit("/kaigo/recovery/otp", &[("otp", &code)]);
+    assert_eq!(reset(&mut tokyo, "tokyoNew2026").title(), "処理終了");
+    let notice = server.wait_for_mails(4)[0].clone();
+    assert_eq!(notice.to, TOKYO_MAIL);
+    assert!(
+        notice.body.contains("パスワードが変更されました。"),
+        "{}",
+        notice.body
+    );
+    assert!(
+        !notice.body.contains("セキュリティコード"),
+        "{}",
+        notice.body
+    );
+}
+
+/// The manuals' point 4: step 1's bar shows step 1 alone.
+#[test]
+fn step_one_shows_only_step_one_in_its_bar() {
+    let server = spawn();
+    let page = server.client().get("/kaigo/recovery");
+    assert!(page.has("<li class=\"current\" aria-current=\"step\"><span class=\"no\">1</span>パスワード等を紛失した方</li>"));
+    assert!(!page.has("<span class=\"no\">2</span>"), "{}", page.body);
+}

@@ -262,6 +262,18 @@ fn each_limited_action_answers_429_with_retry_after_per_client_address() {
         assert!(limited.has("アクセスが集中しています"));
         assert!(limited.has("約10分後にもう一度お試しください。"));
         assert_eq!(limited.header("X-Frame-Options"), Some("DENY"));
+        // The manuals' point 6: under the site's header, leading back to it.
+        let site = path.split('/').nth(1).unwrap();
+        assert!(
+            limited.has(&format!("<a href=\"/{site}\">トップページへ戻る</a>")),
+            "{path}"
+        );
+        let header = if site == "kaigo" {
+            "<div class=\"system\">"
+        } else {
+            "<header class=\"portal\">"
+        };
+        assert!(limited.has(header), "{path}: {}", limited.body);
     }
     // Another client behind the same proxy is not held up; the hop a
     // client adds itself in front of the proxy's does not count.

@@ -455,3 +455,15 @@ fn top_and_login_pages_follow_the_seed_and_never_lead_to_errors() {
         assert!(login.has(text), "{text}");
     }
 }
+
+/// The manuals' point 7: once logged in, the top page offers no login.
+#[test]
+fn a_logged_in_top_page_offers_no_login() {
+    let server = spawn();
+    let mut c = server.client();
+    assert!(c.get("/portal").has("ログインはこちら"));
+    let home = login(&mut c, "demo-user", "PortalDemo2026");
+    assert!(home.has("ログアウト"), "{}", home.body);
+    assert!(!home.has("ログインはこちら"));
+    assert!(!c.get("/portal").has("ログインはこちら"));
+}

@@ -102,6 +102,9 @@ pub struct Bucket {
     pub refill_secs: u64,
 }
 
+/// The From of mail when none is configured.
+pub const DEFAULT_FROM: &str = "kagi <no-reply@kagi.invalid>";
+
 /// Rate limits per client address (IPv6 clients per /64).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -739,6 +742,23 @@ impl Config {
                 format!("`{}`: use JST, UTC or +HH:MM", self.time_zone),
             )
         })
+    }
+
+    /// The From of every mail but the portal's: `mail.from`, or a
+    /// placeholder that names kagi.
+    pub fn sender(&self) -> String {
+        self.mail
+            .from
+            .clone()
+            .unwrap_or_else(|| DEFAULT_FROM.into())
+    }
+
+    /// The From of the portal's mails: `portal.mail_from`, or `sender`.
+    pub fn portal_sender(&self) -> String {
+        self.portal
+            .mail_from
+            .clone()
+            .unwrap_or_else(|| self.sender())
     }
 
     /// The public URL without a trailing slash.

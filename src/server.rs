@@ -212,6 +212,14 @@ pub fn start(options: Options) -> Result<Running, Error> {
     };
     if mode == Mode::Demo {
         config.mail.transport = Some(Transport::Capture);
+        // Each site its own sender, in the manuals' style, unless set.
+        config
+            .mail
+            .from
+            .get_or_insert_with(|| "介護電子請求受付システム <no-reply@kaigo.kagi.invalid>".into());
+        config.portal.mail_from.get_or_insert_with(|| {
+            "医療機関等向け総合ポータルサイト <no-reply@portal.kagi.invalid>".into()
+        });
         if config.public_url.is_none() {
             config.public_url = Some(format!("http://{addr}"));
         }

@@ -114,7 +114,7 @@ pub fn start(
     let from = config
         .from
         .clone()
-        .unwrap_or_else(|| "kagi <no-reply@kagi.invalid>".into());
+        .unwrap_or_else(|| crate::config::DEFAULT_FROM.into());
     let domain = crate::address::envelope(&from)
         .rsplit_once('@')
         .map(|(_, d)| d.to_string())

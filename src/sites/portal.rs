@@ -377,13 +377,9 @@ fn sent_page(ctx: &Ctx<'_>) -> Outcome {
         return Ok(Response::see_other("/portal/reset"));
     }
     let config = &ctx.app.config;
-    let from = config
-        .portal
-        .mail_from
-        .as_deref()
-        .or(config.mail.from.as_deref())
-        .unwrap_or("");
-    let from = crate::address::envelope(from);
+    // The address the mail comes from, as the mail says it: never empty.
+    let sender = config.portal_sender();
+    let from = crate::address::envelope(&sender);
     Ok(Response::html(page::sent(
         &ctx.frame(None),
         from,

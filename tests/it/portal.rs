@@ -467,3 +467,24 @@ fn a_logged_in_top_page_offers_no_login() {
     assert!(!home.has("ログインはこちら"));
     assert!(!c.get("/portal").has("ログインはこちら"));
 }
+
+/// The manuals' point 1: the 送信完了 page names the sender the mail comes
+/// from; in the demo each site has its own, in the manuals' style.
+#[test]
+fn the_sent_page_names_the_sender_the_mail_comes_from() {
+    let server = spawn();
+    let mut c = server.client();
+    let page = request_link(&mut c, "demo-user", "demo-user@example.jp");
+    assert!(
+        page.has("入力したメールアドレス宛に、no-reply@portal.kagi.invalidより"),
+        "{}",
+        page.body
+    );
+    let mail = &server.wait_for_mails(1)[0];
+    let parsed = MessageParser::default()
+        .parse(mail.mime.as_bytes())
+        .unwrap();
+    let from = parsed.from().and_then(|f| f.first()).unwrap();
+    assert_eq!(from.address(), Some("no-reply@portal.kagi.invalid"));
+    assert_eq!(from.name(), Some("医療機関等向け総合ポータルサイト"));
+}

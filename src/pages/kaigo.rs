@@ -358,7 +358,10 @@ fn policy_text() -> Markup {
             "英字 : abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" br;
             "数字 : 0123456789" br;
             "記号 : " (KAIGO_SYMBOLS) br;
-            "ユーザIDと同じパスワードは入力できません。"
+            "ユーザIDと同じパスワードは入力できません。" br;
+            // Rules kagi keeps beyond the manual's: shown, so that no one
+            // following the screen is refused for one never seen.
+            "事業所番号を含むパスワードや、よく使われているパスワードは使用できません。"
         }
     }
 }
@@ -400,6 +403,19 @@ pub fn recovery_done(f: &Frame<'_>) -> Markup {
             p.lead { "ログイン情報の再設定が完了しました。" br;
                      "セキュリティコードをご利用の方は、ユーザ情報変更メニューの「セキュリティコード設定」から再度設定してください。" }
             div.buttons { a.button href="/kaigo/login" { "終了" } }
+        },
+    )
+}
+
+/// A recovery already done, opened again: said plainly, on to the login.
+pub fn recovery_already_done(f: &Frame<'_>, title: &str, message: &str) -> Markup {
+    screen(
+        f,
+        title,
+        None,
+        html! {
+            p.notice role="status" { (message) }
+            div.buttons { a.button href="/kaigo/login" { "ログイン画面へ" } }
         },
     )
 }

@@ -178,7 +178,8 @@ fn password_fields(label: &str) -> Markup {
             label for="pw2" { "パスワードの再入力" span.req { "*" } } br;
             input #pw2 type="password" name="password_confirm" autocomplete="new-password" maxlength="100";
         }
-        p.policy { "※大文字/小文字/数字をそれぞれ1文字以上、かつ8文字以上100文字以内で入力してください。" }
+        p.policy { "※大文字/小文字/数字をそれぞれ1文字以上、かつ8文字以上100文字以内で入力してください。" br;
+                   "※よく使われているパスワードは使用できません。" }
     }
 }
 

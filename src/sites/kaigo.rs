@@ -604,7 +604,12 @@ fn after_code<A>(entered: Entered, unchanged: Option<A>) -> AfterCode<A> {
 
 /// The page for a flow that cannot take the step of `screen`.
 fn stopped(ctx: &Ctx<'_>, flow: &Option<KaigoFlow>, screen: Screen) -> Response {
-    let (title, message) = Stop::of(flow).text();
+    let stop = Stop::of(flow);
+    let (title, message) = stop.text();
+    // A recovery already done is no error: a plain page on to the login.
+    if stop == Stop::Completed {
+        return Response::html(page::recovery_already_done(&ctx.frame(), title, message));
+    }
     let page = page::recovery_stopped(&ctx.frame(), screen as usize, title, message);
     Response::html(page)
 }

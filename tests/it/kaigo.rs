@@ -598,3 +598,47 @@ fn step_one_shows_only_step_one_in_its_bar() {
     assert!(page.has("<li class=\"current\" aria-current=\"step\"><span class=\"no\">1</span>パスワード等を紛失した方</li>"));
     assert!(!page.has("<span class=\"no\">2</span>"), "{}", page.body);
 }
+
+/// The manuals' point 2: every rule the reset enforces is on its screen.
+#[test]
+fn the_reset_screens_show_every_rule_they_enforce() {
+    let server = spawn();
+    let mut c = server.client();
+    start_recovery(&mut c, OSAKA_OFFICE, OSAKA_MAIL);
+    let code = server.wait_for_mails(1)[0].otp();
+    let form = c.submit("/kaigo/recovery/otp", &[("otp", &code)]);
+    assert!(form.has("事業所番号を含むパスワードや、よく使われているパスワードは使用できません。"));
+    let office = reset(&mut c, "ab2711111111");
+    assert!(
+        office.has("事業所番号を含むパスワードは使用できません。"),
+        "{}",
+        office.body
+    );
+    let mut p = server.client();
+    crate::support::portal::request_link(&mut p, "demo-user", "demo-user@example.jp");
+    let (link, _) = server.wait_for_mails(2)[0].link();
+    assert!(p
+        .get(&link)
+        .has("※よく使われているパスワードは使用できません。"));
+}
+
+/// The manuals' point 5: a finished recovery opened again says so plainly
+/// and leads to the login, with no error box and no step lit.
+#[test]
+fn a_finished_recovery_opened_again_is_a_plain_page_to_the_login() {
+    let server = spawn();
+    let mut c = server.client();
+    start_recovery(&mut c, OSAKA_OFFICE, OSAKA_MAIL);
+    let code = server.wait_for_mails(1)[0].otp();
+    c.submit("/kaigo/recovery/otp", &[("otp", &code)]);
+    assert_eq!(reset(&mut c, "osakaNew2026").title(), "処理終了");
+    let again = c.get("/kaigo/recovery/reset");
+    assert!(
+        again.has("ログイン情報の再設定は完了しています。"),
+        "{}",
+        again.body
+    );
+    assert!(again.has("href=\"/kaigo/login\""));
+    assert!(!again.has("class=\"errors\""), "{}", again.body);
+    assert!(!again.has("class=\"steps\""), "{}", again.body);
+}

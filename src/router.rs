@@ -239,12 +239,7 @@ impl App {
     /// plain text when it cannot be issued.
     fn issue_by_token(&self, req: &Request, now: u64) -> crate::sites::Outcome {
         use console::postal;
-        let request = req.query_value("id").parse::<u64>().ok();
-        let Some(request) = request
-            .map(|id| self.store.postal_request(id))
-            .transpose()?
-            .flatten()
-        else {
+        let Some(request) = console::postal::waiting(self, req.query_value("id"))? else {
             return Ok(Response::error(404));
         };
         let text =
@@ -282,12 +277,7 @@ impl App {
     /// `kagi postal reject ID --reason TEXT`.
     fn reject_by_token(&self, req: &Request, now: u64) -> crate::sites::Outcome {
         let reason = req.query_value("reason").trim();
-        let request = req.query_value("id").parse::<u64>().ok();
-        let Some(request) = request
-            .map(|id| self.store.postal_request(id))
-            .transpose()?
-            .flatten()
-        else {
+        let Some(request) = console::postal::waiting(self, req.query_value("id"))? else {
             return Ok(Response::error(404));
         };
         if reason.is_empty() || !self.store.close_postal_request(&request)? {

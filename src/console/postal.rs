@@ -270,11 +270,16 @@ fn unchanged(c: &Console<'_>, request: &PostalRequest) -> Result<Option<Response
     show(c, request, &[message.to_string()]).map(Some)
 }
 
-fn requested(c: &Console<'_>, id: &str) -> Result<Option<PostalRequest>, StoreError> {
+/// The waiting request whose id is `id` as a form or a query gives it.
+pub fn waiting(app: &App, id: &str) -> Result<Option<PostalRequest>, StoreError> {
     match id.parse::<u64>() {
-        Ok(id) => c.app.store.postal_request(id),
+        Ok(id) => app.store.postal_request(id),
         Err(_) => Ok(None),
     }
+}
+
+fn requested(c: &Console<'_>, id: &str) -> Result<Option<PostalRequest>, StoreError> {
+    waiting(c.app, id)
 }
 
 fn not_found() -> Response {

@@ -40,6 +40,14 @@ fn audit_events(c: &mut Client, query: &str) -> Vec<String> {
         .collect()
 }
 
+/// A browser logged in to kaigo as KJ131311111111, at its menu.
+fn tokyo_logged_in(server: &crate::support::TestServer) -> Client {
+    let mut user = server.client();
+    let menu = kaigo::login(&mut user, TOKYO_13, "kaigoDemo13");
+    assert_eq!(menu.title(), "メニュー");
+    user
+}
+
 fn account_page(c: &mut Client, site: &str, id: &str) -> Page {
     let page = c.get(&format!("/admin/account?site={site}&id={id}"));
     assert_eq!(page.status, 200, "{}", page.body);
@@ -222,9 +230,7 @@ fn failed_operator_logins_wait_like_site_logins_and_a_name_cannot_be_guessed() {
 #[test]
 fn a_site_session_or_a_stranger_cannot_reach_the_console() {
     let server = spawn();
-    let mut user = server.client();
-    let menu = kaigo::login(&mut user, TOKYO_13, "kaigoDemo13");
-    assert_eq!(menu.title(), "メニュー");
+    let mut user = tokyo_logged_in(&server);
     for path in [
         "/admin",
         "/admin/account?site=kaigo&id=KJ131311111111",
@@ -394,11 +400,7 @@ fn unlock_lifts_a_lockout_and_is_audited_with_the_operator_and_the_reason() {
 #[test]
 fn a_disabled_account_logs_in_like_a_wrong_password_until_enabled() {
     let server = spawn();
-    let mut user = server.client();
-    assert_eq!(
-        kaigo::login(&mut user, TOKYO_13, "kaigoDemo13").title(),
-        "メニュー"
-    );
+    let mut user = tokyo_logged_in(&server);
     let mut c = demo_operator(&server);
     let done = act(
         &mut c,
@@ -426,11 +428,7 @@ fn a_disabled_account_logs_in_like_a_wrong_password_until_enabled() {
 #[test]
 fn ending_sessions_and_clearing_the_security_code_take_effect_at_once() {
     let server = spawn();
-    let mut user = server.client();
-    assert_eq!(
-        kaigo::login(&mut user, TOKYO_13, "kaigoDemo13").title(),
-        "メニュー"
-    );
+    let mut user = tokyo_logged_in(&server);
     let mut c = demo_operator(&server);
     assert!(account_page(&mut c, "kaigo", TOKYO_13).has("<td class=\"pre\">1 件</td>"));
     let done = act(

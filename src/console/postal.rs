@@ -156,6 +156,10 @@ pub fn issue_letter(
     let new_office = existing.is_none() && app.store.create_account(&account)?;
     if !new_office {
         let updated = app.store.update_account(Site::Kaigo, &id, |a| {
+            // Disabled meanwhile: its login would refuse the letter.
+            if !a.is_enabled() {
+                return false;
+            }
             a.password_phc = phc.clone();
             a.temporary_until = Some(until);
             a.security_code_phc = None;
@@ -167,7 +171,16 @@ pub fn issue_letter(
             }
             true
         })?;
-        debug_assert_eq!(updated, Some(true));
+        match updated {
+            Some(true) => {}
+            Some(false) => return Ok(Err(NotIssued::Disabled)),
+            // Deleted meanwhile: the letter makes it anew, as a new office's.
+            None => {
+                if !app.store.create_account(&account)? {
+                    return Ok(Err(NotIssued::Closed));
+                }
+            }
+        }
         let area = Area::Site(Site::Kaigo);
         app.store.remove_login_guard(Secret::Password, area, &id)?;
         app.store

@@ -31,7 +31,7 @@ pub struct App {
     /// The bearer token of `/admin/…`.
     pub admin_token: String,
     /// A warning on top of every page, e.g. that this is a demo.
-    pub banner: Option<String>,
+    pub banner: Option<crate::pages::Banner>,
     /// Demo only: the answers of live CAPTCHAs, for `/dev/captcha`. Kept in
     /// memory, never in the store, which holds only digests.
     pub dev_captchas: Option<Mutex<std::collections::VecDeque<DevCaptcha>>>,

@@ -59,6 +59,7 @@ mod router;
 mod secret;
 mod server;
 mod sites;
+pub mod text;
 
 use clock::Clock;
 use config::Config;

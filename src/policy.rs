@@ -54,29 +54,36 @@ pub enum Violation {
 }
 
 impl Violation {
-    /// The sentence shown on the page.
-    pub fn message(self) -> String {
+    /// The sentence shown on the page, in the catalogue's language.
+    pub fn message(self, t: &crate::text::Texts) -> String {
+        use crate::text::fill;
         match self {
-            Violation::Empty => "新しいパスワードを入力してください。".into(),
-            Violation::Length { min, max } => {
-                format!("パスワードは{min}文字～{max}文字で入力してください。")
-            }
-            Violation::Charset => {
-                "パスワードに使用できない文字が含まれています。英字、数字及び記号(!#$%&()*+,-./:;<=>?@[^_`{|}~)のみ使用できます。".into()
-            }
-            Violation::NoLetter => "パスワードには英字を少なくとも1文字含めてください。".into(),
-            Violation::NoDigit => "パスワードには数字を少なくとも1文字含めてください。".into(),
-            Violation::SameAsUserId => "ユーザIDと同じパスワードは入力できません。".into(),
-            Violation::Mismatch => {
-                "新しいパスワードと新しいパスワード(確認用)が一致しません。".into()
-            }
-            Violation::NoUpper => "パスワードには大文字を少なくとも1文字含めてください。".into(),
-            Violation::NoLower => "パスワードには小文字を少なくとも1文字含めてください。".into(),
-            Violation::Unprintable => "パスワードに使用できない文字が含まれています。".into(),
-            Violation::ReentryMismatch => "パスワードとパスワードの再入力が一致しません。".into(),
-            Violation::PortalLength => "パスワードは8文字以上100文字以内で入力してください。".into(),
-            Violation::Common => "よく使われているパスワードのため使用できません。推測されにくいパスワードを入力してください。".into(),
-            Violation::ContainsOffice => "事業所番号を含むパスワードは使用できません。".into(),
+            Violation::Empty => t.v_empty.into(),
+            Violation::Length { min, max } => fill(
+                t.v_length,
+                &[("min", &min.to_string()), ("max", &max.to_string())],
+            ),
+            Violation::Charset => fill(t.v_charset, &[("symbols", KAIGO_SYMBOLS)]),
+            Violation::NoLetter => t.v_no_letter.into(),
+            Violation::NoDigit => t.v_no_digit.into(),
+            Violation::SameAsUserId => t.k_rule_user_id.into(),
+            Violation::Mismatch => t.v_mismatch.into(),
+            Violation::NoUpper => t.v_no_upper.into(),
+            Violation::NoLower => t.v_no_lower.into(),
+            Violation::Unprintable => t.v_unprintable.into(),
+            Violation::ReentryMismatch => t.v_reentry_mismatch.into(),
+            Violation::PortalLength => t.v_portal_length.into(),
+            Violation::Common => t.v_common.into(),
+            Violation::ContainsOffice => t.v_contains_office.into(),
+        }
+    }
+
+    /// The field a violation is about: the confirmation for a mismatch,
+    /// else the new password (the ids of the reset forms).
+    pub fn field(self) -> &'static str {
+        match self {
+            Violation::Mismatch | Violation::ReentryMismatch => "pw2",
+            _ => "pw",
         }
     }
 }
@@ -326,7 +333,11 @@ mod tests {
             ReentryMismatch,
             PortalLength,
         ];
-        let messages: std::collections::HashSet<String> = all.iter().map(|v| v.message()).collect();
-        assert_eq!(messages.len(), all.len());
+        for lang in crate::text::Lang::ALL {
+            let t = lang.texts();
+            let messages: std::collections::HashSet<String> =
+                all.iter().map(|v| v.message(t)).collect();
+            assert_eq!(messages.len(), all.len(), "{lang:?}");
+        }
     }
 }

@@ -7,6 +7,7 @@ use crate::http::{Method, Reply, Request, Response};
 use crate::pages;
 use crate::pool::Pool;
 use crate::sites;
+use crate::text::{self, Lang};
 
 /// A request that computes a hash, on its way to a hashing worker.
 pub struct Task {
@@ -45,7 +46,7 @@ impl App {
         }
         let outcome = match first {
             "" if req.path == "/" => Ok(get_only(req, || {
-                Response::html(pages::index(self.dev_pages))
+                Response::html(pages::index(self.dev_pages, req.lang))
             })),
             "kaigo" => sites::kaigo::handle(self, req, now),
             "portal" => sites::portal::handle(self, req, now),
@@ -53,6 +54,7 @@ impl App {
                 Ok(get_only(req, || Response::css(pages::STYLESHEET)))
             }
             "healthz" if req.path == "/healthz" => Ok(get_only(req, || self.health(req))),
+            "lang" if req.path == "/lang" => Ok(get_only(req, || self.choose_language(req))),
             // The admin token is the command line's; a browser is an
             // operator at the console.
             "admin" if req.bearer.is_some() => self.admin(req, now),
@@ -106,6 +108,31 @@ impl App {
                 Response::error(503)
             }
         }
+    }
+
+    /// `/lang?to=en&back=/kaigo/login`: the language link. Remembers the
+    /// choice in a cookie for a year and goes back to the page, which is
+    /// always a path on this server (never another host).
+    fn choose_language(&self, req: &Request) -> Response {
+        let Some(lang) = Lang::from_tag(req.query_value("to")) else {
+            return Response::error(404);
+        };
+        let back = req.query_value("back");
+        let local = back.starts_with('/') && !back.starts_with("//") && !back.contains('\\');
+        let back = if local { back } else { "/" };
+        let secure = if self.config.is_https() {
+            "; Secure"
+        } else {
+            ""
+        };
+        Response::see_other(back).with_header(
+            "Set-Cookie",
+            format!(
+                "{}={}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly{secure}",
+                text::COOKIE,
+                lang.tag()
+            ),
+        )
     }
 
     fn is_admin(&self, req: &Request) -> bool {
@@ -337,7 +364,7 @@ impl App {
                 .collect();
             return match rest {
                 "" => get_only(req, || {
-                    let banner = self.banner.as_deref().unwrap_or("デモモード");
+                    let banner = self.banner.unwrap_or(pages::Banner::Demo);
                     let views: Vec<_> = live
                         .iter()
                         .map(|c| pages::dev::CaptchaView {
@@ -387,7 +414,7 @@ impl App {
                         body: &m.body,
                     })
                     .collect();
-                let banner = self.banner.as_deref().unwrap_or("デモモード");
+                let banner = self.banner.unwrap_or(pages::Banner::Demo);
                 Response::html(pages::dev::mailbox(&views, banner))
             }),
             "/dev/mail.json" => get_only(req, || {
@@ -441,7 +468,7 @@ impl App {
         let left = crate::totp::STEP_SECS - now % crate::totp::STEP_SECS;
         match rest {
             "" => get_only(req, || {
-                let banner = self.banner.as_deref().unwrap_or("デモモード");
+                let banner = self.banner.unwrap_or(pages::Banner::Demo);
                 Response::html(pages::dev::totp(crate::demo::OPERATOR, &code, left, banner))
             }),
             ".json" => get_only(req, || {

@@ -7,7 +7,7 @@ use crate::config::{self, Config, Transport};
 use crate::pool::Pool;
 use crate::router::Task;
 use crate::store::{self, Store, Sweeper};
-use crate::{app, captcha, demo, files, http, limit, mail, os, secret, Error};
+use crate::{app, captcha, demo, files, http, limit, mail, os, pages, secret, Error};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -276,13 +276,12 @@ pub fn start(options: Options) -> Result<Running, Error> {
     // and /dev/ shows it, as in the demo; every page says so.
     let lab_capture = mode == Mode::Serve && config.mail.transport == Some(Transport::Capture);
     let banner = match mode {
-        Mode::Demo => Some("デモモード: メールは送信されず、/dev/mail に保存されます。"),
-        Mode::Serve if lab_capture => Some("検証環境: メールは送信されず、/dev/mail に保存されます。実際の利用者向けには使用しないでください。"),
+        Mode::Demo => Some(pages::Banner::Demo),
+        Mode::Serve if lab_capture => Some(pages::Banner::Lab),
         Mode::Serve => None,
-    }
-    .map(str::to_string);
+    };
     let serve_options = http::ServeOptions {
-        banner: banner.clone(),
+        banner,
         ..serve_options
     };
     let app = app::App {

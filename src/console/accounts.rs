@@ -95,7 +95,7 @@ fn named(c: &Console<'_>) -> Result<Option<Account>, StoreError> {
 }
 
 fn not_found() -> Response {
-    Response::html_status(404, error_page(404, None))
+    Response::html_status(404, error_page(404, None, crate::text::Lang::Ja))
 }
 
 /// `/admin`: the search, by prefix of user ID, office number, user name
@@ -517,7 +517,8 @@ fn run(
                 Site::Kaigo => "ワンタイムパスワードやお知らせのメール",
                 Site::Portal => "パスワード変更用URLやお知らせのメール",
             };
-            let letter = templates::address_changed(name, id, &when, mails, contact);
+            let letter =
+                templates::address_changed(&crate::text::JA, name, id, &when, mails, contact);
             let useful = now..now + crate::clock::DAY;
             let from = match site {
                 Site::Portal => app.config.portal.mail_from.as_deref(),
@@ -548,13 +549,14 @@ fn run(
                 account: a.id.clone(),
                 generation: a.generation,
                 state: LinkState::Live,
+                lang: crate::text::Lang::Ja,
             };
             app.store.put_link(
                 &app.digest(Purpose::Link, token.expose())?,
                 &link,
                 now + lifetime,
             )?;
-            let letter = crate::sites::portal::reset_letter(app, &token);
+            let letter = crate::sites::portal::reset_letter(app, &crate::text::JA, &token);
             let from = app.config.portal.mail_from.as_deref();
             // Counted with the owner's own sends: the account's page shows
             // it, and the owner's next request waits out the cooldown.

@@ -178,7 +178,7 @@ impl Console<'_> {
     pub fn frame(&self) -> page::Frame<'_> {
         page::Frame {
             csrf: &self.visit.csrf,
-            banner: self.app.banner.as_deref(),
+            banner: self.app.banner,
             operator: self.session.as_ref().map(|s| s.operator.as_str()),
         }
     }
@@ -502,7 +502,7 @@ fn enrol(c: &Console<'_>) -> Outcome {
     let password = c.req.field("password");
     let mut problems: Vec<String> = policy::check_operator(password, c.req.field("password2"))
         .into_iter()
-        .map(|v| v.message())
+        .map(|v| v.message(&crate::text::JA))
         .collect();
     let secret = enrolment_secret(app, &token)?;
     let step = totp::verify(&secret, c.req.field("code"), c.now, None);

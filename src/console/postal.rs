@@ -261,7 +261,7 @@ fn prefecture_label(code: &str) -> &'static str {
     if code.is_empty() {
         "(未入力)"
     } else {
-        prefecture_name(code)
+        prefecture_name(&crate::text::JA, code)
     }
 }
 
@@ -296,7 +296,7 @@ fn requested(c: &Console<'_>, id: &str) -> Result<Option<PostalRequest>, StoreEr
 }
 
 fn not_found() -> Response {
-    Response::html_status(404, error_page(404, None))
+    Response::html_status(404, error_page(404, None, crate::text::Lang::Ja))
 }
 
 /// A request beside the account it names, with the forms to issue the

@@ -24,6 +24,7 @@
 //!   client whose connections are all busy is told to come back.
 
 use crate::secret;
+use crate::text::{EN, JA};
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -434,7 +435,8 @@ impl Drop for Release<'_> {
 
 /// No connection can make room for this one: it is told to come back.
 fn refuse_busy(mut client: TcpStream, write_timeout: Duration) {
-    let body = "ただいま混み合っています。しばらくしてから、もう一度お試しください。\n";
+    // Before a request is read, its language is unknown: both.
+    let body = format!("{}\n{}\n", JA.c_busy, EN.c_busy);
     let _ = client.set_write_timeout(Some(write_timeout));
     let _ = write!(
         client,

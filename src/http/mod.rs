@@ -8,6 +8,7 @@ pub mod front;
 
 use crate::config::{canonical_ip, TrustedProxies};
 use crate::pages;
+use crate::text::Lang;
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -36,6 +37,9 @@ pub struct Request {
     pub client: IpAddr,
     /// The `Authorization: Bearer` token, if any (the admin endpoints).
     pub bearer: Option<String>,
+    /// The language the pages are to speak: the language link's cookie,
+    /// else `Accept-Language`.
+    pub lang: Lang,
 }
 
 impl std::fmt::Debug for Request {
@@ -148,7 +152,7 @@ impl Response {
     pub fn error(status: u16) -> Response {
         Response {
             error_page: true,
-            ..Response::html_status(status, pages::error_page(status, None))
+            ..Response::html_status(status, pages::error_page(status, None, Lang::Ja))
         }
     }
 
@@ -275,7 +279,7 @@ pub struct ServeOptions {
     pub https: bool,
     pub trusted_proxies: TrustedProxies,
     /// A warning every HTML page carries, error pages included (demo, lab).
-    pub banner: Option<String>,
+    pub banner: Option<pages::Banner>,
 }
 
 /// The way back to one request's client. It is answered once, by the
@@ -289,6 +293,7 @@ pub struct Reply {
     options: Arc<ServeOptions>,
     method: String,
     path: String,
+    lang: Lang,
     started: Instant,
 }
 
@@ -304,7 +309,7 @@ impl Reply {
         };
         if response.error_page {
             let site = crate::site::Site::of_path(&self.path);
-            response.body = pages::error_page(response.status, site)
+            response.body = pages::error_page(response.status, site, self.lang)
                 .into_string()
                 .into_bytes();
         }
@@ -316,7 +321,7 @@ impl Reply {
             response.status,
             self.started.elapsed().as_secs_f64() * 1000.0
         );
-        let wire = to_wire(response, &raw, &self.options);
+        let wire = to_wire(response, &raw, &self.options, self.lang);
         let mut writer = raw.into_writer();
         let _ = writer.write_all(&wire).and_then(|()| writer.flush());
         // Dropping the writer lets tiny_http go on to this connection's
@@ -361,7 +366,8 @@ pub fn serve(
         let started = Instant::now();
         let method = raw.method().to_string();
         let path = raw.url().split('?').next().unwrap_or("").to_string();
-        let parsed = parse(&mut raw, &listener.front.secret, options);
+        let lang = lang_of(&raw);
+        let parsed = parse(&mut raw, &listener.front.secret, options, lang);
         let conn = match &parsed {
             Ok((_, conn)) => Some(*conn),
             Err((_, conn)) => *conn,
@@ -373,6 +379,7 @@ pub fn serve(
             options: options.clone(),
             method,
             path,
+            lang,
             started,
         };
         match parsed {
@@ -385,6 +392,25 @@ pub fn serve(
     }
 }
 
+/// The language of a request, read before anything else so that even a
+/// malformed one is refused in it.
+fn lang_of(raw: &tiny_http::Request) -> Lang {
+    let header = |name: &'static str| {
+        raw.headers()
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str())
+    };
+    let cookies = header("Cookie")
+        .map(form::parse_cookies)
+        .unwrap_or_default();
+    let chosen = cookies
+        .iter()
+        .find(|(n, _)| n == crate::text::COOKIE)
+        .map(|(_, v)| v.as_str());
+    Lang::of_request(chosen, header("Accept-Language"))
+}
+
 /// Reads and checks one request that came through the front door (which
 /// has already refused oversized, ambiguous and slow requests): 400 for a
 /// malformed query or form, a repeated field, or a body that is not a form.
@@ -392,6 +418,7 @@ fn parse(
     raw: &mut tiny_http::Request,
     secret: &str,
     options: &ServeOptions,
+    lang: Lang,
 ) -> Result<(Request, u64), (u16, Option<u64>)> {
     let method = match raw.method() {
         tiny_http::Method::Get => Method::Get,
@@ -473,6 +500,7 @@ fn parse(
             form,
             client,
             bearer,
+            lang,
         },
         conn,
     ))
@@ -483,9 +511,14 @@ fn parse(
 /// writes it itself rather than through tiny_http's `Response`, which
 /// drops any `Connection` header: an HTTP/1.0 client that asked to keep
 /// the connection alive must be told that it is.
-fn to_wire(mut response: Response, raw: &tiny_http::Request, options: &ServeOptions) -> Vec<u8> {
-    if let Some(banner) = &options.banner {
-        add_banner(&mut response, banner);
+fn to_wire(
+    mut response: Response,
+    raw: &tiny_http::Request,
+    options: &ServeOptions,
+    lang: Lang,
+) -> Vec<u8> {
+    if let Some(banner) = options.banner {
+        add_banner(&mut response, banner.text(lang.texts()));
     }
     let version = raw.http_version();
     let closing = raw

@@ -1,5 +1,7 @@
-//! The texts of kagi's mails, in the seeds' words, and the MIME they travel in.
+//! kagi's mails: their texts from the language's catalogue (the seeds'
+//! words in Japanese), and the MIME they travel in.
 
+use crate::text::{fill, Texts};
 use mail_send::mail_builder::headers::address::Address;
 use mail_send::mail_builder::MessageBuilder;
 
@@ -19,77 +21,55 @@ impl std::fmt::Debug for Letter {
     }
 }
 
-/// The seed's 文例 ワンタイムパスワード発行通知 (介護保険), with the real code.
-pub fn kaigo_otp(code: &str, lifetime_minutes: u64, helpdesk: &str) -> Letter {
+/// A letter from two texts of the catalogue with their values filled in.
+fn letter(subject: &str, body: &str, values: &[(&str, &str)]) -> Letter {
     Letter {
-        subject: "ワンタイムパスワード発行通知 (介護保険)".into(),
-        body: format!(
-            "介護電子請求受付システムからのお知らせです。
-電子請求受付システムのワンタイムパスワードが発行されました。
-
-[ワンタイムパスワード]
-{code}
-
-ワンタイムパスワードの有効期間は {lifetime_minutes} 分です。
-ワンタイムパスワード入力画面の操作説明に従い、ワンタイムパスワードを入力してください。
-※処理を中断してしまった場合、再度セキュリティ用メールアドレスを設定してください。
-
-メール内容に心当たりがない場合、このメールは破棄するようお願いします。
-
-[問い合わせ先]
-{helpdesk}
-
-本メールはシステムが自動的に送信しております。
-本メールへ返信にてお問い合わせいただいてもご回答できませんので、予めご了承くださいますようお願い申し上げます。
-"
-        ),
+        subject: fill(subject, values),
+        body: fill(body, values),
     }
+}
+
+/// The seed's 文例 ワンタイムパスワード発行通知 (介護保険), with the real code.
+pub fn kaigo_otp(t: &Texts, code: &str, lifetime_minutes: u64, helpdesk: &str) -> Letter {
+    let minutes = lifetime_minutes.to_string();
+    letter(
+        t.m_kaigo_otp_subject,
+        t.m_kaigo_otp_body,
+        &[
+            ("code", code),
+            ("minutes", &minutes),
+            ("helpdesk", helpdesk),
+        ],
+    )
 }
 
 /// The notice sent to the security address after a password change, so that
 /// an owner who did not ask for it learns of it at once.
 /// `code_cleared`: the account had a security code, which the change
 /// cleared; the mail says so only then.
-pub fn kaigo_password_changed(notice: &Notice<'_>, code_cleared: bool, helpdesk: &str) -> Letter {
-    let Notice {
-        account,
-        when,
-        client,
-        not_me_url,
-    } = notice;
+pub fn kaigo_password_changed(
+    t: &Texts,
+    notice: &Notice<'_>,
+    code_cleared: bool,
+    helpdesk: &str,
+) -> Letter {
     let changed = if code_cleared {
-        "パスワードが変更され、セキュリティコードは解除されました。
-セキュリティコードをご利用の方は、ユーザ情報変更メニューの「セキュリティコード設定」から再度設定してください。"
+        t.m_kaigo_changed_code_cleared
     } else {
-        "パスワードが変更されました。"
+        t.m_kaigo_changed_password
     };
-    Letter {
-        subject: "ログイン情報再設定完了通知 (介護保険)".into(),
-        body: format!(
-            "介護電子請求受付システムからのお知らせです。
-ユーザID {account} のログイン情報が再設定されました。
-
-[再設定日時]
-{when}
-
-[操作元IPアドレス]
-{client}
-
-{changed}
-
-この操作に心当たりがない場合は、24時間以内に次のURLを開き、アカウントをロックしてください。ロック後は、ログイン情報の再設定を行うまでログインできません。
-{not_me_url}
-
-あわせて、至急下記までお問い合わせください。
-
-[問い合わせ先]
-{helpdesk}
-
-本メールはシステムが自動的に送信しております。
-本メールへ返信にてお問い合わせいただいてもご回答できませんので、予めご了承くださいますようお願い申し上げます。
-"
-        ),
-    }
+    letter(
+        t.m_kaigo_changed_subject,
+        t.m_kaigo_changed_body,
+        &[
+            ("account", notice.account),
+            ("when", notice.when),
+            ("client", notice.client),
+            ("not_me_url", notice.not_me_url),
+            ("changed", changed),
+            ("helpdesk", helpdesk),
+        ],
+    )
 }
 
 /// What a "password changed" notice tells: which account, when, from
@@ -102,206 +82,136 @@ pub struct Notice<'a> {
 }
 
 /// The seed's パスワード変更用URL mail, with the real link.
-pub fn portal_reset_link(link: &str, lifetime: &str, portal_url: &str, contact: &str) -> Letter {
-    Letter {
-        subject: "【医療機関等向け総合ポータルサイト】パスワード変更用URL".into(),
-        body: format!(
-            "医療機関等向け総合ポータルサイトにおけるパスワード変更用のURLリンクを通知いたします。
-
-以下URLに遷移すること、パスワードを変更できます。
-
-=====
-
-パスワード変更用は以下からお願いいたします。
-
-{link}
-
-=====
-
-※本URLの有効期限は{lifetime}となります。
-
-■医療機関等向け総合ポータルサイト
-
-{portal_url}
-
-※本メールは送信専用です。本メールへの返信にはご回答できません。
-
-※本メールにお心当たりのない場合やご不明な点がある場合は以下よりお問い合わせください。
-
-{contact}
-"
-        ),
-    }
+pub fn portal_reset_link(
+    t: &Texts,
+    link: &str,
+    lifetime: &str,
+    portal_url: &str,
+    contact: &str,
+) -> Letter {
+    letter(
+        t.m_portal_reset_subject,
+        t.m_portal_reset_body,
+        &[
+            ("link", link),
+            ("lifetime", lifetime),
+            ("portal_url", portal_url),
+            ("contact", contact),
+        ],
+    )
 }
 
 /// The notice that an operator changed an account's address, sent to the
 /// old address and to the new one.
 pub fn address_changed(
+    t: &Texts,
     site_name: &str,
     account: &str,
     when: &str,
     mails: &str,
     contact: &str,
 ) -> Letter {
-    Letter {
-        subject: format!("【{site_name}】メールアドレス変更のお知らせ"),
-        body: format!(
-            "{site_name}からのお知らせです。
-
-アカウント {account} のメールアドレスが、運用担当者により変更されました。
-
-[変更日時]
-{when}
-
-今後、{mails}は新しいメールアドレスに送信されます。
-この変更に心当たりがない場合は、以下へお問い合わせください。
-
-{contact}
-
-本メールはシステムが自動的に送信しております。
-本メールへ返信にてお問い合わせいただいてもご回答できませんので、予めご了承くださいますようお願い申し上げます。
-"
-        ),
-    }
+    letter(
+        t.m_address_changed_subject,
+        t.m_address_changed_body,
+        &[
+            ("site_name", site_name),
+            ("account", account),
+            ("when", when),
+            ("mails", mails),
+            ("contact", contact),
+        ],
+    )
 }
 
 /// The mail of a portal registration's step 1: the link that confirms the
 /// address.
 pub fn portal_registration_link(
+    t: &Texts,
     link: &str,
     lifetime: &str,
     portal_url: &str,
     contact: &str,
 ) -> Letter {
-    Letter {
-        subject: "【医療機関等向け総合ポータルサイト】メールアドレス確認のお願い".into(),
-        body: format!(
-            "医療機関等向け総合ポータルサイトの新規ユーザー登録を受け付けました。
-
-以下のURLにアクセスし、パスワードを設定して登録を完了してください。
-
-{link}
-
-※本URLの有効期限は{lifetime}となります。有効期限を過ぎた場合は、もう一度新規ユーザー登録を行ってください。
-
-■医療機関等向け総合ポータルサイト
-
-{portal_url}
-
-※本メールは送信専用です。本メールへの返信にはご回答できません。
-
-※本メールにお心当たりのない場合は、このメールを破棄してください。ご不明な点は以下よりお問い合わせください。
-
-{contact}
-"
-        ),
-    }
+    letter(
+        t.m_registration_subject,
+        t.m_registration_link_body,
+        &[
+            ("link", link),
+            ("lifetime", lifetime),
+            ("portal_url", portal_url),
+            ("contact", contact),
+        ],
+    )
 }
 
 /// The mail of a registration whose address already has an account: no
 /// link, the account's user name, and the way to reset its password.
 pub fn portal_registration_exists(
+    t: &Texts,
     user: &str,
     reset_url: &str,
     portal_url: &str,
     contact: &str,
 ) -> Letter {
-    Letter {
-        subject: "【医療機関等向け総合ポータルサイト】メールアドレス確認のお願い".into(),
-        body: format!(
-            "医療機関等向け総合ポータルサイトの新規ユーザー登録を受け付けましたが、このメールアドレスはすでに登録されています。
-
-[登録済みのユーザー名]
-{user}
-
-パスワードがわからない場合は、以下からパスワードの再設定を行ってください。
-
-{reset_url}
-
-■医療機関等向け総合ポータルサイト
-
-{portal_url}
-
-※本メールは送信専用です。本メールへの返信にはご回答できません。
-
-※本メールにお心当たりのない場合は、このメールを破棄してください。ご不明な点は以下よりお問い合わせください。
-
-{contact}
-"
-        ),
-    }
+    letter(
+        t.m_registration_subject,
+        t.m_registration_exists_body,
+        &[
+            ("user", user),
+            ("reset_url", reset_url),
+            ("portal_url", portal_url),
+            ("contact", contact),
+        ],
+    )
 }
 
 /// ユーザー登録完了メール: the user name to log in with.
-pub fn portal_registration_done(user: &str, portal_url: &str, contact: &str) -> Letter {
-    Letter {
-        subject: "【医療機関等向け総合ポータルサイト】ユーザー登録完了のお知らせ".into(),
-        body: format!(
-            "医療機関等向け総合ポータルサイトのユーザー登録が完了しました。
-
-[ユーザー名]
-{user}
-
-ログインの際は、上記のユーザー名と設定したパスワードを入力してください。
-
-■医療機関等向け総合ポータルサイト
-
-{portal_url}
-
-※本メールは送信専用です。本メールへの返信にはご回答できません。
-
-※本メールにお心当たりのない場合は、以下よりお問い合わせください。
-
-{contact}
-"
-        ),
-    }
+pub fn portal_registration_done(t: &Texts, user: &str, portal_url: &str, contact: &str) -> Letter {
+    letter(
+        t.m_registration_done_subject,
+        t.m_registration_done_body,
+        &[
+            ("user", user),
+            ("portal_url", portal_url),
+            ("contact", contact),
+        ],
+    )
 }
 
 /// The notice after a portal password change.
-pub fn portal_password_changed(notice: &Notice<'_>, portal_url: &str, contact: &str) -> Letter {
-    let Notice {
-        account,
-        when,
-        client,
-        not_me_url,
-    } = notice;
-    Letter {
-        subject: "【医療機関等向け総合ポータルサイト】パスワード変更完了のお知らせ".into(),
-        body: format!(
-            "医療機関等向け総合ポータルサイトにおけるパスワードの変更が完了しましたので、お知らせいたします。
-
-ユーザー名: {account}
-変更日時: {when}
-操作元IPアドレス: {client}
-
-本操作に心当たりがない場合は、24時間以内に以下のURLを開き、アカウントをロックしてください。ロック後は、パスワードの再設定を行うまでログインできません。
-
-{not_me_url}
-
-あわせて、至急以下よりお問い合わせください。
-
-■医療機関等向け総合ポータルサイト
-
-{portal_url}
-
-※本メールは送信専用です。本メールへの返信にはご回答できません。
-
-{contact}
-"
-        ),
-    }
+pub fn portal_password_changed(
+    t: &Texts,
+    notice: &Notice<'_>,
+    portal_url: &str,
+    contact: &str,
+) -> Letter {
+    letter(
+        t.m_portal_changed_subject,
+        t.m_portal_changed_body,
+        &[
+            ("account", notice.account),
+            ("when", notice.when),
+            ("client", notice.client),
+            ("not_me_url", notice.not_me_url),
+            ("portal_url", portal_url),
+            ("contact", contact),
+        ],
+    )
 }
 
-/// A lifetime as the mails say it: `1時間`, `30分`, `90秒`.
-pub fn lifetime_ja(secs: u64) -> String {
-    if secs.is_multiple_of(3600) {
-        format!("{}時間", secs / 3600)
+/// A lifetime as the mails say it: `1時間`, `30分`, `90秒` (or in English).
+pub fn lifetime(t: &Texts, secs: u64) -> String {
+    let (template, n) = if secs == 3600 {
+        (t.m_hour, 1)
+    } else if secs.is_multiple_of(3600) {
+        (t.m_hours, secs / 3600)
     } else if secs.is_multiple_of(60) {
-        format!("{}分", secs / 60)
+        (t.c_minutes, secs / 60)
     } else {
-        format!("{secs}秒")
-    }
+        (t.c_seconds, secs)
+    };
+    fill(template, &[("n", &n.to_string())])
 }
 
 /// The whole message as sent: UTF-8 text, encoded headers, CRLF lines.
@@ -336,11 +246,16 @@ fn mailbox(s: &str) -> Address<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::Lang;
     use mail_parser::MessageParser;
+
+    fn ja() -> &'static Texts {
+        Lang::Ja.texts()
+    }
 
     #[test]
     fn otp_mail_is_the_seeds_text_with_the_code() {
-        let l = kaigo_otp("042137", 30, "ヘルプデスク: 0570-059-402");
+        let l = kaigo_otp(ja(), "042137", 30, "ヘルプデスク: 0570-059-402");
         assert_eq!(l.subject, "ワンタイムパスワード発行通知 (介護保険)");
         assert!(l.body.contains("[ワンタイムパスワード]\n042137\n"));
         assert!(l
@@ -356,7 +271,7 @@ mod tests {
 
     #[test]
     fn mime_is_valid_and_decodes_to_the_letter() {
-        let letter = kaigo_otp("999999", 30, "ヘルプデスク: 0570-059-402");
+        let letter = kaigo_otp(ja(), "999999", 30, "ヘルプデスク: 0570-059-402");
         let raw = mime(
             "kagi <no-reply@example.jp>",
             "mailforsecurity-001@example.jp",
@@ -397,8 +312,9 @@ mod tests {
     fn reset_link_mail_is_the_seeds_text_with_the_link() {
         let link = "https://login.example.jp/portal/passwordreset?token=ab12";
         let l = portal_reset_link(
+            ja(),
             link,
-            &lifetime_ja(3600),
+            &lifetime(ja(), 3600),
             "https://login.example.jp/portal",
             "コールセンター",
         );
@@ -411,8 +327,42 @@ mod tests {
         assert!(l
             .body
             .contains("■医療機関等向け総合ポータルサイト\n\nhttps://login.example.jp/portal\n"));
-        assert_eq!(lifetime_ja(1800), "30分");
-        assert_eq!(lifetime_ja(7200), "2時間");
-        assert_eq!(lifetime_ja(90), "90秒");
+        assert_eq!(lifetime(ja(), 1800), "30分");
+        assert_eq!(lifetime(ja(), 7200), "2時間");
+        assert_eq!(lifetime(ja(), 90), "90秒");
+        assert_eq!(lifetime(Lang::En.texts(), 7200), "2 hours");
+    }
+
+    #[test]
+    fn every_mail_fills_every_placeholder_in_both_languages() {
+        let notice = Notice {
+            account: "A",
+            when: "W",
+            client: "C",
+            not_me_url: "U",
+        };
+        for lang in Lang::ALL {
+            let t = lang.texts();
+            for l in [
+                kaigo_otp(t, "1", 30, "h"),
+                kaigo_password_changed(t, &notice, true, "h"),
+                kaigo_password_changed(t, &notice, false, "h"),
+                portal_reset_link(t, "l", "1", "p", "c"),
+                address_changed(t, "s", "a", "w", "m", "c"),
+                portal_registration_link(t, "l", "1", "p", "c"),
+                portal_registration_exists(t, "u", "r", "p", "c"),
+                portal_registration_done(t, "u", "p", "c"),
+                portal_password_changed(t, &notice, "p", "c"),
+            ] {
+                for text in [&l.subject, &l.body] {
+                    let left = text.split('{').skip(1).find(|r| {
+                        r.split_once('}').is_some_and(|(n, _)| {
+                            !n.is_empty() && n.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                        })
+                    });
+                    assert!(left.is_none(), "{lang:?}: a placeholder left in {text}");
+                }
+            }
+        }
     }
 }

@@ -2,14 +2,14 @@
 //! an account's page, the confirm pages of actions, the audit trail and
 //! the mail queue. Plain data in, as every page.
 
-use super::{errors, layout};
+use super::{form_errors, layout, Doc};
 use maud::{html, Markup, PreEscaped};
 
 /// What every console page shows around its content.
 pub struct Frame<'a> {
     /// The CSRF token every form carries.
     pub csrf: &'a str,
-    pub banner: Option<&'a str>,
+    pub banner: Option<super::Banner>,
     /// The logged-in operator; None on the login and enrolment pages.
     pub operator: Option<&'a str>,
 }
@@ -18,8 +18,8 @@ const TITLE: &str = "kagi 管理コンソール";
 
 fn screen(f: &Frame<'_>, title: &str, content: Markup) -> Markup {
     layout(
+        &Doc::japanese(f.banner),
         &format!("{title} | {TITLE}"),
-        f.banner,
         html! {
             header.console {
                 a.site-name href="/admin" { (TITLE) }
@@ -65,7 +65,7 @@ pub fn login(f: &Frame<'_>, name: &str, error: Option<&str>) -> Markup {
         f,
         "オペレーターログイン",
         html! {
-            (errors(&problems))
+            (form_errors(&problems))
             form method="post" action="/admin/login" {
                 (csrf(f))
                 table.fields {
@@ -105,7 +105,7 @@ pub fn enrol(f: &Frame<'_>, e: &Enrolment<'_>) -> Markup {
         "オペレーター登録",
         html! {
             p.lead { "オペレーター " strong { (e.name) } " のパスワードと、ログインの確認コードを出す認証アプリを登録します。" }
-            (errors(e.problems))
+            (form_errors(e.problems))
             h2 { "1. 認証アプリに登録する" }
             p { "認証アプリ(TOTP 対応のもの)で次のQRコードを読み取ってください。読み取れない場合は、下の秘密鍵を入力してください(時間ベース、6桁、30秒)。" }
             // Drawn by kagi from the URI: no user input reaches the markup.
@@ -314,7 +314,7 @@ pub fn confirm(f: &Frame<'_>, c: &Confirm<'_>) -> Markup {
         &format!("{}の確認", c.label),
         html! {
             p.lead { "アカウント " strong { (c.id) } ": " (c.explain) }
-            (errors(c.problems))
+            (form_errors(c.problems))
             form method="post" action="/admin/account/action" {
                 (csrf(f))
                 input type="hidden" name="site" value=(c.site);
@@ -374,7 +374,7 @@ pub fn new_account(f: &Frame<'_>, n: &NewAccountForm<'_>) -> Markup {
         "アカウント作成",
         html! {
             p.lead { "パスワードは設定されません。書類郵送の仮パスワード、またはパスワード再設定のリンクで利用者が設定します。" }
-            (errors(n.problems))
+            (form_errors(n.problems))
             form method="post" action="/admin/accounts/new" {
                 (csrf(f))
                 fieldset {
@@ -458,7 +458,7 @@ pub fn audit(f: &Frame<'_>, a: &AuditView<'_>) -> Markup {
         "監査ログ",
         html! {
             p.chain.ok[a.chain_ok].broken[!a.chain_ok] role="status" { (a.chain) }
-            (errors(a.problems))
+            (form_errors(a.problems))
             form.filter method="get" action="/admin/audit" {
                 table.fields {
                     tr {
@@ -575,7 +575,7 @@ pub fn postal_queue(
                     option value="" selected[prefecture.is_empty()] { "すべて" }
                     @for n in 1..=47u8 {
                         @let code = format!("{n:02}");
-                        option value=(code) selected[prefecture == code] { (super::kaigo::prefecture_name(&code)) }
+                        option value=(code) selected[prefecture == code] { (super::kaigo::prefecture_name(&crate::text::JA, &code)) }
                     }
                 }
                 " "
@@ -634,7 +634,7 @@ pub fn postal_request(f: &Frame<'_>, v: &PostalRequestView<'_>) -> Markup {
         f,
         &format!("書類郵送の申請 {}", v.user_id),
         html! {
-            (errors(v.problems))
+            (form_errors(v.problems))
             table.list {
                 thead { tr { th scope="col" { "" } th scope="col" { "申請の内容" } th scope="col" { "登録されている内容" } } }
                 tbody {
@@ -699,8 +699,8 @@ pub struct LetterView<'a> {
 /// printed. Its temporary password is shown here only.
 pub fn letter(l: &LetterView<'_>) -> Markup {
     super::layout(
+        &Doc::japanese(None),
         "ログイン情報のお知らせ(印刷用)",
-        None,
         html! {
             p.no-print role="status" { "この書類を印刷してください(ブラウザの印刷機能、Ctrl+P)。仮パスワードはこの画面にしか表示されません。" a href="/admin/postal" { "申請の一覧へ戻る" } }
             article.letter {

@@ -1,6 +1,6 @@
 //! Pages that exist only in demo mode: the captured mailbox.
 
-use super::layout;
+use super::{layout, Doc};
 use maud::{html, Markup};
 
 /// One captured mail as the page shows it.
@@ -13,10 +13,10 @@ pub struct MailView<'a> {
 }
 
 /// `/dev/mail`: every captured mail, newest first, each in full.
-pub fn mailbox(mails: &[MailView<'_>], banner: &str) -> Markup {
+pub fn mailbox(mails: &[MailView<'_>], banner: super::Banner) -> Markup {
     layout(
+        &Doc::japanese(Some(banner)),
         "送信メール (capture)",
-        Some(banner),
         html! {
             main.dev {
                 h1 { "送信メール (capture)" }
@@ -49,10 +49,10 @@ pub struct CaptchaView<'a> {
 
 /// `/dev/captcha`: the answers of live CAPTCHAs, newest first, so that lab
 /// automation can pass ① 特定.
-pub fn captchas(list: &[CaptchaView<'_>], banner: &str) -> Markup {
+pub fn captchas(list: &[CaptchaView<'_>], banner: super::Banner) -> Markup {
     layout(
+        &Doc::japanese(Some(banner)),
         "CAPTCHA の答え (demo)",
-        Some(banner),
         html! {
             main.dev {
                 h1 { "CAPTCHA の答え (demo)" }
@@ -70,10 +70,10 @@ pub fn captchas(list: &[CaptchaView<'_>], banner: &str) -> Markup {
 }
 
 /// The demo operator's current TOTP code, as an authenticator app shows it.
-pub fn totp(operator: &str, code: &str, seconds_left: u64, banner: &str) -> Markup {
+pub fn totp(operator: &str, code: &str, seconds_left: u64, banner: super::Banner) -> Markup {
     layout(
+        &Doc::japanese(Some(banner)),
         "管理コンソールの確認コード (demo)",
-        Some(banner),
         html! {
             main.dev {
                 h1 { "管理コンソールの確認コード (demo)" }

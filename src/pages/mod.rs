@@ -7,17 +7,64 @@ pub mod dev;
 pub mod kaigo;
 pub mod portal;
 
+use crate::site::Site;
+use crate::text::{fill, Lang, Texts};
 use maud::{html, Markup, DOCTYPE};
 
 /// The stylesheet, served at `/static/kagi.css`; the CSP allows no inline style.
 pub const STYLESHEET: &str = include_str!("kagi.css");
 
-/// The HTML document around every page. `banner` is a warning shown on
-/// top of every page (the demo says it is a demo).
-pub fn layout(title: &str, banner: Option<&str>, body: Markup) -> Markup {
+/// The warning on top of every page of a server that is not for real use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Banner {
+    /// `kagi demo`.
+    Demo,
+    /// `kagi serve` with the capture transport: a lab.
+    Lab,
+}
+
+impl Banner {
+    pub fn text(self, t: &Texts) -> &'static str {
+        match self {
+            Banner::Demo => t.c_banner_demo,
+            Banner::Lab => t.c_banner_lab,
+        }
+    }
+}
+
+/// What the document around a page needs besides its content.
+#[derive(Clone, Copy)]
+pub struct Doc<'a> {
+    pub lang: Lang,
+    /// A warning shown on top of every page (the demo says it is a demo).
+    pub banner: Option<Banner>,
+    /// The path the language link comes back to; `None`: no link (the
+    /// console and the demo's pages speak Japanese only).
+    pub here: Option<&'a str>,
+}
+
+impl<'a> Doc<'a> {
+    /// A page that speaks Japanese only, with no language link (the
+    /// operators' console, the demo's own pages).
+    pub fn japanese(banner: Option<Banner>) -> Doc<'a> {
+        Doc {
+            lang: Lang::Ja,
+            banner,
+            here: None,
+        }
+    }
+
+    pub fn t(&self) -> &'static Texts {
+        self.lang.texts()
+    }
+}
+
+/// The HTML document around every page.
+pub fn layout(doc: &Doc<'_>, title: &str, body: Markup) -> Markup {
+    let t = doc.t();
     html! {
         (DOCTYPE)
-        html lang="ja" {
+        html lang=(doc.lang.tag()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -25,8 +72,16 @@ pub fn layout(title: &str, banner: Option<&str>, body: Markup) -> Markup {
                 link rel="stylesheet" href="/static/kagi.css";
             }
             body {
-                @if let Some(text) = banner {
-                    div.banner role="status" { (text) }
+                @if let Some(banner) = doc.banner {
+                    div.banner role="status" { (banner.text(t)) }
+                }
+                @if let Some(here) = doc.here {
+                    @let other = doc.lang.other();
+                    nav.lang aria-label=(t.c_language_nav) {
+                        a href=(language_link(other, here)) lang=(other.tag()) hreflang=(other.tag()) {
+                            (other.texts().c_language_name)
+                        }
+                    }
                 }
                 (body)
             }
@@ -34,15 +89,74 @@ pub fn layout(title: &str, banner: Option<&str>, body: Markup) -> Markup {
     }
 }
 
+/// The language link: `/lang` sets the cookie and comes back to `here`.
+fn language_link(to: Lang, here: &str) -> String {
+    let back: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
+    format!("/lang?to={}&back={back}", to.tag())
+}
+
+/// What is wrong with one field of a form (`field`: the input's id), or
+/// with the form as a whole (`field` empty).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub field: &'static str,
+    pub text: String,
+}
+
+impl Problem {
+    pub fn of(field: &'static str, text: impl Into<String>) -> Problem {
+        Problem {
+            field,
+            text: text.into(),
+        }
+    }
+
+    /// A problem of the whole form, tied to no field.
+    pub fn form(text: impl Into<String>) -> Problem {
+        Problem::of("", text)
+    }
+}
+
 /// The problems with what was sent, as one alert a screen reader reads
-/// out; nothing when there are none.
-pub fn errors(list: &[String]) -> Markup {
+/// out; each tied to its field links to it. Nothing when there are none.
+pub fn errors(list: &[Problem]) -> Markup {
     html! {
         @if !list.is_empty() {
             ul.errors role="alert" {
-                @for e in list { li { (e) } }
+                @for p in list {
+                    @if p.field.is_empty() {
+                        li { (p.text) }
+                    } @else {
+                        li id=(error_id(p.field)) { a href={ "#" (p.field) } { (p.text) } }
+                    }
+                }
             }
         }
+    }
+}
+
+/// Problems of a form as a whole, tied to no field (the console's).
+pub fn form_errors(list: &[String]) -> Markup {
+    let list: Vec<Problem> = list.iter().map(Problem::form).collect();
+    errors(&list)
+}
+
+fn error_id(field: &str) -> String {
+    format!("{field}-error")
+}
+
+/// `aria-invalid` for the field `id`: "true" when a problem names it.
+pub fn invalid(list: &[Problem], id: &str) -> Option<&'static str> {
+    list.iter().any(|p| p.field == id).then_some("true")
+}
+
+/// `aria-describedby` for the field `id`: its problem's text, when one
+/// names it, and `also` (a note under the field), if any.
+pub fn described(list: &[Problem], id: &str, also: Option<&str>) -> Option<String> {
+    let own = list.iter().any(|p| p.field == id).then(|| error_id(id));
+    match (own, also) {
+        (Some(own), Some(also)) => Some(format!("{own} {also}")),
+        (own, also) => own.or(also.map(str::to_string)),
     }
 }
 
@@ -51,32 +165,38 @@ pub fn csrf_field(token: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(token); }
 }
 
-/// The page for an error status, in plain Japanese, under the header of
+/// The page for an error status, in plain words, under the header of
 /// the site it happened on.
-pub fn error_page(status: u16, site: Option<crate::site::Site>) -> Markup {
+pub fn error_page(status: u16, site: Option<Site>, lang: Lang) -> Markup {
+    let t = lang.texts();
     let (title, text) = match status {
-        400 => ("不正なリクエスト", "送信された内容を読み取れませんでした。入力内容をご確認のうえ、もう一度お試しください。"),
-        403 => ("操作を続行できません", "画面の有効期限が切れたか、正しくない操作が行われました。お手数ですが、最初からやり直してください。"),
-        404 => ("ページが見つかりません", "指定されたページは存在しません。アドレスをご確認ください。"),
-        405 => ("この操作は受け付けられません", "このページではその操作を行えません。画面のボタンからお進みください。"),
-        413 => ("送信内容が大きすぎます", "送信された内容が上限を超えています。入力内容を短くして、もう一度お試しください。"),
-        408 => ("タイムアウトしました", "送信に時間がかかりすぎたため、処理を中断しました。もう一度お試しください。"),
-        429 => ("アクセスが集中しています", "短時間に多くの操作が行われたため、一時的に受け付けを停止しています。しばらくしてからもう一度お試しください。"),
-        431 => ("送信内容が大きすぎます", "リクエストのヘッダーが上限を超えています。ブラウザのCookieを削除して、もう一度お試しください。"),
-        503 => ("ただいま処理できません", "一時的に処理できない状態です。しばらくしてからもう一度お試しください。"),
-        _ => ("システムエラー", "申し訳ありません。システムエラーが発生しました。しばらくしてからもう一度お試しください。"),
+        400 => (t.c_400_title, t.c_400_text),
+        403 => (t.c_403_title, t.c_403_text),
+        404 => (t.c_404_title, t.c_404_text),
+        405 => (t.c_405_title, t.c_405_text),
+        413 => (t.c_413_title, t.c_413_text),
+        408 => (t.c_408_title, t.c_408_text),
+        429 => (t.c_429_title, t.c_429_text),
+        431 => (t.c_413_title, t.c_431_text),
+        503 => (t.c_503_title, t.c_503_text),
+        _ => (t.c_500_title, t.c_500_text),
     };
     let home = site.map_or("/".to_string(), |s| format!("/{}", s.name()));
+    let doc = Doc {
+        lang,
+        banner: None,
+        here: None,
+    };
     layout(
+        &doc,
         title,
-        None,
         html! {
-            (site_header(site))
+            (site_header(site, t))
             main.error {
                 h1 { (title) }
                 p { (text) }
                 p.status { "(HTTP " (status) ")" }
-                p { a href=(home) { "トップページへ戻る" } }
+                p { a href=(home) { (t.c_back_to_top) } }
             }
         },
     )
@@ -84,139 +204,159 @@ pub fn error_page(status: u16, site: Option<crate::site::Site>) -> Markup {
 
 /// 503 while the server's disk runs low: new requests wait, what is
 /// under way goes on.
-pub fn not_taking_new_work(site: crate::site::Site) -> Markup {
+pub fn not_taking_new_work(site: Site, lang: Lang) -> Markup {
+    let t = lang.texts();
     let home = format!("/{}", site.name());
+    let doc = Doc {
+        lang,
+        banner: None,
+        here: None,
+    };
     layout(
-        "ただいま新しい受付を停止しています",
-        None,
+        &doc,
+        t.c_paused_title,
         html! {
+            (site_header(Some(site), t))
             main.error {
-                h1 { "ただいま新しい受付を停止しています" }
-                p { "サーバの記憶領域が残り少なくなったため、パスワード再設定や書類郵送の新しい受付を一時的に停止しています。" }
-                p { "ログインと、すでにお進みの手続き(ワンタイムパスワードの入力、新しいパスワードの設定)はご利用いただけます。" }
-                p { "しばらくしてからもう一度お試しください。" }
+                h1 { (t.c_paused_title) }
+                p { (t.c_paused_1) }
+                p { (t.c_paused_2) }
+                p { (t.c_try_later) }
                 p.status { "(HTTP 503)" }
-                p { a href=(home) { "トップページへ戻る" } }
+                p { a href=(home) { (t.c_back_to_top) } }
             }
         },
     )
 }
 
-/// 429: how long to wait, in words a user reads.
 /// The bar a site's pages carry on top, for the pages every site shares.
-fn site_header(site: Option<crate::site::Site>) -> Markup {
+fn site_header(site: Option<Site>, t: &Texts) -> Markup {
     html! {
         @match site {
-            Some(crate::site::Site::Kaigo) => div.system { "介護電子請求受付システム" },
-            Some(crate::site::Site::Portal) => header.portal {
-                a.site-name href="/portal" { "医療機関等向け総合ポータルサイト" }
+            Some(Site::Kaigo) => div.system { (t.k_system) },
+            Some(Site::Portal) => header.portal {
+                a.site-name href="/portal" { (t.p_site) }
             },
             None => {},
         }
     }
 }
 
-/// 429 under the header of the area it happened in, leading back there.
-pub fn rate_limited(retry_after_secs: u64, area: crate::site::Area) -> Markup {
+/// 429 under the header of the area it happened in, leading back there:
+/// how long to wait, in words a user reads.
+pub fn rate_limited(retry_after_secs: u64, area: crate::site::Area, lang: Lang) -> Markup {
+    let t = lang.texts();
     let wait = if retry_after_secs < 60 {
-        format!("{retry_after_secs}秒")
+        fill(t.c_seconds, &[("n", &retry_after_secs.to_string())])
     } else {
-        format!("{}分", retry_after_secs.div_ceil(60))
+        fill(
+            t.c_minutes,
+            &[("n", &retry_after_secs.div_ceil(60).to_string())],
+        )
     };
     let home = format!("/{}", area.name());
+    let doc = Doc {
+        lang,
+        banner: None,
+        here: None,
+    };
     layout(
-        "アクセスが集中しています",
-        None,
+        &doc,
+        t.c_429_title,
         html! {
-            (site_header(area.site()))
+            (site_header(area.site(), t))
             main.error {
-                h1 { "アクセスが集中しています" }
-                p { "短時間に多くの操作が行われたため、このネットワークからの受け付けを一時的に停止しています。" }
-                p { "約" (wait) "後にもう一度お試しください。" }
+                h1 { (t.c_429_title) }
+                p { (t.c_429_network) }
+                p { (fill(t.c_429_wait, &[("wait", &wait)])) }
                 p.status { "(HTTP 429)" }
-                p { a href=(home) { "トップページへ戻る" } }
+                p { a href=(home) { (t.c_back_to_top) } }
             }
         },
     )
 }
 
-fn site_title(site: crate::site::Site) -> &'static str {
+fn site_title(site: Site, t: &Texts) -> &'static str {
     match site {
-        crate::site::Site::Kaigo => "介護電子請求受付システム",
-        crate::site::Site::Portal => "医療機関等向け総合ポータルサイト",
+        Site::Kaigo => t.k_system,
+        Site::Portal => t.p_site,
     }
 }
 
 /// "This was not me": what the button will do.
-pub fn not_me_confirm(
-    site: crate::site::Site,
-    token: &str,
-    csrf: &str,
-    banner: Option<&str>,
-) -> Markup {
+pub fn not_me_confirm(site: Site, token: &str, csrf: &str, doc: &Doc<'_>) -> Markup {
+    let t = doc.t();
     layout(
-        "アカウントのロック",
-        banner,
+        doc,
+        t.c_lock_title,
         html! {
             main.error {
-                p { (site_title(site)) }
-                h1 { "アカウントのロック" }
-                p { "パスワードの変更に心当たりがない場合は、【ロックする】ボタンを押してください。アカウントはロックされ、ログイン中の画面はすべて終了します。" }
-                p { "ロック後は、パスワード（ログイン情報）の再設定を行うまでログインできません。" }
+                p { (site_title(site, t)) }
+                h1 { (t.c_lock_title) }
+                p { (t.c_lock_1) }
+                p { (t.c_lock_2) }
                 form method="post" action={ "/" (site.name()) "/not-me" } {
                     input type="hidden" name="csrf" value=(csrf);
                     input type="hidden" name="token" value=(token);
-                    div.buttons { button type="submit" { "ロックする" } }
+                    div.buttons { button type="submit" { (t.c_lock_button) } }
                 }
             }
         },
     )
 }
 
-pub fn not_me_done(site: crate::site::Site, banner: Option<&str>) -> Markup {
+pub fn not_me_done(site: Site, doc: &Doc<'_>) -> Markup {
+    let t = doc.t();
     layout(
-        "アカウントをロックしました",
-        banner,
+        doc,
+        t.c_locked_title,
         html! {
             main.error {
-                p { (site_title(site)) }
-                h1 { "アカウントをロックしました" }
-                p { "ログイン中の画面はすべて終了しました。パスワード（ログイン情報）の再設定を行うと、ロックは解除されます。" }
-                p { a href={ "/" (site.name()) } { "トップページへ" } }
+                p { (site_title(site, t)) }
+                h1 { (t.c_locked_title) }
+                p { (t.c_locked_text) }
+                p { a href={ "/" (site.name()) } { (t.c_to_top) } }
             }
         },
     )
 }
 
-pub fn not_me_invalid(site: crate::site::Site, banner: Option<&str>) -> Markup {
+pub fn not_me_invalid(site: Site, doc: &Doc<'_>) -> Markup {
+    let t = doc.t();
     layout(
-        "このURLは無効です",
-        banner,
+        doc,
+        t.c_lock_invalid_title,
         html! {
             main.error {
-                p { (site_title(site)) }
-                h1 { "このURLは無効です" }
-                p { "有効期限（24時間）が過ぎたか、既に使用されたURLです。" }
-                p { a href={ "/" (site.name()) } { "トップページへ" } }
+                p { (site_title(site, t)) }
+                h1 { (t.c_lock_invalid_title) }
+                p { (t.c_lock_invalid_text) }
+                p { a href={ "/" (site.name()) } { (t.c_to_top) } }
             }
         },
     )
 }
 
 /// kagi's own front page: where the sites are.
-pub fn index(demo: bool) -> Markup {
+pub fn index(demo: bool, lang: Lang) -> Markup {
+    let t = lang.texts();
+    let doc = Doc {
+        lang,
+        banner: None,
+        here: Some("/"),
+    };
     layout(
+        &doc,
         "kagi",
-        None,
         html! {
             main.index {
-                h1 { "kagi — ログイン情報再設定サーバ" }
+                h1 { (t.c_index_title) }
                 ul {
-                    li { a href="/kaigo" { "介護電子請求受付システム" } }
-                    li { a href="/portal" { "医療機関等向け総合ポータルサイト" } }
+                    li { a href="/kaigo" { (t.k_system) } }
+                    li { a href="/portal" { (t.p_site) } }
                 }
                 @if demo {
-                    p { "デモモード: 送信されたメールは " a href="/dev/mail" { "/dev/mail" } "、CAPTCHA の答えは " a href="/dev/captcha" { "/dev/captcha" } " で確認できます。" }
+                    p { (t.c_index_demo_mail) " " a href="/dev/mail" { "/dev/mail" } " " (t.c_index_demo_captcha) " " a href="/dev/captcha" { "/dev/captcha" } (t.c_index_demo_end) }
                 }
             }
         },

@@ -1,46 +1,60 @@
 //! The portal's screens (医療機関等向け総合ポータルサイト), worded as the
-//! seed shows them. Tiles and menu entries for services kagi does not
-//! provide are shown, plainly marked, and lead nowhere.
+//! seed shows them, every word from the language's catalogue. Tiles and
+//! menu entries for services kagi does not provide are shown, plainly
+//! marked, and lead nowhere.
 
-use super::{errors, layout};
+use super::{described, errors, invalid, layout, Doc, Problem};
+use crate::text::{around, fill, Lang, Texts};
 use maud::{html, Markup};
 
 /// What every portal screen shows around its content.
 pub struct Frame<'a> {
     /// The CSRF token every form carries.
     pub csrf: &'a str,
-    pub banner: Option<&'a str>,
+    pub banner: Option<super::Banner>,
     /// The logged-in user, for the header's ログイン/ログアウト.
     pub user: Option<&'a str>,
+    pub lang: Lang,
+    /// The page's path, where the language link comes back to.
+    pub here: &'a str,
 }
 
-/// The mark on what this server does not provide.
-const NOT_HERE: &str = "このサーバでは提供していません";
+impl Frame<'_> {
+    fn t(&self) -> &'static Texts {
+        self.lang.texts()
+    }
+}
 
-fn unavailable(label: &str) -> Markup {
+fn unavailable(t: &Texts, label: &str) -> Markup {
     html! {
-        span.unavailable title=(NOT_HERE) { (label) " " small.na { "(未提供)" } }
+        span.unavailable title=(t.p_not_here) { (label) " " small.na { (t.p_unavailable) } }
     }
 }
 
 fn screen(f: &Frame<'_>, title: &str, content: Markup) -> Markup {
+    let t = f.t();
+    let doc = Doc {
+        lang: f.lang,
+        banner: f.banner,
+        here: Some(f.here),
+    };
     layout(
-        &format!("{title} | 医療機関等向け総合ポータルサイト"),
-        f.banner,
+        &doc,
+        &format!("{title} | {}", t.p_site),
         html! {
             header.portal {
-                a.site-name href="/portal" { "医療機関等向け総合ポータルサイト" }
-                nav {
-                    (unavailable("事業別トップメニュー▼"))
-                    (unavailable("お知らせ"))
-                    (unavailable("よくある質問"))
+                a.site-name href="/portal" { (t.p_site) }
+                nav aria-label=(t.p_nav) {
+                    (unavailable(t, t.p_nav_menus))
+                    (unavailable(t, t.p_nav_news))
+                    (unavailable(t, t.p_nav_faq))
                     @if f.user.is_some() {
                         form.inline method="post" action="/portal/logout" {
                             (csrf(f))
-                            button.link type="submit" { "ログアウト" }
+                            button.link type="submit" { (t.p_logout) }
                         }
                     } @else {
-                        a.login href="/portal/login" { strong { "ログイン" } }
+                        a.login href="/portal/login" { strong { (t.p_login) } }
                     }
                 }
             }
@@ -54,18 +68,22 @@ fn csrf(f: &Frame<'_>) -> Markup {
 }
 
 /// ① 特定 ② 検証 ③ リセット.
-fn step_bar(current: usize) -> Markup {
-    steps(&["① 特定", "② 検証", "③ リセット"], current)
+fn step_bar(t: &Texts, current: usize) -> Markup {
+    steps(t, &[t.p_step_1, t.p_step_2, t.p_step_3], current)
 }
 
 /// A registration's steps: ① 入力 ② 確認メール送信 ③ パスワード設定.
-fn registration_bar(current: usize) -> Markup {
-    steps(&["① 入力", "② 確認メール送信", "③ パスワード設定"], current)
+fn registration_bar(t: &Texts, current: usize) -> Markup {
+    steps(
+        t,
+        &[t.p_reg_step_1, t.p_reg_step_2, t.p_reg_step_3],
+        current,
+    )
 }
 
-fn steps(labels: &[&str], current: usize) -> Markup {
+fn steps(t: &Texts, labels: &[&str], current: usize) -> Markup {
     html! {
-        ol.steps.portal-steps aria-label="手順" {
+        ol.steps.portal-steps aria-label=(t.c_steps) {
             @for (i, label) in labels.iter().enumerate() {
                 li.current[i + 1 == current] aria-current=[(i + 1 == current).then_some("step")] { (label) }
             }
@@ -74,24 +92,24 @@ fn steps(labels: &[&str], current: usize) -> Markup {
 }
 
 /// The top page's tiles; `logged_in`: no ログインはこちら, nor registration.
-fn tiles(logged_in: bool) -> Markup {
+fn tiles(t: &Texts, logged_in: bool) -> Markup {
     let others = [
-        "医療機関等を新設・廃止・コード変更される方はこちら",
-        "お知らせ",
-        "よくある質問",
-        "お問い合わせ先",
-        "オンライン資格確認 オンライン請求",
-        "電子処方箋管理サービス",
-        "電子カルテ情報共有サービス",
+        t.p_tile_institutions,
+        t.p_nav_news,
+        t.p_nav_faq,
+        t.p_tile_contact,
+        t.p_tile_online,
+        t.p_tile_prescriptions,
+        t.p_tile_records,
     ];
     html! {
         div.tiles {
             @if !logged_in {
-                a.tile href="/portal/register" { strong { "新規ユーザー登録はこちら" } p { "初めてご利用になられる方はこちらから" } }
-                a.tile href="/portal/login" { strong { "ログインはこちら" } p { "すでにアカウントをお持ちの方はこちらから" } }
+                a.tile href="/portal/register" { strong { (t.p_tile_register) } p { (t.p_tile_register_note) } }
+                a.tile href="/portal/login" { strong { (t.p_tile_login) } p { (t.p_tile_login_note) } }
             }
             @for label in others {
-                div.tile.na-tile { strong { (label) } small.na { (NOT_HERE) } }
+                div.tile.na-tile { strong { (label) } small.na { (t.p_not_here) } }
             }
         }
     }
@@ -99,10 +117,11 @@ fn tiles(logged_in: bool) -> Markup {
 
 /// The top page.
 pub fn top(f: &Frame<'_>) -> Markup {
+    let t = f.t();
     screen(
         f,
-        "トップページ",
-        html! { h1 { "医療機関等向け総合ポータルサイト" } (tiles(f.user.is_some())) },
+        t.p_top_title,
+        html! { h1 { (t.p_site) } (tiles(t, f.user.is_some())) },
     )
 }
 
@@ -110,91 +129,100 @@ pub fn top(f: &Frame<'_>) -> Markup {
 /// `provisional`: the account is still on its provisional address, which
 /// no mail reaches: a notice says to register anew.
 pub fn home(f: &Frame<'_>, user: &str, coordinator: bool, provisional: bool) -> Markup {
+    let t = f.t();
+    let (before, after) = around(t.p_provisional_2, "register");
     screen(
         f,
-        "トップページ",
+        t.p_top_title,
         html! {
-            h1 { "医療機関等向け総合ポータルサイト" }
+            h1 { (t.p_site) }
             p.notice role="status" {
-                "ログイン中: " strong.user { (user) }
-                @if coordinator { " (取りまとめ者)" }
+                (t.p_logged_in_as) " " strong.user { (user) }
+                @if coordinator { " " (t.p_coordinator) }
             }
             @if provisional {
                 div.notice-box.provisional role="note" {
-                    p { strong { "このアカウントは仮アカウントです(メールアドレスの末尾が「@01」～「@48」)。" } }
-                    p { "仮アカウントにはメールが届かないため、パスワードを忘れた場合に再設定できません。"
-                        a href="/portal/register" { "新規ユーザー登録" } "を行ってください。登録が完了すると、この仮アカウントは使用できなくなります。" }
+                    p { strong { (t.p_provisional_1) } }
+                    p { (before) a href="/portal/register" { (t.p_register_title) } (after) }
                 }
             }
-            (tiles(true))
+            (tiles(t, true))
         },
     )
 }
 
 /// The login page with the seed's notice on provisional accounts.
 pub fn login(f: &Frame<'_>, user: &str, error: Option<&str>) -> Markup {
+    let t = f.t();
+    let problems: Vec<Problem> = error.map(Problem::form).into_iter().collect();
+    let (before, after) = around(t.p_login_case_1_do, "register");
     screen(
         f,
-        "ログイン",
+        t.p_login,
         html! {
-            h1 { "●ログインはこちら" }
+            h1 { (t.p_login_heading) }
             div.notice-box {
-                p { strong { "以下に該当する場合、パスワード再設定を行っても通知メールが届きません。新規ユーザー登録が必要となります。" } }
+                p { strong { (t.p_login_notice) } }
                 ul.plain {
-                    li { "①仮アカウントからメールアドレスを更新していない（末尾が「@01」～「@48」のいずれか）" }
-                    li { "②旧ポータルで登録したメールアドレスに誤りがある" }
+                    li { (t.p_login_case_1) }
+                    li { (t.p_login_case_2) }
                 }
-                p { "①に該当される方は、トップページの「" a href="/portal/register" { "新規ユーザ登録はこちら" } "」をクリックし、ユーザ登録を行ってください。" }
-                p { "仮アカウントからメールアドレスを更新しているにも関わらずパスワード再設定後に通知メールが届かない方は、②に該当している可能性があります。" }
-                p { "その場合、トップページの「" a href="/portal/register" { "新規ユーザ登録はこちら" } "」をクリックし、ユーザ登録を行ってください。" }
-                p { "ユーザ登録でもエラーとなる場合は、コールセンターまでお問い合わせください。" }
+                p { (before) a href="/portal/register" { (t.p_register_link_quoted) } (after) }
+                p { (t.p_login_case_2_maybe) }
+                p { (t.p_login_case_2_do_1) a href="/portal/register" { (t.p_register_link_quoted) } (t.p_login_case_2_do_2) }
+                p { (t.p_login_call) }
             }
             section.login-box {
-                h2 { "ログイン" }
-                @if let Some(e) = error { (errors(&[e.to_string()])) }
+                h2 { (t.p_login) }
+                (errors(&problems))
                 form method="post" action="/portal/login" {
                     (csrf(f))
-                    p { label for="user" { "ユーザー名" } br; input #user type="text" name="user" value=(user) autocomplete="username" maxlength="100"; }
-                    p { label for="password" { "パスワード" } br; input #password type="password" name="password" autocomplete="current-password" maxlength="100"; }
+                    p { label for="user" { (t.p_user) } br; input #user type="text" name="user" value=(user) autocomplete="username" maxlength="100" aria-required="true" aria-invalid=[error.map(|_| "true")]; }
+                    p { label for="password" { (t.p_password) } br; input #password type="password" name="password" autocomplete="current-password" maxlength="100" aria-required="true"; }
                     div.buttons {
-                        button type="submit" { "ログイン" }
-                        a.reset-link href="/portal/reset" { "パスワードの再設定" }
+                        button type="submit" { (t.p_login) }
+                        a.reset-link href="/portal/reset" { (t.p_reset_link) }
                     }
                 }
-                p { "アカウントがありませんか？ " a href="/portal/register" { "新規登録はこちら" } }
+                p { (t.p_no_account) " " a href="/portal/register" { (t.p_register_here) } }
             }
         },
     )
 }
 
+/// The mark of a required field: a red star for the eye; assistive
+/// technology hears `aria-required` on the field itself.
+fn req() -> Markup {
+    html! { span.req aria-hidden="true" { "*" } }
+}
+
 /// A new password twice, and the portal policy as the manual words it.
-fn password_fields(label: &str) -> Markup {
+fn password_fields(t: &Texts, label: &str, p: &[Problem]) -> Markup {
     html! {
         p {
-            label for="pw" { (label) span.req { "*" } } br;
-            input #pw type="password" name="password" autocomplete="new-password" maxlength="100";
+            label for="pw" { (label) (req()) } br;
+            input #pw type="password" name="password" autocomplete="new-password" maxlength="100" aria-required="true" aria-invalid=[invalid(p, "pw")] aria-describedby=[described(p, "pw", Some("pw-rule"))];
         }
         p {
-            label for="pw2" { "パスワードの再入力" span.req { "*" } } br;
-            input #pw2 type="password" name="password_confirm" autocomplete="new-password" maxlength="100";
+            label for="pw2" { (t.p_password_again) (req()) } br;
+            input #pw2 type="password" name="password_confirm" autocomplete="new-password" maxlength="100" aria-required="true" aria-invalid=[invalid(p, "pw2")] aria-describedby=[described(p, "pw2", None)];
         }
-        p.policy { "※大文字/小文字/数字をそれぞれ1文字以上、かつ8文字以上100文字以内で入力してください。" br;
-                   "※よく使われているパスワードは使用できません。" }
+        p.policy #pw-rule { (t.p_password_rule_1) br; (t.p_password_rule_2) }
     }
 }
 
 /// The CAPTCHA's image, its refresh button and its answer field.
-fn captcha_fields(image: &str) -> Markup {
+fn captcha_fields(t: &Texts, image: &str, p: &[Problem]) -> Markup {
     html! {
         div.captcha {
-            img.captcha-image src=(image) alt="CAPTCHA: 画像に表示されている文字" width=(crate::captcha::WIDTH) height=(crate::captcha::HEIGHT);
-            button.secondary type="submit" name="action" value="refresh" title="表示の文字を変更" { "↻ 画像を変更" }
+            img.captcha-image src=(image) alt=(t.p_captcha_alt) width=(crate::captcha::WIDTH) height=(crate::captcha::HEIGHT);
+            button.secondary type="submit" name="action" value="refresh" title=(t.p_captcha_refresh_title) { (t.p_captcha_refresh) }
         }
         p {
-            label for="captcha" { "表示されている文字" span.req { "*" } } br;
-            input #captcha type="text" name="captcha" autocomplete="off" maxlength="10" autocapitalize="off" spellcheck="false";
+            label for="captcha" { (t.p_captcha_label) (req()) } br;
+            input #captcha type="text" name="captcha" autocomplete="off" maxlength="10" autocapitalize="off" spellcheck="false" aria-required="true" aria-invalid=[invalid(p, "captcha")] aria-describedby=[described(p, "captcha", Some("captcha-note"))];
         }
-        p.note { "※CAPTCHAエリアに表示された文字が判別しづらい場合は「画像を変更」を押下して、表示の文字を変更できます。" }
+        p.note #captcha-note { (t.p_captcha_note) }
     }
 }
 
@@ -206,27 +234,32 @@ pub fn identify(
     captcha_image: &str,
     error: Option<&str>,
 ) -> Markup {
+    let t = f.t();
+    let problems: Vec<Problem> = error
+        .map(|e| Problem::of("captcha", e))
+        .into_iter()
+        .collect();
     screen(
         f,
-        "パスワードのリセット",
+        t.p_reset_title,
         html! {
-            (step_bar(1))
-            h1 { "パスワードのリセット" }
-            p.lead { "ユーザー名と、画像に表示されている文字を入力し、「次へ」を押下してください。" }
-            @if let Some(e) = error { (errors(&[e.to_string()])) }
+            (step_bar(t, 1))
+            h1 { (t.p_reset_title) }
+            p.lead { (t.p_identify_lead) }
+            (errors(&problems))
             form method="post" action="/portal/reset" {
                 // The first submit button is the one Enter presses: 次へ,
                 // not the image refresh.
-                button.default-submit type="submit" name="action" value="next" tabindex="-1" aria-hidden="true" { "次へ" }
+                button.default-submit type="submit" name="action" value="next" tabindex="-1" aria-hidden="true" { (t.p_next) }
                 (csrf(f))
                 input type="hidden" name="captcha_id" value=(captcha_id);
                 p {
-                    label for="user" { "ユーザー名" span.req { "*" } } br;
-                    input #user type="text" name="user" value=(user) autocomplete="username" maxlength="100";
+                    label for="user" { (t.p_user) (req()) } br;
+                    input #user type="text" name="user" value=(user) autocomplete="username" maxlength="100" aria-required="true" aria-describedby="user-note";
                 }
-                p.note { "※ユーザー登録完了メールに記載されたユーザー名を入力してください。ただし、取りまとめ者の場合ユーザー登録完了メールに記載されたユーザーIDを入力してください。" }
-                (captcha_fields(captcha_image))
-                div.buttons { button type="submit" name="action" value="next" { "次へ" } }
+                p.note #user-note { (t.p_identify_user_note) }
+                (captcha_fields(t, captcha_image, &problems))
+                div.buttons { button type="submit" name="action" value="next" { (t.p_next) } }
             }
         },
     )
@@ -234,22 +267,25 @@ pub fn identify(
 
 /// ② 検証: パーソナルデータ検証 - メールアドレス.
 pub fn verify(f: &Frame<'_>, error: Option<&str>) -> Markup {
+    let t = f.t();
+    let problems: Vec<Problem> = error.map(|e| Problem::of("email", e)).into_iter().collect();
+    let p = &problems;
     screen(
         f,
-        "パーソナルデータ検証 - メールアドレス",
+        t.p_verify_title,
         html! {
-            (step_bar(2))
-            h1 { "パーソナルデータ検証 - メールアドレス" }
-            p.lead { "医療機関等向け総合ポータルサイトに登録したメールアドレスを入力し、「次へ」を押下してください。" }
-            @if let Some(e) = error { (errors(&[e.to_string()])) }
+            (step_bar(t, 2))
+            h1 { (t.p_verify_title) }
+            p.lead { (t.p_verify_lead) }
+            (errors(p))
             form method="post" action="/portal/reset/verify" {
                 (csrf(f))
                 p {
-                    label for="email" { "メール" span.req { "*" } } br;
-                    input #email type="text" inputmode="email" name="email" autocomplete="email" maxlength="254";
+                    label for="email" { (t.p_mail) (req()) } br;
+                    input #email type="text" inputmode="email" name="email" autocomplete="email" maxlength="254" aria-required="true" aria-invalid=[invalid(p, "email")] aria-describedby=[described(p, "email", Some("width-note"))];
                 }
-                p.width-note { "※ 全角で入力された英数字は、半角に変換して受け付けます。" }
-                div.buttons { button type="submit" { "次へ" } }
+                p.width-note #width-note { (t.k_width_note) }
+                div.buttons { button type="submit" { (t.p_next) } }
             }
         },
     )
@@ -257,36 +293,39 @@ pub fn verify(f: &Frame<'_>, error: Option<&str>) -> Markup {
 
 /// パスワード変更用URLメール送信完了: the same page whatever was entered.
 pub fn sent(f: &Frame<'_>, from: &str, lifetime: &str) -> Markup {
+    let t = f.t();
+    let (before, after) = around(t.p_sent_expiry, "lifetime");
     screen(
         f,
-        "パスワード変更用URLメール送信完了",
+        t.p_sent_title,
         html! {
-            (step_bar(2))
-            h1 { "パスワード変更用URLメール送信完了" }
-            p { "入力したメールアドレス宛に、" (from) "よりパスワード変更用URLが記載されたメールを送信しました。" }
-            p { "メールに記載されているURLを押下又はコピーしてアクセスし、パスワードを再設定してください。" }
-            p.note { "※パスワード変更用のURLリンクはセキュリティ保護のため、送信されてから" strong { (lifetime) } "を経過しますと無効になります。" }
-            p.note { "※ユーザー名とメールアドレスが登録内容と一致しない場合、また仮アカウント（末尾が「@01」～「@48」）の場合、メールは送信されません。" }
-            div.buttons { a.button href="/portal/login" { "ログイン画面へ" } }
+            (step_bar(t, 2))
+            h1 { (t.p_sent_title) }
+            p { (fill(t.p_sent_from, &[("from", from)])) }
+            p { (t.p_sent_open) }
+            p.note { (before) strong { (lifetime) } (after) }
+            p.note { (t.p_sent_not_sent) }
+            div.buttons { a.button href="/portal/login" { (t.p_to_login) } }
         },
     )
 }
 
 /// ③ リセット: the new password (opening the link shows this; only the
 /// POST uses the link).
-pub fn reset(f: &Frame<'_>, token: &str, problems: &[String]) -> Markup {
+pub fn reset(f: &Frame<'_>, token: &str, problems: &[Problem]) -> Markup {
+    let t = f.t();
     screen(
         f,
-        "パスワードのリセット",
+        t.p_reset_title,
         html! {
-            (step_bar(3))
-            h1 { "パスワードのリセット" }
+            (step_bar(t, 3))
+            h1 { (t.p_reset_title) }
             (errors(problems))
             form method="post" action="/portal/passwordreset" {
                 (csrf(f))
                 input type="hidden" name="token" value=(token);
-                (password_fields("新しいパスワード"))
-                div.buttons { button type="submit" { "パスワードのリセット" } }
+                (password_fields(t, t.p_new_password, problems))
+                div.buttons { button type="submit" { (t.p_reset_title) } }
             }
         },
     )
@@ -294,14 +333,15 @@ pub fn reset(f: &Frame<'_>, token: &str, problems: &[String]) -> Markup {
 
 /// Password Resetに成功.
 pub fn reset_done(f: &Frame<'_>) -> Markup {
+    let t = f.t();
     screen(
         f,
-        "Password Resetに成功",
+        t.p_reset_done_title,
         html! {
-            (step_bar(3))
-            h1 { "Password Resetに成功" }
-            p { "パスワードのリセットが完了しました。新しいパスワードでログインしてください。" }
-            div.buttons { a.button href="/portal/login" { "完了" } }
+            (step_bar(t, 3))
+            h1 { (t.p_reset_done_title) }
+            p { (t.p_reset_done) }
+            div.buttons { a.button href="/portal/login" { (t.p_finish) } }
         },
     )
 }
@@ -323,38 +363,44 @@ pub fn register(
     form: &RegistrationForm<'_>,
     captcha_id: &str,
     captcha_image: &str,
-    problems: &[String],
+    problems: &[Problem],
 ) -> Markup {
-    let field =
-        |id: &'static str, label: &'static str, kind: &'static str, value: &str, more: Markup| {
-            html! {
-                p {
-                    label for=(id) { (label) span.req { "*" } } br;
-                    input id=(id) type=(kind) name=(id) value=(value) maxlength="100";
-                    (more)
-                }
+    let t = f.t();
+    let p = problems;
+    let field = |id: &'static str,
+                 label: &str,
+                 kind: &'static str,
+                 value: &str,
+                 note: Option<&str>| {
+        let note_id = format!("{id}-note");
+        html! {
+            p {
+                label for=(id) { (label) (req()) } br;
+                input id=(id) type=(kind) name=(id) value=(value) maxlength="100" aria-required="true" aria-invalid=[invalid(p, id)] aria-describedby=[described(p, id, note.map(|_| note_id.as_str()))];
+                @if let Some(note) = note { br; small.note id=(note_id) { (note) } }
             }
-        };
+        }
+    };
     screen(
         f,
-        "新規ユーザー登録",
+        t.p_register_title,
         html! {
-            (registration_bar(1))
-            h1 { "新規ユーザー登録" }
-            p.lead { "医療機関等の情報と、ご担当者のメールアドレス、希望するユーザー名を入力し、「次へ」を押下してください。入力したメールアドレスに確認用のURLを送信します。" }
-            (errors(problems))
+            (registration_bar(t, 1))
+            h1 { (t.p_register_title) }
+            p.lead { (t.p_register_lead) }
+            (errors(p))
             form method="post" action="/portal/register" {
-                button.default-submit type="submit" name="action" value="next" tabindex="-1" aria-hidden="true" { "次へ" }
+                button.default-submit type="submit" name="action" value="next" tabindex="-1" aria-hidden="true" { (t.p_next) }
                 (csrf(f))
                 input type="hidden" name="captcha_id" value=(captcha_id);
-                (field("institution", "医療機関等コード(10桁)", "text", form.institution, html! { br; small.note { "都道府県番号(2桁)に続く8桁の数字" } }))
-                (field("institution_name", "医療機関等名称", "text", form.institution_name, html! {}))
-                (field("contact", "担当者氏名", "text", form.contact, html! {}))
-                (field("email", "メールアドレス", "email", form.email, html! {}))
-                (field("email_confirm", "メールアドレス(確認用)", "email", form.email_confirm, html! {}))
-                (field("user", "ユーザー名", "text", form.user, html! { br; small.note { "ログインに使う名前です(100文字以内)。" } }))
-                (captcha_fields(captcha_image))
-                div.buttons { button type="submit" name="action" value="next" { "次へ" } }
+                (field("institution", t.p_institution_label, "text", form.institution, Some(t.p_institution_note)))
+                (field("institution_name", t.p_institution_name, "text", form.institution_name, None))
+                (field("contact", t.p_contact, "text", form.contact, None))
+                (field("email", t.p_email, "email", form.email, None))
+                (field("email_confirm", t.p_email_again, "email", form.email_confirm, None))
+                (field("user", t.p_user, "text", form.user, Some(t.p_user_note)))
+                (captcha_fields(t, captcha_image, p))
+                div.buttons { button type="submit" name="action" value="next" { (t.p_next) } }
             }
         },
     )
@@ -362,38 +408,42 @@ pub fn register(
 
 /// ② 確認メール送信: the same page whatever the address or name.
 pub fn register_sent(f: &Frame<'_>, lifetime: &str) -> Markup {
+    let t = f.t();
+    let (before, after) = around(t.p_register_sent_expiry, "lifetime");
     screen(
         f,
-        "確認メール送信",
+        t.p_register_sent_title,
         html! {
-            (registration_bar(2))
-            h1 { "確認メール送信" }
-            p { "入力したメールアドレス宛に、確認用のURLを記載したメールを送信しました。" }
-            p { "メールに記載されているURLにアクセスし、パスワードを設定して登録を完了してください。" }
-            p.note { "※確認用のURLは、送信されてから" strong { (lifetime) } "を経過しますと無効になります。" }
-            p.note { "※メールが届かない場合は、迷惑メールフォルダ等をご確認ください。" }
+            (registration_bar(t, 2))
+            h1 { (t.p_register_sent_title) }
+            p { (t.p_register_sent_1) }
+            p { (t.p_register_sent_2) }
+            p.note { (before) strong { (lifetime) } (after) }
+            p.note { (t.p_register_sent_spam) }
         },
     )
 }
 
 /// ③ パスワード設定 (opening the link shows this; only the POST uses it).
-pub fn register_password(f: &Frame<'_>, token: &str, user: &str, problems: &[String]) -> Markup {
+pub fn register_password(f: &Frame<'_>, token: &str, user: &str, problems: &[Problem]) -> Markup {
+    let t = f.t();
+    let p = problems;
     screen(
         f,
-        "パスワード設定",
+        t.p_register_password_title,
         html! {
-            (registration_bar(3))
-            h1 { "パスワード設定" }
-            (errors(problems))
+            (registration_bar(t, 3))
+            h1 { (t.p_register_password_title) }
+            (errors(p))
             form method="post" action="/portal/register/confirm" {
                 (csrf(f))
                 input type="hidden" name="token" value=(token);
                 p {
-                    label for="user" { "ユーザー名" span.req { "*" } } br;
-                    input #user type="text" name="user" value=(user) autocomplete="username" maxlength="100";
+                    label for="user" { (t.p_user) (req()) } br;
+                    input #user type="text" name="user" value=(user) autocomplete="username" maxlength="100" aria-required="true" aria-invalid=[invalid(p, "user")] aria-describedby=[described(p, "user", None)];
                 }
-                (password_fields("パスワード"))
-                div.buttons { button type="submit" { "登録" } }
+                (password_fields(t, t.p_password, p))
+                div.buttons { button type="submit" { (t.k_register) } }
             }
         },
     )
@@ -401,43 +451,48 @@ pub fn register_password(f: &Frame<'_>, token: &str, user: &str, problems: &[Str
 
 /// 登録完了.
 pub fn register_done(f: &Frame<'_>, user: &str) -> Markup {
+    let t = f.t();
+    let (before, after) = around(t.p_register_done_1, "user");
     screen(
         f,
-        "登録完了",
+        t.p_register_done_title,
         html! {
-            (registration_bar(3))
-            h1 { "登録完了" }
-            p { "ユーザー登録が完了しました。ユーザー名 " strong { (user) } " と設定したパスワードでログインしてください。" }
-            p { "ユーザー名を記載したユーザー登録完了メールを送信しました。" }
-            div.buttons { a.button href="/portal/login" { "ログイン画面へ" } }
+            (registration_bar(t, 3))
+            h1 { (t.p_register_done_title) }
+            p { (before) strong { (user) } (after) }
+            p { (t.p_register_done_2) }
+            div.buttons { a.button href="/portal/login" { (t.p_to_login) } }
         },
     )
 }
 
 /// A registration link that cannot be used.
 pub fn register_invalid(f: &Frame<'_>, lifetime: &str) -> Markup {
+    let t = f.t();
+    let message = fill(t.p_register_invalid, &[("lifetime", lifetime)]);
     screen(
         f,
-        "パスワード設定",
+        t.p_register_password_title,
         html! {
-            (registration_bar(3))
-            h1 { "パスワード設定" }
-            (errors(&[format!("このURLは無効です。有効期限（{lifetime}）が過ぎたか、既に使用されたURLです。お手数ですが、もう一度新規ユーザー登録を行ってください。")]))
-            div.buttons { a.button href="/portal/register" { "新規ユーザー登録をやり直す" } }
+            (registration_bar(t, 3))
+            h1 { (t.p_register_password_title) }
+            (errors(&[Problem::form(message)]))
+            div.buttons { a.button href="/portal/register" { (t.p_register_again) } }
         },
     )
 }
 
 /// A link that cannot be used, or a flow that ran out.
 pub fn stopped(f: &Frame<'_>, step: usize, message: &str) -> Markup {
+    let t = f.t();
     screen(
         f,
-        "パスワードのリセット",
+        t.p_reset_title,
         html! {
-            (step_bar(step))
-            h1 { "パスワードのリセット" }
-            (errors(&[message.to_string()]))
-            div.buttons { a.button href="/portal/reset" { "パスワードの再設定をやり直す" } }
+            (step_bar(t, step))
+            h1 { (t.p_reset_title) }
+            (errors(&[Problem::form(message)]))
+            div.buttons { a.button href="/portal/reset" { (t.p_reset_again) } }
         },
     )
 }

@@ -10,9 +10,11 @@ use crate::address;
 use crate::http::Response;
 use crate::mail::templates;
 use crate::pages::kaigo as page;
+use crate::pages::Problem;
 use crate::policy;
 use crate::secret::Purpose;
 use crate::store::{Account, Session, SessionState, StoreError};
+use crate::text::fill;
 
 /// The page of the first-login step a session is at, if it is at one.
 pub fn page_of(state: &SessionState) -> Option<&'static str> {
@@ -100,17 +102,18 @@ pub fn set_password(ctx: &Ctx<'_>) -> Outcome {
         Err(elsewhere) => return Ok(elsewhere),
     };
     let password = ctx.req.field("password");
-    let mut problems: Vec<String> = policy::check_kaigo(
+    let t = ctx.t();
+    let mut problems: Vec<Problem> = policy::check_kaigo(
         app.config.kaigo.password_policy,
         &account.id,
         password,
         ctx.req.field("password_confirm"),
     )
     .iter()
-    .map(|v| v.message())
+    .map(|v| Problem::of(v.field(), v.message(t)))
     .collect();
     if app.hasher.verify(Some(&account.password_phc), password) {
-        problems.push("仮パスワードと同じパスワードは使用できません。".into());
+        problems.push(Problem::of("pw", t.k_first_same_as_temporary));
     }
     if !problems.is_empty() {
         let page = page::first_password(&ctx.frame(), &account.id, &problems);
@@ -163,14 +166,12 @@ pub fn send_code(ctx: &Ctx<'_>) -> Outcome {
     };
     let email = normalize_width(ctx.req.field("email"));
     let again = normalize_width(ctx.req.field("email_confirm"));
+    let t = ctx.t();
     let mut problems = Vec::new();
     if !address::is_plausible(&email) {
-        problems.push("セキュリティ用メールアドレスを正しく入力してください。".to_string());
+        problems.push(Problem::of("email", t.k_email_wrong));
     } else if !address::same(&email, &again) {
-        problems.push(
-            "セキュリティ用メールアドレスとセキュリティ用メールアドレス(確認用)が一致しません。"
-                .to_string(),
-        );
+        problems.push(Problem::of("email2", t.k_email_mismatch));
     }
     if !problems.is_empty() {
         return Ok(Response::html(page::first_email(
@@ -201,6 +202,7 @@ pub fn send_code(ctx: &Ctx<'_>) -> Outcome {
     if sent {
         let lifetime = app.config.kaigo.otp_lifetime_secs;
         let letter = templates::kaigo_otp(
+            ctx.t(),
             otp.expose(),
             lifetime.div_ceil(60),
             &app.config.kaigo.helpdesk,
@@ -217,11 +219,11 @@ pub fn send_code(ctx: &Ctx<'_>) -> Outcome {
     ctx.audit("email_code_issued", Some(&account.id), outcome)?;
     // The owner is logged in: nothing to hide, the page says so.
     if !sent && waiting_for == fresh.id {
-        let message = "ワンタイムパスワードを送信できませんでした。送信の間隔が短すぎるか、1日の上限に達しています。しばらくしてからもう一度お試しください。";
+        let problem = Problem::form(ctx.t().k_first_not_sent);
         return Ok(Response::html(page::first_email(
             &ctx.frame(),
             &email,
-            &[message.to_string()],
+            &[problem],
         )));
     }
     session.state = SessionState::ConfirmingEmail {
@@ -268,7 +270,7 @@ pub fn confirm_code(ctx: &Ctx<'_>) -> Outcome {
     let minutes = otp_minutes(ctx);
     let entered = normalize_width(ctx.req.field("otp"));
     if entered.len() != 6 || !entered.bytes().all(|b| b.is_ascii_digit()) {
-        let message = "ワンタイムパスワードは6桁の数字を半角で入力してください。";
+        let message = ctx.t().k_otp_format;
         let page = page::first_code(&frame, &email, minutes, Some(message));
         return Ok(Response::html(page));
     }
@@ -304,8 +306,7 @@ pub fn confirm_code(ctx: &Ctx<'_>) -> Outcome {
                 Some(&account.id),
                 &format!("wrong code; {left} left"),
             )?;
-            let message =
-                format!("ワンタイムパスワードが正しくありません。(あと{left}回入力できます)");
+            let message = fill(ctx.t().k_otp_wrong, &[("left", &left.to_string())]);
             let page = page::first_code(&frame, &email, minutes, Some(&message));
             Ok(Response::html(page))
         }
@@ -313,8 +314,8 @@ pub fn confirm_code(ctx: &Ctx<'_>) -> Outcome {
             ctx.audit("otp_failed", Some(&account.id), "code dead")?;
             session.state = SessionState::RegisteringEmail;
             save_session(app, ctx.visit, &session, ctx.now)?;
-            let message = "ワンタイムパスワードが無効になりました。もう一度セキュリティ用メールアドレスを入力してください。";
-            let page = page::first_email(&frame, &email, &[message.to_string()]);
+            let problem = Problem::of("email", ctx.t().k_first_code_dead);
+            let page = page::first_email(&frame, &email, &[problem]);
             Ok(Response::html(page))
         }
     }
@@ -326,6 +327,6 @@ fn notify(ctx: &Ctx<'_>, account: &Account) -> Result<(), StoreError> {
     let helpdesk = &ctx.app.config.kaigo.helpdesk;
     recovery::notify_password_changed(ctx, account, None, |notice| {
         // Issuing the letter cleared any code: this change cleared none.
-        templates::kaigo_password_changed(notice, false, helpdesk)
+        templates::kaigo_password_changed(ctx.t(), notice, false, helpdesk)
     })
 }

@@ -6,7 +6,7 @@
 use super::recovery::{self, Entered, Mailing};
 use super::{
     attempt_login, check_guarded, check_login, current_session, first_login, normalize_width,
-    open_session, save_session, serve_site, Checked, Ctx, Outcome, Route, Visit,
+    open_session, save_session, serve_site, text_problem, Checked, Ctx, Outcome, Route, Visit,
 };
 use crate::address;
 use crate::app::App;
@@ -15,6 +15,7 @@ use crate::http::{Request, Response};
 use crate::limit::Action;
 use crate::mail::templates;
 use crate::pages::kaigo::{self as page, Frame, PostalForm};
+use crate::pages::Problem;
 use crate::policy;
 use crate::secret::{Otp, Purpose, Token};
 use crate::site::{Area, Site};
@@ -22,6 +23,7 @@ use crate::store::{
     is_office_number, Account, Flow, KaigoFlow, LiveOtp, PostalRequest, Secret, Session,
     SessionState, StoreError,
 };
+use crate::text::{fill, Texts};
 
 pub(super) const SITE: Site = Site::Kaigo;
 
@@ -38,7 +40,9 @@ impl Kaigo for Ctx<'_> {
         Frame {
             clock: clock::time_of_day(self.now, self.app.utc_offset),
             csrf: &self.visit.csrf,
-            banner: self.app.banner.as_deref(),
+            banner: self.app.banner,
+            lang: self.req.lang,
+            here: &self.req.path,
         }
     }
 
@@ -200,15 +204,16 @@ fn menu(ctx: &Ctx<'_>) -> Outcome {
     let Some(account) = active_session(ctx)? else {
         return not_logged_in(ctx);
     };
+    let t = ctx.t();
     let notice = ctx
         .req
         .query
         .iter()
         .find(|(k, _)| k == "done")
         .and_then(|(_, v)| match v.as_str() {
-            "set" => Some("セキュリティコードを設定しました。"),
-            "first" => Some("新しいパスワードとセキュリティ用メールアドレスを登録しました。"),
-            "clear" => Some("セキュリティコードを解除しました。"),
+            "set" => Some(t.k_code_was_set),
+            "first" => Some(t.k_first_done),
+            "clear" => Some(t.k_code_was_cleared),
             _ => None,
         });
     html(page::menu(
@@ -245,7 +250,7 @@ fn choose_recovery(ctx: &Ctx<'_>) -> Outcome {
         "postal" => Response::see_other("/kaigo/recovery/postal"),
         _ => Response::html(page::recovery_choice(
             &ctx.frame(),
-            Some("メニューを選択してください。"),
+            Some(ctx.t().k_choose_menu),
         )),
     })
 }
@@ -290,8 +295,6 @@ fn done_page(ctx: &Ctx<'_>) -> Outcome {
 
 // ----- login ---------------------------------------------------------------
 
-const LOGIN_FAILED: &str = "ユーザIDまたはパスワードが正しくありません。";
-
 fn login(ctx: &Ctx<'_>) -> Outcome {
     let app = ctx.app;
     let user_id = normalize_width(ctx.req.field("user_id")).to_ascii_uppercase();
@@ -302,7 +305,7 @@ fn login(ctx: &Ctx<'_>) -> Outcome {
         return Ok(Response::html(page::login(
             &ctx.frame(),
             &user_id,
-            Some(LOGIN_FAILED),
+            Some(ctx.t().k_login_failed),
         )));
     };
     if account.temporary_until.is_some() || account.must_register_email {
@@ -371,10 +374,8 @@ fn login_security_code(ctx: &Ctx<'_>) -> Outcome {
         }
         Checked::Waiting(secs) => {
             app.store.remove_session(&ctx.visit.key)?;
-            let message = format!(
-                "セキュリティコードの入力誤りが続いたため、しばらくの間ログインできません。約{}分後にもう一度ログインしてください。",
-                secs.div_ceil(60)
-            );
+            let minutes = secs.div_ceil(60).to_string();
+            let message = fill(ctx.t().k_code_locked, &[("minutes", &minutes)]);
             Ok(Response::html(page::login(
                 &ctx.frame(),
                 "",
@@ -383,8 +384,7 @@ fn login_security_code(ctx: &Ctx<'_>) -> Outcome {
         }
         Checked::Wrong if attempts_left <= 1 => {
             app.store.remove_session(&ctx.visit.key)?;
-            let message =
-                "セキュリティコードの入力誤りが上限に達しました。もう一度ログインしてください。";
+            let message = ctx.t().k_code_spent;
             Ok(Response::html(page::login(&ctx.frame(), "", Some(message))))
         }
         Checked::Wrong => {
@@ -394,7 +394,7 @@ fn login_security_code(ctx: &Ctx<'_>) -> Outcome {
             save_session(app, ctx.visit, &s, ctx.now)?;
             Ok(Response::html(page::security_code_login(
                 &ctx.frame(),
-                Some("セキュリティコードが正しくありません。"),
+                Some(ctx.t().k_code_wrong),
             )))
         }
     }
@@ -410,6 +410,7 @@ fn set_security_code(ctx: &Ctx<'_>) -> Outcome {
     };
     let action = ctx.req.field("action");
     let code = ctx.req.field("code");
+    let t = ctx.t();
     let mut problems = Vec::new();
     let id = account.id.clone();
     let checked = check_login(
@@ -422,19 +423,17 @@ fn set_security_code(ctx: &Ctx<'_>) -> Outcome {
         "password_check",
     )?;
     if checked.is_none() {
-        problems.push("現在のパスワードが正しくありません。".to_string());
+        problems.push(Problem::of("password", t.k_current_password_wrong));
     }
     if action == "set" {
         if !(4..=16).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            problems.push("セキュリティコードは半角英数字4文字～16文字で入力してください。".into());
+            problems.push(Problem::of("code", t.k_code_rule));
         }
         if code != ctx.req.field("code_confirm") {
-            problems.push(
-                "新しいセキュリティコードと新しいセキュリティコード(確認用)が一致しません。".into(),
-            );
+            problems.push(Problem::of("code2", t.k_code_mismatch));
         }
     } else if action != "clear" || account.security_code_phc.is_none() {
-        problems.push("操作を選択してください。".into());
+        problems.push(Problem::form(t.k_choose_action));
     }
     let Some(account) = checked.filter(|_| problems.is_empty()) else {
         let has = account.security_code_phc.is_some();
@@ -524,28 +523,13 @@ impl Stop {
     }
 
     /// The page's title and message.
-    fn text(self) -> (&'static str, &'static str) {
+    fn text(self, t: &Texts) -> (&'static str, &'static str) {
         match self {
-            Stop::Expired => (
-                "有効期限切れ",
-                "画面の有効期限が切れました。お手数ですが、最初からやり直してください。",
-            ),
-            Stop::CodeDead => (
-                "ワンタイムパスワード入力",
-                "ワンタイムパスワードが無効になりました。お手数ですが、最初からやり直してください。",
-            ),
-            Stop::Completed => (
-                "処理終了",
-                "ログイン情報の再設定は完了しています。新しいパスワードでログインしてください。",
-            ),
-            Stop::CodeUsed => (
-                "ワンタイムパスワード入力",
-                "このワンタイムパスワードは既に使用されています。",
-            ),
-            Stop::OutOfOrder => (
-                "操作を続行できません",
-                "この画面には進めません。お手数ですが、最初からやり直してください。",
-            ),
+            Stop::Expired => (t.k_stop_expired_title, t.k_stop_expired),
+            Stop::CodeDead => (t.k_step_otp, t.k_stop_code_dead),
+            Stop::Completed => (t.k_done_title, t.k_stop_completed),
+            Stop::CodeUsed => (t.k_step_otp, t.k_stop_code_used),
+            Stop::OutOfOrder => (t.c_403_title, t.k_stop_out_of_order),
         }
     }
 }
@@ -580,11 +564,11 @@ impl CodeDeath {
         }
     }
 
-    fn message(self) -> &'static str {
+    fn message(self, t: &Texts) -> &'static str {
         match self {
-            CodeDeath::Expired => "ワンタイムパスワードの有効期間が過ぎています。お手数ですが、最初からやり直してください。",
-            CodeDeath::TooManyWrong => "ワンタイムパスワードの入力誤りが上限に達したため、ワンタイムパスワードは無効になりました。お手数ですが、最初からやり直してください。",
-            CodeDeath::Gone => "ワンタイムパスワードが無効になりました。お手数ですが、最初からやり直してください。",
+            CodeDeath::Expired => t.k_code_expired,
+            CodeDeath::TooManyWrong => t.k_code_too_many,
+            CodeDeath::Gone => t.k_stop_code_dead,
         }
     }
 }
@@ -605,7 +589,7 @@ fn after_code<A>(entered: Entered, unchanged: Option<A>) -> AfterCode<A> {
 /// The page for a flow that cannot take the step of `screen`.
 fn stopped(ctx: &Ctx<'_>, flow: &Option<KaigoFlow>, screen: Screen) -> Response {
     let stop = Stop::of(flow);
-    let (title, message) = stop.text();
+    let (title, message) = stop.text(ctx.t());
     // A recovery already done is no error: a plain page on to the login.
     if stop == Stop::Completed {
         return Response::html(page::recovery_already_done(&ctx.frame(), title, message));
@@ -618,9 +602,13 @@ fn stopped(ctx: &Ctx<'_>, flow: &Option<KaigoFlow>, screen: Screen) -> Response 
 fn start_recovery(ctx: &Ctx<'_>) -> Outcome {
     let office = normalize_width(ctx.req.field("office"));
     let email = normalize_width(ctx.req.field("email"));
-    let mut problems: Vec<String> = office_problem(&office).into_iter().collect();
+    let t = ctx.t();
+    let mut problems: Vec<Problem> = office_problem(t, &office)
+        .map(|text| Problem::of("office", text))
+        .into_iter()
+        .collect();
     if !address::is_plausible(&email) {
-        problems.push("セキュリティ用メールアドレスを正しく入力してください。".to_string());
+        problems.push(Problem::of("email", t.k_email_wrong));
     }
     if !problems.is_empty() {
         return Ok(Response::html(page::recovery_auth(
@@ -673,7 +661,7 @@ fn choose_prefecture(ctx: &Ctx<'_>) -> Outcome {
         let page = page::recovery_prefecture(
             &ctx.frame(),
             &prefectures,
-            Some("請求先都道府県を選択してください。"),
+            Some(ctx.t().k_choose_prefecture),
         );
         return Ok(Response::html(page));
     }
@@ -709,6 +697,7 @@ fn issue_otp(
     let (waiting_for, sent) =
         ctx.update_claim(&claim, |g| recovery::issue_otp(g, &fresh, ctx.now, limits))?;
     let letter = templates::kaigo_otp(
+        ctx.t(),
         otp.expose(),
         lifetime.div_ceil(60),
         &app.config.kaigo.helpdesk,
@@ -729,6 +718,7 @@ fn issue_otp(
         account: matched.as_ref().map(|a| a.id.clone()),
         claim,
         otp_id: waiting_for,
+        lang: ctx.req.lang,
     };
     recovery::deliver(ctx, &mailing, || {
         ctx.put_flow(flow, lifetime.max(ctx.flow_lifetime()))
@@ -748,6 +738,7 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
         generation,
         claim,
         otp_id,
+        lang,
     }) = flow
     else {
         return Ok(stopped(ctx, &flow, Screen::Otp));
@@ -757,7 +748,7 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
     let entered = normalize_width(ctx.req.field("otp"));
     if entered.len() != 6 || !entered.bytes().all(|b| b.is_ascii_digit()) {
         // Not a guess at the code: no attempt is spent.
-        let message = "ワンタイムパスワードは6桁の数字を半角で入力してください。";
+        let message = ctx.t().k_otp_format;
         return Ok(Response::html(page::recovery_otp(
             &f,
             &email,
@@ -787,6 +778,7 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
             let verified = KaigoFlow::Verified {
                 account: account.id.clone(),
                 generation,
+                lang,
             };
             let expires = ctx.now + ctx.flow_lifetime();
             app.store
@@ -798,8 +790,7 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
         AfterCode::Retry(left) => {
             let note = format!("wrong code; {left} left");
             ctx.audit("otp_failed", account.as_deref(), &note)?;
-            let message =
-                format!("ワンタイムパスワードが正しくありません。(あと{left}回入力できます)");
+            let message = fill(ctx.t().k_otp_wrong, &[("left", &left.to_string())]);
             Ok(Response::html(page::recovery_otp(
                 &f,
                 &email,
@@ -810,8 +801,9 @@ fn check_otp(ctx: &Ctx<'_>) -> Outcome {
         AfterCode::Dead(death) => {
             ctx.audit("otp_failed", account.as_deref(), death.note())?;
             ctx.put_flow(KaigoFlow::Failed, ctx.flow_lifetime())?;
-            let title = "ワンタイムパスワード入力";
-            let page = page::recovery_stopped(&f, Screen::Otp as usize, title, death.message());
+            let t = ctx.t();
+            let message = death.message(t);
+            let page = page::recovery_stopped(&f, Screen::Otp as usize, t.k_step_otp, message);
             Ok(Response::html(page))
         }
     }
@@ -826,6 +818,7 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
     let Some(KaigoFlow::Verified {
         account: id,
         generation,
+        lang,
     }) = flow
     else {
         return Ok(stopped(ctx, &flow, Screen::Reset));
@@ -845,7 +838,10 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
         ctx.req.field("password_confirm"),
     );
     if !broken.is_empty() {
-        let problems: Vec<String> = broken.iter().map(|v| v.message()).collect();
+        let problems: Vec<Problem> = broken
+            .iter()
+            .map(|v| Problem::of(v.field(), v.message(ctx.t())))
+            .collect();
         return Ok(Response::html(page::recovery_reset(
             &ctx.frame(),
             &account.id,
@@ -870,7 +866,7 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
     )?;
     let helpdesk = &app.config.kaigo.helpdesk;
     recovery::notify_password_changed(ctx, &account, None, |notice| {
-        templates::kaigo_password_changed(notice, had_code, helpdesk)
+        templates::kaigo_password_changed(lang.texts(), notice, had_code, helpdesk)
     })?;
     app.store.flush()?;
     Ok(Response::see_other("/kaigo/recovery/done"))
@@ -886,15 +882,19 @@ fn request_postal(ctx: &Ctx<'_>) -> Outcome {
     let office_name = req.field("office_name").trim();
     let contact = req.field("contact").trim();
     let phone = normalize_width(req.field("phone"));
-    let problems: Vec<String> = [
-        office_problem(&office),
-        prefecture_problem(prefecture),
-        text_problem("事業所名", office_name, 100),
-        text_problem("担当者名", contact, 50),
-        phone_problem(&phone),
+    let t = ctx.t();
+    let problems: Vec<Problem> = [
+        ("office", office_problem(t, &office)),
+        ("prefecture", prefecture_problem(t, prefecture)),
+        (
+            "office_name",
+            text_problem(t, t.k_office_name, office_name, 100),
+        ),
+        ("contact", text_problem(t, t.k_contact, contact, 50)),
+        ("phone", phone_problem(t, &phone)),
     ]
     .into_iter()
-    .flatten()
+    .filter_map(|(field, text)| Some(Problem::of(field, text?)))
     .collect();
     if !problems.is_empty() {
         let form = PostalForm {
@@ -932,50 +932,36 @@ fn request_postal(ctx: &Ctx<'_>) -> Outcome {
     Ok(Response::see_other("/kaigo/recovery/postal/done"))
 }
 
-/// What is wrong with a typed office number, if anything.
 /// What is wrong with a typed office number, if anything: said as it is
 /// (a number of the right form whose first two digits name no prefecture
 /// is not told to be ten digits).
-fn office_problem(office: &str) -> Option<String> {
+pub(super) fn office_problem(t: &Texts, office: &str) -> Option<String> {
     let ten_digits = office.len() == 10 && office.bytes().all(|b| b.is_ascii_digit());
     let message = if office.is_empty() {
-        "事業所番号を入力してください。"
+        t.k_office_empty
     } else if !ten_digits {
-        "事業所番号は半角数字10桁で入力してください。"
+        t.k_office_digits
     } else if !is_office_number(office) {
-        "事業所番号の先頭2桁は都道府県番号(01～47)です。事業所番号をご確認ください。"
+        t.k_office_prefecture
     } else {
         return None;
     };
     Some(message.into())
 }
 
-fn prefecture_problem(code: &str) -> Option<String> {
+fn prefecture_problem(t: &Texts, code: &str) -> Option<String> {
     let known = code.len() == 2 && matches!(code.parse::<u8>(), Ok(1..=47));
-    (!known).then(|| "請求先都道府県を選択してください。".into())
+    (!known).then(|| t.k_choose_prefecture.into())
 }
 
-/// What is wrong with a required text field of at most `max` characters.
-fn text_problem(label: &str, text: &str, max: usize) -> Option<String> {
-    if text.is_empty() {
-        Some(format!("{label}を入力してください。"))
-    } else if text.chars().count() > max {
-        Some(format!("{label}は{max}文字以内で入力してください。"))
-    } else if text.chars().any(char::is_control) {
-        Some(format!("{label}に使用できない文字が含まれています。"))
-    } else {
-        None
-    }
-}
-
-fn phone_problem(phone: &str) -> Option<String> {
+fn phone_problem(t: &Texts, phone: &str) -> Option<String> {
     let digits = phone.bytes().filter(u8::is_ascii_digit).count();
     if phone.is_empty() {
-        Some("電話番号を入力してください。".into())
+        Some(t.k_phone_empty.into())
     } else if !(10..=11).contains(&digits)
         || !phone.bytes().all(|b| b.is_ascii_digit() || b == b'-')
     {
-        Some("電話番号は半角数字(10桁または11桁)とハイフンで入力してください。".into())
+        Some(t.k_phone_wrong.into())
     } else {
         None
     }
@@ -984,6 +970,7 @@ fn phone_problem(phone: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::Lang;
 
     fn awaiting() -> KaigoFlow {
         KaigoFlow::AwaitingOtp {
@@ -992,6 +979,7 @@ mod tests {
             generation: 0,
             claim: "c".into(),
             otp_id: "o".into(),
+            lang: Lang::Ja,
         }
     }
 
@@ -1032,6 +1020,7 @@ mod tests {
         let verified = KaigoFlow::Verified {
             account: "KJ131311111111".into(),
             generation: 0,
+            lang: Lang::Ja,
         };
         assert_eq!(Stop::of(&Some(verified)), Stop::CodeUsed);
         assert_eq!(Stop::of(&Some(awaiting())), Stop::OutOfOrder);

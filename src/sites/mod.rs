@@ -97,6 +97,11 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The words of the request's language.
+    pub fn t(&self) -> &'static crate::text::Texts {
+        self.req.lang.texts()
+    }
+
     pub fn audit(
         &self,
         event: &str,
@@ -257,7 +262,9 @@ pub fn serve_area<H: Copy>(
         };
         if req.method == Method::Post && action.starts_new_work() && low_on_disk() {
             let page = match area.site() {
-                Some(site) => Response::html_status(503, pages::not_taking_new_work(site)),
+                Some(site) => {
+                    Response::html_status(503, pages::not_taking_new_work(site, req.lang))
+                }
                 None => Response::error(503),
             };
             return Ok(page.with_header("Retry-After", "300".into()));
@@ -315,7 +322,7 @@ fn over_limit(app: &App, req: &Request, now: u64, area: Area, action: Action) ->
     app.limiter
         .tally_refusal(area.site(), action, req.client, now);
     Some(
-        Response::html_status(429, pages::rate_limited(wait, area))
+        Response::html_status(429, pages::rate_limited(wait, area, req.lang))
             .with_header("Retry-After", wait.to_string()),
     )
 }
@@ -399,8 +406,12 @@ fn not_me(ctx: &Ctx<'_>, method: Method) -> Outcome {
         Method::Post => ctx.req.field("token"),
         _ => ctx.query("token"),
     };
-    let banner = app.banner.as_deref();
-    let invalid = || Response::html_status(404, pages::not_me_invalid(site, banner));
+    let doc = pages::Doc {
+        lang: ctx.req.lang,
+        banner: app.banner,
+        here: Some(&ctx.req.path),
+    };
+    let invalid = || Response::html_status(404, pages::not_me_invalid(site, &doc));
     let Some(token) = Token::parse(token) else {
         return Ok(invalid());
     };
@@ -424,7 +435,7 @@ fn not_me(ctx: &Ctx<'_>, method: Method) -> Outcome {
             site,
             token.expose(),
             &ctx.visit.csrf,
-            banner,
+            &doc,
         )));
     }
     if !app.store.use_link(&key, now)? {
@@ -445,7 +456,7 @@ fn not_me(ctx: &Ctx<'_>, method: Method) -> Outcome {
     }
     ctx.audit("not_me_lock", Some(&account.id), "locked; sessions ended")?;
     app.store.flush()?;
-    Ok(Response::html(pages::not_me_done(site, banner)))
+    Ok(Response::html(pages::not_me_done(site, &doc)))
 }
 
 /// What checking a secret under its guard came to.
@@ -656,6 +667,26 @@ pub fn normalize_width(s: &str) -> String {
         .collect::<String>()
         .trim()
         .to_string()
+}
+
+/// What is wrong with a required text field of at most `max` characters.
+pub(super) fn text_problem(
+    t: &crate::text::Texts,
+    label: &str,
+    text: &str,
+    max: usize,
+) -> Option<String> {
+    let text_of =
+        |template| crate::text::fill(template, &[("label", label), ("max", &max.to_string())]);
+    if text.is_empty() {
+        Some(text_of(t.c_field_empty))
+    } else if text.chars().count() > max {
+        Some(text_of(t.c_field_too_long))
+    } else if text.chars().any(char::is_control) {
+        Some(text_of(t.c_field_bad_chars))
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -15,12 +15,14 @@ use crate::http::{Request, Response};
 use crate::limit::Action;
 use crate::mail::templates;
 use crate::pages::portal::{self as page, Frame};
+use crate::pages::Problem;
 use crate::policy;
 use crate::secret::{constant_time_eq, Purpose, Token};
 use crate::site::Site;
 use crate::store::{
     Account, Flow, Link, LinkKind, LinkState, PortalFlow, SessionState, StoreError,
 };
+use crate::text::{fill, Texts};
 
 pub(super) const SITE: Site = Site::Portal;
 
@@ -36,8 +38,10 @@ impl Portal for Ctx<'_> {
     fn frame<'f>(&'f self, user: Option<&'f str>) -> Frame<'f> {
         Frame {
             csrf: &self.visit.csrf,
-            banner: self.app.banner.as_deref(),
+            banner: self.app.banner,
             user,
+            lang: self.req.lang,
+            here: &self.req.path,
         }
     }
 
@@ -210,7 +214,7 @@ fn login(ctx: &Ctx<'_>) -> Outcome {
     let password = ctx.req.field("password");
     let checked = attempt_login(app, ctx.req, ctx.now, (SITE, plausible), password)?;
     let Some(account) = checked else {
-        let message = "ユーザー名またはパスワードが正しくありません。";
+        let message = ctx.t().p_login_failed;
         return Ok(Response::html(page::login(
             &ctx.frame(None),
             user,
@@ -285,14 +289,10 @@ fn identify(ctx: &Ctx<'_>) -> Outcome {
     }
     if !solved {
         ctx.audit("captcha", None, "failed")?;
-        return identify_page(
-            ctx,
-            user,
-            Some("表示されている文字が正しくありません。新しく表示された文字を入力してください。"),
-        );
+        return identify_page(ctx, user, Some(ctx.t().p_captcha_wrong));
     }
     if user.is_empty() || user.chars().count() > 100 || user.chars().any(char::is_control) {
-        return identify_page(ctx, user, Some("ユーザー名を入力してください。"));
+        return identify_page(ctx, user, Some(ctx.t().p_user_empty));
     }
     ctx.audit("recovery_started", None, "captcha passed")?;
     ctx.put_flow(PortalFlow::Identified {
@@ -312,7 +312,7 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
     if !address::is_plausible(&email) {
         return Ok(Response::html(page::verify(
             &ctx.frame(None),
-            Some("メールアドレスを正しく入力してください。"),
+            Some(ctx.t().p_email_wrong),
         )));
     }
     let account = app.store.account(SITE, &user)?;
@@ -329,7 +329,7 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
     let token = Token::generate();
     let key = app.digest(Purpose::Link, token.expose())?;
     let lifetime = app.config.portal.link_lifetime_secs;
-    let letter = reset_letter(app, &token);
+    let letter = reset_letter(app, ctx.t(), &token);
     let link = Link {
         kind: LinkKind::Reset,
         site: SITE,
@@ -339,6 +339,7 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
             .map_or(String::new(), |a| a.id.clone()),
         generation: matched.as_ref().map_or(0, |a| a.generation),
         state: LinkState::Live,
+        lang: ctx.req.lang,
     };
     app.store.put_link(&key, &link, ctx.now + lifetime)?;
     let mailing = Mailing {
@@ -357,11 +358,12 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
 
 /// The mail with a reset link of `token`. The link is built from the
 /// configured address, never from the request's Host.
-pub fn reset_letter(app: &App, token: &Token) -> templates::Letter {
+pub fn reset_letter(app: &App, t: &Texts, token: &Token) -> templates::Letter {
     let url = format!("{}/passwordreset?token={}", portal_url(app), token.expose());
     templates::portal_reset_link(
+        t,
         &url,
-        &templates::lifetime_ja(app.config.portal.link_lifetime_secs),
+        &templates::lifetime(t, app.config.portal.link_lifetime_secs),
         &portal_url(app),
         &app.config.portal.contact,
     )
@@ -383,7 +385,7 @@ fn sent_page(ctx: &Ctx<'_>) -> Outcome {
     Ok(Response::html(page::sent(
         &ctx.frame(None),
         from,
-        &templates::lifetime_ja(config.portal.link_lifetime_secs),
+        &templates::lifetime(ctx.t(), config.portal.link_lifetime_secs),
     )))
 }
 
@@ -412,13 +414,14 @@ fn live_link(ctx: &Ctx<'_>, token: &str) -> Result<Option<(String, Link, Account
 }
 
 fn invalid_link(ctx: &Ctx<'_>) -> Response {
-    let lifetime = templates::lifetime_ja(ctx.app.config.portal.link_lifetime_secs);
-    let message = format!("このURLは無効です。有効期限（{lifetime}）が過ぎたか、既に使用されたURLです。お手数ですが、もう一度パスワードの再設定を行ってください。");
+    let t = ctx.t();
+    let lifetime = templates::lifetime(t, ctx.app.config.portal.link_lifetime_secs);
+    let message = fill(t.p_link_invalid, &[("lifetime", &lifetime)]);
     Response::html_status(404, page::stopped(&ctx.frame(None), 3, &message))
 }
 
 fn expired(ctx: &Ctx<'_>, step: usize) -> Response {
-    let message = "画面の有効期限が切れました。お手数ですが、最初からやり直してください。";
+    let message = ctx.t().k_stop_expired;
     Response::html(page::stopped(&ctx.frame(None), step, message))
 }
 
@@ -426,7 +429,7 @@ fn expired(ctx: &Ctx<'_>, step: usize) -> Response {
 fn reset_password(ctx: &Ctx<'_>) -> Outcome {
     let app = ctx.app;
     let token = ctx.req.field("token");
-    let Some((key, _, mut account)) = live_link(ctx, token)? else {
+    let Some((key, link, mut account)) = live_link(ctx, token)? else {
         return Ok(invalid_link(ctx));
     };
     let password = ctx.req.field("password");
@@ -436,7 +439,10 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
         ctx.req.field("password_confirm"),
     );
     if !broken.is_empty() {
-        let problems: Vec<String> = broken.iter().map(|v| v.message()).collect();
+        let problems: Vec<Problem> = broken
+            .iter()
+            .map(|v| Problem::of(v.field(), v.message(ctx.t())))
+            .collect();
         return Ok(Response::html(page::reset(
             &ctx.frame(None),
             token,
@@ -458,7 +464,7 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
     let (portal, contact) = (portal_url(app), &app.config.portal.contact);
     let from = app.config.portal.mail_from.as_deref();
     recovery::notify_password_changed(ctx, &account, from, |notice| {
-        templates::portal_password_changed(notice, &portal, contact)
+        templates::portal_password_changed(link.lang.texts(), notice, &portal, contact)
     })?;
     app.store.flush()?;
     Ok(Response::see_other("/portal/passwordreset/done"))

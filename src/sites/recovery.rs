@@ -249,6 +249,7 @@ fn not_me_link(app: &App, account: &Account, now: u64) -> Result<String, StoreEr
         account: account.id.clone(),
         generation: account.generation,
         state: LinkState::Live,
+        lang: crate::text::Lang::Ja,
     };
     let key = app.digest(Purpose::Link, token.expose())?;
     app.store.put_link(&key, &link, now + DAY)?;

@@ -8,14 +8,16 @@
 
 use super::portal::{captcha_solved, new_captcha, portal_url, Portal, SITE};
 use super::recovery;
-use super::{normalize_width, Ctx, Outcome};
+use super::{normalize_width, text_problem, Ctx, Outcome};
 use crate::address;
 use crate::http::Response;
 use crate::mail::templates;
 use crate::pages::portal::{self as page, RegistrationForm};
+use crate::pages::Problem;
 use crate::policy;
 use crate::secret::{Purpose, Token};
 use crate::store::{is_office_number, NewAccount, PortalFlow, Registration, StoreError};
+use crate::text::fill;
 
 /// How long a registration's link works: an hour.
 pub const LINK_LIFETIME: u64 = 3600;
@@ -24,21 +26,10 @@ pub fn form_page(ctx: &Ctx<'_>) -> Outcome {
     form(ctx, &RegistrationForm::default(), &[])
 }
 
-fn form(ctx: &Ctx<'_>, typed: &RegistrationForm<'_>, problems: &[String]) -> Outcome {
+fn form(ctx: &Ctx<'_>, typed: &RegistrationForm<'_>, problems: &[Problem]) -> Outcome {
     let (id, image) = new_captcha(ctx)?;
     let page = page::register(&ctx.frame(None), typed, &id, &image, problems);
     Ok(Response::html(page))
-}
-
-/// What is wrong with a required text of at most 100 characters.
-fn text_problem(label: &str, text: &str) -> Option<String> {
-    if text.is_empty() {
-        Some(format!("{label}を入力してください。"))
-    } else if text.chars().count() > 100 || text.chars().any(char::is_control) {
-        Some(format!("{label}は100文字以内で入力してください。"))
-    } else {
-        None
-    }
 }
 
 /// ① submitted. Past the checks of each field, the same work on every
@@ -63,26 +54,32 @@ pub fn submit(ctx: &Ctx<'_>) -> Outcome {
     if r.field("action") == "refresh" {
         return form(ctx, &typed, &[]);
     }
-    let mut problems: Vec<String> = Vec::new();
+    let t = ctx.t();
+    let mut problems: Vec<Problem> = Vec::new();
     if institution.is_empty() {
-        problems.push("医療機関等コードを入力してください。".into());
+        problems.push(Problem::of("institution", t.p_institution_empty));
     } else if !is_office_number(&institution) {
-        problems.push(
-            "医療機関等コードは半角数字10桁(都道府県番号2桁と8桁)で入力してください。".into(),
-        );
+        problems.push(Problem::of("institution", t.p_institution_wrong));
     }
-    problems.extend(text_problem("医療機関等名称", typed.institution_name));
-    problems.extend(text_problem("担当者氏名", typed.contact));
+    let texts = [
+        (
+            "institution_name",
+            t.p_institution_name,
+            typed.institution_name,
+        ),
+        ("contact", t.p_contact, typed.contact),
+    ];
+    for (field, label, text) in texts {
+        problems.extend(text_problem(t, label, text, 100).map(|p| Problem::of(field, p)));
+    }
     if !address::is_plausible(&email) || crate::store::is_provisional_address(&email) {
-        problems.push("メールアドレスを正しく入力してください。".into());
+        problems.push(Problem::of("email", t.p_email_wrong));
     } else if !address::same(&email, &email_confirm) {
-        problems.push("メールアドレスとメールアドレス(確認用)が一致しません。".into());
+        problems.push(Problem::of("email_confirm", t.p_email_mismatch));
     }
-    problems.extend(text_problem("ユーザー名", typed.user));
+    problems.extend(text_problem(t, t.p_user, typed.user, 100).map(|p| Problem::of("user", p)));
     if !solved {
-        problems.push(
-            "表示されている文字が正しくありません。新しく表示された文字を入力してください。".into(),
-        );
+        problems.push(Problem::of("captcha", t.p_captcha_wrong));
     }
     if !problems.is_empty() {
         if !solved {
@@ -101,6 +98,7 @@ pub fn submit(ctx: &Ctx<'_>) -> Outcome {
         email: email.clone(),
         user: typed.user.to_string(),
         dead: in_use.is_some(),
+        lang: ctx.req.lang,
     };
     app.store
         .put_registration(&key, &registration, ctx.now + LINK_LIFETIME)?;
@@ -108,12 +106,12 @@ pub fn submit(ctx: &Ctx<'_>) -> Outcome {
     let letter = match &in_use {
         Some(account) => {
             let reset = format!("{portal}/reset");
-            templates::portal_registration_exists(&account.id, &reset, &portal, contact)
+            templates::portal_registration_exists(t, &account.id, &reset, &portal, contact)
         }
         None => {
             let url = format!("{portal}/register/confirm?token={}", token.expose());
-            let lifetime = templates::lifetime_ja(LINK_LIFETIME);
-            templates::portal_registration_link(&url, &lifetime, &portal, contact)
+            let lifetime = templates::lifetime(t, LINK_LIFETIME);
+            templates::portal_registration_link(t, &url, &lifetime, &portal, contact)
         }
     };
     let useful = ctx.now..ctx.now + LINK_LIFETIME;
@@ -136,7 +134,7 @@ pub fn submit(ctx: &Ctx<'_>) -> Outcome {
 }
 
 pub fn sent_page(ctx: &Ctx<'_>) -> Outcome {
-    let lifetime = templates::lifetime_ja(LINK_LIFETIME);
+    let lifetime = templates::lifetime(ctx.t(), LINK_LIFETIME);
     Ok(Response::html(page::register_sent(
         &ctx.frame(None),
         &lifetime,
@@ -154,7 +152,7 @@ fn live(ctx: &Ctx<'_>, token: &str) -> Result<Option<(String, Registration)>, St
 }
 
 fn invalid(ctx: &Ctx<'_>) -> Response {
-    let lifetime = templates::lifetime_ja(LINK_LIFETIME);
+    let lifetime = templates::lifetime(ctx.t(), LINK_LIFETIME);
     Response::html_status(404, page::register_invalid(&ctx.frame(None), &lifetime))
 }
 
@@ -185,13 +183,14 @@ pub fn confirm(ctx: &Ctx<'_>) -> Outcome {
     };
     let user = ctx.req.field("user").trim().to_string();
     let password = ctx.req.field("password");
-    let mut problems: Vec<String> = policy::check_portal(
+    let t = ctx.t();
+    let mut problems: Vec<Problem> = policy::check_portal(
         app.config.portal.password_policy,
         password,
         ctx.req.field("password_confirm"),
     )
     .iter()
-    .map(|v| v.message())
+    .map(|v| Problem::of(v.field(), v.message(t)))
     .collect();
     let new = NewAccount {
         user: user.clone(),
@@ -199,20 +198,24 @@ pub fn confirm(ctx: &Ctx<'_>) -> Outcome {
         email: Some(r.email.clone()),
         ..NewAccount::default()
     };
-    let taken = "このユーザー名はすでに使用されています。別のユーザー名を入力してください。";
-    if let Err(problem) = new.clone().build(SITE, String::new()) {
-        problems.push(problem.ja().into());
+    let taken = Problem::of("user", t.p_user_taken);
+    if new.clone().build(SITE, String::new()).is_err() {
+        let text = text_problem(t, t.p_user, &user, 100);
+        problems.push(Problem::of(
+            "user",
+            text.unwrap_or_else(|| t.p_user_chars.into()),
+        ));
     } else if !user_name_is_plain(&user) {
-        problems.push("ユーザー名は半角英数字と「-」「_」「.」「@」で入力してください。".into());
+        problems.push(Problem::of("user", t.p_user_chars));
     } else if problems.is_empty() && app.store.account(SITE, &user)?.is_some() {
         // Said only with a password that passes: no probe of names for free.
-        problems.push(taken.into());
+        problems.push(taken.clone());
     }
     // Registered meanwhile by another of its links: one account an address.
     if let Some(holder) = app.store.account_with_email(SITE, &r.email)? {
         return Ok(address_taken(ctx, token, &user, &holder.id));
     }
-    let again = |problems: &[String]| {
+    let again = |problems: &[Problem]| {
         let page = page::register_password(&ctx.frame(None), token, &user, problems);
         Ok(Response::html(page))
     };
@@ -235,7 +238,7 @@ pub fn confirm(ctx: &Ctx<'_>) -> Outcome {
         // Taken meanwhile: the link works again for another name.
         app.store
             .put_registration(&key, &r, ctx.now + LINK_LIFETIME)?;
-        return again(&[taken.to_string()]);
+        return again(&[taken]);
     }
     let note = format!(
         "institution {} ({}), contact {}",
@@ -257,6 +260,7 @@ pub fn confirm(ctx: &Ctx<'_>) -> Outcome {
         }
     }
     let letter = templates::portal_registration_done(
+        r.lang.texts(),
         &account.id,
         &portal_url(app),
         &app.config.portal.contact,
@@ -279,14 +283,12 @@ pub fn confirm(ctx: &Ctx<'_>) -> Outcome {
 
 /// The address has an account already: named to whoever confirmed it.
 fn address_taken(ctx: &Ctx<'_>, token: &str, user: &str, holder: &str) -> Response {
-    let message = format!(
-        "このメールアドレスはすでにユーザー名「{holder}」で登録されています。パスワードがわからない場合は、パスワードの再設定を行ってください。"
-    );
+    let message = fill(ctx.t().p_email_registered, &[("holder", holder)]);
     Response::html(page::register_password(
         &ctx.frame(None),
         token,
         user,
-        &[message],
+        &[Problem::form(message)],
     ))
 }
 

@@ -328,6 +328,7 @@ mod tests {
             email: "a@example.jp".into(),
             user: "u".into(),
             dead: false,
+            lang: crate::text::Lang::En,
         };
         store.put_registration("k1", &r, 100).unwrap();
         store.put_registration("k2", &r, 100).unwrap();
@@ -392,6 +393,7 @@ mod tests {
             account: "demo-user".into(),
             generation: 0,
             state: LinkState::Live,
+            lang: crate::text::Lang::Ja,
         };
         store.put_link("l1", &link, 2000).unwrap();
         assert_eq!(store.sweep(1999, 10).unwrap(), 0);

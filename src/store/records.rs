@@ -2,6 +2,7 @@
 //! keyed digests; each type that holds one prints none in `Debug`.
 
 use crate::site::{Area, Site};
+use crate::text::Lang;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -286,9 +287,17 @@ pub enum KaigoFlow {
         claim: String,
         /// Which of the claim's live codes this flow waits for.
         otp_id: String,
+        /// The language the recovery was started in: its mails speak it.
+        #[serde(default)]
+        lang: Lang,
     },
     /// The code was right; the user may set a new password.
-    Verified { account: String, generation: u64 },
+    Verified {
+        account: String,
+        generation: u64,
+        #[serde(default)]
+        lang: Lang,
+    },
     /// The password was changed; the flow is spent.
     Completed { account: String },
     /// Too many wrong codes; the flow must start over.
@@ -379,6 +388,10 @@ pub struct Link {
     /// by any means kills the link.
     pub generation: u64,
     pub state: LinkState,
+    /// The language of the page that sent the link: the mail after its
+    /// use speaks it too, whichever browser opens the link.
+    #[serde(default)]
+    pub lang: Lang,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -522,6 +535,9 @@ pub struct Registration {
     /// The address had an account already: its mail held no link, and this
     /// record opens nothing. Written all the same (the same work).
     pub dead: bool,
+    /// The language registration was started in: its mails speak it.
+    #[serde(default)]
+    pub lang: Lang,
 }
 
 /// One line of the audit trail.

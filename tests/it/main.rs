@@ -10,6 +10,7 @@ mod hashing;
 mod http;
 mod import;
 mod kaigo;
+mod language;
 mod limits;
 mod notices;
 mod portal;

@@ -337,3 +337,44 @@ fn the_code_map_names_every_module() {
         "ARCHITECTURE.md names what src/ does not have: {gone:?}"
     );
 }
+
+/// The sites' words live in the language catalogues (src/text/*.txt),
+/// where the build makes sure every language has each one: no Japanese
+/// written into the code of the sites' pages, handlers or mails, where it
+/// would reach an English reader untranslated. (The console and the demo's
+/// own pages speak Japanese only, and say so.)
+#[test]
+fn the_sites_words_come_from_the_catalogues() {
+    let speaks = |path: &str| {
+        path.starts_with("src/sites/")
+            || [
+                "src/pages/mod.rs",
+                "src/pages/kaigo.rs",
+                "src/pages/portal.rs",
+            ]
+            .contains(&path)
+            || [
+                "src/mail/templates.rs",
+                "src/policy.rs",
+                "src/http/mod.rs",
+                "src/router.rs",
+            ]
+            .contains(&path)
+    };
+    let japanese =
+        |c: char| ('\u{3040}'..='\u{30ff}').contains(&c) || ('\u{4e00}'..='\u{9fff}').contains(&c);
+    let mut found = Vec::new();
+    for source in sources().iter().filter(|s| speaks(&s.path)) {
+        for (n, line) in &source.lines {
+            let quoted = line.split('"').skip(1).step_by(2);
+            if quoted.into_iter().any(|q| q.chars().any(japanese)) {
+                found.push(format!("{}:{n}: {}", source.path, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "words outside the catalogues:\n{}",
+        found.join("\n")
+    );
+}

@@ -109,7 +109,7 @@ fn tiles(t: &Texts, logged_in: bool) -> Markup {
                 a.tile href="/portal/login" { strong { (t.p_tile_login) } p { (t.p_tile_login_note) } }
             }
             @for label in others {
-                div.tile.na-tile { strong { (label) } small.na { (t.p_not_here) } }
+                div.tile.na-tile { strong { (label) } " " small.na { (t.p_not_here) } }
             }
         }
     }

@@ -3,6 +3,7 @@
 //! provide are shown, plainly marked, and lead nowhere.
 
 use super::{errors, layout};
+use crate::captcha::{Kind, Shown};
 use maud::{html, Markup};
 
 /// What every portal screen shows around its content.
@@ -183,12 +184,18 @@ fn password_fields(label: &str) -> Markup {
     }
 }
 
-/// The CAPTCHA's image, its refresh button and its answer field.
-fn captcha_fields(image: &str) -> Markup {
+/// The CAPTCHA's image, its refresh button, the button to hear it instead,
+/// and its answer field; or its sound (`audio_captcha_fields`).
+fn captcha_fields(captcha: &Shown) -> Markup {
+    if captcha.kind == Kind::Audio {
+        return audio_captcha_fields(&captcha.data_uri);
+    }
+    let image = &captcha.data_uri;
     html! {
         div.captcha {
             img.captcha-image src=(image) alt="CAPTCHA: 画像に表示されている文字" width=(crate::captcha::WIDTH) height=(crate::captcha::HEIGHT);
             button.secondary type="submit" name="action" value="refresh" title="表示の文字を変更" { "↻ 画像を変更" }
+            button.secondary type="submit" name="action" value="audio" title="画像の代わりに、数字の読み上げを聞く" { "音声で聞く" }
         }
         p {
             label for="captcha" { "表示されている文字" span.req { "*" } } br;
@@ -198,12 +205,36 @@ fn captcha_fields(image: &str) -> Markup {
     }
 }
 
+/// The CAPTCHA read aloud, for whoever cannot see the image: the player,
+/// what to type, buttons for another sound and for the image, and the
+/// answer field labelled with what to type. A hidden field keeps the
+/// sound on the next page when the answer was wrong.
+fn audio_captcha_fields(sound: &str) -> Markup {
+    let digits = crate::captcha::audio::LENGTH;
+    html! {
+        input type="hidden" name="captcha_mode" value="audio";
+        div.captcha.captcha-audio role="group" aria-labelledby="captcha-audio-help" {
+            p #captcha-audio-help { "音声で読み上げられる数字を入力してください。" }
+            audio controls preload="auto" src=(sound) aria-label=(format!("CAPTCHA: {digits}桁の数字の読み上げ")) {
+                "お使いのブラウザでは音声を再生できません。「画像に戻る」を押下してください。"
+            }
+            button.secondary type="submit" name="action" value="audio" { "別の音声を聞く" }
+            button.secondary type="submit" name="action" value="image" { "画像に戻る" }
+        }
+        p {
+            label for="captcha" { "読み上げられた" (digits) "桁の数字" span.req { "*" } } br;
+            input #captcha type="text" name="captcha" inputmode="numeric" autocomplete="off" maxlength="20" aria-describedby="captcha-audio-help";
+        }
+        p.note { "※再生ボタンで何度でも聞き直せます。聞き取りにくい場合は「別の音声を聞く」を押下してください。" }
+    }
+}
+
 /// ① 特定: user name and CAPTCHA.
 pub fn identify(
     f: &Frame<'_>,
     user: &str,
     captcha_id: &str,
-    captcha_image: &str,
+    captcha: &Shown,
     error: Option<&str>,
 ) -> Markup {
     screen(
@@ -225,7 +256,7 @@ pub fn identify(
                     input #user type="text" name="user" value=(user) autocomplete="username" maxlength="100";
                 }
                 p.note { "※ユーザー登録完了メールに記載されたユーザー名を入力してください。ただし、取りまとめ者の場合ユーザー登録完了メールに記載されたユーザーIDを入力してください。" }
-                (captcha_fields(captcha_image))
+                (captcha_fields(captcha))
                 div.buttons { button type="submit" name="action" value="next" { "次へ" } }
             }
         },
@@ -322,7 +353,7 @@ pub fn register(
     f: &Frame<'_>,
     form: &RegistrationForm<'_>,
     captcha_id: &str,
-    captcha_image: &str,
+    captcha: &Shown,
     problems: &[String],
 ) -> Markup {
     let field =
@@ -353,7 +384,7 @@ pub fn register(
                 (field("email", "メールアドレス", "email", form.email, html! {}))
                 (field("email_confirm", "メールアドレス(確認用)", "email", form.email_confirm, html! {}))
                 (field("user", "ユーザー名", "text", form.user, html! { br; small.note { "ログインに使う名前です(100文字以内)。" } }))
-                (captcha_fields(captcha_image))
+                (captcha_fields(captcha))
                 div.buttons { button type="submit" name="action" value="next" { "次へ" } }
             }
         },

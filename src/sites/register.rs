@@ -6,7 +6,9 @@
 //! the address or the user name is in use; a taken name is said only at
 //! step ③, to whoever holds the confirmed address.
 
-use super::portal::{captcha_solved, new_captcha, portal_url, Portal, SITE};
+use super::portal::{
+    captcha_changed, captcha_solved, captcha_wrong, new_captcha, portal_url, Portal, SITE,
+};
 use super::recovery;
 use super::{normalize_width, Ctx, Outcome};
 use crate::address;
@@ -25,8 +27,8 @@ pub fn form_page(ctx: &Ctx<'_>) -> Outcome {
 }
 
 fn form(ctx: &Ctx<'_>, typed: &RegistrationForm<'_>, problems: &[String]) -> Outcome {
-    let (id, image) = new_captcha(ctx)?;
-    let page = page::register(&ctx.frame(None), typed, &id, &image, problems);
+    let (id, shown) = new_captcha(ctx)?;
+    let page = page::register(&ctx.frame(None), typed, &id, &shown, problems);
     Ok(Response::html(page))
 }
 
@@ -60,7 +62,7 @@ pub fn submit(ctx: &Ctx<'_>) -> Outcome {
         user: r.field("user").trim(),
     };
     let solved = captcha_solved(ctx)?;
-    if r.field("action") == "refresh" {
+    if captcha_changed(ctx) {
         return form(ctx, &typed, &[]);
     }
     let mut problems: Vec<String> = Vec::new();
@@ -80,9 +82,7 @@ pub fn submit(ctx: &Ctx<'_>) -> Outcome {
     }
     problems.extend(text_problem("ユーザー名", typed.user));
     if !solved {
-        problems.push(
-            "表示されている文字が正しくありません。新しく表示された文字を入力してください。".into(),
-        );
+        problems.push(captcha_wrong(ctx).into());
     }
     if !problems.is_empty() {
         if !solved {

@@ -57,9 +57,8 @@ impl Voice {
     }
 }
 
-/// Digits per audio challenge: as many as a telephone number's last part
-/// and the next, which a listener holds after one hearing (the control
-/// plays it again).
+/// Digits per audio challenge: few enough to hold after one hearing (the
+/// player plays them again), and 10⁶ answers.
 pub const LENGTH: usize = 6;
 
 /// Samples a second, of the recordings and of the WAV: a telephone's, and
@@ -68,17 +67,21 @@ pub const RATE: usize = 8000;
 
 // The levels, as amplitudes of full scale (1.0). The digits stay far
 // above everything else: a person has to follow them through a phone's
-// speaker, and nothing beside them is meant to be heard.
+// speaker, and what lies beside them is meant to be faint. Over a whole
+// digit, the speech's RMS is 0.076 to 0.22 (−22 to −13 dBFS, the
+// recordings' RMS being 0.13 to 0.23 at a peak of 0.9), the background's
+// (babble and hiss) 0.011 to 0.019 (−39 to −34 dBFS): the voice is 12 dB
+// above it at the least, about 19 dB as a rule.
 /// Each digit's gain on a recording that peaks at 0.9: peaks of 0.54 to
 /// 0.86 (−5.4 to −1.3 dBFS), so that loudness tells nothing.
 const DIGIT_GAIN: (f32, f32) = (0.6, 0.95);
-/// The babble's gain: reversed digits peaking at 0.045 to 0.072 (−27 to
-/// −23 dBFS), at least 17.5 dB below the quietest digit's peak. It fills
-/// the gaps, so that silence does not cut the digits apart for a program.
-const BABBLE_GAIN: (f32, f32) = (0.05, 0.08);
-/// The hiss's RMS: −36 dBFS, some 20 dB below a digit's RMS (a spoken
-/// digit that peaks at 0.54 has an RMS near 0.15).
-const HISS_RMS: f32 = 0.015;
+/// The babble's gain: reversed digits peaking at 0.036 to 0.059 (−29 to
+/// −25 dBFS), at least 19 dB below the quietest digit's peak. It fills
+/// the gaps, so that no gap is silence.
+const BABBLE_GAIN: (f32, f32) = (0.04, 0.065);
+/// The hiss's RMS: −40 dBFS, under the babble; the 8-bit steps' own noise
+/// is at −53 dBFS.
+const HISS_RMS: f32 = 0.01;
 /// How much faster (above 1) or slower each digit is read, pitch and
 /// speed together: ±8 %, about a semitone and a third. The recordings
 /// carry nothing above 3.6 kHz, so reading one 8 % faster moves nothing
@@ -286,9 +289,10 @@ mod tests {
     // cross-correlated with the sound (Pearson's r over a whole window of
     // bands and frames) at every frame; among windows loud enough to be
     // speech, the best matches that do not overlap are the digits. On 150
-    // answers in each voice (2026-12-01) it heard all 1,800 digits right,
-    // the right recording's r at least 0.06 above any other digit's there
-    // (English five and nine are the closest pair).
+    // answers in each voice (2026-12-01) it heard all 1,800 digits right;
+    // with louder babble and hiss than now, the right recording's r was
+    // at least 0.06 above any other digit's there (English five and nine
+    // are the closest pair).
 
     const FRAME: usize = 128;
     const HOP: usize = 128;

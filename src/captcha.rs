@@ -3,6 +3,10 @@
 //! crossed and grained, so that nothing but the pixels carries the answer:
 //! an SVG of paths gave a short script the strokes of each glyph in order.
 //! The real limit on guessing stays the guard budget and the rate limits.
+//! For whoever cannot see the image, the same kind of challenge is read
+//! aloud (`audio`).
+
+pub mod audio;
 
 use crate::secret::random_bytes;
 use std::collections::{HashMap, VecDeque};
@@ -65,6 +69,40 @@ impl Challenges {
         let (answer, expires) = t.live.remove(&bytes32(id_digest))?;
         (expires > now).then(|| crate::secret::hex(&answer))
     }
+}
+
+/// How a challenge is put to the user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Characters drawn in a PNG.
+    Image,
+    /// Digits read aloud in a WAV.
+    Audio,
+}
+
+/// A challenge as its page shows it: drawn or read aloud, as a `data:`
+/// URI of the PNG or the WAV.
+pub struct Shown {
+    pub kind: Kind,
+    pub data_uri: String,
+}
+
+/// A fresh challenge of `kind`: its answer (to keep as a digest) and what
+/// its page shows. An audio challenge is read in `voice`.
+pub fn challenge(kind: Kind, voice: audio::Voice) -> (String, Shown) {
+    let (answer, data_uri) = match kind {
+        Kind::Image => {
+            let answer = answer();
+            let uri = data_uri(&answer);
+            (answer, uri)
+        }
+        Kind::Audio => {
+            let answer = audio::answer();
+            let uri = audio::data_uri(&answer, voice);
+            (answer, uri)
+        }
+    };
+    (answer, Shown { kind, data_uri })
 }
 
 /// Characters that cannot be mistaken for one another in this font: no

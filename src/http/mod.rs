@@ -171,7 +171,7 @@ impl Response {
 const SECURITY_HEADERS: [(&str, &str); 4] = [
     (
         "Content-Security-Policy",
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; media-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     ),
     ("Referrer-Policy", "no-referrer"),
     ("X-Content-Type-Options", "nosniff"),

@@ -4,6 +4,7 @@
 //! marked, and lead nowhere.
 
 use super::{described, errors, invalid, layout, Doc, Problem};
+use crate::captcha::{Kind, Shown};
 use crate::text::{around, fill, Lang, Texts};
 use maud::{html, Markup};
 
@@ -211,12 +212,18 @@ fn password_fields(t: &Texts, label: &str, p: &[Problem]) -> Markup {
     }
 }
 
-/// The CAPTCHA's image, its refresh button and its answer field.
-fn captcha_fields(t: &Texts, image: &str, p: &[Problem]) -> Markup {
+/// The CAPTCHA's image, its refresh button, the button to hear it instead,
+/// and its answer field; or its sound (`audio_captcha_fields`).
+fn captcha_fields(t: &Texts, captcha: &Shown, p: &[Problem]) -> Markup {
+    if captcha.kind == Kind::Audio {
+        return audio_captcha_fields(t, &captcha.data_uri, p);
+    }
+    let image = &captcha.data_uri;
     html! {
         div.captcha {
             img.captcha-image src=(image) alt=(t.p_captcha_alt) width=(crate::captcha::WIDTH) height=(crate::captcha::HEIGHT);
             button.secondary type="submit" name="action" value="refresh" title=(t.p_captcha_refresh_title) { (t.p_captcha_refresh) }
+            button.secondary type="submit" name="action" value="audio" title=(t.p_captcha_audio_title) { (t.p_captcha_audio) }
         }
         p {
             label for="captcha" { (t.p_captcha_label) (req()) } br;
@@ -226,19 +233,41 @@ fn captcha_fields(t: &Texts, image: &str, p: &[Problem]) -> Markup {
     }
 }
 
+/// The CAPTCHA read aloud, for whoever cannot see the image: the player,
+/// what to type, buttons for another sound and for the image, and the
+/// answer field labelled with what to type. A hidden field keeps the
+/// sound on the next page when the answer was wrong.
+fn audio_captcha_fields(t: &Texts, sound: &str, p: &[Problem]) -> Markup {
+    let digits = crate::captcha::audio::LENGTH.to_string();
+    let count = [("digits", digits.as_str())];
+    html! {
+        input type="hidden" name="captcha_mode" value="audio";
+        div.captcha.captcha-audio role="group" aria-labelledby="captcha-audio-help" {
+            p #captcha-audio-help { (t.p_audio_help) }
+            audio controls preload="auto" src=(sound) aria-label=(fill(t.p_audio_player, &count)) {
+                (t.p_audio_unsupported)
+            }
+            button.secondary type="submit" name="action" value="audio" { (t.p_audio_another) }
+            button.secondary type="submit" name="action" value="image" { (t.p_audio_back) }
+        }
+        p {
+            label for="captcha" { (fill(t.p_audio_label, &count)) (req()) } br;
+            input #captcha type="text" name="captcha" inputmode="numeric" autocomplete="off" maxlength="20" aria-required="true" aria-invalid=[invalid(p, "captcha")] aria-describedby=[described(p, "captcha", Some("captcha-audio-help"))];
+        }
+        p.note { (t.p_audio_note) }
+    }
+}
+
 /// ① 特定: user name and CAPTCHA.
 pub fn identify(
     f: &Frame<'_>,
     user: &str,
     captcha_id: &str,
-    captcha_image: &str,
-    error: Option<&str>,
+    captcha: &Shown,
+    error: Option<Problem>,
 ) -> Markup {
     let t = f.t();
-    let problems: Vec<Problem> = error
-        .map(|e| Problem::of("captcha", e))
-        .into_iter()
-        .collect();
+    let problems: Vec<Problem> = error.into_iter().collect();
     screen(
         f,
         t.p_reset_title,
@@ -255,10 +284,10 @@ pub fn identify(
                 input type="hidden" name="captcha_id" value=(captcha_id);
                 p {
                     label for="user" { (t.p_user) (req()) } br;
-                    input #user type="text" name="user" value=(user) autocomplete="username" maxlength="100" aria-required="true" aria-describedby="user-note";
+                    input #user type="text" name="user" value=(user) autocomplete="username" maxlength="100" aria-required="true" aria-invalid=[invalid(&problems, "user")] aria-describedby=[described(&problems, "user", Some("user-note"))];
                 }
                 p.note #user-note { (t.p_identify_user_note) }
-                (captcha_fields(t, captcha_image, &problems))
+                (captcha_fields(t, captcha, &problems))
                 div.buttons { button type="submit" name="action" value="next" { (t.p_next) } }
             }
         },
@@ -362,7 +391,7 @@ pub fn register(
     f: &Frame<'_>,
     form: &RegistrationForm<'_>,
     captcha_id: &str,
-    captcha_image: &str,
+    captcha: &Shown,
     problems: &[Problem],
 ) -> Markup {
     let t = f.t();
@@ -399,7 +428,7 @@ pub fn register(
                 (field("email", t.p_email, "email", form.email, None))
                 (field("email_confirm", t.p_email_again, "email", form.email_confirm, None))
                 (field("user", t.p_user, "text", form.user, Some(t.p_user_note)))
-                (captcha_fields(t, captcha_image, p))
+                (captcha_fields(t, captcha, p))
                 div.buttons { button type="submit" name="action" value="next" { (t.p_next) } }
             }
         },

@@ -22,7 +22,7 @@ use crate::site::Site;
 use crate::store::{
     Account, Flow, Link, LinkKind, LinkState, PortalFlow, SessionState, StoreError,
 };
-use crate::text::{fill, Texts};
+use crate::text::{fill, Lang, Texts};
 
 pub(super) const SITE: Site = Site::Portal;
 
@@ -229,23 +229,61 @@ fn login(ctx: &Ctx<'_>) -> Outcome {
 // ----- recovery --------------------------------------------------------------
 
 /// ① with a fresh CAPTCHA. The challenge is stored as digests only; the
-/// image goes out inline with this page and nowhere else.
-fn identify_page(ctx: &Ctx<'_>, user: &str, error: Option<&str>) -> Outcome {
-    let (id, image) = new_captcha(ctx)?;
+/// image (or sound) goes out inline with this page and nowhere else.
+fn identify_page(ctx: &Ctx<'_>, user: &str, error: Option<Problem>) -> Outcome {
+    let (id, shown) = new_captcha(ctx)?;
     Ok(Response::html(page::identify(
         &ctx.frame(None),
         user,
         &id,
-        &image,
+        &shown,
         error,
     )))
 }
 
-/// A new CAPTCHA challenge: its id for the form and its image. Stored as
-/// digests only; the image goes out inline with its page and nowhere else.
-pub(super) fn new_captcha(ctx: &Ctx<'_>) -> Result<(String, String), StoreError> {
+/// What the form's buttons ask of the CAPTCHA: another image (画像を変更),
+/// the sound instead (音声で聞く, 別の音声を聞く) or the image again
+/// (画像に戻る). The form comes back with a new challenge and what was
+/// typed, nothing checked.
+pub(super) fn captcha_changed(ctx: &Ctx<'_>) -> bool {
+    matches!(ctx.req.field("action"), "refresh" | "audio" | "image")
+}
+
+/// The kind of CAPTCHA the form showed: the sound's form says so in a
+/// hidden field, so that a wrong answer brings a new sound, not an image.
+fn captcha_shown(ctx: &Ctx<'_>) -> captcha::Kind {
+    match ctx.req.field("captcha_mode") {
+        "audio" => captcha::Kind::Audio,
+        _ => captcha::Kind::Image,
+    }
+}
+
+/// What a wrong CAPTCHA answer is told, in the words of the kind shown.
+pub(super) fn captcha_wrong(ctx: &Ctx<'_>) -> &'static str {
+    match captcha_shown(ctx) {
+        captcha::Kind::Image => ctx.t().p_captcha_wrong,
+        captcha::Kind::Audio => ctx.t().p_captcha_audio_wrong,
+    }
+}
+
+/// A new CAPTCHA challenge: its id for the form, and its image, or its
+/// sound when the form asked for that or showed it. Image and sound are
+/// challenges of one table, one lifetime and one rate limit. Stored as
+/// digests only; the image or sound goes out inline with its page and
+/// nowhere else.
+pub(super) fn new_captcha(ctx: &Ctx<'_>) -> Result<(String, captcha::Shown), StoreError> {
     let app = ctx.app;
-    let answer = captcha::answer();
+    let kind = match ctx.req.field("action") {
+        "audio" => captcha::Kind::Audio,
+        "image" | "refresh" => captcha::Kind::Image,
+        _ => captcha_shown(ctx),
+    };
+    // The sound speaks the page's language.
+    let voice = match ctx.req.lang {
+        Lang::Ja => captcha::audio::Voice::Japanese,
+        Lang::En => captcha::audio::Voice::English,
+    };
+    let (answer, shown) = captcha::challenge(kind, voice);
     let id = Token::generate();
     let expires = ctx.now + app.config.portal.captcha_lifetime_secs;
     app.challenges.put(
@@ -255,7 +293,7 @@ pub(super) fn new_captcha(ctx: &Ctx<'_>) -> Result<(String, String), StoreError>
         ctx.now,
     );
     app.remember_dev_captcha(id.expose(), &answer, expires, ctx.now);
-    Ok((id.expose().to_string(), captcha::data_uri(&answer)))
+    Ok((id.expose().to_string(), shown))
 }
 
 /// Whether the CAPTCHA of the form was answered right. Either way it is
@@ -273,7 +311,13 @@ pub(super) fn captcha_solved(ctx: &Ctx<'_>) -> Result<bool, StoreError> {
     else {
         return Ok(false);
     };
-    let typed = ctx.req.field("captcha").trim().to_ascii_lowercase();
+    // Full-width characters (a Japanese input method's digits) and spaces
+    // between groups do not make an answer wrong.
+    let typed: String = normalize_width(ctx.req.field("captcha"))
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let typed = typed.to_ascii_lowercase();
     Ok(constant_time_eq(
         &app.digest(Purpose::CaptchaAnswer, &typed)?,
         &answer_digest,
@@ -284,15 +328,15 @@ pub(super) fn captcha_solved(ctx: &Ctx<'_>) -> Result<bool, StoreError> {
 fn identify(ctx: &Ctx<'_>) -> Outcome {
     let user = ctx.req.field("user").trim();
     let solved = captcha_solved(ctx)?;
-    if ctx.req.field("action") == "refresh" {
+    if captcha_changed(ctx) {
         return identify_page(ctx, user, None);
     }
     if !solved {
         ctx.audit("captcha", None, "failed")?;
-        return identify_page(ctx, user, Some(ctx.t().p_captcha_wrong));
+        return identify_page(ctx, user, Some(Problem::of("captcha", captcha_wrong(ctx))));
     }
     if user.is_empty() || user.chars().count() > 100 || user.chars().any(char::is_control) {
-        return identify_page(ctx, user, Some(ctx.t().p_user_empty));
+        return identify_page(ctx, user, Some(Problem::of("user", ctx.t().p_user_empty)));
     }
     ctx.audit("recovery_started", None, "captcha passed")?;
     ctx.put_flow(PortalFlow::Identified {

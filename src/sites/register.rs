@@ -6,7 +6,9 @@
 //! the address or the user name is in use; a taken name is said only at
 //! step ③, to whoever holds the confirmed address.
 
-use super::portal::{captcha_solved, new_captcha, portal_url, Portal, SITE};
+use super::portal::{
+    captcha_changed, captcha_solved, captcha_wrong, new_captcha, portal_url, Portal, SITE,
+};
 use super::recovery;
 use super::{normalize_width, text_problem, Ctx, Outcome};
 use crate::address;
@@ -27,8 +29,8 @@ pub fn form_page(ctx: &Ctx<'_>) -> Outcome {
 }
 
 fn form(ctx: &Ctx<'_>, typed: &RegistrationForm<'_>, problems: &[Problem]) -> Outcome {
-    let (id, image) = new_captcha(ctx)?;
-    let page = page::register(&ctx.frame(None), typed, &id, &image, problems);
+    let (id, shown) = new_captcha(ctx)?;
+    let page = page::register(&ctx.frame(None), typed, &id, &shown, problems);
     Ok(Response::html(page))
 }
 
@@ -51,7 +53,7 @@ pub fn submit(ctx: &Ctx<'_>) -> Outcome {
         user: r.field("user").trim(),
     };
     let solved = captcha_solved(ctx)?;
-    if r.field("action") == "refresh" {
+    if captcha_changed(ctx) {
         return form(ctx, &typed, &[]);
     }
     let t = ctx.t();
@@ -79,7 +81,7 @@ pub fn submit(ctx: &Ctx<'_>) -> Outcome {
     }
     problems.extend(text_problem(t, t.p_user, typed.user, 100).map(|p| Problem::of("user", p)));
     if !solved {
-        problems.push(Problem::of("captcha", t.p_captcha_wrong));
+        problems.push(Problem::of("captcha", captcha_wrong(ctx)));
     }
     if !problems.is_empty() {
         if !solved {

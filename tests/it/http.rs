@@ -7,7 +7,7 @@ use std::io::Write;
 const SECURITY_HEADERS: [(&str, &str); 5] = [
     (
         "Content-Security-Policy",
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; media-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     ),
     ("Referrer-Policy", "no-referrer"),
     ("X-Content-Type-Options", "nosniff"),

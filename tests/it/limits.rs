@@ -809,3 +809,24 @@ fn drawing_captchas_takes_from_the_same_bucket_as_answering_them() {
     // The other pages are not held up.
     assert_eq!(c.get("/portal/login").status, 200);
 }
+
+#[test]
+fn hearing_the_captcha_takes_from_the_same_bucket_as_drawing_it() {
+    let server = spawn_with(|c| {
+        c.rate_limit.captcha = kagi::config::Bucket {
+            burst: 3,
+            refill_secs: 600,
+        }
+    });
+    let mut c = server.client();
+    let page = c.get("/portal/reset");
+    let heard = portal::post_identify(&mut c, &page, "demo-user", "", "audio");
+    assert!(heard.has("<audio controls"));
+    let again = portal::post_identify(&mut c, &heard, "demo-user", "", "audio");
+    assert!(again.has("<audio controls"));
+    // The fourth challenge, image or sound, waits like any.
+    let fourth = portal::post_identify(&mut c, &again, "demo-user", "", "audio");
+    assert_eq!(fourth.status, 429);
+    assert!(fourth.has("アクセスが集中しています"));
+    assert_eq!(c.get("/portal/reset").status, 429);
+}

@@ -1,7 +1,10 @@
 //! The portal site, driven as its users drive it: CAPTCHA answers come from
 //! the demo's `/dev/captcha`, links from the captured mail.
 
-use crate::support::portal::{login, open_identify, request_link, set_password, submit_identify};
+use crate::support::portal::{
+    hear_identify, login, open_identify, post_identify, request_link, set_password, sound,
+    submit_identify,
+};
 use crate::support::{comparable, spawn, spawn_with, TestServer};
 use mail_parser::MessageParser;
 
@@ -198,6 +201,132 @@ fn the_captcha_image_is_pixels_only_inline_and_scales_to_a_phone() {
     // The seed's refresh button and ※2 note stay.
     assert!(page.has("画像を変更"));
     assert!(page.has("※CAPTCHAエリアに表示された文字が判別しづらい場合は「画像を変更」を押下して、表示の文字を変更できます。"));
+}
+
+/// A WAV as a browser reads it: RIFF/WAVE, PCM, its sizes those of the
+/// file; its length in seconds.
+fn wav_seconds(wav: &[u8]) -> f64 {
+    let u32le = |at: usize| u32::from_le_bytes(wav[at..at + 4].try_into().unwrap()) as usize;
+    assert_eq!((&wav[..4], &wav[8..16]), (&b"RIFF"[..], &b"WAVEfmt "[..]));
+    assert_eq!(u32le(4), wav.len() - 8, "the RIFF size");
+    assert_eq!(&wav[36..40], b"data");
+    assert_eq!(u32le(40), wav.len() - 44, "the data's size");
+    let bytes_a_second = u32le(28);
+    (wav.len() - 44) as f64 / bytes_a_second as f64
+}
+
+#[test]
+fn a_user_who_cannot_see_the_image_resets_by_ear() {
+    let server = spawn();
+    let mut c = server.client();
+    let (first, _) = open_identify(&mut c);
+    // The image's block offers the sound, and the manual's words stay.
+    assert!(
+        first.has("<button class=\"secondary\" type=\"submit\" name=\"action\" value=\"audio\"")
+    );
+    assert!(first.has("※CAPTCHAエリアに表示された文字が判別しづらい場合は「画像を変更」を押下して、表示の文字を変更できます。"));
+
+    let (heard, answer) = hear_identify(&mut c, &first, "demo-user");
+    assert_eq!(heard.title(), "パスワードのリセット");
+    assert!(
+        !heard.has("表示されている文字が正しくありません。"),
+        "nothing was checked"
+    );
+    assert!(heard.has("value=\"demo-user\""), "the user name stays");
+    // The pressed image's challenge is used up.
+    assert_eq!(
+        server.captcha_answer(&first.hidden("captcha_id").unwrap()),
+        None
+    );
+    // A sound, and no image.
+    assert!(!heard.has("<img"), "no CAPTCHA image");
+    let wav = sound(&heard).expect("an <audio> with an inline WAV");
+    let seconds = wav_seconds(&wav);
+    assert!((3.0..10.0).contains(&seconds), "{seconds} s");
+    assert_eq!(answer.len(), 6);
+    assert!(answer.bytes().all(|b| b.is_ascii_digit()), "{answer}");
+    assert!(!heard.has(&answer), "the answer must not be in the markup");
+    // What to type, said beside the player and in the field's label; the
+    // player named; a way to another sound and back to the image.
+    assert!(
+        heard.has("<p id=\"captcha-audio-help\">音声で読み上げられる数字を入力してください。</p>")
+    );
+    assert!(heard.has("aria-label=\"CAPTCHA: 6桁の数字の読み上げ\""));
+    assert!(heard.has("<label for=\"captcha\">読み上げられた6桁の数字"));
+    assert!(heard.has("id=\"captcha\" type=\"text\" name=\"captcha\" inputmode=\"numeric\""));
+    assert!(heard.has("aria-describedby=\"captcha-audio-help\""));
+    assert!(heard.has("value=\"audio\""));
+    assert!(heard.has("画像に戻る"));
+    // The sound plays under the CSP, which allows inline media and no more.
+    assert!(heard
+        .header("Content-Security-Policy")
+        .unwrap()
+        .contains("; media-src data:;"));
+
+    // Typed as a Japanese input method gives it: full-width, in groups.
+    let typed: String = answer
+        .chars()
+        .enumerate()
+        .flat_map(|(i, d)| {
+            let wide = char::from_u32(d as u32 + 0xFEE0).unwrap();
+            (i == 3).then_some('\u{3000}').into_iter().chain([wide])
+        })
+        .collect();
+    let next = post_identify(&mut c, &heard, "demo-user", &typed, "next");
+    assert_eq!(next.location(), "/portal/reset/verify");
+    let verify = c.follow(next);
+    assert_eq!(verify.title(), "パーソナルデータ検証 - メールアドレス");
+    let sent = c.submit("/portal/reset/verify", &[("email", "demo-user@example.jp")]);
+    assert_eq!(sent.title(), "パスワード変更用URLメール送信完了");
+    assert_eq!(server.wait_for_mails(1)[0].to, "demo-user@example.jp");
+}
+
+#[test]
+fn a_wrong_spoken_answer_fails_like_a_wrong_image_and_a_new_sound_follows() {
+    let server = spawn();
+    let mut c = server.client();
+    let (first, _) = open_identify(&mut c);
+    let (heard, answer) = hear_identify(&mut c, &first, "demo-user");
+    let wrong = if answer == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let again = submit_identify(&mut c, &heard, "demo-user", wrong, "next");
+    assert_eq!(again.status, 200);
+    assert_eq!(again.title(), "パスワードのリセット");
+    assert!(again.has("読み上げられた数字が正しくありません。"));
+    assert!(again.has("value=\"demo-user\""));
+    // Still by ear, with a new challenge; the tried one answers no more.
+    assert!(sound(&again).is_some() && !again.has("<img"));
+    let tried = heard.hidden("captcha_id").unwrap();
+    assert_ne!(again.hidden("captcha_id").unwrap(), tried);
+    assert_eq!(server.captcha_answer(&tried), None);
+    let retry = post_identify(&mut c, &heard, "demo-user", &answer, "next");
+    assert_eq!(retry.status, 200);
+    assert!(retry.has("読み上げられた数字が正しくありません。"));
+
+    // Another sound keeps the user name and checks nothing.
+    let other = post_identify(&mut c, &retry, "T0000001", "", "audio");
+    assert!(sound(&other).is_some());
+    assert!(other.has("value=\"T0000001\""));
+    assert!(!other.has("正しくありません"));
+    // Expired like an image: five minutes is the limit.
+    let id = other.hidden("captcha_id").unwrap();
+    let late_answer = server.captcha_answer(&id).unwrap();
+    server.clock.advance(5 * 60);
+    let late = post_identify(&mut c, &other, "demo-user", &late_answer, "next");
+    assert!(late.has("読み上げられた数字が正しくありません。"));
+
+    // Back to the image: the seed's block as it was.
+    let image = post_identify(&mut c, &late, "demo-user", "", "image");
+    assert!(image.has("src=\"data:image/png;base64,"));
+    assert!(sound(&image).is_none() && image.hidden("captcha_mode").is_none());
+    assert!(image.has("※CAPTCHAエリアに表示された文字が判別しづらい場合は「画像を変更」を押下して、表示の文字を変更できます。"));
+    let id = image.hidden("captcha_id").unwrap();
+    let answer = server.captcha_answer(&id).unwrap();
+    let ok = post_identify(&mut c, &image, "demo-user", &answer, "next");
+    assert_eq!(ok.location(), "/portal/reset/verify");
 }
 
 #[test]

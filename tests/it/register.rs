@@ -117,6 +117,75 @@ fn a_person_registers_confirms_from_the_mail_sets_a_password_and_logs_in() {
 }
 
 #[test]
+fn the_registration_form_offers_the_captcha_by_ear_and_keeps_what_was_typed() {
+    let server = spawn();
+    let mut c = server.client();
+    let form = c.get("/portal/register");
+    assert!(form.has("name=\"action\" value=\"audio\""), "音声で聞く");
+    let typed = |id: &str, captcha: &str, action: &str, mode: Option<&str>| {
+        let mut fields = vec![
+            ("captcha_id", id.to_string()),
+            ("captcha", captcha.to_string()),
+            ("action", action.to_string()),
+            ("institution", NEW.institution.to_string()),
+            ("institution_name", NEW.name.to_string()),
+            ("contact", NEW.contact.to_string()),
+            ("email", NEW.email.to_string()),
+            ("email_confirm", NEW.email.to_string()),
+            ("user", NEW.user.to_string()),
+        ];
+        fields.extend(mode.map(|m| ("captcha_mode", m.to_string())));
+        fields
+    };
+    let post = |c: &mut Client, fields: Vec<(&str, String)>| {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        c.post("/portal/register", &fields)
+    };
+    let id = form.hidden("captcha_id").unwrap();
+    let heard = post(&mut c, typed(&id, "", "audio", None));
+    assert_eq!((heard.status, heard.title()), (200, "新規ユーザー登録"));
+    assert!(heard.has("<audio controls"), "a player");
+    assert!(heard.has("src=\"data:audio/wav;base64,UklGR"), "of a WAV");
+    assert!(!heard.has("<img"), "no image");
+    assert!(heard.has("音声で読み上げられる数字を入力してください。"));
+    assert!(!heard.has("正しくありません"), "nothing was checked");
+    for kept in [NEW.institution, NEW.name, NEW.contact, NEW.email, NEW.user] {
+        assert!(heard.has(&format!("value=\"{kept}\"")), "{kept} stays");
+    }
+    assert_eq!(
+        server.captcha_answer(&id),
+        None,
+        "the image's challenge is used"
+    );
+
+    // Wrong: said in the sound's words, a new sound, and no mail.
+    let id = heard.hidden("captcha_id").unwrap();
+    let answer = server
+        .captcha_answer(&id)
+        .expect("the lab lists the sound's answer");
+    assert_eq!(answer.len(), 6);
+    let wrong = if answer == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let again = post(&mut c, typed(&id, wrong, "next", Some("audio")));
+    assert_eq!(again.status, 200);
+    assert!(again.has("読み上げられた数字が正しくありません。"));
+    assert!(again.has("<audio controls"));
+
+    // Right: on to ②.
+    let id = again.hidden("captcha_id").unwrap();
+    let answer = server.captcha_answer(&id).unwrap();
+    let sent = post(&mut c, typed(&id, &answer, "next", Some("audio")));
+    assert_eq!(sent.location(), "/portal/register/sent");
+    assert_eq!(
+        confirmation(&server, 1).split('?').next(),
+        Some("/portal/register/confirm")
+    );
+}
+
+#[test]
 fn a_registration_for_a_provisional_accounts_institution_retires_it() {
     let server = spawn();
     // The provisional account is told to register, with a link; another

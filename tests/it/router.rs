@@ -70,6 +70,7 @@ const FIELDS: &[&str] = &[
     "user",
     "captcha",
     "captcha_id",
+    "captcha_mode",
     "token",
 ];
 

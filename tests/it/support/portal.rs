@@ -13,17 +13,39 @@ pub fn open_identify(c: &mut Client) -> (Page, String) {
     (page, answer)
 }
 
-/// Posts ① as its form would (the hidden CAPTCHA id comes along); the
-/// answer, not the page a redirect leads to.
+/// Posts ① as its form would (the hidden CAPTCHA id comes along, and the
+/// sound's hidden mode when it shows one); the answer, not the page a
+/// redirect leads to.
 pub fn post_identify(c: &mut Client, page: &Page, user: &str, captcha: &str, action: &str) -> Page {
     let id = page.hidden("captcha_id").unwrap();
-    let fields = [
+    let mode = page.hidden("captcha_mode");
+    let mut fields = vec![
         ("captcha_id", id.as_str()),
         ("user", user),
         ("captcha", captcha),
         ("action", action),
     ];
+    fields.extend(mode.as_deref().map(|m| ("captcha_mode", m)));
     c.post("/portal/reset", &fields)
+}
+
+/// Presses 音声で聞く on ① with `user` typed; the page with the sound
+/// and the answer the lab lists for it.
+pub fn hear_identify(c: &mut Client, page: &Page, user: &str) -> (Page, String) {
+    let heard = post_identify(c, page, user, "", "audio");
+    assert_eq!(heard.status, 200);
+    let id = heard.hidden("captcha_id").expect("a CAPTCHA id");
+    let answer = captcha_answer_at(c.addr(), &id).expect("the lab lists the answer");
+    (heard, answer)
+}
+
+/// The WAV a page's `<audio>` plays: its inline `data:` URI, decoded.
+pub fn sound(page: &Page) -> Option<Vec<u8>> {
+    use base64ct::{Base64, Encoding};
+    let marker = "<audio controls preload=\"auto\" src=\"data:audio/wav;base64,";
+    let start = page.body.find(marker)? + marker.len();
+    let end = start + page.body[start..].find('"')?;
+    Base64::decode_vec(&page.body[start..end]).ok()
 }
 
 /// Submits ① as its form would, and follows where it leads.

@@ -163,7 +163,9 @@ fn logins_cost_the_same_whatever_cost_the_imported_hash_has_and_a_right_one_is_m
         }
     }
     assert!(
-        rounds.iter().any(|(known, unknown)| (known - unknown).abs() < known / 3.0),
+        rounds
+            .iter()
+            .any(|(known, unknown)| (known - unknown).abs() < known / 3.0),
         "imported account vs unknown name, ms, per round: {rounds:?}"
     );
     // Once the lockout those failures earned is over, the right password

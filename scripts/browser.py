@@ -198,6 +198,7 @@ window.__kagiDescribe = function (e) {
     if (v && !(a === 'type' && s !== 'input')) s += '[' + a + '="' + v + '"]';
   }
   if (e.classList.length) s += '.' + Array.from(e.classList).join('.');
+  if (e.tagName === 'A' || e.tagName === 'BUTTON') s += '「' + e.textContent.trim().slice(0, 20) + '」';
   const parent = e.parentElement ? window.__kagiDescribe(e.parentElement) : '';
   return parent.includes('#') || !e.parentElement ? parent + ' > ' + s : s;
 };
@@ -291,11 +292,12 @@ FORM_SEMANTICS = DESCRIBE + """
 const [pairs, required] = arguments;
 const out = [];
 const textOf = id => { const e = document.getElementById(id); return e ? e.textContent : ''; };
+const invalid = new Set();
 for (const [css, message] of pairs) {
   if (!css) continue;
   const f = document.querySelector(css);
   if (!f) { out.push(['aria-invalid', css, 'no such field']); continue; }
-  if (f.getAttribute('aria-invalid') !== 'true')
+  if (f.getAttribute('aria-invalid') !== 'true' && !invalid.has(f) && invalid.add(f))
     out.push(['aria-invalid', window.__kagiDescribe(f), 'its error is shown, but it is not aria-invalid="true"']);
   const described = (f.getAttribute('aria-describedby') || '').split(/\\s+/).filter(Boolean).map(textOf).join(' ');
   if (!described.includes(message))

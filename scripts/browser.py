@@ -466,11 +466,16 @@ class Person:
 
     # --- the checks ---
 
+    def name(self, site, screen):
+        """A page's name in the report and its screenshots' file names; the
+        first language's pages have none of their own."""
+        return f"{site}-{screen}" if self.lang == LANGUAGES[0] else f"{site}-{screen}-{self.lang}"
+
     def page(self, site, screen, title, errors=(), required=()):
         """The page now shown must be `title` and show `errors`, pairs of a
         field (or None) and its message; `required`: fields the walk found
         required. Then every check runs on it, and it is screenshotted."""
-        name = f"{site}-{screen}" if self.lang == "ja" else f"{site}-{screen}-{self.lang}"
+        name = self.name(site, screen)
         shown = self.d.title.split(" | ")[0]
         if shown != title:
             raise WalkError(f"{name}: expected the page {title!r}, got {shown!r} at {self.d.current_url}")
@@ -550,7 +555,7 @@ class Person:
     def tab_order(self, site, screen, form):
         """From the form's first element, Tab must reach every element a
         person can use in the order they are seen."""
-        name = f"{site}-{screen}" if self.lang == "ja" else f"{site}-{screen}-{self.lang}"
+        name = self.name(site, screen)
         self.resize(WIDE)
         expected = self.d.execute_script(VISUAL_ORDER, form)
         first = self.d.find_element(By.CSS_SELECTOR, f"{form} [data-kagi-tab='0']")
@@ -566,7 +571,7 @@ class Person:
     def enter_submits(self, site, screen, field, title):
         """Enter in `field` must submit the form's default action: the
         page that comes is `title`."""
-        name = f"{site}-{screen}" if self.lang == "ja" else f"{site}-{screen}-{self.lang}"
+        name = self.name(site, screen)
         self.enter(field)
         shown = self.d.title.split(" | ")[0]
         if shown != title:

@@ -92,7 +92,7 @@ from selenium.webdriver.support.select import Select  # noqa: E402
 
 from kagitest import start, stop  # noqa: E402
 
-LANGUAGES = ["ja"]
+LANGUAGES = ["ja", "en"]
 
 # What axe checks: WCAG 2.0, 2.1 and 2.2, levels A and AA; and, apart,
 # its two rules on landmarks (best practice, not WCAG tags): every page
@@ -185,6 +185,71 @@ WORDS = {
         "console.letter": "ログイン情報のお知らせ(印刷用)",
         "memo": "電話で確認済み",
     },
+}
+
+# The sites in English; the console speaks Japanese only, so its titles
+# and its errors are the Japanese ones.
+WORDS["en"] = {
+    **{k: v for k, v in WORDS["ja"].items() if k.startswith("console.") or k == "memo"},
+    "index": "kagi",
+    "kaigo.top": "Top menu",
+    "kaigo.login": "Log in",
+    "kaigo.security_code": "Security code",
+    "kaigo.security_code_wrong": [("#code", "The security code is incorrect.")],
+    "kaigo.menu": "Menu",
+    "kaigo.security_code_settings": "Security code settings",
+    "kaigo.recovery": "Lost login information",
+    "kaigo.auth": "Reset authentication",
+    "kaigo.auth_errors": [("#office", "Enter the office number as 10 half-width digits."),
+                          ("#email", "Enter a valid security e-mail address.")],
+    "kaigo.prefecture": "Billing prefecture",
+    "kaigo.otp": "One-time password",
+    "kaigo.otp_errors": [("#otp", "Enter the one-time password as 6 half-width digits.")],
+    "kaigo.reset": "New login information",
+    "kaigo.reset_errors": [("#pw", "Enter a password of 8 to 16 characters."),
+                           ("#pw", "Include at least one digit in the password."),
+                           ("#pw2", "The new password and the new password (again) do not match.")],
+    "kaigo.done": "Finished",
+    "kaigo.postal": "Request by post",
+    "kaigo.postal_errors": [("#office", "Enter the office number."),
+                            ("#prefecture", "Please choose the billing prefecture."),
+                            ("#office_name", "Enter the Office name."),
+                            ("#contact", "Enter the Contact person."),
+                            ("#phone", "Enter the telephone number.")],
+    "kaigo.postal_done": "Postal request received",
+    "kaigo.first_password": "Change password",
+    "kaigo.first_password_errors": [("#pw", "The temporary password cannot be used as the new password.")],
+    "kaigo.first_email": "Register a security e-mail address",
+    "kaigo.first_email_errors": [
+        ("#email2", "The security e-mail address and the security e-mail address (again) do not match.")],
+    "kaigo.first_code": "One-time password",
+    "not_found": "Page not found",
+    "hokkaido": "Hokkaido",
+    "tokyo": "Tokyo",
+    "office_name": "Sapporo Home Care Support",
+    "contact": "Hanako Sapporo",
+    "portal.top": "Top page",
+    "portal.login": "Log in",
+    "portal.identify": "Reset your password",
+    "portal.captcha_wrong": [
+        ("#captcha", "The characters entered are not the ones shown. Please enter the newly shown characters.")],
+    "portal.verify": "Personal data check - e-mail address",
+    "portal.verify_errors": [("#email", "Enter a valid e-mail address.")],
+    "portal.sent": "Password change URL sent",
+    "portal.new_password": "Reset your password",
+    "portal.new_password_errors": [("#pw2", "The password and the password re-entered do not match.")],
+    "portal.reset_done": "Password reset succeeded",
+    "portal.register": "New user registration",
+    "portal.register_errors": [
+        ("#institution", "Enter the institution code as 10 half-width digits (a 2-digit prefecture number and 8 digits)."),
+        ("#institution_name", "Enter the Institution name."),
+        ("#email_confirm", "The e-mail address and the e-mail address (again) do not match."),
+        ("#captcha", "The characters entered are not the ones shown. Please enter the newly shown characters.")],
+    "portal.register_sent": "Confirmation mail sent",
+    "portal.register_password": "Set a password",
+    "portal.register_done": "Registration complete",
+    "institution_name": "Demo Clinic",
+    "person": "Hanako Tanaka",
 }
 
 # The JavaScript of the checks. Each returns plain data.
@@ -458,6 +523,32 @@ class Person:
                 return c["answer"]
         raise WalkError("the CAPTCHA on the page is not in /dev/captcha.json")
 
+    def press(self, css):
+        """Moves the focus to the button `css` finds and presses Enter on
+        it, as a person on the keyboard does; waits for the page it opens."""
+        element = self.find(css)
+        self.d.execute_script("arguments[0].focus()", element)
+        self._navigate(lambda: element.send_keys(Keys.ENTER))
+
+    def hear_captcha(self, name):
+        """The CAPTCHA as a person who cannot see it meets it: no image on
+        the page, a labelled player whose sound the browser decodes, and a
+        field that says what to type."""
+        if self.d.find_elements(By.CSS_SELECTOR, "img"):
+            self.report.fail(name, "captcha by ear", "no image on the page", ["img"])
+        player = self.find("div.captcha audio")
+        if not player.get_attribute("aria-label"):
+            self.report.fail(name, "captcha by ear", "the player has a name", ["audio"])
+        # The browser itself must decode the sound: its length is known
+        # only once it has read the WAV.
+        seconds = wait_for(lambda: self.d.execute_script(
+            "const a = document.querySelector('div.captcha audio');"
+            "return a.readyState >= 1 && a.duration > 1 && a.duration"), "the sound to load")
+        label = self.find("label[for=captcha]").text
+        if not re.search(r"\d", label):
+            self.report.fail(name, "captcha by ear", "the field says how many digits", [label])
+        return seconds
+
     def totp(self, not_this=None):
         """The demo operator's code, as the app shows it; a new one if
         `not_this` was used already (a code works once)."""
@@ -481,6 +572,9 @@ class Person:
             raise WalkError(f"{name}: expected the page {title!r}, got {shown!r} at {self.d.current_url}")
         text = self.d.find_element(By.TAG_NAME, "body").text
         before = len(self.report.problems)
+        speaks = self.d.find_element(By.TAG_NAME, "html").get_attribute("lang")
+        if speaks != (self.lang if site != "console" else "ja"):
+            self.report.fail(name, "language", "the page speaks the walk's language", [f"html lang={speaks}"])
         for _, message in errors:
             if message not in text:
                 self.report.fail(name, "errors", "the error is shown", [message])
@@ -797,6 +891,12 @@ def portal(p):
     p.type("#captcha", "wrong")
     p.click("form[action='/portal/reset'] div.buttons button")
     p.page("portal", "reset-captcha-wrong", w["portal.identify"], w["portal.captcha_wrong"])
+    # demo-user cannot see the image: from the keyboard, the sound instead;
+    # the answer is what a person hears (the lab's /dev/captcha.json).
+    p.press("form[action='/portal/reset'] button[name=action][value=audio]")
+    p.page("portal", "reset-captcha-audio", w["portal.identify"])
+    seconds = p.hear_captcha(p.name("portal", "reset-captcha-audio"))
+    print(f"  portal-reset-captcha-audio: the browser plays {seconds:.1f} s of sound", flush=True)
     p.type("#captcha", p.captcha_answer())
     p.type("#user", "demo-user")
     p.enter_submits("portal", "reset", "#user", w["portal.verify"])

@@ -309,7 +309,9 @@ impl Reply {
         };
         if response.error_page {
             let site = crate::site::Site::of_path(&self.path);
-            response.body = pages::error_page(response.status, site, self.lang)
+            let area = crate::site::Area::of_path(&self.path);
+            let lang = pages::lang_in(area, self.lang);
+            response.body = pages::error_page(response.status, site, lang)
                 .into_string()
                 .into_bytes();
         }

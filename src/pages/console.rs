@@ -703,7 +703,7 @@ pub fn letter(l: &LetterView<'_>) -> Markup {
         "ログイン情報のお知らせ(印刷用)",
         html! {
             p.no-print role="status" { "この書類を印刷してください(ブラウザの印刷機能、Ctrl+P)。仮パスワードはこの画面にしか表示されません。" a href="/admin/postal" { "申請の一覧へ戻る" } }
-            article.letter {
+            main.letter { article.letter {
                 p.address { (l.postal_address) }
                 p.addressee { (l.office_name) " 御中" }
                 p.date { (l.issued) }
@@ -723,7 +723,7 @@ pub fn letter(l: &LetterView<'_>) -> Markup {
                 p { "仮パスワードは有効期限を過ぎると使用できません。その場合は、もう一度書類郵送を申請してください。" }
                 p { "この書類は、ユーザIDとパスワードを第三者に知られないよう大切に保管してください。" }
                 p.helpdesk { "[問い合わせ先] " (l.helpdesk) }
-            }
+            } }
         },
     )
 }

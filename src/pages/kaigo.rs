@@ -85,7 +85,7 @@ fn screen_with(f: &Frame<'_>, title: &str, bar: Option<Markup>, content: Markup)
         &doc,
         &format!("{title} | {}", t.k_system),
         html! {
-            div.system { (t.k_system) }
+            header.system { (t.k_system) }
             main {
                 div.screen-title {
                     h1 { (title) }

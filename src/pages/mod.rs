@@ -59,6 +59,15 @@ impl<'a> Doc<'a> {
     }
 }
 
+/// The language a page under `area` speaks to a browser that asked for
+/// `asked`: the sites speak either; the console Japanese only.
+pub fn lang_in(area: Option<crate::site::Area>, asked: Lang) -> Lang {
+    match area {
+        Some(crate::site::Area::Console) => Lang::Ja,
+        _ => asked,
+    }
+}
+
 /// The HTML document around every page.
 pub fn layout(doc: &Doc<'_>, title: &str, body: Markup) -> Markup {
     let t = doc.t();
@@ -118,16 +127,19 @@ impl Problem {
 }
 
 /// The problems with what was sent, as one alert a screen reader reads
-/// out; each tied to its field links to it. Nothing when there are none.
+/// out (the alert around the list, which stays a list); each tied to its
+/// field links to it. Nothing when there are none.
 pub fn errors(list: &[Problem]) -> Markup {
     html! {
         @if !list.is_empty() {
-            ul.errors role="alert" {
-                @for p in list {
-                    @if p.field.is_empty() {
-                        li { (p.text) }
-                    } @else {
-                        li id=(error_id(p.field)) { a href={ "#" (p.field) } { (p.text) } }
+            div role="alert" {
+                ul.errors {
+                    @for (i, p) in list.iter().enumerate() {
+                        @if p.field.is_empty() {
+                            li { (p.text) }
+                        } @else {
+                            li id=(error_id(list, i)) { a href={ "#" (p.field) } { (p.text) } }
+                        }
                     }
                 }
             }
@@ -141,8 +153,14 @@ pub fn form_errors(list: &[String]) -> Markup {
     errors(&list)
 }
 
-fn error_id(field: &str) -> String {
-    format!("{field}-error")
+/// The id of the `i`th problem: `office-error` for a field's first,
+/// `pw-error-2` for its second, so that every one can be named.
+fn error_id(list: &[Problem], i: usize) -> String {
+    let field = list[i].field;
+    match list[..i].iter().filter(|p| p.field == field).count() {
+        0 => format!("{field}-error"),
+        before => format!("{field}-error-{}", before + 1),
+    }
 }
 
 /// `aria-invalid` for the field `id`: "true" when a problem names it.
@@ -150,14 +168,15 @@ pub fn invalid(list: &[Problem], id: &str) -> Option<&'static str> {
     list.iter().any(|p| p.field == id).then_some("true")
 }
 
-/// `aria-describedby` for the field `id`: its problem's text, when one
-/// names it, and `also` (a note under the field), if any.
+/// `aria-describedby` for the field `id`: the problems that name it, and
+/// `also` (a note under the field), if any.
 pub fn described(list: &[Problem], id: &str, also: Option<&str>) -> Option<String> {
-    let own = list.iter().any(|p| p.field == id).then(|| error_id(id));
-    match (own, also) {
-        (Some(own), Some(also)) => Some(format!("{own} {also}")),
-        (own, also) => own.or(also.map(str::to_string)),
-    }
+    let mut ids: Vec<String> = (0..list.len())
+        .filter(|&i| list[i].field == id)
+        .map(|i| error_id(list, i))
+        .collect();
+    ids.extend(also.map(str::to_string));
+    (!ids.is_empty()).then(|| ids.join(" "))
 }
 
 /// The hidden CSRF field every form carries.
@@ -233,7 +252,7 @@ pub fn not_taking_new_work(site: Site, lang: Lang) -> Markup {
 fn site_header(site: Option<Site>, t: &Texts) -> Markup {
     html! {
         @match site {
-            Some(Site::Kaigo) => div.system { (t.k_system) },
+            Some(Site::Kaigo) => header.system { (t.k_system) },
             Some(Site::Portal) => header.portal {
                 a.site-name href="/portal" { (t.p_site) }
             },

@@ -322,8 +322,11 @@ fn over_limit(app: &App, req: &Request, now: u64, area: Area, action: Action) ->
     app.limiter
         .tally_refusal(area.site(), action, req.client, now);
     Some(
-        Response::html_status(429, pages::rate_limited(wait, area, req.lang))
-            .with_header("Retry-After", wait.to_string()),
+        Response::html_status(
+            429,
+            pages::rate_limited(wait, area, pages::lang_in(Some(area), req.lang)),
+        )
+        .with_header("Retry-After", wait.to_string()),
     )
 }
 

@@ -48,7 +48,7 @@ fn every_page_and_error_carries_the_security_headers() {
     // Errors are drawn under the header of the site they happened on.
     assert!(c
         .get("/kaigo/nowhere")
-        .has("<div class=\"system\">介護電子請求受付システム</div>"));
+        .has("<header class=\"system\">介護電子請求受付システム</header>"));
     assert!(c
         .get("/portal/nowhere")
         .has("<a class=\"site-name\" href=\"/portal\">医療機関等向け総合ポータルサイト</a>"));

@@ -280,6 +280,11 @@ fn the_language_link_goes_back_only_to_this_server_and_error_pages_speak_it() {
     assert_eq!(missing.title(), "Page not found");
     assert_english(&missing);
     assert_english(&c.get("/"));
+    // The operators' console speaks Japanese only, its error pages too.
+    let console = c.get("/admin/nowhere");
+    assert_eq!(console.status, 404);
+    assert_eq!(console.title(), "ページが見つかりません");
+    assert!(console.has("<html lang=\"ja\">"));
     // Japanese stays the default for a browser that asks for neither.
     let mut other = server.client();
     other.headers.push("Accept-Language: fr, de;q=0.8".into());

@@ -269,7 +269,7 @@ fn each_limited_action_answers_429_with_retry_after_per_client_address() {
             "{path}"
         );
         let header = if site == "kaigo" {
-            "<div class=\"system\">"
+            "<header class=\"system\">"
         } else {
             "<header class=\"portal\">"
         };

@@ -183,6 +183,7 @@ WORDS = {
         "console.postal": "書類郵送の申請",
         "console.postal_request": "書類郵送の申請 KJ010111111111",
         "console.letter": "ログイン情報のお知らせ(印刷用)",
+        "console.not_found": "ページが見つかりません",
         "memo": "電話で確認済み",
     },
 }
@@ -826,7 +827,7 @@ def console(p):
     p.page("console", "letter", w["console.letter"])
     temporary = p.find("td.password").text.strip()
     p.go("/admin/no-such-page")
-    p.page("console", "404", w["not_found"])
+    p.page("console", "404", w["console.not_found"])
     p.go("/admin")
     p.click("form[action='/admin/logout'] button")
     return temporary

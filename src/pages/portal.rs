@@ -274,7 +274,9 @@ pub fn identify(
         html! {
             (step_bar(t, 1))
             h1 { (t.p_reset_title) }
-            p.lead { (t.p_identify_lead) }
+            p.lead {
+                @if captcha.kind == Kind::Audio { (t.p_identify_lead_audio) } @else { (t.p_identify_lead) }
+            }
             (errors(&problems))
             form method="post" action="/portal/reset" {
                 // The first submit button is the one Enter presses: 次へ,

@@ -524,6 +524,26 @@ class Person:
                 return c["answer"]
         raise WalkError("the CAPTCHA on the page is not in /dev/captcha.json")
 
+    def new_password(self, site, screens, form, title, errors, mistaken, password):
+        """On a new-password form: Tab through it, type the `mistaken` pair
+        and see `errors` (the page named `screens[1]`), then `password`
+        twice, and submit."""
+        self.tab_order(site, screens[0], form)
+        self.type("#pw", mistaken[0])
+        self.type("#pw2", mistaken[1])
+        self.click(f"{form} button[type=submit]")
+        self.page(site, screens[1], title, errors)
+        self.type("#pw", password)
+        self.type("#pw2", password)
+        self.click(f"{form} button[type=submit]")
+
+    def log_in(self, link, site, user, password):
+        """From the page's link to the login, logs in to `site`."""
+        self.click(link)
+        self.type("#user_id" if site == "kaigo" else "#user", user)
+        self.type("#password", password)
+        self.click(f"form[action='/{site}/login'] button[type=submit]")
+
     def press(self, css):
         """Moves the focus to the button `css` finds and presses Enter on
         it, as a person on the keyboard does; waits for the page it opens."""
@@ -750,19 +770,10 @@ def kaigo(p):
     p.type("#otp", code)
     p.enter_submits("kaigo", "recovery-otp", "#otp", w["kaigo.reset"])
     p.page("kaigo", "recovery-reset", w["kaigo.reset"])
-    p.tab_order("kaigo", "recovery-reset", "form[action='/kaigo/recovery/reset']")
-    p.type("#pw", "short")
-    p.type("#pw2", "shorter")
-    p.click("form[action='/kaigo/recovery/reset'] button[type=submit]")
-    p.page("kaigo", "recovery-reset-errors", w["kaigo.reset"], w["kaigo.reset_errors"])
-    p.type("#pw", "Tokyo2026new")
-    p.type("#pw2", "Tokyo2026new")
-    p.click("form[action='/kaigo/recovery/reset'] button[type=submit]")
+    p.new_password("kaigo", ("recovery-reset", "recovery-reset-errors"), "form[action='/kaigo/recovery/reset']",
+                   w["kaigo.reset"], w["kaigo.reset_errors"], ("short", "shorter"), "Tokyo2026new")
     p.page("kaigo", "recovery-done", w["kaigo.done"])
-    p.click("a[href='/kaigo/login']")
-    p.type("#user_id", "KJ131311111111")
-    p.type("#password", "Tokyo2026new")
-    p.click("form[action='/kaigo/login'] button[type=submit]")
+    p.log_in("a[href='/kaigo/login']", "kaigo", "KJ131311111111", "Tokyo2026new")
     p.page("kaigo", "menu-after-recovery", w["kaigo.menu"])
     p.click("form[action='/kaigo/logout'] button")
 
@@ -842,14 +853,9 @@ def kaigo_first_login(p, temporary):
     p.type("#password", temporary)
     p.click("form[action='/kaigo/login'] button[type=submit]")
     p.page("kaigo", "first-password", w["kaigo.first_password"])
-    p.tab_order("kaigo", "first-password", "form[action='/kaigo/first/password']")
-    p.type("#pw", temporary)
-    p.type("#pw2", temporary)
-    p.click("form[action='/kaigo/first/password'] button[type=submit]")
-    p.page("kaigo", "first-password-error", w["kaigo.first_password"], w["kaigo.first_password_errors"])
-    p.type("#pw", "Sapporo2026new")
-    p.type("#pw2", "Sapporo2026new")
-    p.click("form[action='/kaigo/first/password'] button[type=submit]")
+    p.new_password("kaigo", ("first-password", "first-password-error"), "form[action='/kaigo/first/password']",
+                   w["kaigo.first_password"], w["kaigo.first_password_errors"], (temporary, temporary),
+                   "Sapporo2026new")
     p.page("kaigo", "first-email", w["kaigo.first_email"])
     p.tab_order("kaigo", "first-email", "form[action='/kaigo/first/email']")
     p.type("#email", "sapporo@example.jp")
@@ -913,19 +919,11 @@ def portal(p):
     link = re.search(r"https?://[^/\s]+(/portal/passwordreset\S*)", p.mail_to("demo-user@example.jp")).group(1)
     p.go(link)
     p.page("portal", "reset-password", w["portal.new_password"])
-    p.tab_order("portal", "reset-password", "form[action='/portal/passwordreset']")
-    p.type("#pw", "PortalNew2026")
-    p.type("#pw2", "PortalNew2027")
-    p.click("form[action='/portal/passwordreset'] button[type=submit]")
-    p.page("portal", "reset-password-error", w["portal.new_password"], w["portal.new_password_errors"])
-    p.type("#pw", "PortalNew2026")
-    p.type("#pw2", "PortalNew2026")
-    p.click("form[action='/portal/passwordreset'] button[type=submit]")
+    p.new_password("portal", ("reset-password", "reset-password-error"), "form[action='/portal/passwordreset']",
+                   w["portal.new_password"], w["portal.new_password_errors"], ("PortalNew2026", "PortalNew2027"),
+                   "PortalNew2026")
     p.page("portal", "reset-done", w["portal.reset_done"])
-    p.click("main a[href='/portal/login']")
-    p.type("#user", "demo-user")
-    p.type("#password", "PortalNew2026")
-    p.click("form[action='/portal/login'] button[type=submit]")
+    p.log_in("main a[href='/portal/login']", "portal", "demo-user", "PortalNew2026")
     p.page("portal", "home", w["portal.top"])
     p.click("form[action='/portal/logout'] button")
 
@@ -959,10 +957,7 @@ def portal(p):
     p.type("#pw2", "TanakaNew2026")
     p.click("form[action='/portal/register/confirm'] button[type=submit]")
     p.page("portal", "register-done", w["portal.register_done"])
-    p.click("main a[href='/portal/login']")
-    p.type("#user", "tanaka-hanako")
-    p.type("#password", "TanakaNew2026")
-    p.click("form[action='/portal/login'] button[type=submit]")
+    p.log_in("main a[href='/portal/login']", "portal", "tanaka-hanako", "TanakaNew2026")
     p.page("portal", "home-registered", w["portal.top"])
     p.click("form[action='/portal/logout'] button")
 

@@ -58,17 +58,11 @@ pub fn kaigo_password_changed(
     } else {
         t.m_kaigo_changed_password
     };
+    let more = [("changed", changed), ("helpdesk", helpdesk)];
     letter(
         t.m_kaigo_changed_subject,
         t.m_kaigo_changed_body,
-        &[
-            ("account", notice.account),
-            ("when", notice.when),
-            ("client", notice.client),
-            ("not_me_url", notice.not_me_url),
-            ("changed", changed),
-            ("helpdesk", helpdesk),
-        ],
+        &notice.values(&more),
     )
 }
 
@@ -79,6 +73,20 @@ pub struct Notice<'a> {
     pub when: &'a str,
     pub client: &'a str,
     pub not_me_url: &'a str,
+}
+
+impl<'a> Notice<'a> {
+    /// The notice's placeholders and their values, and `more`.
+    fn values(&self, more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut all = vec![
+            ("account", self.account),
+            ("when", self.when),
+            ("client", self.client),
+            ("not_me_url", self.not_me_url),
+        ];
+        all.extend_from_slice(more);
+        all
+    }
 }
 
 /// The seed's パスワード変更用URL mail, with the real link.
@@ -186,17 +194,11 @@ pub fn portal_password_changed(
     portal_url: &str,
     contact: &str,
 ) -> Letter {
+    let more = [("portal_url", portal_url), ("contact", contact)];
     letter(
         t.m_portal_changed_subject,
         t.m_portal_changed_body,
-        &[
-            ("account", notice.account),
-            ("when", notice.when),
-            ("client", notice.client),
-            ("not_me_url", notice.not_me_url),
-            ("portal_url", portal_url),
-            ("contact", contact),
-        ],
+        &notice.values(&more),
     )
 }
 

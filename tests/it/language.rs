@@ -229,13 +229,7 @@ fn a_registration_in_english_gets_english_mails() {
         mail.subject,
         "[Portal for Medical Institutions] Please confirm your e-mail address"
     );
-    let url = mail
-        .body
-        .lines()
-        .find(|l| l.contains("/portal/register/confirm?token="))
-        .unwrap();
-    let link = &url[url.find("/portal/").unwrap()..];
-    let page = c.get(link);
+    let page = c.get(&mail.registration_link());
     assert_eq!(page.title(), "Set a password");
     assert_english(&page);
     let done = c.submit(

@@ -59,13 +59,7 @@ fn confirmation(server: &TestServer, count: usize) -> String {
         mail.subject,
         "【医療機関等向け総合ポータルサイト】メールアドレス確認のお願い"
     );
-    let url = mail
-        .body
-        .lines()
-        .find(|l| l.contains("/portal/register/confirm?token="))
-        .unwrap_or_else(|| panic!("a link in: {}", mail.body))
-        .trim();
-    url[url.find("/portal/").unwrap()..].to_string()
+    mail.registration_link()
 }
 
 fn set_password(c: &mut Client, link: &str, user: &str, password: &str) -> Page {

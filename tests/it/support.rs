@@ -307,6 +307,18 @@ impl Mail {
         (path, url)
     }
 
+    /// The path of a registration's confirmation link
+    /// (`/portal/register/confirm?token=…`).
+    pub fn registration_link(&self) -> String {
+        let url = self
+            .body
+            .lines()
+            .find(|l| l.contains("/portal/register/confirm?token="))
+            .unwrap_or_else(|| panic!("a link in: {}", self.body))
+            .trim();
+        url[url.find("/portal/").unwrap()..].to_string()
+    }
+
     /// The code on the line after `[ワンタイムパスワード]`.
     pub fn otp(&self) -> String {
         let mut lines = self.body.lines();

@@ -1,7 +1,7 @@
 //! kagi's mails: their texts from the language's catalogue (the seeds'
 //! words in Japanese), and the MIME they travel in.
 
-use crate::text::{fill, Texts};
+use crate::text::{fill, span, Texts, Unit};
 use mail_send::mail_builder::headers::address::Address;
 use mail_send::mail_builder::MessageBuilder;
 
@@ -204,16 +204,13 @@ pub fn portal_password_changed(
 
 /// A lifetime as the mails say it: `1時間`, `30分`, `90秒` (or in English).
 pub fn lifetime(t: &Texts, secs: u64) -> String {
-    let (template, n) = if secs == 3600 {
-        (t.m_hour, 1)
-    } else if secs.is_multiple_of(3600) {
-        (t.m_hours, secs / 3600)
+    if secs.is_multiple_of(3600) {
+        span(t, secs / 3600, Unit::Hours)
     } else if secs.is_multiple_of(60) {
-        (t.c_minutes, secs / 60)
+        span(t, secs / 60, Unit::Minutes)
     } else {
-        (t.c_seconds, secs)
-    };
-    fill(template, &[("n", &n.to_string())])
+        span(t, secs, Unit::Seconds)
+    }
 }
 
 /// The whole message as sent: UTF-8 text, encoded headers, CRLF lines.

@@ -8,7 +8,7 @@ pub mod kaigo;
 pub mod portal;
 
 use crate::site::Site;
-use crate::text::{fill, Lang, Texts};
+use crate::text::{fill, span, Lang, Texts, Unit};
 use maud::{html, Markup, DOCTYPE};
 
 /// The stylesheet, served at `/static/kagi.css`; the CSP allows no inline style.
@@ -266,12 +266,9 @@ fn site_header(site: Option<Site>, t: &Texts) -> Markup {
 pub fn rate_limited(retry_after_secs: u64, area: crate::site::Area, lang: Lang) -> Markup {
     let t = lang.texts();
     let wait = if retry_after_secs < 60 {
-        fill(t.c_seconds, &[("n", &retry_after_secs.to_string())])
+        span(t, retry_after_secs, Unit::Seconds)
     } else {
-        fill(
-            t.c_minutes,
-            &[("n", &retry_after_secs.div_ceil(60).to_string())],
-        )
+        span(t, retry_after_secs.div_ceil(60), Unit::Minutes)
     };
     let home = format!("/{}", area.name());
     let doc = Doc {

@@ -76,6 +76,27 @@ impl Lang {
     }
 }
 
+/// A unit of time as the pages and mails count it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    Seconds,
+    Minutes,
+    Hours,
+}
+
+/// `n` of `unit` in words: `30分`, `1 hour`, `2 minutes`.
+pub fn span(t: &Texts, n: u64, unit: Unit) -> String {
+    let template = match (unit, n == 1) {
+        (Unit::Seconds, true) => t.c_second,
+        (Unit::Seconds, false) => t.c_seconds,
+        (Unit::Minutes, true) => t.c_minute,
+        (Unit::Minutes, false) => t.c_minutes,
+        (Unit::Hours, true) => t.m_hour,
+        (Unit::Hours, false) => t.m_hours,
+    };
+    fill(template, &[("n", &n.to_string())])
+}
+
 /// `text` with each `{name}` replaced by its value.
 pub fn fill(text: &str, values: &[(&str, &str)]) -> String {
     let mut out = text.to_string();
@@ -127,5 +148,8 @@ mod tests {
     fn placeholders_are_filled_and_split() {
         assert_eq!(fill("{a} and {b}", &[("a", "1"), ("b", "2")]), "1 and 2");
         assert_eq!(around("sent to {email}.", "email"), ("sent to ", "."));
+        assert_eq!(span(&EN, 1, Unit::Minutes), "1 minute");
+        assert_eq!(span(&EN, 2, Unit::Minutes), "2 minutes");
+        assert_eq!(span(&JA, 1, Unit::Hours), "1時間");
     }
 }

@@ -172,6 +172,11 @@ pub struct HttpConfig {
     pub header_timeout_secs: u64,
     /// A keep-alive connection with no request under way is closed after this.
     pub idle_timeout_secs: u64,
+    /// On SIGTERM or SIGINT, the requests under way are given this long to
+    /// be answered before their connections are closed. 10: a login at the
+    /// OWASP cost takes some 25 ms even behind a full queue of 16, and a
+    /// service manager's own wait (systemd's `TimeoutStopSec`) is 90 s.
+    pub shutdown_secs: u64,
     /// Reverse proxies in front of kagi, as addresses or CIDR blocks, e.g.
     /// `["127.0.0.1", "10.0.0.0/8"]`. For a request from one of them the
     /// client is the last address in `X-Forwarded-For` that is not one.
@@ -185,6 +190,7 @@ impl Default for HttpConfig {
             max_connections_per_client: 16,
             header_timeout_secs: 10,
             idle_timeout_secs: 30,
+            shutdown_secs: 10,
             trusted_proxies: Vec::new(),
         }
     }
@@ -573,6 +579,7 @@ impl Config {
             ("http.header_timeout_secs", self.http.header_timeout_secs),
             ("argon2.queue", self.argon2.queue as u64),
             ("http.idle_timeout_secs", self.http.idle_timeout_secs),
+            ("http.shutdown_secs", self.http.shutdown_secs),
         ] {
             if value == 0 {
                 return Err(bad(field, "must be above 0"));
@@ -909,6 +916,17 @@ mod tests {
         let mut c = serve_config();
         c.mail.from = Some("a@b\r\nBcc: x@y".into());
         assert_eq!(c.validate_for_serve().unwrap_err().field, "mail.from");
+    }
+
+    #[test]
+    fn a_shutdown_without_time_for_the_requests_under_way_is_refused() {
+        let c: Config = toml::from_str("[http]\nshutdown_secs = 30").unwrap();
+        assert_eq!(c.http.shutdown_secs, 30);
+        assert_eq!(Config::default().http.shutdown_secs, 10);
+        let mut c = serve_config();
+        c.http.shutdown_secs = 0;
+        let refused = c.validate_for_serve().unwrap_err();
+        assert_eq!(refused.field, "http.shutdown_secs");
     }
 
     #[test]

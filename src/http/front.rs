@@ -114,6 +114,8 @@ struct Inner {
     secret: String,
     limits: Limits,
     slots: Mutex<Slots>,
+    /// Notified when a connection gives its slot back: a stop waits on it.
+    released: Condvar,
 }
 
 #[derive(Default)]
@@ -126,6 +128,9 @@ struct Slots {
     /// request was closed would close another, and the server would spend
     /// itself opening and closing connections.
     evicted: HashMap<IpAddr, Instant>,
+    /// kagi is stopping: a connection reads no further request once the
+    /// one under way is passed on.
+    draining: bool,
 }
 
 /// How long an address that lost a busy connection to make room is
@@ -244,6 +249,7 @@ impl Front {
             secret: secret.clone(),
             limits,
             slots: Mutex::new(Slots::default()),
+            released: Condvar::new(),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let addr = public.local_addr()?;
@@ -263,12 +269,59 @@ impl Front {
 
     /// Stops accepting and closes every open connection.
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so that it sees the flag.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        self.stop_accepting();
         for (_, slot) in self.inner.lock().open.drain() {
             slot.close();
         }
+    }
+
+    fn stop_accepting(&self) {
+        if !self.stop.swap(true, Ordering::SeqCst) {
+            // Wakes the accept loop so that it sees the flag.
+            let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        }
+    }
+
+    /// The first half of a clean stop: no new connection is accepted, and
+    /// none reads a further request. A connection waiting for its next
+    /// request ends now; one with a request under way (being read, or
+    /// passed on and not yet answered) ends once its answer is delivered.
+    /// Returns how many requests are under way.
+    pub fn drain(&self) -> usize {
+        self.stop_accepting();
+        let mut slots = self.inner.lock();
+        slots.draining = true;
+        let mut busy = 0;
+        for slot in slots.open.values() {
+            if !slot.idle || slot.answering() {
+                busy += 1;
+            }
+            if slot.idle {
+                // Its thread reads the end of the stream, as if the client
+                // had closed, and goes on to deliver what it owes.
+                let _ = slot.stream.shutdown(Shutdown::Read);
+            }
+        }
+        busy
+    }
+
+    /// Waits, after `drain`, until every connection has ended or `until`
+    /// has passed; returns how many are still open.
+    pub fn wait_drained(&self, until: Instant) -> usize {
+        let mut slots = self.inner.lock();
+        while !slots.open.is_empty() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            slots = self
+                .inner
+                .released
+                .wait_timeout(slots, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        slots.open.len()
     }
 
     /// The request thread has answered a request of connection `conn`
@@ -347,12 +400,20 @@ impl Inner {
         Some((id, flow))
     }
 
-    /// The connection now waits for its next request.
-    fn set_waiting(&self, id: u64) {
-        if let Some(slot) = self.lock().open.get_mut(&id) {
+    /// The connection now waits for its next request; false when kagi is
+    /// stopping and it is to read none. (Under the lock `drain` takes, so
+    /// that a connection either sees the stop here or is idle when `drain`
+    /// ends its reading.)
+    fn set_waiting(&self, id: u64) -> bool {
+        let mut slots = self.lock();
+        if slots.draining {
+            return false;
+        }
+        if let Some(slot) = slots.open.get_mut(&id) {
             slot.since = Instant::now();
             slot.idle = true;
         }
+        true
     }
 
     /// The first byte of the connection's request has arrived.
@@ -364,6 +425,7 @@ impl Inner {
 
     fn release(&self, id: u64) {
         self.lock().open.remove(&id);
+        self.released.notify_all();
     }
 }
 
@@ -497,7 +559,9 @@ fn connection(client: &TcpStream, peer: SocketAddr, inner: &Inner, id: u64, flow
         if !flow.wait_for_room(limits.idle_timeout) {
             break;
         }
-        inner.set_waiting(id);
+        if !inner.set_waiting(id) {
+            break;
+        }
         let head = conn.read_head(limits, || inner.set_reading(id));
         let outcome = match head {
             Ok(None) => break,

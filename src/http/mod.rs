@@ -199,6 +199,24 @@ impl Listener {
         self.front.addr
     }
 
+    /// Stops taking connections and lets those with a request under way
+    /// finish it (`front::Front::drain`); how many requests are under way.
+    pub fn drain(&self) -> usize {
+        self.front.drain()
+    }
+
+    /// Waits until the connections `drain` left have ended, or `until`;
+    /// how many have not.
+    pub fn wait_drained(&self, until: Instant) -> usize {
+        self.front.wait_drained(until)
+    }
+
+    /// The private directory of the socket between the front and
+    /// tiny_http: removed when the listener is dropped.
+    pub fn socket_dir(&self) -> &std::path::Path {
+        &self.front.socket_dir
+    }
+
     /// Wakes `serve` so that it can notice it should stop, and closes the
     /// connections.
     pub fn unblock(&self) {

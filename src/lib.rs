@@ -128,13 +128,15 @@ pub fn run(args: &[String]) -> Result<(), Error> {
             if data_dir.is_some() {
                 c.data_dir = data_dir;
             }
+            // Before any thread starts, so that every thread holds them.
+            os::hold_stop_signals();
             let running = start(Options {
                 config: c,
                 mode: Mode::Demo,
                 clock: Clock::system(),
             })?;
             commands::print_demo_welcome(&running);
-            running.wait();
+            running.serve_until_signalled();
             Ok(())
         }
         cli::Command::Audit {
@@ -152,6 +154,7 @@ pub fn run(args: &[String]) -> Result<(), Error> {
         } => commands::import(&file, data_dir, config),
         cli::Command::Serve { config } => {
             let c = Config::from_file(&config).map_err(Error::Config)?;
+            os::hold_stop_signals();
             let running = start(Options {
                 config: c,
                 mode: Mode::Serve,
@@ -164,7 +167,7 @@ pub fn run(args: &[String]) -> Result<(), Error> {
                 running.data_dir().display(),
                 running.started().as_millis()
             );
-            running.wait();
+            running.serve_until_signalled();
             Ok(())
         }
     }

@@ -1,6 +1,7 @@
 //! Starting the server: checks the config, opens the database, and starts
 //! the threads (the request thread, the mail thread, the sweeper); and
-//! stopping them.
+//! stopping them, at once or, on SIGTERM or SIGINT, once the requests
+//! under way are answered.
 
 use crate::clock::Clock;
 use crate::config::{self, Config, Transport};
@@ -40,7 +41,10 @@ pub struct Running {
     data_dir_is_temporary: bool,
     public_url: String,
     stop: Arc<AtomicBool>,
-    listener: Arc<http::Listener>,
+    /// Dropped last: its private socket directory goes with it.
+    listener: Option<Arc<http::Listener>>,
+    /// How long a clean stop waits for the requests under way.
+    shutdown_grace: Duration,
     request_thread: Option<JoinHandle<()>>,
     /// The hashing workers; dropped (and joined) after the request thread.
     hashing: Option<Arc<Pool<Task>>>,
@@ -94,11 +98,64 @@ impl Running {
             .map(|s| s.base32())
     }
 
-    /// Blocks until the server stops (it does not stop by itself).
-    pub fn wait(mut self) {
-        if let Some(t) = self.request_thread.take() {
-            let _ = t.join();
+    /// Serves until SIGTERM or SIGINT, then stops cleanly
+    /// (`stop_gracefully`). The signals must have been held
+    /// (`os::hold_stop_signals`) before `start`, so that none of the
+    /// server's threads dies of one.
+    pub fn serve_until_signalled(self) {
+        let signal = os::wait_for_stop();
+        // A second signal while stopping ends kagi at once, without waiting
+        // for anything: it removes what it made in the temporary directory
+        // and exits as if killed by that signal.
+        let made = self.temporary_dirs();
+        let _ = std::thread::Builder::new()
+            .name("kagi-signal".into())
+            .spawn(move || {
+                let again = os::wait_for_stop();
+                say!("kagi: {} while stopping: exiting at once", again.name());
+                for dir in &made {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                std::process::exit(again.exit_code());
+            });
+        self.stop_gracefully(signal.name());
+    }
+
+    /// The directories this run made and a stop removes: the private
+    /// socket's, and a demo's temporary database.
+    fn temporary_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self
+            .listener
+            .iter()
+            .map(|l| l.socket_dir().to_path_buf())
+            .collect();
+        if self.data_dir_is_temporary {
+            dirs.push(self.data_dir.clone());
         }
+        dirs
+    }
+
+    /// Stops cleanly: no new connections; the requests under way are
+    /// answered, for up to `http.shutdown_secs`, and the connections still
+    /// busy then are closed; the mail thread finishes the message it is
+    /// sending and starts no other; the database is flushed and closed;
+    /// the private socket directory, and a demo's temporary database, are
+    /// removed. `why` names the cause in the log.
+    pub fn stop_gracefully(mut self, why: &str) {
+        if let Some(listener) = &self.listener {
+            let busy = listener.drain();
+            let grace = self.shutdown_grace.as_secs();
+            say!(
+                "kagi: stopping ({why}): no new connections; waiting up to {grace} s for {busy} {} under way",
+                if busy == 1 { "request" } else { "requests" }
+            );
+            let left = listener.wait_drained(Instant::now() + self.shutdown_grace);
+            if left > 0 {
+                say!("kagi: {left} connections still busy after {grace} s: closed");
+            }
+        }
+        self.shutdown();
+        say!("kagi: stopped");
     }
 
     /// Stops every thread and closes the database.
@@ -107,12 +164,19 @@ impl Running {
     }
 
     fn shutdown(&mut self) {
+        let Some(listener) = self.listener.take() else {
+            return;
+        };
         self.stop.store(true, Ordering::SeqCst);
-        self.listener.unblock();
+        listener.unblock();
         if let Some(t) = self.request_thread.take() {
             let _ = t.join();
         }
+        // Queued hashing tasks run to their end; their answers go nowhere
+        // once the connections are closed.
         drop(self.hashing.take());
+        // The mail thread ends after the message it is sending: the outbox
+        // wakes it as it goes, with the last handler.
         for t in self.helpers.drain(..) {
             let _ = t.join();
         }
@@ -120,6 +184,13 @@ impl Running {
         if let Some(last) = self.last_words.take() {
             write_refusals(&last.store, &last.limiter, last.clock.now(), true);
             let _ = last.store.flush();
+        }
+        // The last handle on tiny_http's server: the socket directory goes.
+        drop(listener);
+        if self.data_dir_is_temporary {
+            if let Err(e) = store::remove_database(&self.data_dir, Duration::from_secs(5)) {
+                say!("kagi: cannot remove {}: {e}", self.data_dir.display());
+            }
         }
     }
 }
@@ -203,6 +274,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         banner: None,
     };
     let listener = Arc::new(http::Listener::bind(listen, limits).map_err(Error::Startup)?);
+    let shutdown_grace = Duration::from_secs(config.http.shutdown_secs);
     let addr = listener.local_addr();
 
     // What needs the database is done now, or once it opens.
@@ -343,7 +415,8 @@ pub fn start(options: Options) -> Result<Running, Error> {
         data_dir,
         public_url,
         stop,
-        listener,
+        listener: Some(listener),
+        shutdown_grace,
         request_thread: Some(request_thread),
         hashing: Some(hashing),
         helpers: vec![mail_thread],

@@ -149,6 +149,35 @@ pub fn key_file(config: &crate::config::StoreConfig, data_dir: &Path) -> PathBuf
         .unwrap_or_else(|| default_key_file(data_dir))
 }
 
+/// Removes the database directory `dir` that a run made for itself (the
+/// demo's without `--data-dir`), once the store is closed. sled lets go of
+/// its lock on `db` when its flusher thread has ended, a moment after the
+/// last handle is dropped, and may write a file until then: the directory
+/// is removed once the lock is free, or after `patience` regardless.
+pub fn remove_database(dir: &Path, patience: Duration) -> std::io::Result<()> {
+    let until = Instant::now() + patience;
+    while Instant::now() < until && is_open_somewhere(dir) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::fs::remove_dir_all(dir)
+}
+
+/// Whether some sled holds the database in `dir` open (its lock on `db`).
+fn is_open_somewhere(dir: &Path) -> bool {
+    let Ok(db) = std::fs::File::open(dir.join("db")) else {
+        return false;
+    };
+    // SAFETY: flock on a descriptor this function owns; the lock, if taken,
+    // goes with the file at the end of the function.
+    let locked = unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&db),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    };
+    locked != 0
+}
+
 /// Deletes snapshots sled began and never finished. sled 0.34.7 writes a
 /// snapshot to `snap.<lsn>.generating` and renames it when complete, but
 /// its list of snapshots leaves out only `.in___motion` files: a snapshot

@@ -19,6 +19,7 @@ mod register;
 mod router;
 mod sessions;
 mod smtp;
+mod stop;
 mod support;
 mod tidy;
 mod timing;

@@ -631,7 +631,6 @@ pub fn run_kagi(
     umask: Option<u32>,
     log: Option<&std::path::Path>,
 ) -> (Kagi, SocketAddr) {
-    use std::io::{BufRead, BufReader};
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
     let mut command = Command::new(env!("CARGO_BIN_EXE_kagi"));
@@ -656,6 +655,14 @@ pub fn run_kagi(
             });
         }
     }
+    until_ready(command)
+}
+
+/// Spawns `command` (kagi's executable, its standard output piped) and
+/// reads its standard output until it says it is ready; the process and
+/// the address it listens on. Panics if it exits first.
+pub fn until_ready(mut command: std::process::Command) -> (Kagi, SocketAddr) {
+    use std::io::{BufRead, BufReader};
     let mut child = command.spawn().expect("kagi starts");
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let child = Kagi(child);

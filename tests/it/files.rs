@@ -150,3 +150,15 @@ fn the_database_files_alone_hold_no_live_code_or_link() {
     assert_eq!(form.status, 200);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The starting config `scripts/package` ships beside the systemd unit
+/// reads, and passes every check `serve` makes before it starts: an
+/// administrator who edits only the lines marked CHANGE starts a server.
+#[test]
+fn the_packaged_starting_config_is_one_serve_accepts() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/kagi.toml");
+    let config = kagi::config::Config::from_file(&path).unwrap();
+    config.validate_common().unwrap();
+    config.validate_for_serve().unwrap();
+    assert_eq!(config.http.shutdown_secs, 10);
+}

@@ -122,6 +122,24 @@ pub fn parse_date_time(text: &str, offset_secs: i32, end: bool) -> Option<u64> {
     u64::try_from(local - offset_secs as i64).ok()
 }
 
+/// The time of a log line, now, RFC 3339 in UTC with milliseconds:
+/// `2026-12-01T16:16:28.123Z`. Real time, as `http_date`'s.
+pub fn log_time() -> String {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs() as i64;
+    let (days, time) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        time / 3600,
+        time % 3600 / 60,
+        time % 60,
+        since.subsec_millis()
+    )
+}
+
 /// The HTTP `Date` of a moment (RFC 9110 §5.6.7): `Tue, 01 Dec 2026 16:16:28 GMT`.
 /// The HTTP layer stamps answers with the real time, not the server's
 /// clock that tests move.

@@ -30,6 +30,24 @@ pub struct Config {
     pub guard: GuardConfig,
     pub rate_limit: RateLimitConfig,
     pub admin: AdminConfig,
+    pub log: LogConfig,
+}
+
+/// What kagi writes to standard error.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (a line a person reads) or `json` (one object a line, for a
+    /// log collector).
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// The admin endpoints (`/admin/…`) that `kagi mail list` and `kagi mail
@@ -433,6 +451,7 @@ impl Default for Config {
             guard: GuardConfig::default(),
             rate_limit: RateLimitConfig::default(),
             admin: AdminConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }

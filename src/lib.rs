@@ -18,7 +18,7 @@
 macro_rules! say {
     ($($arg:tt)*) => {{
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            eprintln!($($arg)*)
+            $crate::log::say(&format!($($arg)*))
         }));
     }};
 }
@@ -28,6 +28,7 @@ pub mod alloc;
 pub mod cli;
 pub mod clock;
 pub mod config;
+mod log;
 pub mod site;
 pub mod store;
 pub mod totp;

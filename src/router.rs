@@ -252,6 +252,7 @@ impl App {
         };
         self.store.audit(&crate::store::AuditEvent {
             time: now,
+            request: Some(req.id.clone()),
             event: event.into(),
             client: req.client.to_string(),
             outcome: format!("operator {name}, with the admin token"),

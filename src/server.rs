@@ -212,6 +212,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         mode,
         clock,
     } = options;
+    crate::log::use_json(config.log.format == config::LogFormat::Json);
     match mode {
         Mode::Demo => config.validate_common(),
         Mode::Serve => config.validate_for_serve(),

@@ -202,6 +202,7 @@ impl Console<'_> {
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
         self.app.store.audit(&AuditEvent {
+            request: Some(self.req.id.clone()),
             prev: String::new(),
             time: self.now,
             site: account.map(|(site, _)| site),

@@ -40,6 +40,8 @@ pub struct Request {
     /// The language the pages are to speak: the language link's cookie,
     /// else `Accept-Language`.
     pub lang: Lang,
+    /// Random, for the log line of this request and its audit entries.
+    pub id: String,
 }
 
 impl std::fmt::Debug for Request {
@@ -312,6 +314,8 @@ pub struct Reply {
     method: String,
     path: String,
     lang: Lang,
+    /// The request's id and client, once it was read.
+    read: Option<(String, String)>,
     started: Instant,
 }
 
@@ -334,13 +338,15 @@ impl Reply {
                 .into_bytes();
         }
         // The query string is never logged: it may carry a reset token.
-        say!(
-            "kagi: {} {} {} {:.1} ms",
-            self.method,
-            self.path,
-            response.status,
-            self.started.elapsed().as_secs_f64() * 1000.0
-        );
+        let read = self.read.as_ref();
+        crate::log::answered(&crate::log::Answered {
+            method: &self.method,
+            path: &self.path,
+            status: response.status,
+            millis: self.started.elapsed().as_secs_f64() * 1000.0,
+            request: read.map(|(id, _)| id.as_str()),
+            client: read.map(|(_, client)| client.as_str()),
+        });
         let wire = to_wire(response, &raw, &self.options, self.lang);
         let mut writer = raw.into_writer();
         let _ = writer.write_all(&wire).and_then(|()| writer.flush());
@@ -392,6 +398,10 @@ pub fn serve(
             Ok((_, conn)) => Some(*conn),
             Err((_, conn)) => *conn,
         };
+        let read = parsed
+            .as_ref()
+            .ok()
+            .map(|(r, _)| (r.id.clone(), r.client.to_string()));
         let reply = Reply {
             raw: Some(raw),
             conn,
@@ -400,6 +410,7 @@ pub fn serve(
             method,
             path,
             lang,
+            read,
             started,
         };
         match parsed {
@@ -521,6 +532,7 @@ fn parse(
             client,
             bearer,
             lang,
+            id: crate::secret::hex(&crate::secret::random_bytes::<8>()),
         },
         conn,
     ))

@@ -649,6 +649,7 @@ pub fn audit(
     app.store.audit(&AuditEvent {
         prev: String::new(),
         time: now,
+        request: Some(req.id.clone()),
         site,
         event: event.into(),
         account: account.map(str::to_string),

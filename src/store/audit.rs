@@ -276,9 +276,10 @@ fn account_index_key(event: &AuditEvent, id: &[u8]) -> Option<Vec<u8>> {
 /// configured zone: what `kagi audit export --csv` prints and the console's
 /// download gives.
 pub fn audit_csv(events: &[AuditEvent], utc_offset: i32) -> String {
-    let mut out = String::from("time,site,event,account,client,outcome,operator,reason,prev_mac\n");
+    let mut out =
+        String::from("time,site,event,account,client,outcome,operator,reason,prev_mac,request\n");
     for e in events {
-        let fields: [&str; 9] = [
+        let fields: [&str; 10] = [
             &crate::clock::date_time(e.time, utc_offset),
             e.site.map_or("", |s| s.name()),
             &e.event,
@@ -288,6 +289,7 @@ pub fn audit_csv(events: &[AuditEvent], utc_offset: i32) -> String {
             e.operator.as_deref().unwrap_or_default(),
             e.reason.as_deref().unwrap_or_default(),
             &e.prev,
+            e.request.as_deref().unwrap_or_default(),
         ];
         let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         out.push_str(&row.join(","));

@@ -548,6 +548,9 @@ pub struct AuditEvent {
     #[serde(default)]
     pub prev: String,
     pub time: u64,
+    /// The id of the request that wrote it, as its log line gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
     /// The site of the account or page; None for the operators' own events
     /// (their logins, enrolments).
     pub site: Option<Site>,

@@ -24,7 +24,7 @@ fn audit_rows(c: &mut Client, query: &str) -> Vec<Vec<String>> {
     let mut lines = body.lines();
     assert_eq!(
         lines.next(),
-        Some("time,site,event,account,client,outcome,operator,reason,prev_mac")
+        Some("time,site,event,account,client,outcome,operator,reason,prev_mac,request")
     );
     lines
         .map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>())

@@ -12,6 +12,7 @@ mod import;
 mod kaigo;
 mod language;
 mod limits;
+mod logs;
 mod notices;
 mod portal;
 mod postal;

@@ -114,7 +114,7 @@ fn kagi_audit_verify_finds_an_edited_or_removed_entry_and_export_writes_csv() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("time,site,event,account,client,outcome,operator,reason,prev_mac")
+        Some("time,site,event,account,client,outcome,operator,reason,prev_mac,request")
     );
     let rows: Vec<&str> = lines.collect();
     assert!(rows

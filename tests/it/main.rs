@@ -12,6 +12,7 @@ mod import;
 mod kaigo;
 mod language;
 mod limits;
+mod metrics;
 mod notices;
 mod portal;
 mod postal;

@@ -38,6 +38,9 @@ pub struct App {
     /// Held while a portal registration checks its address and makes its
     /// account: two links of one address cannot both make one.
     pub registering: Mutex<()>,
+    /// The counters `/metrics` reports; shared with the request thread and
+    /// the hashing pool, which count.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The most mails one answer of `/dev/mail.json` or `/admin/mail` holds

@@ -52,6 +52,7 @@ mod http;
 mod import;
 mod limit;
 mod mail;
+mod metrics;
 mod os;
 mod pages;
 mod policy;

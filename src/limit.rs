@@ -8,6 +8,7 @@ use crate::config::{Bucket, RateLimitConfig};
 use crate::site::Site;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// The actions that are limited.
@@ -21,6 +22,14 @@ pub enum Action {
 }
 
 impl Action {
+    pub const ALL: [Action; 5] = [
+        Action::Recovery,
+        Action::Otp,
+        Action::Captcha,
+        Action::Login,
+        Action::Postal,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Action::Recovery => "recovery",
@@ -66,6 +75,9 @@ pub struct RateLimiter {
     buckets: Mutex<HashMap<(Action, IpAddr), State>>,
     /// Refusals not yet written to the audit trail.
     refused: Mutex<Vec<Refusals>>,
+    /// Refusals since the start, per action (`Action::ALL`'s order), for
+    /// `/metrics`; the tallies above are emptied as they are written.
+    refused_total: [AtomicU64; 5],
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -81,6 +93,7 @@ impl RateLimiter {
             config,
             buckets: Mutex::new(HashMap::new()),
             refused: Mutex::new(Vec::new()),
+            refused_total: Default::default(),
         }
     }
 
@@ -94,8 +107,22 @@ impl RateLimiter {
         }
     }
 
+    /// Requests refused per action since the start.
+    pub fn refused_since_start(&self) -> Vec<(&'static str, u64)> {
+        Action::ALL
+            .iter()
+            .map(|&a| {
+                (
+                    a.name(),
+                    self.refused_total[a as usize].load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+
     /// Tallies a refused request of `client` for `action` at `now`.
     pub fn tally_refusal(&self, site: Option<Site>, action: Action, client: IpAddr, now: u64) {
+        self.refused_total[action as usize].fetch_add(1, Ordering::Relaxed);
         let minute = now - now % 60;
         let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
         let tallied = refused.len();

@@ -5,26 +5,33 @@
 //! in the order they came; a full queue refuses the task at once and hands
 //! it back, so that the caller can answer "busy" and change nothing.
 
+use crate::metrics::Metrics;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 pub struct Pool<T> {
-    queues: Vec<SyncSender<T>>,
+    /// Each task with the time it was queued.
+    queues: Vec<SyncSender<(Instant, T)>>,
     threads: Vec<JoinHandle<()>>,
     /// Where a task without a shard tries first.
     next: AtomicUsize,
+    /// The queue's depth and waits, for `/metrics`.
+    metrics: Arc<Metrics>,
 }
 
 impl<T: Send + 'static> Pool<T> {
     /// Starts `workers` threads named `name-N`, each running `init` once
     /// and then `work` on each of up to `queue` waiting tasks in turn. A
-    /// task that panics is the task's end, not the worker's.
+    /// task that panics is the task's end, not the worker's. How many tasks
+    /// wait, and how long each waited, go to `metrics`.
     pub fn start(
         name: &str,
         (workers, queue): (usize, usize),
+        metrics: Arc<Metrics>,
         init: fn(),
         work: impl Fn(T) + Send + Sync + 'static,
     ) -> std::io::Result<Pool<T>> {
@@ -32,13 +39,17 @@ impl<T: Send + 'static> Pool<T> {
         let mut queues = Vec::new();
         let mut threads = Vec::new();
         for n in 0..workers.max(1) {
-            let (tx, rx) = mpsc::sync_channel::<T>(queue.max(1));
+            let (tx, rx) = mpsc::sync_channel::<(Instant, T)>(queue.max(1));
             let work = work.clone();
+            let metrics = metrics.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("{name}-{n}"))
                 .spawn(move || {
                     init();
-                    for task in rx {
+                    for (queued, task) in rx {
+                        let queue = &metrics.hashing;
+                        queue.depth.fetch_sub(1, Ordering::Relaxed);
+                        queue.waited.observe(queued.elapsed());
                         if catch_unwind(AssertUnwindSafe(|| work(task))).is_err() {
                             say!("kagi: a task of the hashing pool panicked");
                         }
@@ -51,6 +62,7 @@ impl<T: Send + 'static> Pool<T> {
             queues,
             threads,
             next: AtomicUsize::new(0),
+            metrics,
         })
     }
 
@@ -66,12 +78,17 @@ impl<T: Send + 'static> Pool<T> {
                 (0..n).map(|i| (first + i) % n).collect()
             }
         };
+        // Counted before it is queued, so that the worker never takes away
+        // what was not added yet.
+        let depth = &self.metrics.hashing.depth;
+        depth.fetch_add(1, Ordering::Relaxed);
         for i in tries {
-            match self.queues[i].try_send(task) {
+            match self.queues[i].try_send((Instant::now(), task)) {
                 Ok(()) => return Ok(()),
-                Err(TrySendError::Full(back) | TrySendError::Disconnected(back)) => task = back,
+                Err(TrySendError::Full(back) | TrySendError::Disconnected(back)) => task = back.1,
             }
         }
+        depth.fetch_sub(1, Ordering::Relaxed);
         Err(task)
     }
 }
@@ -101,6 +118,7 @@ mod tests {
         let pool = Pool::start(
             "test",
             (1, 2),
+            Arc::default(),
             || {},
             move |n: u32| {
                 if n == 0 {

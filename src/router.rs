@@ -41,7 +41,8 @@ impl App {
         let first = req.path.split('/').nth(1).unwrap_or("");
         // While the database cannot be opened (a full disk, say), every
         // page is the readable 503; /healthz says why.
-        if self.store.unavailable().is_some() && !matches!(first, "healthz" | "static") {
+        if self.store.unavailable().is_some() && !matches!(first, "healthz" | "metrics" | "static")
+        {
             return Response::error(503).with_header("Retry-After", "30".into());
         }
         let outcome = match first {
@@ -54,6 +55,7 @@ impl App {
                 Ok(get_only(req, || Response::css(pages::STYLESHEET)))
             }
             "healthz" if req.path == "/healthz" => Ok(get_only(req, || self.health(req))),
+            "metrics" if req.path == "/metrics" => Ok(get_only(req, || self.metrics(req))),
             "lang" if req.path == "/lang" => Ok(get_only(req, || self.choose_language(req))),
             // The admin token is the command line's; a browser is an
             // operator at the console.
@@ -93,20 +95,48 @@ impl App {
         if !self.is_admin(req) {
             return Response::json(r#"{"status":"ok"}"#.to_string());
         }
-        match self.store.outbox() {
-            Ok(mails) => {
-                let real = mails.iter().filter(|m| !m.decoy);
-                let failed = real.clone().filter(|m| m.failed.is_some()).count();
-                let queued = real.count() - failed;
-                Response::json(
-                    serde_json::json!({ "status": "ok", "outbox": queued, "failed": failed })
-                        .to_string(),
-                )
-            }
+        match self.outbox_counts() {
+            Ok((queued, failed)) => Response::json(
+                serde_json::json!({ "status": "ok", "outbox": queued, "failed": failed })
+                    .to_string(),
+            ),
             Err(e) => {
                 say!("kagi: /healthz: {e}");
                 Response::error(503)
             }
+        }
+    }
+
+    /// The real (not decoy) mails waiting in the outbox, and those given
+    /// up: what /healthz and /metrics report.
+    fn outbox_counts(&self) -> Result<(u64, u64), crate::store::StoreError> {
+        let mails = self.store.outbox()?;
+        let real = mails.iter().filter(|m| !m.decoy);
+        let failed = real.clone().filter(|m| m.failed.is_some()).count() as u64;
+        Ok((real.count() as u64 - failed, failed))
+    }
+
+    /// `/metrics`: the counters in Prometheus' text format, only with the
+    /// admin token; without it 404, as `/admin/…`'s API answers a wrong
+    /// token (the counts would tell a stranger what /healthz hides: the
+    /// outbox's depth after a recovery step).
+    fn metrics(&self, req: &Request) -> Response {
+        if !self.is_admin(req) {
+            return Response::error(404);
+        }
+        let store_up = self.store.unavailable().is_none();
+        let counts = store_up.then(|| self.outbox_counts().ok()).flatten();
+        let gauges = crate::metrics::Gauges {
+            mail_queued: counts.map(|c| c.0),
+            mail_failed: counts.map(|c| c.1),
+            mail_sent: self.outbox.sent(),
+            rate_limited: self.limiter.refused_since_start(),
+            store_free_bytes: self.store.free_bytes(),
+            store_up,
+        };
+        Response {
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            ..Response::json(self.metrics.render(&gauges))
         }
     }
 

@@ -273,6 +273,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         https: config.is_https(),
         trusted_proxies,
         banner: None,
+        metrics: Arc::default(),
     };
     let listener = Arc::new(http::Listener::bind(listen, limits).map_err(Error::Startup)?);
     let shutdown_grace = Duration::from_secs(config.http.shutdown_secs);
@@ -353,8 +354,10 @@ pub fn start(options: Options) -> Result<Running, Error> {
         Mode::Serve if lab_capture => Some(pages::Banner::Lab),
         Mode::Serve => None,
     };
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let serve_options = http::ServeOptions {
         banner,
+        metrics: metrics.clone(),
         ..serve_options
     };
     let app = app::App {
@@ -371,6 +374,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         registering: std::sync::Mutex::new(()),
         banner,
         store: store.clone(),
+        metrics: metrics.clone(),
         config,
     };
     let last_words = LastWords {
@@ -387,6 +391,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
             Pool::start(
                 "kagi-hash",
                 (workers, queue),
+                metrics,
                 hashing_thread,
                 move |task: Task| {
                     let response = app.handle(&task.req, clock.now());

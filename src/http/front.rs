@@ -333,6 +333,11 @@ impl Front {
             flow.changed.notify_all();
         }
     }
+
+    /// How many client connections are open now (for `/metrics`).
+    pub fn open_connections(&self) -> usize {
+        self.inner.lock().open.len()
+    }
 }
 
 impl Drop for Front {

@@ -300,6 +300,8 @@ pub struct ServeOptions {
     pub trusted_proxies: TrustedProxies,
     /// A warning every HTML page carries, error pages included (demo, lab).
     pub banner: Option<pages::Banner>,
+    /// Where each answered request is counted, for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The way back to one request's client. It is answered once, by the
@@ -337,13 +339,19 @@ impl Reply {
                 .into_string()
                 .into_bytes();
         }
-        // The query string is never logged: it may carry a reset token.
+        // Counted and logged here, the one place every request is answered
+        // (pages, errors, the pool's, a panic's 500). The query string is
+        // never logged: it may carry a reset token.
+        let took = self.started.elapsed();
+        self.options
+            .metrics
+            .answered(&self.path, response.status, took);
         let read = self.read.as_ref();
         crate::log::answered(&crate::log::Answered {
             method: &self.method,
             path: &self.path,
             status: response.status,
-            millis: self.started.elapsed().as_secs_f64() * 1000.0,
+            millis: took.as_secs_f64() * 1000.0,
             request: read.map(|(id, _)| id.as_str()),
             client: read.map(|(_, client)| client.as_str()),
         });
@@ -390,6 +398,8 @@ pub fn serve(
             break;
         }
         let started = Instant::now();
+        let open = listener.front.open_connections() as u64;
+        (options.metrics.open_connections).store(open, std::sync::atomic::Ordering::Relaxed);
         let method = raw.method().to_string();
         let path = raw.url().split('?').next().unwrap_or("").to_string();
         let lang = lang_of(&raw);

@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::config::{MailConfig, Transport};
 use crate::site::Site;
 use crate::store::{AuditEvent, CapturedMail, OutboxMail, Store, StoreError};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,9 +24,16 @@ pub struct Outbox {
     from: String,
     domain: String,
     wake: Sender<()>,
+    /// Mails the mail thread delivered since the start (for `/metrics`).
+    sent: Arc<AtomicU64>,
 }
 
 impl Outbox {
+    /// How many mails were delivered (sent, or captured) since the start.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
     /// Wakes the mail thread (after an operator's retry, say).
     pub fn wake(&self) {
         let _ = self.wake.send(());
@@ -120,11 +127,19 @@ pub fn start(
         .map(|(_, d)| d.to_string())
         .unwrap_or_else(|| "kagi.invalid".into());
     let config = config.clone();
+    let sent = Arc::new(AtomicU64::new(0));
+    let counted = sent.clone();
     let handle = std::thread::Builder::new()
         .name("kagi-mail".into())
-        .spawn(move || deliver_forever(&config, &store, &clock, &rx, &stop))
+        .spawn(move || deliver_forever(&config, &store, &clock, &rx, &stop, &counted))
         .expect("spawning the mail thread");
-    (Outbox { from, domain, wake }, handle)
+    let outbox = Outbox {
+        from,
+        domain,
+        wake,
+        sent,
+    };
+    (outbox, handle)
 }
 
 /// What one delivery attempt came to.
@@ -142,6 +157,7 @@ fn deliver_forever(
     clock: &Clock,
     wake: &Receiver<()>,
     stop: &AtomicBool,
+    sent: &AtomicU64,
 ) {
     let transport = config.transport.unwrap_or(Transport::Capture);
     let mut smtp = (transport == Transport::Smtp).then(|| smtp::Smtp::new(config));
@@ -165,7 +181,9 @@ fn deliver_forever(
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            deliver_one(config, store, smtp.as_mut(), mail, now);
+            if deliver_one(config, store, smtp.as_mut(), mail, now) {
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
         }
         // The burst is over: the connection is not kept while idle.
         if let Some(smtp) = smtp.as_mut() {
@@ -182,17 +200,17 @@ fn deliver_forever(
 }
 
 /// One due mail: dropped (a decoy, or its code or link has expired), given
-/// up (too old), or tried once.
+/// up (too old), or tried once. True when it was delivered.
 fn deliver_one(
     config: &MailConfig,
     store: &Store,
     smtp: Option<&mut smtp::Smtp>,
     mut mail: OutboxMail,
     now: u64,
-) {
+) -> bool {
     if mail.decoy {
         let _ = store.remove_mail(mail.id);
-        return;
+        return false;
     }
     if mail.not_after <= now {
         say!(
@@ -200,7 +218,7 @@ fn deliver_one(
             mail.message_id
         );
         let _ = store.remove_mail(mail.id);
-        return;
+        return false;
     }
     if now >= mail.created + config.give_up_after_secs {
         let why = mail.last_error.clone().unwrap_or_default();
@@ -210,13 +228,14 @@ fn deliver_one(
             now,
             &format!("not accepted within {} s: {why}", config.give_up_after_secs),
         );
-        return;
+        return false;
     }
     let via_smtp = smtp.is_some();
     let outcome = match smtp {
         None => capture(store, &mail, now),
         Some(smtp) => smtp.deliver(&mail),
     };
+    let sent = matches!(outcome, Delivery::Sent);
     match outcome {
         // Captured mail moved to the mailbox in one transaction: if that is
         // lost in a crash, the mail is still in the outbox and is captured
@@ -242,6 +261,7 @@ fn deliver_one(
         }
         Delivery::Permanent(why) => give_up(store, &mut mail, now, &why),
     }
+    sent
 }
 
 /// Removes a delivered mail from the outbox (capture has moved it already).

@@ -13,6 +13,7 @@ mod kaigo;
 mod language;
 mod limits;
 mod logs;
+mod metrics;
 mod notices;
 mod portal;
 mod postal;

@@ -1,52 +1,21 @@
 //! Delivery through a real SMTP server that kagi's authors did not write:
 //! Python's aiosmtpd, installed by the tests into a virtual environment of
-//! their own under target/ (the versions of tests/requirements.txt), run
+//! their own under target/ (`support::python`), run
 //! as a child process per test and killed when the test ends. Every
 //! received message is parsed by mail-parser.
 
 use crate::support::kaigo::{self, OSAKA_MAIL, OSAKA_OFFICE};
 use crate::support::{
-    kagi_cli, open_store, outbox_counts, run_kagi, scratch_path, undelivered, wait_until, Client,
+    kagi_cli, open_store, outbox_counts, python, run_kagi, scratch_path, undelivered, wait_until,
+    Client,
 };
 use mail_parser::MessageParser;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp/server.py");
-const REQUIREMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/requirements.txt");
-
-/// The Python of a virtual environment with tests/requirements.txt
-/// installed, made on first use and made anew when that file changes.
-fn python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("smtp-venv");
-        let python = venv.join("bin/python");
-        let wanted = std::fs::read_to_string(REQUIREMENTS).expect("tests/requirements.txt");
-        // The requirements it was made with, copied in once it was made.
-        let made_with = venv.join("requirements.txt");
-        if std::fs::read_to_string(&made_with).ok().as_deref() != Some(wanted.as_str()) {
-            let made = Command::new("python3")
-                .args(["-m", "venv", "--clear"])
-                .arg(&venv)
-                .status()
-                .expect("python3 -m venv");
-            assert!(made.success(), "cannot make a virtual environment");
-            let installed = Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check"])
-                .args(["--require-virtualenv", "-r", REQUIREMENTS])
-                .status()
-                .expect("pip install");
-            assert!(installed.success(), "cannot install tests/requirements.txt");
-            std::fs::write(&made_with, &wanted).unwrap();
-        }
-        python
-    })
-}
-
 /// A running aiosmtpd (or silent) server; killed on drop.
 pub struct Smtpd {
     child: Child,

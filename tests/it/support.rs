@@ -8,7 +8,9 @@ use kagi::{Mode, Options, Running};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub mod console;
@@ -149,6 +151,38 @@ pub fn wait_for_mails_at(addr: SocketAddr, count: usize) -> Vec<Mail> {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+const REQUIREMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/requirements.txt");
+
+/// The Python of a virtual environment with tests/requirements.txt
+/// installed (the SMTP server, the metrics parser), made on first use and
+/// made anew when that file changes.
+pub fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-venv");
+        let python = venv.join("bin/python");
+        let wanted = std::fs::read_to_string(REQUIREMENTS).expect("tests/requirements.txt");
+        // The requirements it was made with, copied in once it was made.
+        let made_with = venv.join("requirements.txt");
+        if std::fs::read_to_string(&made_with).ok().as_deref() != Some(wanted.as_str()) {
+            let made = Command::new("python3")
+                .args(["-m", "venv", "--clear"])
+                .arg(&venv)
+                .status()
+                .expect("python3 -m venv");
+            assert!(made.success(), "cannot make a virtual environment");
+            let installed = Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check"])
+                .args(["--require-virtualenv", "-r", REQUIREMENTS])
+                .status()
+                .expect("pip install");
+            assert!(installed.success(), "cannot install tests/requirements.txt");
+            std::fs::write(&made_with, &wanted).unwrap();
+        }
+        python
+    })
 }
 
 /// An operator's GET of `path` at the server at `addr`, with the admin

@@ -301,21 +301,15 @@ fn a_disk_filled_from_outside_stops_new_work_never_the_server() {
         }
     };
     let data = dir.join("mnt/db");
-    let config = dir.join("kagi.toml");
     // Limits lifted, so that one client can fill the disk; new work stops
     // below 1 MiB free.
-    std::fs::write(
-        &config,
-        format!(
-            "public_url = \"http://127.0.0.1\"\ndata_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\n\
-             [mail]\ntransport = \"capture\"\n[argon2]\nmemory_kib = 256\niterations = 1\n\
-             [store]\nmin_free_bytes = 1048576\n\
-             [rate_limit]\npostal = {{ burst = 1000000, refill_secs = 1 }}\n\
-             login = {{ burst = 1000000, refill_secs = 1 }}\n",
-            data.display()
-        ),
-    )
-    .unwrap();
+    let config = crate::support::lab_config(
+        &dir,
+        &data,
+        "[store]\nmin_free_bytes = 1048576\n\
+         [rate_limit]\npostal = { burst = 1000000, refill_secs = 1 }\n\
+         login = { burst = 1000000, refill_secs = 1 }\n",
+    );
     drop(start_kagi(&data, &config)); // the demo accounts
     let serve = ["serve".as_ref(), "--config".as_ref(), config.as_os_str()];
     let (mut kagi, addr) = run_kagi(&serve, None, None);

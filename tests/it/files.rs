@@ -11,16 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// A lab `serve` config (capture, cheap argon2) over `data`.
 fn lab_config(dir: &Path, data: &Path) -> PathBuf {
-    let config = dir.join("kagi.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "public_url = \"http://127.0.0.1\"\ndata_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\n[mail]\ntransport = \"capture\"\n[argon2]\nmemory_kib = 256\niterations = 1\n",
-            data.display()
-        ),
-    )
-    .unwrap();
-    config
+    crate::support::lab_config(dir, data, "")
 }
 
 /// Every file and directory under `dir`, with its mode.

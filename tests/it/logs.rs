@@ -4,24 +4,14 @@
 //! person typed and what a query string carries never appear.
 
 use crate::support::kaigo::{self, OSAKA_MAIL, OSAKA_OFFICE};
-use crate::support::{kagi_cli_once_closed, run_kagi, scratch_dir, Client};
+use crate::support::{kagi_cli_once_closed, lab_config, run_kagi, scratch_dir, Client};
 use std::ffi::OsStr;
 
 #[test]
 fn a_json_log_has_a_line_an_object_and_a_requests_id_is_on_its_audit_entry() {
     let dir = scratch_dir("json-log");
     let data = dir.join("db");
-    let config = dir.join("kagi.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "public_url = \"http://127.0.0.1\"\ndata_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\n\
-             [mail]\ntransport = \"capture\"\n[argon2]\nmemory_kib = 256\niterations = 1\n\
-             [log]\nformat = \"json\"\n",
-            data.display()
-        ),
-    )
-    .unwrap();
+    let config = lab_config(&dir, &data, "[log]\nformat = \"json\"\n");
     let log = dir.join("kagi.log");
     let (mut kagi, addr) = run_kagi(
         &[

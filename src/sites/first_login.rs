@@ -4,6 +4,7 @@
 //! until both are done. Each step is a session state (`SessionState`).
 
 use super::kaigo::{fresh_otp, otp_minutes, Kaigo, SITE};
+use super::password_problems;
 use super::recovery::{self, Entered};
 use super::{current_session, normalize_width, open_session, save_session, Ctx, Outcome};
 use crate::address;
@@ -103,15 +104,15 @@ pub fn set_password(ctx: &Ctx<'_>) -> Outcome {
     };
     let password = ctx.req.field("password");
     let t = ctx.t();
-    let mut problems: Vec<Problem> = policy::check_kaigo(
-        app.config.kaigo.password_policy,
-        &account.id,
-        password,
-        ctx.req.field("password_confirm"),
-    )
-    .iter()
-    .map(|v| Problem::of(v.field(), v.message(t)))
-    .collect();
+    let mut problems = password_problems(
+        t,
+        &policy::check_kaigo(
+            app.config.kaigo.password_policy,
+            &account.id,
+            password,
+            ctx.req.field("password_confirm"),
+        ),
+    );
     if app.hasher.verify(Some(&account.password_phc), password) {
         problems.push(Problem::of("pw", t.k_first_same_as_temporary));
     }

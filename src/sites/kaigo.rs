@@ -3,6 +3,7 @@
 //! machine over `KaigoFlow`: office number + security address → one-time
 //! password by mail → new password, security code cleared.
 
+use super::password_problems;
 use super::recovery::{self, Entered, Mailing};
 use super::{
     attempt_login, check_guarded, check_login, current_session, first_login, normalize_width,
@@ -838,10 +839,7 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
         ctx.req.field("password_confirm"),
     );
     if !broken.is_empty() {
-        let problems: Vec<Problem> = broken
-            .iter()
-            .map(|v| Problem::of(v.field(), v.message(ctx.t())))
-            .collect();
+        let problems = password_problems(ctx.t(), &broken);
         return Ok(Response::html(page::recovery_reset(
             &ctx.frame(),
             &account.id,

@@ -673,6 +673,18 @@ pub fn normalize_width(s: &str) -> String {
         .to_string()
 }
 
+/// What a new password breaks, each on the field it is about (the
+/// password, or its confirmation), in the page's words.
+pub(super) fn password_problems(
+    t: &crate::text::Texts,
+    broken: &[crate::policy::Violation],
+) -> Vec<crate::pages::Problem> {
+    broken
+        .iter()
+        .map(|v| crate::pages::Problem::of(v.field(), v.message(t)))
+        .collect()
+}
+
 /// What is wrong with a required text field of at most `max` characters.
 pub(super) fn text_problem(
     t: &crate::text::Texts,

@@ -3,6 +3,7 @@
 //! (① 特定) → registered address (② 検証) → a mailed link → new password
 //! (③ リセット).
 
+use super::password_problems;
 use super::recovery::{self, Mailing};
 use super::{
     attempt_login, current_session, normalize_width, open_session, register, serve_site, Ctx,
@@ -483,10 +484,7 @@ fn reset_password(ctx: &Ctx<'_>) -> Outcome {
         ctx.req.field("password_confirm"),
     );
     if !broken.is_empty() {
-        let problems: Vec<Problem> = broken
-            .iter()
-            .map(|v| Problem::of(v.field(), v.message(ctx.t())))
-            .collect();
+        let problems = password_problems(ctx.t(), &broken);
         return Ok(Response::html(page::reset(
             &ctx.frame(None),
             token,

@@ -6,6 +6,7 @@
 //! the address or the user name is in use; a taken name is said only at
 //! step ③, to whoever holds the confirmed address.
 
+use super::password_problems;
 use super::portal::{
     captcha_changed, captcha_solved, captcha_wrong, new_captcha, portal_url, Portal, SITE,
 };
@@ -186,14 +187,14 @@ pub fn confirm(ctx: &Ctx<'_>) -> Outcome {
     let user = ctx.req.field("user").trim().to_string();
     let password = ctx.req.field("password");
     let t = ctx.t();
-    let mut problems: Vec<Problem> = policy::check_portal(
-        app.config.portal.password_policy,
-        password,
-        ctx.req.field("password_confirm"),
-    )
-    .iter()
-    .map(|v| Problem::of(v.field(), v.message(t)))
-    .collect();
+    let mut problems = password_problems(
+        t,
+        &policy::check_portal(
+            app.config.portal.password_policy,
+            password,
+            ctx.req.field("password_confirm"),
+        ),
+    );
     let new = NewAccount {
         user: user.clone(),
         institution: Some(r.institution.clone()),

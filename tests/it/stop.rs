@@ -193,16 +193,7 @@ fn sigterm_during_a_new_password_sets_it_exits_0_and_serve_logs_in_with_it_after
     assert_eq!(names_in(&tmp), Vec::<String>::new());
     assert!(db.join("db").exists(), "a --data-dir database stays");
 
-    let config = dir.join("kagi.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "public_url = \"http://127.0.0.1\"\ndata_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\n\
-             [mail]\ntransport = \"capture\"\n{SLOW_HASHES}",
-            db.display()
-        ),
-    )
-    .unwrap();
+    let config = crate::support::serve_config(&dir, &db, SLOW_HASHES);
     let serve = ["serve".as_ref(), "--config".as_ref(), config.as_os_str()];
     let (mut kagi, addr) = start(&serve, &tmp, &log);
     let mut browser = kaigo::at_step_2(addr);

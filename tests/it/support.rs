@@ -320,12 +320,22 @@ pub fn open_store(dir: &std::path::Path) -> kagi::store::Store {
 /// A lab `serve` config in `dir` (capture transport, cheap argon2, any
 /// port) over the database `data`, and `more` TOML after it.
 pub fn lab_config(dir: &std::path::Path, data: &std::path::Path, more: &str) -> PathBuf {
+    serve_config(
+        dir,
+        data,
+        &format!("[argon2]\nmemory_kib = 256\niterations = 1\n{more}"),
+    )
+}
+
+/// A `serve` config in `dir` (capture transport, any port) over the
+/// database `data`, with `more` TOML after it (its own `[argon2]`, say).
+pub fn serve_config(dir: &std::path::Path, data: &std::path::Path, more: &str) -> PathBuf {
     let config = dir.join("kagi.toml");
     std::fs::write(
         &config,
         format!(
             "public_url = \"http://127.0.0.1\"\ndata_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\n\
-             [mail]\ntransport = \"capture\"\n[argon2]\nmemory_kib = 256\niterations = 1\n{more}",
+             [mail]\ntransport = \"capture\"\n{more}",
             data.display()
         ),
     )

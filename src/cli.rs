@@ -34,6 +34,19 @@ pub enum Command {
         action: PostalAction,
         reach: Reach,
     },
+    /// `kagi backup FILE`: a backup of the running server's database.
+    Backup {
+        file: PathBuf,
+        reach: Reach,
+    },
+    /// `kagi restore FILE`: a new database from a backup, with the key
+    /// file it was made under (`key_file`) or without (None).
+    Restore {
+        file: PathBuf,
+        data_dir: Option<PathBuf>,
+        config: Option<PathBuf>,
+        key_file: Option<PathBuf>,
+    },
     /// `kagi import FILE`: accounts with pre-hashed passwords.
     Import {
         file: PathBuf,
@@ -134,6 +147,21 @@ Usage:
       for printing (it holds the password: kept to you alone, 0600); or
       reject one, with a reason. As at the console's 書類郵送 page.
 
+  kagi backup FILE [--config FILE | --data-dir DIR] [--server ADDR]
+      Ask the running server for a backup of its whole database, made
+      between two requests while it goes on serving, and write it to FILE
+      (0600). The key file is NOT in it: keep a copy of the key file
+      (kagi.key beside the database, or store.key_file) apart from the
+      backups; without it a backup restores accounts, operators' names and
+      the audit trail, but no live code, link, session or queued mail.
+
+  kagi restore FILE (--data-dir DIR | --config FILE) (--key-file KEY | --without-key)
+      Build a new database in DIR (which must hold none) from a backup,
+      with the key file the backup was made under (copied beside the new
+      database, or to store.key_file), or without it under new keys. The
+      backup is checked whole first; the audit trail is verified after.
+      Then start kagi on DIR.
+
   kagi import FILE [--data-dir DIR | --config FILE]
       Load accounts from another system, one JSON object a line, with
       their passwords as argon2id PHC strings (see docs/operations.md). FILE - reads
@@ -184,6 +212,8 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         "operator" => parse_operator(rest),
         "postal" => parse_postal(rest),
         "import" => parse_import(rest),
+        "backup" => parse_backup(rest),
+        "restore" => parse_restore(rest),
         other => Err(format!("unknown command `{other}`; try `kagi help`")),
     }
 }
@@ -260,6 +290,48 @@ fn parse_import(args: &[String]) -> Result<Command, String> {
         file: PathBuf::from(file),
         data_dir: f.path("--data-dir"),
         config: f.path("--config"),
+    })
+}
+
+fn parse_backup(args: &[String]) -> Result<Command, String> {
+    let Some((file, rest)) = args.split_first().filter(|(f, _)| !f.starts_with("--")) else {
+        return Err("`kagi backup` needs the FILE to write the backup to".into());
+    };
+    Ok(Command::Backup {
+        file: PathBuf::from(file),
+        reach: parse_reach(rest, "backup")?,
+    })
+}
+
+fn parse_restore(args: &[String]) -> Result<Command, String> {
+    let Some((file, rest)) = args.split_first().filter(|(f, _)| !f.starts_with("--")) else {
+        return Err("`kagi restore` needs the backup FILE".into());
+    };
+    let f = Flags::read(
+        rest,
+        "restore",
+        &["--data-dir", "--config", "--key-file"],
+        &["--without-key"],
+    )?;
+    if f.path("--data-dir").is_none() && f.path("--config").is_none() {
+        return Err(
+            "`kagi restore` needs --data-dir DIR (a new directory) or --config FILE".into(),
+        );
+    }
+    let key_file = f.path("--key-file");
+    if key_file.is_some() == f.has("--without-key") {
+        return Err(
+            "`kagi restore` needs --key-file KEY, the key file the backup was made under, or \
+             --without-key to restore without it (no live code, link, session or mail; \
+             operators need a new enrolment)"
+                .into(),
+        );
+    }
+    Ok(Command::Restore {
+        file: PathBuf::from(file),
+        data_dir: f.path("--data-dir"),
+        config: f.path("--config"),
+        key_file,
     })
 }
 
@@ -427,6 +499,50 @@ mod tests {
             .unwrap_err()
             .contains("needs a value"));
         assert!(p(&["start"]).unwrap_err().contains("unknown command"));
+        assert_eq!(
+            p(&["backup", "b.kagi", "--config", "k.toml"]),
+            Ok(Command::Backup {
+                file: "b.kagi".into(),
+                reach: Reach {
+                    config: Some("k.toml".into()),
+                    data_dir: None,
+                    server: None
+                }
+            })
+        );
+        assert!(p(&["backup", "--config", "k.toml"])
+            .unwrap_err()
+            .contains("FILE"));
+        assert_eq!(
+            p(&[
+                "restore",
+                "b.kagi",
+                "--data-dir",
+                "/n",
+                "--key-file",
+                "k.key"
+            ]),
+            Ok(Command::Restore {
+                file: "b.kagi".into(),
+                data_dir: Some("/n".into()),
+                config: None,
+                key_file: Some("k.key".into())
+            })
+        );
+        assert!(p(&["restore", "b.kagi", "--data-dir", "/n"])
+            .unwrap_err()
+            .contains("--without-key"));
+        assert!(p(&[
+            "restore",
+            "b.kagi",
+            "--data-dir",
+            "/n",
+            "--key-file",
+            "k",
+            "--without-key"
+        ])
+        .unwrap_err()
+        .contains("--without-key"));
         assert_eq!(
             p(&["audit", "verify", "--data-dir", "/d"]),
             Ok(Command::Audit {

@@ -264,6 +264,17 @@ fn admin_request(
     path: &str,
     token: &str,
 ) -> Result<(u16, String), String> {
+    let (status, body) = admin_exchange(server, method, path, token)?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// The same, with the body as bytes.
+fn admin_exchange(
+    server: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+) -> Result<(u16, Vec<u8>), String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(server)
         .map_err(|e| format!("cannot reach kagi at {server}: {e}"))?;
@@ -275,14 +286,169 @@ fn admin_request(
     .map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("no answer from kagi")?;
-    let status = head
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no answer from kagi")?;
+    let status = String::from_utf8_lossy(&raw[..end])
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or("no status in kagi's answer")?;
-    Ok((status, body.to_string()))
+    Ok((status, raw.split_off(end + 4)))
+}
+
+/// `kagi backup FILE`: the running server makes a backup in its data
+/// directory; it is fetched a piece at a time into a private file beside
+/// FILE, checked whole, renamed to FILE, and removed from the server.
+pub fn backup(file: &Path, reach: cli::Reach) -> Result<(), Error> {
+    let key_file = reach_key_file(&reach)?;
+    let (server, token) = server_and_token(reach)?;
+    let (status, body) =
+        admin_request(&server, "POST", "/admin/backup", &token).map_err(Error::Startup)?;
+    match status {
+        200 => {}
+        503 => {
+            return Err(Error::Startup(format!(
+                "the server at {server} could not make the backup (see its log): {body}"
+            )))
+        }
+        status => return Err(refused(&server, status)),
+    }
+    let made: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| Error::Startup(e.to_string()))?;
+    let total = made["bytes"].as_u64().unwrap_or(0);
+    let partial = file.with_file_name(format!(
+        ".{}.part",
+        file.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let fetched = fetch_backup(&server, &token, &partial, total).and_then(|()| {
+        store::backup::check(&partial).map_err(Error::Check)?;
+        std::fs::rename(&partial, file)
+            .map_err(|e| Error::Startup(format!("cannot write {}: {e}", file.display())))
+    });
+    if fetched.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    fetched?;
+    let _ = admin_request(&server, "POST", "/admin/backup/remove", &token);
+    let records = &made["records"];
+    println!(
+        "kagi: backup written to {}: {total} bytes; {} accounts, {} operators, {} audit entries, {} postal requests; the server held its store calls back {} ms",
+        file.display(),
+        records["accounts"],
+        records["operators"],
+        records["audit"],
+        records["postal"],
+        made["held_ms"]
+    );
+    println!(
+        "kagi: THE KEY FILE IS NOT IN THE BACKUP. Keep a copy of {} apart from the backups (it never changes): \
+         without it, this backup restores accounts and the audit trail, but no live code, link, session or mail, \
+         and operators must enrol again.",
+        key_file.map_or_else(|| "the key file (kagi.key beside the database, or store.key_file)".into(), |k| k.display().to_string())
+    );
+    Ok(())
+}
+
+/// Fetches the backup of `total` bytes into `partial` (0600).
+fn fetch_backup(server: &str, token: &str, partial: &Path, total: u64) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = partial.display();
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(partial)
+        .map_err(|e| Error::Startup(format!("cannot write {shown}: {e}")))?;
+    let mut offset = 0u64;
+    while offset < total {
+        let path = format!("/admin/backup?offset={offset}");
+        let (status, chunk) =
+            admin_exchange(server, "GET", &path, token).map_err(Error::Startup)?;
+        if status != 200 || chunk.is_empty() {
+            return Err(Error::Startup(format!(
+                "the server at {server} stopped giving the backup at byte {offset} of {total} (answered {status}): was another backup started meanwhile?"
+            )));
+        }
+        out.write_all(&chunk)
+            .map_err(|e| Error::Startup(format!("cannot write {shown}: {e}")))?;
+        offset += chunk.len() as u64;
+    }
+    out.sync_all()
+        .map_err(|e| Error::Startup(format!("cannot write {shown}: {e}")))
+}
+
+/// Where the key file of the server `reach` names is, when the command
+/// line can tell (to name it in what `kagi backup` says).
+fn reach_key_file(reach: &cli::Reach) -> Result<Option<PathBuf>, Error> {
+    let c = match &reach.config {
+        Some(path) => Config::from_file(path).map_err(Error::Config)?,
+        None => Config::default(),
+    };
+    let dir = reach.data_dir.clone().or(c.data_dir.clone());
+    Ok(c.store
+        .key_file
+        .clone()
+        .or(dir.map(|d| store::default_key_file(&d))))
+}
+
+/// `kagi restore FILE`: a new database from a backup, on a stopped
+/// server's directory that holds none.
+pub fn restore(
+    file: &Path,
+    data_dir: Option<PathBuf>,
+    config: Option<PathBuf>,
+    key_file: Option<&Path>,
+) -> Result<(), Error> {
+    let c = match &config {
+        Some(path) => Config::from_file(path).map_err(Error::Config)?,
+        None => Config::default(),
+    };
+    let dir = data_dir
+        .or(c.data_dir.clone())
+        .ok_or_else(|| Error::Config("data_dir: the config file sets no data_dir".into()))?;
+    let key_text = match key_file {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+            Error::Startup(format!("cannot read the key file {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
+    files::keep_new_files_private();
+    let now = crate::clock::Clock::system().now();
+    let offset = c
+        .utc_offset_secs()
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let restored = store::backup::restore(
+        file,
+        &dir,
+        &store::key_file(&c.store, &dir),
+        key_text.as_deref(),
+        now,
+    )
+    .map_err(Error::Check)?;
+    let r = &restored.counts;
+    println!(
+        "kagi: restored into {} from a backup made at {} by kagi {}: {} accounts, {} operators, {} audit entries, {} postal requests",
+        dir.display(),
+        crate::clock::date_time(restored.header.made, offset),
+        restored.header.kagi,
+        r.of("accounts"),
+        r.of("operators"),
+        r.of("audit"),
+        r.of("postal")
+    );
+    if let Some(note) = &restored.without_key {
+        println!("kagi: RESTORED WITHOUT THE KEY FILE: {note}");
+    }
+    match restored.audit {
+        Ok(n) => {
+            println!("kagi: audit trail intact: {n} entries, each chained to the one before");
+            Ok(())
+        }
+        Err(problem) => Err(Error::Check(format!("audit trail BROKEN: {problem}"))),
+    }
 }
 
 /// The configuration and the database of a stopped server, for the

@@ -154,6 +154,13 @@ pub fn run(args: &[String]) -> Result<(), Error> {
             data_dir,
             config,
         } => commands::import(&file, data_dir, config),
+        cli::Command::Backup { file, reach } => commands::backup(&file, reach),
+        cli::Command::Restore {
+            file,
+            data_dir,
+            config,
+            key_file,
+        } => commands::restore(&file, data_dir, config, key_file.as_deref()),
         cli::Command::Serve { config } => {
             let c = Config::from_file(&config).map_err(Error::Config)?;
             os::hold_stop_signals();

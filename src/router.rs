@@ -15,6 +15,9 @@ pub struct Task {
     pub reply: Reply,
 }
 
+/// The most of a backup one answer carries (`GET /admin/backup`).
+const BACKUP_CHUNK: usize = 1 << 20;
+
 /// How long a login refused by a full hashing pool is asked to wait.
 const BUSY_RETRY_SECS: &str = "5";
 
@@ -242,12 +245,34 @@ impl App {
                     .collect();
                 Ok(Response::json(serde_json::Value::Array(list).to_string()))
             }
+            ("/admin/backup", Method::Post) => self.make_backup(req, now),
+            ("/admin/backup", Method::Get) => {
+                // `kagi backup` fetches it a piece at a time: each answer
+                // stays small for the front door.
+                let offset = req.query_value("offset").parse::<u64>().unwrap_or(0);
+                Ok(match self.store.backup_chunk(offset, BACKUP_CHUNK)? {
+                    Some(chunk) => Response {
+                        content_type: "application/octet-stream",
+                        body: chunk,
+                        ..Response::json(String::new())
+                    },
+                    None => Response::error(404),
+                })
+            }
+            ("/admin/backup/remove", Method::Post) => Ok(if self.store.remove_backup_file()? {
+                Response::json("{}".into())
+            } else {
+                Response::error(404)
+            }),
             ("/admin/postal/issue", Method::Post) => self.issue_by_token(req, now),
             ("/admin/postal/reject", Method::Post) => self.reject_by_token(req, now),
             ("/admin/mail", _) | ("/admin/operators", _) | ("/admin/postal", _) => {
                 Ok(Response::method_not_allowed("GET, HEAD"))
             }
-            ("/admin/mail/retry", _) => Ok(Response::method_not_allowed("POST")),
+            ("/admin/mail/retry", _) | ("/admin/backup/remove", _) => {
+                Ok(Response::method_not_allowed("POST"))
+            }
+            ("/admin/backup", _) => Ok(Response::method_not_allowed("GET, POST")),
             _ => Ok(Response::error(404)),
         }
     }
@@ -353,6 +378,34 @@ impl App {
         self.store.flush()?;
         Ok(Response::json(
             serde_json::json!({ "rejected": request.id }).to_string(),
+        ))
+    }
+
+    /// `kagi backup`'s first step: a backup of the database, made in the
+    /// data directory while the server goes on (its store calls held back
+    /// for the copy), logged and audited; its size and counts as JSON.
+    fn make_backup(&self, req: &Request, now: u64) -> crate::sites::Outcome {
+        let (counts, held) = self.store.backup_to_file(now)?;
+        let held_ms = held.as_millis();
+        say!(
+            "kagi: backup made for `kagi backup`: {} bytes, {} accounts, {} audit entries; store calls held back {held_ms} ms",
+            counts.bytes,
+            counts.of("accounts"),
+            counts.of("audit")
+        );
+        self.store.audit(&crate::store::AuditEvent {
+            time: now,
+            event: "backup".into(),
+            client: req.client.to_string(),
+            outcome: format!("made with the admin token: {} bytes", counts.bytes),
+            ..Default::default()
+        })?;
+        self.store.flush()?;
+        Ok(Response::json(
+            serde_json::json!({
+                "bytes": counts.bytes, "records": counts.records, "held_ms": held_ms as u64,
+            })
+            .to_string(),
         ))
     }
 

@@ -275,6 +275,18 @@ impl Keys {
     /// A link of the audit chain: an HMAC of `bytes` for `label`, as hex.
     /// Without the key file nobody can make one, so an edited trail cannot
     /// be chained anew.
+    /// A name for these keys that gives none of them away: a backup
+    /// carries it, so that a restore can tell whether the key file it is
+    /// given is the one the backup was made under.
+    pub fn fingerprint(&self) -> String {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(b"kagi key fingerprint\0");
+        for key in &self.raw {
+            ctx.update(key);
+        }
+        hex(&ctx.finish().as_ref()[..16])
+    }
+
     pub fn audit_mac(&self, label: &str, bytes: &[u8]) -> String {
         let mut ctx = hmac::Context::with_key(&self.audit);
         ctx.update(label.as_bytes());

@@ -361,6 +361,9 @@ fn verify(t: &Trees, keys: &Keys) -> std::result::Result<usize, String> {
     Ok(count)
 }
 
+/// How an old chain named the entry before: what `rechain_audit` checks.
+pub(super) type OldLink = dyn Fn(&[u8]) -> String;
+
 impl Trees {
     /// Starts the chain of a new database: a random anchor, its HMAC, and
     /// the head of a trail with no entry yet.
@@ -378,14 +381,13 @@ impl Trees {
         Ok(())
     }
 
-    /// Chains a trail written before the key file (each entry naming the
-    /// SHA-256 of the one before) anew under the file's audit key, after
-    /// checking the old chain; says what it found. Run once, when the
-    /// digest key moves out of the database.
-    pub(super) fn rechain_audit(&self, keys: &Keys) -> Result<String> {
-        let sha = |bytes: &[u8]| {
-            crate::secret::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
-        };
+    /// Chains a trail anew under `keys`' audit key, after checking the old
+    /// chain with `old_link` (what an entry's successor names it by), and
+    /// says what it found. Run when the digest key moves out of a database
+    /// written before the key file (each entry naming the SHA-256 of the
+    /// one before), and when a backup is restored without its key file
+    /// (no `old_link`: the old chain cannot be checked).
+    pub(super) fn rechain_audit(&self, keys: &Keys, old_link: Option<&OldLink>) -> Result<String> {
         let old_anchor = text(self.meta.get("audit_anchor")?);
         let mut old_prev = old_anchor.clone().unwrap_or_default();
         let mut broken: Option<String> = None;
@@ -398,10 +400,12 @@ impl Trees {
         for entry in self.audit.iter() {
             let (key, bytes) = entry?;
             let mut event: AuditEvent = decode(&bytes)?;
-            if broken.is_none() && event.prev != old_prev {
-                broken = Some(format!("entry {count} did not follow the one before it"));
+            if let Some(link) = old_link {
+                if broken.is_none() && event.prev != old_prev {
+                    broken = Some(format!("entry {count} did not follow the one before it"));
+                }
+                old_prev = link(&bytes);
             }
-            old_prev = sha(&bytes);
             event.prev = prev;
             let rewritten = encode(&event)?;
             prev = keys.audit_mac(LINK, &rewritten);
@@ -409,7 +413,7 @@ impl Trees {
             count += 1;
         }
         let old_head = text(self.meta.get("audit_head")?).unwrap_or_default();
-        if broken.is_none() && count > 0 && old_head != old_prev {
+        if old_link.is_some() && broken.is_none() && count > 0 && old_head != old_prev {
             broken = Some("its last entry was not the one last written".into());
         }
         self.meta.insert(
@@ -422,6 +426,7 @@ impl Trees {
             keys.audit_mac(ANCHOR, anchor.as_bytes()).as_bytes(),
         )?;
         Ok(match broken {
+            None if old_link.is_none() => format!("the audit trail ({count} entries) is chained anew under the new key file's key; whether it was intact before could not be checked"),
             None => format!("the audit trail ({count} entries) was intact and is now chained under the key file's key"),
             Some(problem) => format!("the audit trail ({count} entries) is now chained under the key file's key, but the old chain was BROKEN: {problem}"),
         })

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod audit;
+pub mod backup;
 mod error;
 mod flows;
 mod mail;
@@ -27,7 +28,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -109,8 +110,37 @@ struct Trees {
     audit: sled::Tree,
     /// (expires: u64 BE, tree tag: u8, key) → ().
     expiry: sled::Tree,
-    /// Server-wide values such as the digest key.
+    /// Server-wide values: the format, the audit chain's anchor and head.
     meta: sled::Tree,
+    /// Added to sled's ids (`meta.id_base`): a database restored from a
+    /// backup goes on from the ids the backup's server had reached.
+    id_base: u64,
+}
+
+/// The format of the database this kagi reads and writes, marked in
+/// `meta.format`. A database of another format is refused at start, never
+/// rewritten silently; a change of format comes with its own step and
+/// raises this number.
+pub const FORMAT: u32 = 1;
+
+/// What is wrong with a database whose `meta.format` says `found`, or
+/// None when this kagi can open it.
+fn format_problem(found: &[u8]) -> Option<String> {
+    let number = std::str::from_utf8(found)
+        .ok()
+        .and_then(|t| t.parse::<u32>().ok());
+    match number {
+        Some(FORMAT) => None,
+        Some(n) if n > FORMAT => Some(format!(
+            "it is in format {n}, written by a newer kagi; this kagi ({}) reads format {FORMAT}. \
+             Run the newer kagi again, or restore a backup made by this version into a new directory",
+            env!("CARGO_PKG_VERSION")
+        )),
+        _ => Some(format!(
+            "its format mark ({:?}) is not one any kagi writes",
+            String::from_utf8_lossy(found)
+        )),
+    }
 }
 
 /// The database. sled refuses every write after its first I/O error (a
@@ -133,6 +163,139 @@ pub struct Store {
     audit_lock: Mutex<()>,
     /// Mails that did not open, already said in the log.
     unreadable: Mutex<std::collections::HashSet<u64>>,
+    /// Store calls in progress, and whether a backup holds new ones back.
+    gate: Gate,
+}
+
+/// The trees, held by one store call while it runs. A backup waits until
+/// no call holds them and keeps new calls waiting while it copies, so that
+/// it sees the database between calls, never in the middle of one.
+struct Held<'a> {
+    trees: Arc<Trees>,
+    gate: &'a Gate,
+    /// Counted per thread: it must be let go on the thread that took it.
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl std::ops::Deref for Held<'_> {
+    type Target = Trees;
+    fn deref(&self) -> &Trees {
+        &self.trees
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.gate.leave();
+    }
+}
+
+/// How many store calls are in progress, and whether a backup is copying.
+#[derive(Default)]
+struct Gate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    calls: usize,
+    paused: bool,
+}
+
+thread_local! {
+    /// The store calls this thread is inside, per gate (by address): a
+    /// call made within another passes the gate, or a method that calls
+    /// another would wait for itself behind a backup.
+    static DEPTH: std::cell::RefCell<Vec<(usize, usize)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Gate {
+    fn id(&self) -> usize {
+        self as *const Gate as usize
+    }
+
+    /// This thread's depth of calls through this gate.
+    fn depth(&self) -> usize {
+        DEPTH.with(|d| {
+            d.borrow()
+                .iter()
+                .find(|(g, _)| *g == self.id())
+                .map_or(0, |(_, n)| *n)
+        })
+    }
+
+    fn set_depth(&self, n: usize) {
+        DEPTH.with(|d| {
+            let mut d = d.borrow_mut();
+            d.retain(|(g, _)| *g != self.id());
+            if n > 0 {
+                d.push((self.id(), n));
+            }
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A call begins: outermost, it waits while a backup copies.
+    fn enter(&self) {
+        let depth = self.depth();
+        if depth == 0 {
+            let mut state = self.lock();
+            while state.paused {
+                state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+            state.calls += 1;
+        }
+        self.set_depth(depth + 1);
+    }
+
+    fn leave(&self) {
+        let depth = self.depth().saturating_sub(1);
+        self.set_depth(depth);
+        if depth == 0 {
+            let mut state = self.lock();
+            state.calls = state.calls.saturating_sub(1);
+            if state.calls == 0 {
+                self.changed.notify_all();
+            }
+        }
+    }
+
+    /// Holds new calls back and waits until none is in progress; false
+    /// (and nothing held back) if one is still running after `patience`.
+    fn pause(&self, patience: Duration) -> bool {
+        if self.depth() > 0 {
+            return false;
+        }
+        let until = Instant::now() + patience;
+        let mut state = self.lock();
+        while state.paused {
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        state.paused = true;
+        while state.calls > 0 {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                state.paused = false;
+                self.changed.notify_all();
+                return false;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
+    fn resume(&self) {
+        self.lock().paused = false;
+        self.changed.notify_all();
+    }
 }
 
 /// Where the key file is unless the configuration puts it elsewhere.
@@ -244,7 +407,85 @@ impl Trees {
             audit: db.open_tree("audit")?,
             expiry: db.open_tree("expiry")?,
             meta: db.open_tree("meta")?,
+            id_base: 0,
             db,
+        })
+        .and_then(|t| t.read_format(dir))
+    }
+
+    /// Checks the format mark (a database without one, new or from before
+    /// marks, is this format and gets the mark) and reads the id base.
+    fn read_format(mut self, dir: &Path) -> Result<Trees> {
+        match self.meta.get("format")? {
+            None => {
+                self.meta.insert("format", FORMAT.to_string().as_bytes())?;
+            }
+            Some(found) => {
+                if let Some(problem) = format_problem(&found) {
+                    return Err(StoreError::refused(format!(
+                        "kagi cannot open the database in {}: {problem}",
+                        dir.display()
+                    )));
+                }
+            }
+        }
+        self.id_base = match self.meta.get("id_base")? {
+            Some(b) => u64::from_be_bytes(
+                b.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt("meta.id_base is not 8 bytes"))?,
+            ),
+            None => 0,
+        };
+        Ok(self)
+    }
+
+    /// Every tree's name, as a backup lists them.
+    const NAMES: [&'static str; 19] = [
+        "accounts",
+        "offices",
+        "emails",
+        "operators",
+        "operator_sessions",
+        "registrations",
+        "institutions",
+        "audit_accounts",
+        "flows",
+        "sessions",
+        "links",
+        "captchas",
+        "guards",
+        "outbox",
+        "mailbox",
+        "postal",
+        "audit",
+        "expiry",
+        "meta",
+    ];
+
+    /// The tree of that name (`NAMES`).
+    fn tree_named(&self, name: &str) -> Option<&sled::Tree> {
+        Some(match name {
+            "accounts" => &self.accounts,
+            "offices" => &self.offices,
+            "emails" => &self.emails,
+            "operators" => &self.operators,
+            "operator_sessions" => &self.operator_sessions,
+            "registrations" => &self.registrations,
+            "institutions" => &self.institutions,
+            "audit_accounts" => &self.audit_accounts,
+            "flows" => &self.flows,
+            "sessions" => &self.sessions,
+            "links" => &self.links,
+            "captchas" => &self.captchas,
+            "guards" => &self.guards,
+            "outbox" => &self.outbox,
+            "mailbox" => &self.mailbox,
+            "postal" => &self.postal,
+            "audit" => &self.audit,
+            "expiry" => &self.expiry,
+            "meta" => &self.meta,
+            _ => return None,
         })
     }
 
@@ -342,7 +583,10 @@ fn open_keys(trees: &Trees, dir: &Path, key_file: &Path) -> Result<Keys> {
         }
     };
     if keys.moving {
-        let note = trees.rechain_audit(&keys)?;
+        let sha = |bytes: &[u8]| {
+            crate::secret::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+        };
+        let note = trees.rechain_audit(&keys, Some(&sha))?;
         let sealed = mail::seal_old_mail(trees, &keys)?;
         trees.meta.remove("digest_key")?;
         trees.db.flush()?;
@@ -393,6 +637,7 @@ impl Store {
             failed: Mutex::new(None),
             audit_lock: Mutex::new(()),
             unreadable: Mutex::default(),
+            gate: Gate::default(),
         }
     }
 
@@ -461,15 +706,24 @@ impl Store {
         closed.as_ref().map_or("", |(_, short)| short).to_string()
     }
 
-    fn trees(&self) -> Result<Arc<Trees>> {
-        self.open
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or_else(|| {
+    fn trees(&self) -> Result<Held<'_>> {
+        self.gate.enter();
+        let open = self.open.read().unwrap_or_else(|e| e.into_inner()).clone();
+        match open {
+            Some(trees) => Ok(Held {
+                trees,
+                gate: &self.gate,
+                _not_send: std::marker::PhantomData,
+            }),
+            None => {
+                self.gate.leave();
                 let why = self.unavailable().unwrap_or_default();
-                StoreError::waiting(format!("the database is not open ({why})"), None)
-            })
+                Err(StoreError::waiting(
+                    format!("the database is not open ({why})"),
+                    None,
+                ))
+            }
+        }
     }
 
     /// The keys of the key file; an error until the database has opened.
@@ -564,10 +818,10 @@ impl Store {
         Ok(())
     }
 
-    /// A fresh id, increasing across restarts.
+    /// A fresh id, increasing across restarts (and restores).
     fn next_id(&self) -> Result<u64> {
         let t = self.trees()?;
-        Ok(t.db.generate_id()?)
+        Ok(t.id_base + t.db.generate_id()?)
     }
 }
 
@@ -609,6 +863,39 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         panic!("cannot reopen {}", dir.display())
+    }
+
+    #[test]
+    fn a_database_of_a_newer_format_is_refused_with_what_to_do() {
+        let (store, dir) = temp_store();
+        let t = store.trees().unwrap();
+        assert_eq!(&t.meta.get("format").unwrap().unwrap()[..], b"1");
+        t.meta.insert("format", &b"2"[..]).unwrap();
+        t.db.flush().unwrap();
+        drop(t);
+        drop(store);
+        let mut refused = String::new();
+        for _ in 0..100 {
+            match Store::open(&dir, 1 << 20, &default_key_file(&dir)) {
+                Err(e) if e.to_string().contains("lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                Err(e) => {
+                    refused = e.to_string();
+                    break;
+                }
+                Ok(_) => break,
+            }
+        }
+        assert!(
+            refused.contains("format 2, written by a newer kagi"),
+            "{refused}"
+        );
+        assert_eq!(format_problem(b"1"), None);
+        assert!(format_problem(b"x")
+            .unwrap()
+            .contains("not one any kagi writes"));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! a real server over real HTTP as a person would, reading mail from the
 //! capture transport.
 
+mod backup;
 mod console;
 mod crash;
 mod files;

@@ -213,6 +213,15 @@ fn a_restore_checks_its_file_and_key_and_without_the_key_keeps_accounts_but_no_l
     kaigo::start_recovery(&mut browser, kaigo::OSAKA_OFFICE, kaigo::OSAKA_MAIL);
     let code = crate::support::wait_for_mails_at(addr, 1)[0].otp();
     let file = scratch_path("backup-nokey").with_extension("kagi");
+    // Only the admin token makes or fetches one.
+    for request in [
+        "POST /admin/backup HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        "POST /admin/backup HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\nContent-Length: 0\r\n\r\n",
+        "GET /admin/backup?offset=0 HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        assert_eq!(crate::support::exchange(addr, request.as_bytes()).status, 404);
+    }
+    assert!(!server.dir.join("backup.kagi").exists());
     let made = kagi_cli(&[
         "backup".as_ref(),
         file.as_os_str(),
@@ -223,6 +232,24 @@ fn a_restore_checks_its_file_and_key_and_without_the_key_keeps_accounts_but_no_l
     ]);
     assert!(made.status.success(), "{}", text(&made));
     let key = server.dir.join("kagi.key");
+    // No key of the key file is in the backup.
+    let bytes = std::fs::read(&file).unwrap();
+    for line in std::fs::read_to_string(&key).unwrap().lines() {
+        let Some((_, hex)) = line.split_once(" = ") else {
+            continue;
+        };
+        let raw: Vec<u8> = (0..32)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        assert!(
+            !bytes.windows(32).any(|w| w == raw.as_slice()),
+            "a key is in the backup"
+        );
+        assert!(
+            !bytes.windows(64).any(|w| w == hex.as_bytes()),
+            "a key is in the backup"
+        );
+    }
     let restore = |dir: &Path, backup: &Path, key: Option<&Path>| {
         let mut args = vec![
             "restore".as_ref(),
@@ -271,7 +298,6 @@ fn a_restore_checks_its_file_and_key_and_without_the_key_keeps_accounts_but_no_l
     assert!(!base.join("wrong-key").exists());
 
     // A file cut short, or with one byte changed: refused, nothing made.
-    let bytes = std::fs::read(&file).unwrap();
     let cut = base.join("cut.kagi");
     std::fs::write(&cut, &bytes[..bytes.len() - 40]).unwrap();
     let out = restore(&base.join("cut"), &cut, Some(&key));

@@ -182,6 +182,11 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         None => return Ok(Command::Help),
         Some((c, rest)) => (c.as_str(), rest),
     };
+    // `kagi COMMAND --help` (or `-h`) anywhere in a command's options is
+    // the help, whatever else is missing.
+    if rest.iter().any(|a| a == "--help" || a == "-h") {
+        return Ok(Command::Help);
+    }
     match command {
         "help" | "--help" | "-h" => Ok(Command::Help),
         "--version" | "-V" | "version" => Ok(Command::Version),
@@ -499,6 +504,9 @@ mod tests {
             .unwrap_err()
             .contains("needs a value"));
         assert!(p(&["start"]).unwrap_err().contains("unknown command"));
+        for command in ["backup", "restore", "import", "postal", "mail"] {
+            assert_eq!(p(&[command, "--help"]), Ok(Command::Help), "{command}");
+        }
         assert_eq!(
             p(&["backup", "b.kagi", "--config", "k.toml"]),
             Ok(Command::Backup {

@@ -432,7 +432,7 @@ pub fn restore(
     println!(
         "kagi: restored into {} from a backup made at {} by kagi {}: {} accounts, {} operators, {} audit entries, {} postal requests",
         dir.display(),
-        crate::clock::date_time(restored.header.made, offset),
+        format!("{} ({})", crate::clock::date_time(restored.header.made, offset), c.time_zone),
         restored.header.kagi,
         r.of("accounts"),
         r.of("operators"),

@@ -189,6 +189,14 @@ impl Store {
     }
 }
 
+/// Removes what a backup of an earlier run left in `dir`: made and never
+/// fetched (the command stopped), or cut short by a crash.
+pub(super) fn remove_leftovers(dir: &Path) {
+    for name in [FILE_NAME.to_string(), format!("{FILE_NAME}.part")] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+}
+
 fn write_backup(t: &Trees, keys: &Keys, out: impl Write, made: u64) -> Result<Counts> {
     let what = "cannot write the backup";
     let named: Vec<(&str, &sled::Tree)> = Trees::NAMES

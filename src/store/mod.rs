@@ -676,6 +676,8 @@ impl Store {
         if self.keys.get().is_none() {
             let keys = open_keys(&trees, &self.dir, &self.key_file)?;
             let _ = self.keys.set(Arc::new(keys));
+            // A backup the last run made and `kagi backup` never fetched.
+            backup::remove_leftovers(&self.dir);
         }
         *self.open.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(trees));
         *self.closed.lock().unwrap_or_else(|e| e.into_inner()) = None;

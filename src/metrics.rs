@@ -4,8 +4,10 @@
 //! format is a few lines of text, and a client crate would bring a
 //! registry, locks and dependencies for a dozen series.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Where a request went, as the `area` label says it.
@@ -22,12 +24,16 @@ impl Area {
 
     /// The area of a request path: its first segment.
     pub fn of_path(path: &str) -> Area {
-        match path.split('/').nth(1) {
-            Some("kaigo") => Area::Kaigo,
-            Some("portal") => Area::Portal,
-            Some("admin") => Area::Admin,
-            _ => Area::Other,
-        }
+        Area::named(path.split('/').nth(1).unwrap_or(""))
+    }
+
+    /// The area whose paths begin with `/<name>`; `Other` for any name
+    /// but `kaigo`, `portal` and `admin`.
+    pub fn named(name: &str) -> Area {
+        Area::ALL
+            .into_iter()
+            .find(|a| a.name() == name)
+            .unwrap_or(Area::Other)
     }
 
     fn name(self) -> &'static str {
@@ -50,6 +56,10 @@ const REQUEST_BUCKETS: [f64; 11] = [
 /// The statuses counted one by one; anything else (which kagi never
 /// answers) is counted as 599 rather than dropped.
 const STATUSES: std::ops::Range<u16> = 100..600;
+
+/// The label of a request whose path is in no route table: a stranger's
+/// made-up paths all count here, so that they add no series.
+pub const OTHER_STEP: &str = "other";
 
 /// A histogram with fixed buckets: a count per bucket (not cumulative;
 /// `render` adds them up), the sum in microseconds, and the count.
@@ -115,13 +125,32 @@ pub struct Queue {
     pub waited: Histogram,
 }
 
+/// The requests of one step: per status (`STATUSES`), and their times.
+#[derive(Debug)]
+struct Step {
+    area: Area,
+    name: &'static str,
+    /// Made at the step's first request: a step no one asked for costs
+    /// no memory (a status array is 4 KiB) and adds no lines to a scrape.
+    answered: OnceLock<Answered>,
+}
+
+#[derive(Debug)]
+struct Answered {
+    statuses: Vec<AtomicU64>,
+    durations: Histogram,
+}
+
 /// The server's counters and histograms, shared by the threads that count.
 #[derive(Debug)]
 pub struct Metrics {
-    /// Answered requests per area and status (`STATUSES`), lock-free: one
-    /// counter per pair, about 16 KiB in all.
-    requests: Vec<Vec<AtomicU64>>,
-    durations: Vec<Histogram>,
+    /// Each area's `other` step (in `Area::ALL`'s order), then the known
+    /// steps: the `step` label's values, fixed at the start.
+    steps: Vec<Step>,
+    /// The known steps' places in `steps`.
+    step_at: HashMap<&'static str, usize>,
+    /// The route table's path that answers a request path, if one does.
+    step_of: fn(&str) -> Option<&'static str>,
     pub hashing: Queue,
     /// The front door's open connections, as the request thread last saw
     /// them (when it took a request: at the latest, the scrape's own).
@@ -129,23 +158,9 @@ pub struct Metrics {
 }
 
 impl Default for Metrics {
+    /// Metrics that know no step: every request counts as `other`.
     fn default() -> Metrics {
-        let statuses = STATUSES.len();
-        Metrics {
-            requests: Area::ALL
-                .iter()
-                .map(|_| (0..statuses).map(|_| AtomicU64::new(0)).collect())
-                .collect(),
-            durations: Area::ALL
-                .iter()
-                .map(|_| Histogram::new(&REQUEST_BUCKETS))
-                .collect(),
-            hashing: Queue {
-                depth: AtomicU64::new(0),
-                waited: Histogram::new(&REQUEST_BUCKETS),
-            },
-            open_connections: AtomicU64::new(0),
-        }
+        Metrics::new([], |_| None)
     }
 }
 
@@ -164,35 +179,81 @@ pub struct Gauges {
 }
 
 impl Metrics {
-    /// Counts one answered request of `path` with `status` after `took`.
+    /// Metrics whose `step` label takes the values `known` (the route
+    /// tables' paths) and `other`; `step_of` finds a request path's.
+    pub fn new(
+        known: impl IntoIterator<Item = &'static str>,
+        step_of: fn(&str) -> Option<&'static str>,
+    ) -> Metrics {
+        let step = |area, name| Step {
+            area,
+            name,
+            answered: OnceLock::new(),
+        };
+        let mut steps: Vec<Step> = Area::ALL.iter().map(|&a| step(a, OTHER_STEP)).collect();
+        let mut step_at = HashMap::new();
+        for name in known {
+            if !step_at.contains_key(name) {
+                step_at.insert(name, steps.len());
+                steps.push(step(Area::of_path(name), name));
+            }
+        }
+        Metrics {
+            steps,
+            step_at,
+            step_of,
+            hashing: Queue {
+                depth: AtomicU64::new(0),
+                waited: Histogram::new(&REQUEST_BUCKETS),
+            },
+            open_connections: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one answered request of `path` with `status` after `took`,
+    /// under the step of the route that answers the path: a path in no
+    /// route table is its area's `other`, so that the series stay a fixed
+    /// set whatever paths strangers ask for.
     pub fn answered(&self, path: &str, status: u16, took: Duration) {
-        let area = Area::of_path(path) as usize;
+        let at = (self.step_of)(path)
+            .and_then(|name| self.step_at.get(name).copied())
+            .unwrap_or(Area::of_path(path) as usize);
+        let answered = self.steps[at].answered.get_or_init(|| Answered {
+            statuses: STATUSES.map(|_| AtomicU64::new(0)).collect(),
+            durations: Histogram::new(&REQUEST_BUCKETS),
+        });
         let status = if STATUSES.contains(&status) {
             status
         } else {
             STATUSES.end - 1
         };
-        self.requests[area][usize::from(status - STATUSES.start)].fetch_add(1, Ordering::Relaxed);
-        self.durations[area].observe(took);
+        answered.statuses[usize::from(status - STATUSES.start)].fetch_add(1, Ordering::Relaxed);
+        answered.durations.observe(took);
     }
 
     /// The exposition: every family with its `# HELP` and `# TYPE`.
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::new();
+        let answered = || {
+            self.steps
+                .iter()
+                .filter_map(|s| Some((s, s.answered.get()?)))
+        };
         let name = "kagi_requests_total";
         let _ = writeln!(
             out,
-            "# HELP {name} Requests answered, by area and status.\n# TYPE {name} counter"
+            "# HELP {name} Requests answered, by area, step (the route that answered) and status.\n# TYPE {name} counter"
         );
-        for area in Area::ALL {
-            for (i, count) in self.requests[area as usize].iter().enumerate() {
+        for (step, answered) in answered() {
+            for (i, count) in answered.statuses.iter().enumerate() {
                 let count = count.load(Ordering::Relaxed);
                 if count > 0 {
                     let status = STATUSES.start as usize + i;
                     let _ = writeln!(
                         out,
-                        "{name}{{area=\"{}\",status=\"{status}\"}} {count}",
-                        area.name()
+                        "{name}{{area=\"{}\",step=\"{}\",status=\"{status}\"}} {count}",
+                        step.area.name(),
+                        step.name,
                     );
                 }
             }
@@ -200,14 +261,11 @@ impl Metrics {
         let name = "kagi_request_duration_seconds";
         let _ = writeln!(
             out,
-            "# HELP {name} Time from a request's arrival to its answer, by area.\n# TYPE {name} histogram"
+            "# HELP {name} Time from a request's arrival to its answer, by area and step.\n# TYPE {name} histogram"
         );
-        for area in Area::ALL {
-            self.durations[area as usize].render(
-                &mut out,
-                name,
-                &format!("area=\"{}\",", area.name()),
-            );
+        for (step, answered) in answered() {
+            let labels = format!("area=\"{}\",step=\"{}\",", step.area.name(), step.name);
+            answered.durations.render(&mut out, name, &labels);
         }
         let gauge = |out: &mut String, name: &str, kind: &str, help: &str, value: Option<u64>| {
             if let Some(value) = value {
@@ -303,23 +361,65 @@ fn resident_bytes() -> Option<u64> {
 mod tests {
     use super::*;
 
+    /// A route table of one path, as the router's would find it.
+    fn login_only(path: &str) -> Option<&'static str> {
+        (path.trim_end_matches('/') == "/kaigo/login").then_some("/kaigo/login")
+    }
+
     #[test]
-    fn a_request_is_counted_by_area_and_status_and_its_time_in_one_bucket() {
-        let m = Metrics::default();
+    fn a_request_is_counted_by_area_step_and_status_and_its_time_in_one_bucket() {
+        let m = Metrics::new(["/kaigo/login", "/kaigo/menu"], login_only);
         m.answered("/kaigo/login", 200, Duration::from_millis(3));
-        m.answered("/kaigo/login", 200, Duration::from_millis(30));
+        m.answered("/kaigo/login/", 200, Duration::from_millis(30));
         m.answered("/nowhere", 404, Duration::from_secs(20));
         let text = m.render(&Gauges::default());
-        assert!(text.contains("kagi_requests_total{area=\"kaigo\",status=\"200\"} 2\n"));
-        assert!(text.contains("kagi_requests_total{area=\"other\",status=\"404\"} 1\n"));
-        assert!(
-            text.contains("kagi_request_duration_seconds_bucket{area=\"kaigo\",le=\"0.005\"} 1\n")
+        let kaigo = "area=\"kaigo\",step=\"/kaigo/login\"";
+        let other = "area=\"other\",step=\"other\"";
+        assert!(text.contains(&format!(
+            "kagi_requests_total{{{kaigo},status=\"200\"}} 2\n"
+        )));
+        assert!(text.contains(&format!(
+            "kagi_requests_total{{{other},status=\"404\"}} 1\n"
+        )));
+        let bucket = |labels: &str, le: &str, n: u32| {
+            format!("kagi_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {n}\n")
+        };
+        assert!(text.contains(&bucket(kaigo, "0.005", 1)));
+        assert!(text.contains(&bucket(kaigo, "0.05", 2)));
+        assert!(text.contains(&bucket(other, "10", 0)));
+        assert!(text.contains(&format!(
+            "kagi_request_duration_seconds_count{{{other}}} 1\n"
+        )));
+        assert!(text.contains(&format!(
+            "kagi_request_duration_seconds_sum{{{kaigo}}} 0.033\n"
+        )));
+        // A step no request took adds no series.
+        assert!(!text.contains("/kaigo/menu"), "{text}");
+    }
+
+    #[test]
+    fn a_path_in_no_table_counts_as_its_areas_other_step() {
+        let m = Metrics::new(["/kaigo/login"], login_only);
+        for junk in [
+            "/kaigo/login/x",
+            "/kaigo/%00",
+            "/portal/random-1",
+            "/admin/../etc",
+        ] {
+            m.answered(junk, 404, Duration::ZERO);
+        }
+        let text = m.render(&Gauges::default());
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("kagi_requests_total{"))
+            .collect();
+        assert_eq!(
+            series,
+            [
+                "kagi_requests_total{area=\"kaigo\",step=\"other\",status=\"404\"} 2",
+                "kagi_requests_total{area=\"portal\",step=\"other\",status=\"404\"} 1",
+                "kagi_requests_total{area=\"admin\",step=\"other\",status=\"404\"} 1",
+            ]
         );
-        assert!(
-            text.contains("kagi_request_duration_seconds_bucket{area=\"kaigo\",le=\"0.05\"} 2\n")
-        );
-        assert!(text.contains("kagi_request_duration_seconds_bucket{area=\"other\",le=\"10\"} 0\n"));
-        assert!(text.contains("kagi_request_duration_seconds_count{area=\"other\"} 1\n"));
-        assert!(text.contains("kagi_request_duration_seconds_sum{area=\"kaigo\"} 0.033\n"));
     }
 }

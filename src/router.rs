@@ -6,6 +6,7 @@ use crate::console;
 use crate::http::{Method, Reply, Request, Response};
 use crate::pages;
 use crate::pool::Pool;
+use crate::site::{Area, Site};
 use crate::sites;
 use crate::text::{self, Lang};
 
@@ -468,7 +469,6 @@ impl App {
 /// Whether `req` goes to the hashing pool: a POST whose route computes a
 /// hash, or a GET whose route reads much of the store.
 pub fn on_pool(req: &Request) -> bool {
-    use crate::site::{Area, Site};
     match Area::of_path(&req.path) {
         Some(area @ Area::Site(Site::Kaigo)) => {
             sites::runs_on_pool(sites::kaigo::ROUTES, area, req)
@@ -480,6 +480,27 @@ pub fn on_pool(req: &Request) -> bool {
         // temporary password on the same path as the console's form.
         Some(area @ Area::Console) => sites::runs_on_pool(console::ROUTES, area, req),
         None => false,
+    }
+}
+
+/// Every path of the areas' route tables: the values the `step` label of
+/// `/metrics` takes besides `other`.
+pub fn steps() -> Vec<&'static str> {
+    let kaigo = sites::kaigo::ROUTES.iter().map(|r| r.path);
+    let portal = sites::portal::ROUTES.iter().map(|r| r.path);
+    let console = console::ROUTES.iter().map(|r| r.path);
+    kaigo.chain(portal).chain(console).collect()
+}
+
+/// The path of the route that answers `path` in its area's table (the
+/// `step` label of `/metrics`); None for a path in no table, whatever a
+/// stranger makes up.
+pub fn step(path: &str) -> Option<&'static str> {
+    let area = Area::of_path(path)?;
+    match area {
+        Area::Site(Site::Kaigo) => sites::route_path(sites::kaigo::ROUTES, area, path),
+        Area::Site(Site::Portal) => sites::route_path(sites::portal::ROUTES, area, path),
+        Area::Console => sites::route_path(console::ROUTES, area, path),
     }
 }
 
@@ -526,5 +547,33 @@ fn method_name(m: Method) -> &'static str {
         Method::Head => "HEAD",
         Method::Post => "POST",
         Method::Other => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_a_metrics_step_and_no_made_up_path_is() {
+        let steps = steps();
+        for &path in &steps {
+            assert_eq!(step(path), Some(path));
+            // A trailing `/` reaches the same route, and the same step.
+            assert_eq!(step(&format!("{path}/")), Some(path));
+        }
+        assert!(steps.contains(&"/kaigo/recovery/auth"));
+        assert!(steps.contains(&"/portal/reset"));
+        assert!(steps.contains(&"/admin/login"));
+        for made_up in [
+            "/",
+            "/healthz",
+            "/kaigo/x",
+            "/portal/reset/x",
+            "/admin/../x",
+            "/kaigox",
+        ] {
+            assert_eq!(step(made_up), None, "{made_up}");
+        }
     }
 }

@@ -72,6 +72,12 @@ fn value(families: &Value, sample: &str, labels: &[(&str, &str)]) -> Option<f64>
     (!matching.is_empty()).then(|| matching.iter().sum())
 }
 
+/// The one sample named `sample` with exactly `labels`; 0 when there is
+/// none (a counter not yet counted).
+fn count(families: &Value, sample: &str, labels: &[(&str, &str)]) -> f64 {
+    value(families, sample, labels).unwrap_or(0.0)
+}
+
 fn requests(families: &Value, area: &str, status: &str) -> f64 {
     value(
         families,
@@ -119,24 +125,40 @@ fn metrics_are_refused_without_the_admin_token_and_count_the_requests_made() {
     // the two refusals are under `other`, as /metrics is.
     assert_eq!(grew("other", "200"), 1.0);
     assert_eq!(grew("other", "404"), 2.0);
+    // Each under the route that answered it; a path in no route table
+    // under `other`, in its area.
+    let step = |families: &Value, step, status| {
+        count(
+            families,
+            "kagi_requests_total",
+            &[("area", "kaigo"), ("step", step), ("status", status)],
+        )
+    };
+    let step_grew = |name, status| step(&after, name, status) - step(&before, name, status);
+    assert_eq!(step_grew("/kaigo/login", "200"), 2.0, "{after}");
+    assert_eq!(step_grew("/kaigo/login", "303"), 1.0);
+    assert_eq!(step_grew("/kaigo/menu", "200"), 1.0);
+    assert_eq!(step_grew("other", "404"), 1.0);
     // The histogram counts every answered request once.
     for area in ["kaigo", "portal", "admin", "other"] {
         let counted: f64 = ["200", "303", "404", "429", "503"]
             .iter()
             .map(|s| requests(&after, area, s))
             .sum();
-        let timed = value(
+        // (Summed over the area's steps; a step no request took has no
+        // series, an area without requests none at all.)
+        let timed = count(
             &after,
             "kagi_request_duration_seconds_count",
             &[("area", area)],
         );
-        assert_eq!(timed, Some(counted), "area {area}: {after}");
-        let inf = value(
+        assert_eq!(timed, counted, "area {area}: {after}");
+        let inf = count(
             &after,
             "kagi_request_duration_seconds_bucket",
             &[("area", area), ("le", "+Inf")],
         );
-        assert_eq!(inf, Some(counted), "area {area}");
+        assert_eq!(inf, counted, "area {area}");
     }
     // The login's POST waited in the hashing pool's queue, now empty.
     let waited = value(&after, "kagi_hashing_queue_wait_seconds_count", &[]).unwrap();
@@ -165,6 +187,42 @@ fn a_rate_limited_login_is_counted_by_its_action() {
     assert_eq!(limited("login"), Some(1.0), "{families}");
     assert_eq!(limited("recovery"), Some(0.0));
     assert_eq!(requests(&families, "kaigo", "429"), 1.0);
+}
+
+#[test]
+fn a_stranger_s_made_up_paths_add_no_series() {
+    let server = spawn();
+    let mut stranger = server.client();
+    let before = scrape(&server);
+    for n in 0..20 {
+        assert_eq!(stranger.get(&format!("/kaigo/x{n}")).status, 404);
+        assert_eq!(stranger.get(&format!("/portal/{n}/login")).status, 404);
+    }
+    let after = scrape(&server);
+    let series = |families: &Value| -> Vec<String> {
+        families["kagi_requests"]["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| format!("{}", s[1]))
+            .collect()
+    };
+    let new: Vec<String> = series(&after)
+        .into_iter()
+        .filter(|s| !series(&before).contains(s))
+        .collect();
+    // The 404s of both sites, each one series under `other`; the first
+    // scrape's own.
+    assert_eq!(new.len(), 3, "{new:?}");
+    let other = |area| {
+        count(
+            &after,
+            "kagi_requests_total",
+            &[("area", area), ("step", "other"), ("status", "404")],
+        )
+    };
+    assert_eq!((other("kaigo"), other("portal")), (20.0, 20.0));
+    assert!(!after.to_string().contains("/kaigo/x"), "{after}");
 }
 
 #[test]

@@ -518,6 +518,7 @@ pub fn check_guarded(
             Ok(Checked::Wrong)
         }
         GuardStep::Locked { failures, wait } => {
+            app.metrics.locked_out(area.name());
             let note = format!("{event}: {failures} failures; waits {wait} s");
             audit(app, req, now, site, "lockout", Some(user), &note)?;
             audit(app, req, now, site, event, Some(user), "failed")?;

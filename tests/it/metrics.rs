@@ -3,7 +3,9 @@
 //! run in the tests' virtual environment), whose counters follow the
 //! traffic the test made.
 
-use crate::support::{admin_get, exchange, kaigo, python, spawn, spawn_with, TestServer};
+use crate::register::{register, Typed, NEW};
+use crate::support::kaigo::{OSAKA_MAIL, OSAKA_OFFICE};
+use crate::support::{admin_get, exchange, kaigo, portal, python, spawn, spawn_with, TestServer};
 use serde_json::Value;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -116,6 +118,9 @@ fn metrics_are_refused_without_the_admin_token_and_count_the_requests_made() {
     assert_eq!(kind(&after, "kagi_hashing_queue_wait_seconds"), "histogram");
     assert_eq!(kind(&after, "kagi_rate_limited"), "counter");
     assert_eq!(kind(&after, "kagi_mail_queued"), "gauge");
+    assert_eq!(kind(&after, "kagi_codes_issued"), "counter");
+    assert_eq!(kind(&after, "kagi_links_issued"), "counter");
+    assert_eq!(kind(&after, "kagi_lockouts"), "counter");
     // The login page and, after the login's 303, the menu; one 404.
     let grew = |area, status| requests(&after, area, status) - requests(&before, area, status);
     assert!(grew("kaigo", "200") >= 2.0, "{after}");
@@ -223,6 +228,104 @@ fn a_stranger_s_made_up_paths_add_no_series() {
     };
     assert_eq!((other("kaigo"), other("portal")), (20.0, 20.0));
     assert!(!after.to_string().contains("/kaigo/x"), "{after}");
+}
+
+#[test]
+fn a_code_mailed_to_a_real_address_is_counted_and_a_decoy_is_not() {
+    let server = spawn();
+    let codes = |families: &Value| {
+        count(
+            families,
+            "kagi_codes_issued_total",
+            &[("purpose", "recovery")],
+        )
+    };
+    let at_first = scrape(&server);
+    assert_eq!(codes(&at_first), 0.0, "{at_first}");
+    // An address that is not the office's: the same page, a decoy queued
+    // and never sent, nothing issued.
+    let mut stranger = server.client();
+    let page = kaigo::start_recovery(&mut stranger, OSAKA_OFFICE, "someone@example.jp");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let after_decoy = scrape(&server);
+    assert_eq!(codes(&after_decoy), 0.0, "{after_decoy}");
+    // The office's own address: one code mailed.
+    let mut staff = server.client();
+    kaigo::start_recovery(&mut staff, OSAKA_OFFICE, OSAKA_MAIL);
+    assert_eq!(server.wait_for_mails(1).len(), 1);
+    let after_code = scrape(&server);
+    assert_eq!(codes(&after_code), 1.0, "{after_code}");
+    assert_eq!(
+        count(
+            &after_code,
+            "kagi_codes_issued_total",
+            &[("purpose", "first_login")]
+        ),
+        0.0
+    );
+    // Both steps went through the recovery's route.
+    let auth = |families: &Value| {
+        count(
+            families,
+            "kagi_requests_total",
+            &[("step", "/kaigo/recovery/auth"), ("status", "303")],
+        )
+    };
+    assert_eq!(auth(&after_code) - auth(&at_first), 2.0, "{after_code}");
+}
+
+#[test]
+fn a_reset_link_and_a_registration_link_are_counted_and_decoys_are_not() {
+    let server = spawn_with(|c| c.rate_limit.recovery.burst = 10);
+    let links = |families: &Value, purpose| {
+        count(families, "kagi_links_issued_total", &[("purpose", purpose)])
+    };
+    let mut c = server.client();
+    portal::request_link(&mut c, "demo-user", "wrong@example.jp");
+    let after_decoy = scrape(&server);
+    assert_eq!(links(&after_decoy, "reset"), 0.0, "{after_decoy}");
+    portal::request_link(&mut c, "demo-user", "demo-user@example.jp");
+    server.wait_for_mails(1);
+    let after_link = scrape(&server);
+    assert_eq!(links(&after_link, "reset"), 1.0, "{after_link}");
+    assert_eq!(links(&after_link, "registration"), 0.0);
+    // A registration with an address in use is mailed its user name, and
+    // no link; a new address is mailed a link.
+    let in_use = Typed {
+        email: "demo-user@example.jp",
+        email_confirm: "demo-user@example.jp",
+        ..NEW
+    };
+    register(&mut server.client(), &in_use);
+    server.wait_for_mails(2);
+    let after_in_use = scrape(&server);
+    assert_eq!(links(&after_in_use, "registration"), 0.0, "{after_in_use}");
+    register(&mut server.client(), &NEW);
+    server.wait_for_mails(3);
+    let after_new = scrape(&server);
+    assert_eq!(links(&after_new, "registration"), 1.0, "{after_new}");
+    assert_eq!(links(&after_new, "reset"), 1.0);
+}
+
+#[test]
+fn a_name_locked_out_by_wrong_passwords_is_counted_once_per_lock() {
+    let server = spawn_with(|c| c.guard.login_failures = 3);
+    let lockouts =
+        |families: &Value, area| count(families, "kagi_lockouts_total", &[("area", area)]);
+    let mut user = server.client();
+    for _ in 0..2 {
+        kaigo::login(&mut user, TOKYO_13.0, "wrongPassword1");
+    }
+    let before = scrape(&server);
+    assert_eq!(lockouts(&before, "kaigo"), 0.0, "two failures lock nothing");
+    kaigo::login(&mut user, TOKYO_13.0, "wrongPassword1");
+    // While it waits, a further try (even the right password) locks
+    // nothing more.
+    kaigo::login(&mut user, TOKYO_13.0, TOKYO_13.1);
+    let after = scrape(&server);
+    assert_eq!(lockouts(&after, "kaigo"), 1.0, "{after}");
+    assert_eq!(lockouts(&after, "portal"), 0.0);
+    assert_eq!(lockouts(&after, "admin"), 0.0);
 }
 
 #[test]

@@ -204,9 +204,10 @@ impl Default for Metrics {
 /// What is read at the scrape, from outside this module.
 #[derive(Debug, Default)]
 pub struct Gauges {
-    /// Real mails waiting in the outbox, and those given up; None when
-    /// the store cannot be read.
+    /// Real mails waiting in the outbox, those of them that failed at
+    /// least once, and those given up; None when the store cannot be read.
     pub mail_queued: Option<u64>,
+    pub mail_retrying: Option<u64>,
     pub mail_failed: Option<u64>,
     pub mail_sent: u64,
     /// Requests refused by a rate limit, per action, since the start.
@@ -385,6 +386,13 @@ impl Metrics {
         );
         gauge(
             &mut out,
+            "kagi_mail_retrying",
+            "gauge",
+            "Real mails in the outbox that failed at least once and are to be tried again.",
+            gauges.mail_retrying,
+        );
+        gauge(
+            &mut out,
             "kagi_mail_failed",
             "gauge",
             "Real mails given up, kept until retried or removed by an operator.",
@@ -510,7 +518,10 @@ mod tests {
         m.issued(Issued::RegistrationLink);
         m.issued(Issued::RegistrationLink);
         m.locked_out("portal");
-        let text = m.render(&Gauges::default());
+        let text = m.render(&Gauges {
+            mail_retrying: Some(3),
+            ..Gauges::default()
+        });
         for line in [
             "kagi_codes_issued_total{purpose=\"recovery\"} 1",
             "kagi_codes_issued_total{purpose=\"first_login\"} 0",
@@ -518,6 +529,7 @@ mod tests {
             "kagi_links_issued_total{purpose=\"registration\"} 2",
             "kagi_lockouts_total{area=\"portal\"} 1",
             "kagi_lockouts_total{area=\"kaigo\"} 0",
+            "kagi_mail_retrying 3",
         ] {
             assert!(text.contains(&format!("{line}\n")), "{line} in {text}");
         }

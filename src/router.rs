@@ -19,6 +19,18 @@ pub struct Task {
 /// How long a login refused by a full hashing pool is asked to wait.
 const BUSY_RETRY_SECS: &str = "5";
 
+/// The real mails of the outbox (decoys are never counted).
+#[derive(Clone, Copy, Debug, Default)]
+struct OutboxCounts {
+    /// Not yet accepted by the relay, and not given up.
+    queued: u64,
+    /// Of those queued, the ones that failed at least once and wait to be
+    /// tried again.
+    retrying: u64,
+    /// Given up, until an operator retries or removes them.
+    failed: u64,
+}
+
 impl App {
     /// Answers `req` on the request thread, or hands it to the hashing
     /// pool when its route computes a hash (a login, a security code, a
@@ -97,7 +109,7 @@ impl App {
             return Response::json(r#"{"status":"ok"}"#.to_string());
         }
         match self.outbox_counts() {
-            Ok((queued, failed)) => Response::json(
+            Ok(OutboxCounts { queued, failed, .. }) => Response::json(
                 serde_json::json!({ "status": "ok", "outbox": queued, "failed": failed })
                     .to_string(),
             ),
@@ -108,13 +120,21 @@ impl App {
         }
     }
 
-    /// The real (not decoy) mails waiting in the outbox, and those given
-    /// up: what /healthz and /metrics report.
-    fn outbox_counts(&self) -> Result<(u64, u64), crate::store::StoreError> {
-        let mails = self.store.outbox()?;
-        let real = mails.iter().filter(|m| !m.decoy);
-        let failed = real.clone().filter(|m| m.failed.is_some()).count() as u64;
-        Ok((real.count() as u64 - failed, failed))
+    /// The real (not decoy) mails of the outbox by what became of them:
+    /// what /healthz and /metrics report. The one place that sorts them.
+    fn outbox_counts(&self) -> Result<OutboxCounts, crate::store::StoreError> {
+        let mut counts = OutboxCounts::default();
+        for mail in self.store.outbox()?.iter().filter(|m| !m.decoy) {
+            if mail.failed.is_some() {
+                counts.failed += 1;
+            } else {
+                counts.queued += 1;
+                if mail.attempts > 0 {
+                    counts.retrying += 1;
+                }
+            }
+        }
+        Ok(counts)
     }
 
     /// `/metrics`: the counters in Prometheus' text format, only with the
@@ -128,8 +148,9 @@ impl App {
         let store_up = self.store.unavailable().is_none();
         let counts = store_up.then(|| self.outbox_counts().ok()).flatten();
         let gauges = crate::metrics::Gauges {
-            mail_queued: counts.map(|c| c.0),
-            mail_failed: counts.map(|c| c.1),
+            mail_queued: counts.map(|c| c.queued),
+            mail_retrying: counts.map(|c| c.retrying),
+            mail_failed: counts.map(|c| c.failed),
             mail_sent: self.outbox.sent(),
             rate_limited: self.limiter.refused_since_start(),
             store_free_bytes: self.store.free_bytes(),

@@ -5,9 +5,13 @@
 
 use crate::register::{register, Typed, NEW};
 use crate::support::kaigo::{OSAKA_MAIL, OSAKA_OFFICE};
-use crate::support::{admin_get, exchange, kaigo, portal, python, spawn, spawn_with, TestServer};
+use crate::support::{
+    admin_get, exchange, kaigo, portal, python, spawn, spawn_with, wait_until, TestServer,
+};
 use serde_json::Value;
 use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 const PARSER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/metrics/parse.py");
@@ -18,7 +22,12 @@ const TOKYO_13: (&str, &str) = ("KJ131311111111", "kaigoDemo13");
 /// The operator's scrape, parsed by prometheus_client: the families by name
 /// as `parse.py` prints them. Panics on a refusal or a parser's error.
 fn scrape(server: &TestServer) -> Value {
-    let page = admin_get(server.addr, &server.dir, "/metrics");
+    scrape_at(server.addr, &server.dir)
+}
+
+/// `scrape` of the server at `addr` whose data directory is `dir`.
+fn scrape_at(addr: SocketAddr, dir: &Path) -> Value {
+    let page = admin_get(addr, dir, "/metrics");
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(
         page.header("Content-Type"),
@@ -118,6 +127,7 @@ fn metrics_are_refused_without_the_admin_token_and_count_the_requests_made() {
     assert_eq!(kind(&after, "kagi_hashing_queue_wait_seconds"), "histogram");
     assert_eq!(kind(&after, "kagi_rate_limited"), "counter");
     assert_eq!(kind(&after, "kagi_mail_queued"), "gauge");
+    assert_eq!(kind(&after, "kagi_mail_retrying"), "gauge");
     assert_eq!(kind(&after, "kagi_codes_issued"), "counter");
     assert_eq!(kind(&after, "kagi_links_issued"), "counter");
     assert_eq!(kind(&after, "kagi_lockouts"), "counter");
@@ -326,6 +336,35 @@ fn a_name_locked_out_by_wrong_passwords_is_counted_once_per_lock() {
     assert_eq!(lockouts(&after, "kaigo"), 1.0, "{after}");
     assert_eq!(lockouts(&after, "portal"), 0.0);
     assert_eq!(lockouts(&after, "admin"), 0.0);
+}
+
+#[test]
+fn a_mail_the_relay_has_not_taken_yet_is_retrying_until_it_is_sent() {
+    use crate::smtp::{free_port, recover, seeded_dir, serve, serve_config, wait_for_first_tries};
+    let port = free_port();
+    let dir = seeded_dir("metrics-retrying");
+    let clock = kagi::clock::Clock::system();
+    let running = serve(serve_config(&dir, port), &clock);
+    let addr = running.addr();
+    let gauges = |families: &Value| {
+        ["kagi_mail_queued", "kagi_mail_retrying", "kagi_mail_failed"]
+            .map(|name| value(families, name, &[]).unwrap())
+    };
+    assert_eq!(gauges(&scrape_at(addr, &dir)), [0.0, 0.0, 0.0]);
+    // Nobody listens on the relay's port: the first try fails.
+    recover(addr, OSAKA_OFFICE, OSAKA_MAIL);
+    wait_for_first_tries(addr, &dir);
+    let failing = scrape_at(addr, &dir);
+    assert_eq!(gauges(&failing), [1.0, 1.0, 0.0], "{failing}");
+    // The relay comes up; 30 s later (on kagi's clock) the retry finds it.
+    let smtpd = crate::smtp::Smtpd::start_on("plain", port);
+    clock.advance(30);
+    smtpd.wait_for(1);
+    wait_until(20, "the outbox to empty", || {
+        gauges(&scrape_at(addr, &dir)) == [0.0, 0.0, 0.0]
+    });
+    running.stop();
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

@@ -53,6 +53,10 @@ const REQUEST_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// The upper bounds of the sweep buckets, in seconds: a round with nothing
+/// expired (milliseconds) to a million expired records (seconds and more).
+const SWEEP_BUCKETS: [f64; 9] = [0.001, 0.01, 0.1, 0.5, 1.0, 2.5, 10.0, 30.0, 120.0];
+
 /// The statuses counted one by one; anything else (which kagi never
 /// answers) is counted as 599 rather than dropped.
 const STATUSES: std::ops::Range<u16> = 100..600;
@@ -91,6 +95,11 @@ impl Histogram {
         self.buckets[at].fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// The observations so far.
+    fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
     }
 
     /// The `_bucket`, `_sum` and `_count` lines of `name` with `labels`
@@ -192,6 +201,8 @@ pub struct Metrics {
     issued: [AtomicU64; Issued::ALL.len()],
     /// Names made to wait out failures (`Area::ALL`'s order).
     lockouts: [AtomicU64; Area::ALL.len()],
+    /// The sweeper's rounds, and how long each took.
+    pub sweeps: Histogram,
 }
 
 impl Default for Metrics {
@@ -247,6 +258,7 @@ impl Metrics {
             open_connections: AtomicU64::new(0),
             issued: Default::default(),
             lockouts: Default::default(),
+            sweeps: Histogram::new(&SWEEP_BUCKETS),
         }
     }
 
@@ -407,6 +419,19 @@ impl Metrics {
         );
         gauge(
             &mut out,
+            "kagi_sweep_runs_total",
+            "counter",
+            "Rounds of the sweeper (expired records, the audit trail's age, the mailbox).",
+            Some(self.sweeps.count()),
+        );
+        let name = "kagi_sweep_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time one round of the sweeper took.\n# TYPE {name} histogram"
+        );
+        self.sweeps.render(&mut out, name, "");
+        gauge(
+            &mut out,
             "kagi_store_up",
             "gauge",
             "1 while the database is open, 0 while it cannot be (see /healthz).",
@@ -512,12 +537,13 @@ mod tests {
     }
 
     #[test]
-    fn issued_codes_links_and_lockouts_are_counted() {
+    fn issued_codes_links_lockouts_and_sweeps_are_counted() {
         let m = Metrics::default();
         m.issued(Issued::RecoveryCode);
         m.issued(Issued::RegistrationLink);
         m.issued(Issued::RegistrationLink);
         m.locked_out("portal");
+        m.sweeps.observe(Duration::from_millis(2));
         let text = m.render(&Gauges {
             mail_retrying: Some(3),
             ..Gauges::default()
@@ -530,6 +556,8 @@ mod tests {
             "kagi_lockouts_total{area=\"portal\"} 1",
             "kagi_lockouts_total{area=\"kaigo\"} 0",
             "kagi_mail_retrying 3",
+            "kagi_sweep_runs_total 1",
+            "kagi_sweep_duration_seconds_bucket{le=\"0.01\"} 1",
         ] {
             assert!(text.contains(&format!("{line}\n")), "{line} in {text}");
         }

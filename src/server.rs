@@ -338,17 +338,23 @@ pub fn start(options: Options) -> Result<Running, Error> {
         mail::start(&config.mail, store.clone(), clock.clone(), stop.clone());
     let limiter = Arc::new(limit::RateLimiter::new(config.rate_limit.clone()));
     let sweeper = {
-        let (limiter, clock) = (limiter.clone(), clock.clone());
+        let (limiter, clock, metrics) = (limiter.clone(), clock.clone(), metrics.clone());
         let mut trouble = None;
-        Sweeper::start(&store, config.store.clone(), clock.clone(), move |store| {
-            keep_the_database_writable(store, &mut trouble);
-            write_refusals(store, &limiter, clock.now(), false);
-            if !pending.is_done() {
-                if let Err(e) = pending.run(store, true) {
-                    say!("kagi: {e}");
+        Sweeper::start(
+            &store,
+            config.store.clone(),
+            clock.clone(),
+            metrics,
+            move |store| {
+                keep_the_database_writable(store, &mut trouble);
+                write_refusals(store, &limiter, clock.now(), false);
+                if !pending.is_done() {
+                    if let Err(e) = pending.run(store, true) {
+                        say!("kagi: {e}");
+                    }
                 }
-            }
-        })
+            },
+        )
     };
 
     let public_url = config.public_base();

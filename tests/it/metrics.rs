@@ -131,6 +131,8 @@ fn metrics_are_refused_without_the_admin_token_and_count_the_requests_made() {
     assert_eq!(kind(&after, "kagi_codes_issued"), "counter");
     assert_eq!(kind(&after, "kagi_links_issued"), "counter");
     assert_eq!(kind(&after, "kagi_lockouts"), "counter");
+    assert_eq!(kind(&after, "kagi_sweep_runs"), "counter");
+    assert_eq!(kind(&after, "kagi_sweep_duration_seconds"), "histogram");
     // The login page and, after the login's 303, the menu; one 404.
     let grew = |area, status| requests(&after, area, status) - requests(&before, area, status);
     assert!(grew("kaigo", "200") >= 2.0, "{after}");
@@ -336,6 +338,20 @@ fn a_name_locked_out_by_wrong_passwords_is_counted_once_per_lock() {
     assert_eq!(lockouts(&after, "kaigo"), 1.0, "{after}");
     assert_eq!(lockouts(&after, "portal"), 0.0);
     assert_eq!(lockouts(&after, "admin"), 0.0);
+}
+
+#[test]
+fn the_sweeper_s_rounds_are_counted_and_timed() {
+    let server = spawn();
+    // The sweeper's first round runs as the server starts.
+    let mut families = scrape(&server);
+    wait_until(10, "the first sweep to be counted", || {
+        families = scrape(&server);
+        value(&families, "kagi_sweep_runs_total", &[]).unwrap() >= 1.0
+    });
+    let runs = value(&families, "kagi_sweep_runs_total", &[]).unwrap();
+    let timed = value(&families, "kagi_sweep_duration_seconds_count", &[]);
+    assert_eq!(timed, Some(runs), "{families}");
 }
 
 #[test]

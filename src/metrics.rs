@@ -53,6 +53,13 @@ const REQUEST_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// The upper bounds of the store-flush buckets, in seconds: from nothing
+/// to write (well under a millisecond) to an fsync behind a busy or failing
+/// disk (seconds). Every page that reports something done waits for one.
+const FLUSH_BUCKETS: [f64; 11] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+];
+
 /// The upper bounds of the sweep buckets, in seconds: a round with nothing
 /// expired (milliseconds) to a million expired records (seconds and more).
 const SWEEP_BUCKETS: [f64; 9] = [0.001, 0.01, 0.1, 0.5, 1.0, 2.5, 10.0, 30.0, 120.0];
@@ -203,6 +210,9 @@ pub struct Metrics {
     lockouts: [AtomicU64; Area::ALL.len()],
     /// The sweeper's rounds, and how long each took.
     pub sweeps: Histogram,
+    /// `Store::flush`: the durable write every page that reports something
+    /// done waits for.
+    pub store_flushes: Histogram,
 }
 
 impl Default for Metrics {
@@ -259,6 +269,7 @@ impl Metrics {
             issued: Default::default(),
             lockouts: Default::default(),
             sweeps: Histogram::new(&SWEEP_BUCKETS),
+            store_flushes: Histogram::new(&FLUSH_BUCKETS),
         }
     }
 
@@ -430,6 +441,12 @@ impl Metrics {
             "# HELP {name} Time one round of the sweeper took.\n# TYPE {name} histogram"
         );
         self.sweeps.render(&mut out, name, "");
+        let name = "kagi_store_flush_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time of one durable write of the database (Store::flush).\n# TYPE {name} histogram"
+        );
+        self.store_flushes.render(&mut out, name, "");
         gauge(
             &mut out,
             "kagi_store_up",
@@ -537,13 +554,14 @@ mod tests {
     }
 
     #[test]
-    fn issued_codes_links_lockouts_and_sweeps_are_counted() {
+    fn issued_codes_links_lockouts_sweeps_and_flushes_are_counted() {
         let m = Metrics::default();
         m.issued(Issued::RecoveryCode);
         m.issued(Issued::RegistrationLink);
         m.issued(Issued::RegistrationLink);
         m.locked_out("portal");
         m.sweeps.observe(Duration::from_millis(2));
+        m.store_flushes.observe(Duration::from_micros(300));
         let text = m.render(&Gauges {
             mail_retrying: Some(3),
             ..Gauges::default()
@@ -558,6 +576,8 @@ mod tests {
             "kagi_mail_retrying 3",
             "kagi_sweep_runs_total 1",
             "kagi_sweep_duration_seconds_bucket{le=\"0.01\"} 1",
+            "kagi_store_flush_duration_seconds_bucket{le=\"0.0005\"} 1",
+            "kagi_store_flush_duration_seconds_count 1",
         ] {
             assert!(text.contains(&format!("{line}\n")), "{line} in {text}");
         }

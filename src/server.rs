@@ -263,6 +263,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         crate::router::steps(),
         crate::router::step,
     ));
+    store.time_flushes_in(metrics.clone());
     os::give_back_free_memory();
     let hasher = Arc::new(secret::Hasher::new(&config.argon2).map_err(Error::Config)?);
     let trusted_proxies =

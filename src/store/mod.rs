@@ -133,6 +133,8 @@ pub struct Store {
     audit_lock: Mutex<()>,
     /// Mails that did not open, already said in the log.
     unreadable: Mutex<std::collections::HashSet<u64>>,
+    /// Where `flush` notes its time, once the server gives it one.
+    metrics: OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
 /// Where the key file is unless the configuration puts it elsewhere.
@@ -393,6 +395,7 @@ impl Store {
             failed: Mutex::new(None),
             audit_lock: Mutex::new(()),
             unreadable: Mutex::default(),
+            metrics: OnceLock::new(),
         }
     }
 
@@ -553,7 +556,12 @@ impl Store {
     /// Writes everything to disk before returning.
     pub fn flush(&self) -> Result<()> {
         let t = self.trees()?;
-        t.db.flush().map_err(|e| {
+        let began = Instant::now();
+        let flushed = t.db.flush();
+        if let Some(metrics) = self.metrics.get() {
+            metrics.store_flushes.observe(began.elapsed());
+        }
+        flushed.map_err(|e| {
             let errno = match &e {
                 sled::Error::Io(io) => error::errno_of(io),
                 _ => None,
@@ -562,6 +570,12 @@ impl Store {
             StoreError::from(e)
         })?;
         Ok(())
+    }
+
+    /// Times every `flush` from now on in `metrics` (`/metrics`' store
+    /// flush histogram); the first call's metrics are kept.
+    pub fn time_flushes_in(&self, metrics: Arc<crate::metrics::Metrics>) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// A fresh id, increasing across restarts.

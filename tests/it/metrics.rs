@@ -133,6 +133,10 @@ fn metrics_are_refused_without_the_admin_token_and_count_the_requests_made() {
     assert_eq!(kind(&after, "kagi_lockouts"), "counter");
     assert_eq!(kind(&after, "kagi_sweep_runs"), "counter");
     assert_eq!(kind(&after, "kagi_sweep_duration_seconds"), "histogram");
+    assert_eq!(
+        kind(&after, "kagi_store_flush_duration_seconds"),
+        "histogram"
+    );
     // The login page and, after the login's 303, the menu; one 404.
     let grew = |area, status| requests(&after, area, status) - requests(&before, area, status);
     assert!(grew("kaigo", "200") >= 2.0, "{after}");
@@ -252,6 +256,8 @@ fn a_code_mailed_to_a_real_address_is_counted_and_a_decoy_is_not() {
             &[("purpose", "recovery")],
         )
     };
+    let flushes =
+        |families: &Value| count(families, "kagi_store_flush_duration_seconds_count", &[]);
     let at_first = scrape(&server);
     assert_eq!(codes(&at_first), 0.0, "{at_first}");
     // An address that is not the office's: the same page, a decoy queued
@@ -275,7 +281,8 @@ fn a_code_mailed_to_a_real_address_is_counted_and_a_decoy_is_not() {
         ),
         0.0
     );
-    // Both steps went through the recovery's route.
+    // Both steps went through the recovery's route, and each flushed the
+    // store before its page said the mail went out.
     let auth = |families: &Value| {
         count(
             families,
@@ -284,6 +291,9 @@ fn a_code_mailed_to_a_real_address_is_counted_and_a_decoy_is_not() {
         )
     };
     assert_eq!(auth(&after_code) - auth(&at_first), 2.0, "{after_code}");
+    assert!(flushes(&after_code) - flushes(&at_first) >= 2.0);
+    let flush_time = value(&after_code, "kagi_store_flush_duration_seconds_sum", &[]);
+    assert!(flush_time.unwrap() > 0.0);
 }
 
 #[test]

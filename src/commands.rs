@@ -430,9 +430,10 @@ pub fn restore(
     .map_err(Error::Check)?;
     let r = &restored.counts;
     println!(
-        "kagi: restored into {} from a backup made at {} by kagi {}: {} accounts, {} operators, {} audit entries, {} postal requests",
+        "kagi: restored into {} from a backup made at {} ({}) by kagi {}: {} accounts, {} operators, {} audit entries, {} postal requests",
         dir.display(),
-        format!("{} ({})", crate::clock::date_time(restored.header.made, offset), c.time_zone),
+        crate::clock::date_time(restored.header.made, offset),
+        c.time_zone,
         restored.header.kagi,
         r.of("accounts"),
         r.of("operators"),

@@ -6,6 +6,7 @@ use crate::console;
 use crate::http::{Method, Reply, Request, Response};
 use crate::pages;
 use crate::pool::Pool;
+use crate::site::{Area, Site};
 use crate::sites;
 use crate::text::{self, Lang};
 
@@ -20,6 +21,18 @@ const BACKUP_CHUNK: usize = 1 << 20;
 
 /// How long a login refused by a full hashing pool is asked to wait.
 const BUSY_RETRY_SECS: &str = "5";
+
+/// The real mails of the outbox (decoys are never counted).
+#[derive(Clone, Copy, Debug, Default)]
+struct OutboxCounts {
+    /// Not yet accepted by the relay, and not given up.
+    queued: u64,
+    /// Of those queued, the ones that failed at least once and wait to be
+    /// tried again.
+    retrying: u64,
+    /// Given up, until an operator retries or removes them.
+    failed: u64,
+}
 
 impl App {
     /// Answers `req` on the request thread, or hands it to the hashing
@@ -99,7 +112,7 @@ impl App {
             return Response::json(r#"{"status":"ok"}"#.to_string());
         }
         match self.outbox_counts() {
-            Ok((queued, failed)) => Response::json(
+            Ok(OutboxCounts { queued, failed, .. }) => Response::json(
                 serde_json::json!({ "status": "ok", "outbox": queued, "failed": failed })
                     .to_string(),
             ),
@@ -110,13 +123,21 @@ impl App {
         }
     }
 
-    /// The real (not decoy) mails waiting in the outbox, and those given
-    /// up: what /healthz and /metrics report.
-    fn outbox_counts(&self) -> Result<(u64, u64), crate::store::StoreError> {
-        let mails = self.store.outbox()?;
-        let real = mails.iter().filter(|m| !m.decoy);
-        let failed = real.clone().filter(|m| m.failed.is_some()).count() as u64;
-        Ok((real.count() as u64 - failed, failed))
+    /// The real (not decoy) mails of the outbox by what became of them:
+    /// what /healthz and /metrics report. The one place that sorts them.
+    fn outbox_counts(&self) -> Result<OutboxCounts, crate::store::StoreError> {
+        let mut counts = OutboxCounts::default();
+        for mail in self.store.outbox()?.iter().filter(|m| !m.decoy) {
+            if mail.failed.is_some() {
+                counts.failed += 1;
+            } else {
+                counts.queued += 1;
+                if mail.attempts > 0 {
+                    counts.retrying += 1;
+                }
+            }
+        }
+        Ok(counts)
     }
 
     /// `/metrics`: the counters in Prometheus' text format, only with the
@@ -130,8 +151,9 @@ impl App {
         let store_up = self.store.unavailable().is_none();
         let counts = store_up.then(|| self.outbox_counts().ok()).flatten();
         let gauges = crate::metrics::Gauges {
-            mail_queued: counts.map(|c| c.0),
-            mail_failed: counts.map(|c| c.1),
+            mail_queued: counts.map(|c| c.queued),
+            mail_retrying: counts.map(|c| c.retrying),
+            mail_failed: counts.map(|c| c.failed),
             mail_sent: self.outbox.sent(),
             rate_limited: self.limiter.refused_since_start(),
             store_free_bytes: self.store.free_bytes(),
@@ -521,7 +543,6 @@ impl App {
 /// Whether `req` goes to the hashing pool: a POST whose route computes a
 /// hash, or a GET whose route reads much of the store.
 pub fn on_pool(req: &Request) -> bool {
-    use crate::site::{Area, Site};
     match Area::of_path(&req.path) {
         Some(area @ Area::Site(Site::Kaigo)) => {
             sites::runs_on_pool(sites::kaigo::ROUTES, area, req)
@@ -533,6 +554,27 @@ pub fn on_pool(req: &Request) -> bool {
         // temporary password on the same path as the console's form.
         Some(area @ Area::Console) => sites::runs_on_pool(console::ROUTES, area, req),
         None => false,
+    }
+}
+
+/// Every path of the areas' route tables: the values the `step` label of
+/// `/metrics` takes besides `other`.
+pub fn steps() -> Vec<&'static str> {
+    let kaigo = sites::kaigo::ROUTES.iter().map(|r| r.path);
+    let portal = sites::portal::ROUTES.iter().map(|r| r.path);
+    let console = console::ROUTES.iter().map(|r| r.path);
+    kaigo.chain(portal).chain(console).collect()
+}
+
+/// The path of the route that answers `path` in its area's table (the
+/// `step` label of `/metrics`); None for a path in no table, whatever a
+/// stranger makes up.
+pub fn step(path: &str) -> Option<&'static str> {
+    let area = Area::of_path(path)?;
+    match area {
+        Area::Site(Site::Kaigo) => sites::route_path(sites::kaigo::ROUTES, area, path),
+        Area::Site(Site::Portal) => sites::route_path(sites::portal::ROUTES, area, path),
+        Area::Console => sites::route_path(console::ROUTES, area, path),
     }
 }
 
@@ -579,5 +621,33 @@ fn method_name(m: Method) -> &'static str {
         Method::Head => "HEAD",
         Method::Post => "POST",
         Method::Other => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_a_metrics_step_and_no_made_up_path_is() {
+        let steps = steps();
+        for &path in &steps {
+            assert_eq!(step(path), Some(path));
+            // A trailing `/` reaches the same route, and the same step.
+            assert_eq!(step(&format!("{path}/")), Some(path));
+        }
+        assert!(steps.contains(&"/kaigo/recovery/auth"));
+        assert!(steps.contains(&"/portal/reset"));
+        assert!(steps.contains(&"/admin/login"));
+        for made_up in [
+            "/",
+            "/healthz",
+            "/kaigo/x",
+            "/portal/reset/x",
+            "/admin/../x",
+            "/kaigox",
+        ] {
+            assert_eq!(step(made_up), None, "{made_up}");
+        }
     }
 }

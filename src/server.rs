@@ -257,6 +257,13 @@ pub fn start(options: Options) -> Result<Running, Error> {
         say!("kagi: the database in {} cannot be opened yet ({why}); every page answers 503 until it can, tried again every second", data_dir.display());
     }
     let store = Arc::new(store);
+    // One set of counters for every thread that counts; the `step` label
+    // takes the route tables' paths.
+    let metrics = Arc::new(crate::metrics::Metrics::new(
+        crate::router::steps(),
+        crate::router::step,
+    ));
+    store.time_flushes_in(metrics.clone());
     os::give_back_free_memory();
     let hasher = Arc::new(secret::Hasher::new(&config.argon2).map_err(Error::Config)?);
     let trusted_proxies =
@@ -273,7 +280,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         https: config.is_https(),
         trusted_proxies,
         banner: None,
-        metrics: Arc::default(),
+        metrics: metrics.clone(),
     };
     let listener = Arc::new(http::Listener::bind(listen, limits).map_err(Error::Startup)?);
     let shutdown_grace = Duration::from_secs(config.http.shutdown_secs);
@@ -332,17 +339,23 @@ pub fn start(options: Options) -> Result<Running, Error> {
         mail::start(&config.mail, store.clone(), clock.clone(), stop.clone());
     let limiter = Arc::new(limit::RateLimiter::new(config.rate_limit.clone()));
     let sweeper = {
-        let (limiter, clock) = (limiter.clone(), clock.clone());
+        let (limiter, clock, metrics) = (limiter.clone(), clock.clone(), metrics.clone());
         let mut trouble = None;
-        Sweeper::start(&store, config.store.clone(), clock.clone(), move |store| {
-            keep_the_database_writable(store, &mut trouble);
-            write_refusals(store, &limiter, clock.now(), false);
-            if !pending.is_done() {
-                if let Err(e) = pending.run(store, true) {
-                    say!("kagi: {e}");
+        Sweeper::start(
+            &store,
+            config.store.clone(),
+            clock.clone(),
+            metrics,
+            move |store| {
+                keep_the_database_writable(store, &mut trouble);
+                write_refusals(store, &limiter, clock.now(), false);
+                if !pending.is_done() {
+                    if let Err(e) = pending.run(store, true) {
+                        say!("kagi: {e}");
+                    }
                 }
-            }
-        })
+            },
+        )
     };
 
     let public_url = config.public_base();
@@ -354,10 +367,8 @@ pub fn start(options: Options) -> Result<Running, Error> {
         Mode::Serve if lab_capture => Some(pages::Banner::Lab),
         Mode::Serve => None,
     };
-    let metrics = Arc::new(crate::metrics::Metrics::default());
     let serve_options = http::ServeOptions {
         banner,
-        metrics: metrics.clone(),
         ..serve_options
     };
     let app = app::App {

@@ -565,6 +565,7 @@ fn run(
                 .update_claim_guard(&own_claim(c, a)?, now, window, |g| g.issued.push(now))?;
             app.outbox
                 .send(&app.store, site, from, to, &letter, now..now + lifetime)?;
+            app.metrics.issued(crate::metrics::Issued::ResetLink);
             audit("operator_send_reset_link", "sent")?;
         }
         "delete" => {

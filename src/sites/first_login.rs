@@ -10,6 +10,7 @@ use super::{current_session, normalize_width, open_session, save_session, Ctx, O
 use crate::address;
 use crate::http::Response;
 use crate::mail::templates;
+use crate::metrics::Issued;
 use crate::pages::kaigo as page;
 use crate::pages::Problem;
 use crate::policy;
@@ -211,6 +212,7 @@ pub fn send_code(ctx: &Ctx<'_>) -> Outcome {
         let useful = ctx.now..ctx.now + lifetime;
         app.outbox
             .send(&app.store, SITE, None, &email, &letter, useful)?;
+        app.metrics.issued(Issued::FirstLoginCode);
     }
     let outcome = if sent {
         "sent"

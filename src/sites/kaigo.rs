@@ -15,6 +15,7 @@ use crate::clock;
 use crate::http::{Request, Response};
 use crate::limit::Action;
 use crate::mail::templates;
+use crate::metrics::Issued;
 use crate::pages::kaigo::{self as page, Frame, PostalForm};
 use crate::pages::Problem;
 use crate::policy;
@@ -705,6 +706,7 @@ fn issue_otp(
     );
     let mailing = Mailing {
         event: "otp_issued",
+        issues: Issued::RecoveryCode,
         matched: matched.as_ref(),
         admitted: sent,
         typed: email,

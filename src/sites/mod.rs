@@ -291,6 +291,12 @@ fn find_route<'r, H>(routes: &'r [Route<H>], area: Area, path: &str) -> Option<&
     routes.iter().find(|r| r.path == path)
 }
 
+/// The path, as an area's table names it, of the route that answers
+/// `path`: what `/metrics` counts a request under.
+pub fn route_path<H>(routes: &[Route<H>], area: Area, path: &str) -> Option<&'static str> {
+    find_route(routes, area, path).map(|r| r.path)
+}
+
 /// Whether `req` is for a worker of the hashing pool, by its route in
 /// `routes`: a POST that computes a hash, or a GET that reads much.
 pub fn runs_on_pool<H>(routes: &[Route<H>], area: Area, req: &Request) -> bool {
@@ -512,6 +518,7 @@ pub fn check_guarded(
             Ok(Checked::Wrong)
         }
         GuardStep::Locked { failures, wait } => {
+            app.metrics.locked_out(area.name());
             let note = format!("{event}: {failures} failures; waits {wait} s");
             audit(app, req, now, site, "lockout", Some(user), &note)?;
             audit(app, req, now, site, event, Some(user), "failed")?;

@@ -15,6 +15,7 @@ use crate::captcha;
 use crate::http::{Request, Response};
 use crate::limit::Action;
 use crate::mail::templates;
+use crate::metrics::Issued;
 use crate::pages::portal::{self as page, Frame};
 use crate::pages::Problem;
 use crate::policy;
@@ -389,6 +390,7 @@ fn verify(ctx: &Ctx<'_>) -> Outcome {
     app.store.put_link(&key, &link, ctx.now + lifetime)?;
     let mailing = Mailing {
         event: "link_issued",
+        issues: Issued::ResetLink,
         matched: matched.as_ref(),
         admitted,
         typed: &email,

@@ -20,6 +20,7 @@ use crate::app::App;
 use crate::clock::{self, DAY};
 use crate::config::GuardConfig;
 use crate::mail::templates::{Letter, Notice};
+use crate::metrics::Issued;
 use crate::secret::{constant_time_eq, Purpose, Token};
 use crate::site::Area;
 use crate::store::{Account, ClaimGuard, Link, LinkKind, LinkState, LiveOtp, Secret, StoreError};
@@ -114,6 +115,9 @@ pub fn enter_otp(g: &mut ClaimGuard, otp_id: &str, digest: &str, now: u64) -> En
 pub struct Mailing<'a> {
     /// The audit event (`otp_issued`, `link_issued`).
     pub event: &'a str,
+    /// What the letter carries, as `/metrics` counts it when it goes to
+    /// the account.
+    pub issues: Issued,
     /// The account the claim matched, if any.
     pub matched: Option<&'a Account>,
     /// Whether the claim admitted a send now (`admit_send`).
@@ -134,7 +138,9 @@ pub struct Mailing<'a> {
 /// sent); the step's flow is written (`write_flow`); and the store is
 /// flushed, so that a crash cannot lose the queued mail once the page says
 /// it was sent. Flushed on both branches: an fsync on the matching one only
-/// would tell by its time that the address matched.
+/// would tell by its time that the address matched. Only a letter sent is
+/// counted as issued (one atomic add, nothing a client can time); a decoy
+/// issues nothing.
 pub fn deliver(
     ctx: &Ctx<'_>,
     mailing: &Mailing<'_>,
@@ -148,6 +154,7 @@ pub fn deliver(
             let to = account.email.as_deref().unwrap_or_default();
             app.outbox
                 .send(&app.store, site, mailing.from, to, mailing.letter, useful)?;
+            app.metrics.issued(mailing.issues);
             ctx.audit(mailing.event, Some(&account.id), "sent")?;
         }
         (Some(account), false) => {

@@ -15,6 +15,7 @@ use super::{normalize_width, text_problem, Ctx, Outcome};
 use crate::address;
 use crate::http::Response;
 use crate::mail::templates;
+use crate::metrics::Issued;
 use crate::pages::portal::{self as page, RegistrationForm};
 use crate::pages::Problem;
 use crate::policy;
@@ -127,6 +128,10 @@ pub fn submit(ctx: &Ctx<'_>) -> Outcome {
     if admitted {
         app.outbox
             .send(&app.store, SITE, from, &email, &letter, useful)?;
+        // A mail to an address in use carries its user name, not a link.
+        if in_use.is_none() {
+            app.metrics.issued(Issued::RegistrationLink);
+        }
     } else {
         app.outbox
             .send_decoy(&app.store, SITE, &email, &letter, useful)?;

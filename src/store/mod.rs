@@ -165,6 +165,8 @@ pub struct Store {
     unreadable: Mutex<std::collections::HashSet<u64>>,
     /// Store calls in progress, and whether a backup holds new ones back.
     gate: Gate,
+    /// Where `flush` notes its time, once the server gives it one.
+    metrics: OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
 /// The trees, held by one store call while it runs. A backup waits until
@@ -638,6 +640,7 @@ impl Store {
             audit_lock: Mutex::new(()),
             unreadable: Mutex::default(),
             gate: Gate::default(),
+            metrics: OnceLock::new(),
         }
     }
 
@@ -809,7 +812,12 @@ impl Store {
     /// Writes everything to disk before returning.
     pub fn flush(&self) -> Result<()> {
         let t = self.trees()?;
-        t.db.flush().map_err(|e| {
+        let began = Instant::now();
+        let flushed = t.db.flush();
+        if let Some(metrics) = self.metrics.get() {
+            metrics.store_flushes.observe(began.elapsed());
+        }
+        flushed.map_err(|e| {
             let errno = match &e {
                 sled::Error::Io(io) => error::errno_of(io),
                 _ => None,
@@ -818,6 +826,12 @@ impl Store {
             StoreError::from(e)
         })?;
         Ok(())
+    }
+
+    /// Times every `flush` from now on in `metrics` (`/metrics`' store
+    /// flush histogram); the first call's metrics are kept.
+    pub fn time_flushes_in(&self, metrics: Arc<crate::metrics::Metrics>) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// A fresh id, increasing across restarts (and restores).

@@ -9,6 +9,7 @@
 use super::Store;
 use crate::clock::Clock;
 use crate::config::StoreConfig;
+use crate::metrics::Metrics;
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -30,11 +31,12 @@ pub struct Sweeper {
 impl Sweeper {
     /// Starts sweeping `store`. `chores` runs once a second with the store
     /// (checking it is writable, writing tallies, work that waited for the
-    /// database to open).
+    /// database to open). Each round is counted and timed in `metrics`.
     pub fn start(
         store: &Arc<Store>,
         limits: StoreConfig,
         clock: Clock,
+        metrics: Arc<Metrics>,
         mut chores: impl FnMut(&Store) + Send + 'static,
     ) -> Sweeper {
         let (stop, stopped) = mpsc::channel::<()>();
@@ -55,7 +57,7 @@ impl Sweeper {
                     }
                     // A database that is not open has nothing to sweep yet.
                     if Instant::now() >= next_sweep && store.unavailable().is_none() {
-                        sweep(&store, &limits, clock.now(), &stopped);
+                        sweep(&store, &limits, clock.now(), &stopped, &metrics);
                         next_sweep = Instant::now() + every;
                     }
                     drop(store);
@@ -85,8 +87,15 @@ impl Drop for Sweeper {
 }
 
 /// One round: expired records in batches, then the append-only trees.
-/// Stops between batches when the sweeper is told to.
-fn sweep(store: &Store, limits: &StoreConfig, now: u64, stopped: &mpsc::Receiver<()>) {
+/// Stops between batches when the sweeper is told to. The round is counted
+/// and timed in `metrics`, whatever it found.
+fn sweep(
+    store: &Store,
+    limits: &StoreConfig,
+    now: u64,
+    stopped: &mpsc::Receiver<()>,
+    metrics: &Metrics,
+) {
     let stopping = || !matches!(stopped.try_recv(), Err(TryRecvError::Empty));
     let began = Instant::now();
     let mut swept = 0;
@@ -119,10 +128,12 @@ fn sweep(store: &Store, limits: &StoreConfig, now: u64, stopped: &mpsc::Receiver
             break;
         }
     }
+    let took = began.elapsed();
+    metrics.sweeps.observe(took);
     if swept >= BATCH {
         say!(
             "kagi: sweep: {swept} expired records in {:.0} ms",
-            began.elapsed().as_secs_f64() * 1000.0
+            took.as_secs_f64() * 1000.0
         );
     }
 }

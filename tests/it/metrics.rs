@@ -3,9 +3,15 @@
 //! run in the tests' virtual environment), whose counters follow the
 //! traffic the test made.
 
-use crate::support::{admin_get, exchange, kaigo, python, spawn, spawn_with, TestServer};
+use crate::register::{register, Typed, NEW};
+use crate::support::kaigo::{OSAKA_MAIL, OSAKA_OFFICE};
+use crate::support::{
+    admin_get, exchange, kaigo, portal, python, spawn, spawn_with, wait_until, TestServer,
+};
 use serde_json::Value;
 use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 const PARSER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/metrics/parse.py");
@@ -16,7 +22,12 @@ const TOKYO_13: (&str, &str) = ("KJ131311111111", "kaigoDemo13");
 /// The operator's scrape, parsed by prometheus_client: the families by name
 /// as `parse.py` prints them. Panics on a refusal or a parser's error.
 fn scrape(server: &TestServer) -> Value {
-    let page = admin_get(server.addr, &server.dir, "/metrics");
+    scrape_at(server.addr, &server.dir)
+}
+
+/// `scrape` of the server at `addr` whose data directory is `dir`.
+fn scrape_at(addr: SocketAddr, dir: &Path) -> Value {
+    let page = admin_get(addr, dir, "/metrics");
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(
         page.header("Content-Type"),
@@ -72,6 +83,12 @@ fn value(families: &Value, sample: &str, labels: &[(&str, &str)]) -> Option<f64>
     (!matching.is_empty()).then(|| matching.iter().sum())
 }
 
+/// The one sample named `sample` with exactly `labels`; 0 when there is
+/// none (a counter not yet counted).
+fn count(families: &Value, sample: &str, labels: &[(&str, &str)]) -> f64 {
+    value(families, sample, labels).unwrap_or(0.0)
+}
+
 fn requests(families: &Value, area: &str, status: &str) -> f64 {
     value(
         families,
@@ -110,6 +127,16 @@ fn metrics_are_refused_without_the_admin_token_and_count_the_requests_made() {
     assert_eq!(kind(&after, "kagi_hashing_queue_wait_seconds"), "histogram");
     assert_eq!(kind(&after, "kagi_rate_limited"), "counter");
     assert_eq!(kind(&after, "kagi_mail_queued"), "gauge");
+    assert_eq!(kind(&after, "kagi_mail_retrying"), "gauge");
+    assert_eq!(kind(&after, "kagi_codes_issued"), "counter");
+    assert_eq!(kind(&after, "kagi_links_issued"), "counter");
+    assert_eq!(kind(&after, "kagi_lockouts"), "counter");
+    assert_eq!(kind(&after, "kagi_sweep_runs"), "counter");
+    assert_eq!(kind(&after, "kagi_sweep_duration_seconds"), "histogram");
+    assert_eq!(
+        kind(&after, "kagi_store_flush_duration_seconds"),
+        "histogram"
+    );
     // The login page and, after the login's 303, the menu; one 404.
     let grew = |area, status| requests(&after, area, status) - requests(&before, area, status);
     assert!(grew("kaigo", "200") >= 2.0, "{after}");
@@ -119,24 +146,40 @@ fn metrics_are_refused_without_the_admin_token_and_count_the_requests_made() {
     // the two refusals are under `other`, as /metrics is.
     assert_eq!(grew("other", "200"), 1.0);
     assert_eq!(grew("other", "404"), 2.0);
+    // Each under the route that answered it; a path in no route table
+    // under `other`, in its area.
+    let step = |families: &Value, step, status| {
+        count(
+            families,
+            "kagi_requests_total",
+            &[("area", "kaigo"), ("step", step), ("status", status)],
+        )
+    };
+    let step_grew = |name, status| step(&after, name, status) - step(&before, name, status);
+    assert_eq!(step_grew("/kaigo/login", "200"), 2.0, "{after}");
+    assert_eq!(step_grew("/kaigo/login", "303"), 1.0);
+    assert_eq!(step_grew("/kaigo/menu", "200"), 1.0);
+    assert_eq!(step_grew("other", "404"), 1.0);
     // The histogram counts every answered request once.
     for area in ["kaigo", "portal", "admin", "other"] {
         let counted: f64 = ["200", "303", "404", "429", "503"]
             .iter()
             .map(|s| requests(&after, area, s))
             .sum();
-        let timed = value(
+        // (Summed over the area's steps; a step no request took has no
+        // series, an area without requests none at all.)
+        let timed = count(
             &after,
             "kagi_request_duration_seconds_count",
             &[("area", area)],
         );
-        assert_eq!(timed, Some(counted), "area {area}: {after}");
-        let inf = value(
+        assert_eq!(timed, counted, "area {area}: {after}");
+        let inf = count(
             &after,
             "kagi_request_duration_seconds_bucket",
             &[("area", area), ("le", "+Inf")],
         );
-        assert_eq!(inf, Some(counted), "area {area}");
+        assert_eq!(inf, counted, "area {area}");
     }
     // The login's POST waited in the hashing pool's queue, now empty.
     let waited = value(&after, "kagi_hashing_queue_wait_seconds_count", &[]).unwrap();
@@ -165,6 +208,189 @@ fn a_rate_limited_login_is_counted_by_its_action() {
     assert_eq!(limited("login"), Some(1.0), "{families}");
     assert_eq!(limited("recovery"), Some(0.0));
     assert_eq!(requests(&families, "kaigo", "429"), 1.0);
+}
+
+#[test]
+fn a_stranger_s_made_up_paths_add_no_series() {
+    let server = spawn();
+    let mut stranger = server.client();
+    let before = scrape(&server);
+    for n in 0..20 {
+        assert_eq!(stranger.get(&format!("/kaigo/x{n}")).status, 404);
+        assert_eq!(stranger.get(&format!("/portal/{n}/login")).status, 404);
+    }
+    let after = scrape(&server);
+    let series = |families: &Value| -> Vec<String> {
+        families["kagi_requests"]["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| format!("{}", s[1]))
+            .collect()
+    };
+    let new: Vec<String> = series(&after)
+        .into_iter()
+        .filter(|s| !series(&before).contains(s))
+        .collect();
+    // The 404s of both sites, each one series under `other`; the first
+    // scrape's own.
+    assert_eq!(new.len(), 3, "{new:?}");
+    let other = |area| {
+        count(
+            &after,
+            "kagi_requests_total",
+            &[("area", area), ("step", "other"), ("status", "404")],
+        )
+    };
+    assert_eq!((other("kaigo"), other("portal")), (20.0, 20.0));
+    assert!(!after.to_string().contains("/kaigo/x"), "{after}");
+}
+
+#[test]
+fn a_code_mailed_to_a_real_address_is_counted_and_a_decoy_is_not() {
+    let server = spawn();
+    let codes = |families: &Value| {
+        count(
+            families,
+            "kagi_codes_issued_total",
+            &[("purpose", "recovery")],
+        )
+    };
+    let flushes =
+        |families: &Value| count(families, "kagi_store_flush_duration_seconds_count", &[]);
+    let at_first = scrape(&server);
+    assert_eq!(codes(&at_first), 0.0, "{at_first}");
+    // An address that is not the office's: the same page, a decoy queued
+    // and never sent, nothing issued.
+    let mut stranger = server.client();
+    let page = kaigo::start_recovery(&mut stranger, OSAKA_OFFICE, "someone@example.jp");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let after_decoy = scrape(&server);
+    assert_eq!(codes(&after_decoy), 0.0, "{after_decoy}");
+    // The office's own address: one code mailed.
+    let mut staff = server.client();
+    kaigo::start_recovery(&mut staff, OSAKA_OFFICE, OSAKA_MAIL);
+    assert_eq!(server.wait_for_mails(1).len(), 1);
+    let after_code = scrape(&server);
+    assert_eq!(codes(&after_code), 1.0, "{after_code}");
+    assert_eq!(
+        count(
+            &after_code,
+            "kagi_codes_issued_total",
+            &[("purpose", "first_login")]
+        ),
+        0.0
+    );
+    // Both steps went through the recovery's route, and each flushed the
+    // store before its page said the mail went out.
+    let auth = |families: &Value| {
+        count(
+            families,
+            "kagi_requests_total",
+            &[("step", "/kaigo/recovery/auth"), ("status", "303")],
+        )
+    };
+    assert_eq!(auth(&after_code) - auth(&at_first), 2.0, "{after_code}");
+    assert!(flushes(&after_code) - flushes(&at_first) >= 2.0);
+    let flush_time = value(&after_code, "kagi_store_flush_duration_seconds_sum", &[]);
+    assert!(flush_time.unwrap() > 0.0);
+}
+
+#[test]
+fn a_reset_link_and_a_registration_link_are_counted_and_decoys_are_not() {
+    let server = spawn_with(|c| c.rate_limit.recovery.burst = 10);
+    let links = |families: &Value, purpose| {
+        count(families, "kagi_links_issued_total", &[("purpose", purpose)])
+    };
+    let mut c = server.client();
+    portal::request_link(&mut c, "demo-user", "wrong@example.jp");
+    let after_decoy = scrape(&server);
+    assert_eq!(links(&after_decoy, "reset"), 0.0, "{after_decoy}");
+    portal::request_link(&mut c, "demo-user", "demo-user@example.jp");
+    server.wait_for_mails(1);
+    let after_link = scrape(&server);
+    assert_eq!(links(&after_link, "reset"), 1.0, "{after_link}");
+    assert_eq!(links(&after_link, "registration"), 0.0);
+    // A registration with an address in use is mailed its user name, and
+    // no link; a new address is mailed a link.
+    let in_use = Typed {
+        email: "demo-user@example.jp",
+        email_confirm: "demo-user@example.jp",
+        ..NEW
+    };
+    register(&mut server.client(), &in_use);
+    server.wait_for_mails(2);
+    let after_in_use = scrape(&server);
+    assert_eq!(links(&after_in_use, "registration"), 0.0, "{after_in_use}");
+    register(&mut server.client(), &NEW);
+    server.wait_for_mails(3);
+    let after_new = scrape(&server);
+    assert_eq!(links(&after_new, "registration"), 1.0, "{after_new}");
+    assert_eq!(links(&after_new, "reset"), 1.0);
+}
+
+#[test]
+fn a_name_locked_out_by_wrong_passwords_is_counted_once_per_lock() {
+    let server = spawn_with(|c| c.guard.login_failures = 3);
+    let lockouts =
+        |families: &Value, area| count(families, "kagi_lockouts_total", &[("area", area)]);
+    let mut user = server.client();
+    for _ in 0..2 {
+        kaigo::login(&mut user, TOKYO_13.0, "wrongPassword1");
+    }
+    let before = scrape(&server);
+    assert_eq!(lockouts(&before, "kaigo"), 0.0, "two failures lock nothing");
+    kaigo::login(&mut user, TOKYO_13.0, "wrongPassword1");
+    // While it waits, a further try (even the right password) locks
+    // nothing more.
+    kaigo::login(&mut user, TOKYO_13.0, TOKYO_13.1);
+    let after = scrape(&server);
+    assert_eq!(lockouts(&after, "kaigo"), 1.0, "{after}");
+    assert_eq!(lockouts(&after, "portal"), 0.0);
+    assert_eq!(lockouts(&after, "admin"), 0.0);
+}
+
+#[test]
+fn the_sweeper_s_rounds_are_counted_and_timed() {
+    let server = spawn();
+    // The sweeper's first round runs as the server starts.
+    let mut families = scrape(&server);
+    wait_until(10, "the first sweep to be counted", || {
+        families = scrape(&server);
+        value(&families, "kagi_sweep_runs_total", &[]).unwrap() >= 1.0
+    });
+    let runs = value(&families, "kagi_sweep_runs_total", &[]).unwrap();
+    let timed = value(&families, "kagi_sweep_duration_seconds_count", &[]);
+    assert_eq!(timed, Some(runs), "{families}");
+}
+
+#[test]
+fn a_mail_the_relay_has_not_taken_yet_is_retrying_until_it_is_sent() {
+    use crate::smtp::{free_port, recover, seeded_dir, serve, serve_config, wait_for_first_tries};
+    let port = free_port();
+    let dir = seeded_dir("metrics-retrying");
+    let clock = kagi::clock::Clock::system();
+    let running = serve(serve_config(&dir, port), &clock);
+    let addr = running.addr();
+    let gauges = |families: &Value| {
+        ["kagi_mail_queued", "kagi_mail_retrying", "kagi_mail_failed"]
+            .map(|name| value(families, name, &[]).unwrap())
+    };
+    assert_eq!(gauges(&scrape_at(addr, &dir)), [0.0, 0.0, 0.0]);
+    // Nobody listens on the relay's port: the first try fails.
+    recover(addr, OSAKA_OFFICE, OSAKA_MAIL);
+    wait_for_first_tries(addr, &dir);
+    let failing = scrape_at(addr, &dir);
+    assert_eq!(gauges(&failing), [1.0, 1.0, 0.0], "{failing}");
+    // The relay comes up; 30 s later (on kagi's clock) the retry finds it.
+    let smtpd = crate::smtp::Smtpd::start_on("plain", port);
+    clock.advance(30);
+    smtpd.wait_for(1);
+    wait_until(20, "the outbox to empty", || {
+        gauges(&scrape_at(addr, &dir)) == [0.0, 0.0, 0.0]
+    });
+    running.stop();
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

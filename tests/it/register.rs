@@ -7,16 +7,16 @@ use crate::support::portal::login;
 use crate::support::{captcha_answer_at, comparable, spawn, spawn_with, Client, Page, TestServer};
 
 /// The fields of a registration, as typed.
-struct Typed<'a> {
-    institution: &'a str,
-    name: &'a str,
-    contact: &'a str,
-    email: &'a str,
-    email_confirm: &'a str,
-    user: &'a str,
+pub(crate) struct Typed<'a> {
+    pub(crate) institution: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) contact: &'a str,
+    pub(crate) email: &'a str,
+    pub(crate) email_confirm: &'a str,
+    pub(crate) user: &'a str,
 }
 
-const NEW: Typed<'static> = Typed {
+pub(crate) const NEW: Typed<'static> = Typed {
     institution: "1311112222",
     name: "デモ病院",
     contact: "佐藤 一郎",
@@ -27,7 +27,7 @@ const NEW: Typed<'static> = Typed {
 
 /// ① from the top page's tile, as a person reaches it; the answer to the
 /// form (not followed) and the page it leads to.
-fn register(c: &mut Client, t: &Typed<'_>) -> (Page, Page) {
+pub(crate) fn register(c: &mut Client, t: &Typed<'_>) -> (Page, Page) {
     let top = c.get("/portal");
     assert!(top.has("href=\"/portal/register\""), "the tile is live");
     let form = c.get("/portal/register");

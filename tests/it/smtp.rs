@@ -23,7 +23,7 @@ pub struct Smtpd {
     dir: PathBuf,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -135,7 +135,7 @@ fn message_id(raw: &[u8]) -> String {
 }
 
 /// A `serve` configuration that delivers through 127.0.0.1:`port`.
-fn serve_config(dir: &Path, port: u16) -> kagi::config::Config {
+pub(crate) fn serve_config(dir: &Path, port: u16) -> kagi::config::Config {
     let mut config = kagi::config::Config {
         listen: "127.0.0.1:0".into(),
         public_url: Some("http://login.example.jp".into()),
@@ -173,13 +173,13 @@ fn seed_demo_accounts(dir: &Path) {
 }
 
 /// A fresh data directory with the demo accounts in it.
-fn seeded_dir(name: &str) -> PathBuf {
+pub(crate) fn seeded_dir(name: &str) -> PathBuf {
     let dir = scratch_path(name);
     seed_demo_accounts(&dir);
     dir
 }
 
-fn serve(config: kagi::config::Config, clock: &kagi::clock::Clock) -> kagi::Running {
+pub(crate) fn serve(config: kagi::config::Config, clock: &kagi::clock::Clock) -> kagi::Running {
     kagi::start(kagi::Options {
         config,
         mode: kagi::Mode::Serve,
@@ -189,7 +189,7 @@ fn serve(config: kagi::config::Config, clock: &kagi::clock::Clock) -> kagi::Runn
 }
 
 /// Steps 1–2 of a kaigo recovery; the page must say the code was sent.
-fn recover(addr: std::net::SocketAddr, office: &str, email: &str) -> Client {
+pub(crate) fn recover(addr: std::net::SocketAddr, office: &str, email: &str) -> Client {
     let mut c = Client::new(addr);
     let page = kaigo::start_recovery(&mut c, office, email);
     assert!(page.has("宛に送信しました"));
@@ -198,7 +198,7 @@ fn recover(addr: std::net::SocketAddr, office: &str, email: &str) -> Client {
 
 /// Waits until kagi has tried every real mail of its outbox at least once
 /// (or delivered it): the first try is over, whatever it came to.
-fn wait_for_first_tries(addr: std::net::SocketAddr, dir: &Path) {
+pub(crate) fn wait_for_first_tries(addr: std::net::SocketAddr, dir: &Path) {
     wait_until(20, "a first try of every queued mail", || {
         undelivered(addr, dir)
             .iter()

@@ -208,6 +208,27 @@ pub fn postal(action: cli::PostalAction, reach: cli::Reach) -> Result<(), Error>
     }
 }
 
+/// The configuration `config` names, or the defaults.
+fn load_config(config: Option<&Path>) -> Result<Config, Error> {
+    match config {
+        Some(path) => Config::from_file(path).map_err(Error::Config),
+        None => Ok(Config::default()),
+    }
+}
+
+/// The configuration and the data directory of a command that works on
+/// a stopped server's database: `--data-dir`, else the config's.
+fn config_and_dir(
+    data_dir: Option<PathBuf>,
+    config: Option<&Path>,
+) -> Result<(Config, PathBuf), Error> {
+    let c = load_config(config)?;
+    let dir = data_dir
+        .or(c.data_dir.clone())
+        .ok_or_else(|| Error::Config("data_dir: the config file sets no data_dir".into()))?;
+    Ok((c, dir))
+}
+
 /// The error of an answer that is not the one expected.
 fn refused(server: &str, status: u16) -> Error {
     Error::Startup(format!(
@@ -222,10 +243,7 @@ fn server_and_token(reach: cli::Reach) -> Result<(String, String), Error> {
         data_dir,
         server,
     } = reach;
-    let c = match &config {
-        Some(path) => Config::from_file(path).map_err(Error::Config)?,
-        None => Config::default(),
-    };
+    let c = load_config(config.as_deref())?;
     let server = match server {
         Some(s) => s,
         None => {
@@ -383,10 +401,7 @@ fn fetch_backup(server: &str, token: &str, partial: &Path, total: u64) -> Result
 /// Where the key file of the server `reach` names is, when the command
 /// line can tell (to name it in what `kagi backup` says).
 fn reach_key_file(reach: &cli::Reach) -> Result<Option<PathBuf>, Error> {
-    let c = match &reach.config {
-        Some(path) => Config::from_file(path).map_err(Error::Config)?,
-        None => Config::default(),
-    };
+    let c = load_config(reach.config.as_deref())?;
     let dir = reach.data_dir.clone().or(c.data_dir.clone());
     Ok(c.store
         .key_file
@@ -402,13 +417,7 @@ pub fn restore(
     config: Option<PathBuf>,
     key_file: Option<&Path>,
 ) -> Result<(), Error> {
-    let c = match &config {
-        Some(path) => Config::from_file(path).map_err(Error::Config)?,
-        None => Config::default(),
-    };
-    let dir = data_dir
-        .or(c.data_dir.clone())
-        .ok_or_else(|| Error::Config("data_dir: the config file sets no data_dir".into()))?;
+    let (c, dir) = config_and_dir(data_dir, config.as_deref())?;
     let key_text = match key_file {
         Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
             Error::Startup(format!("cannot read the key file {}: {e}", path.display()))
@@ -460,13 +469,7 @@ fn open_stopped(
     config: Option<std::path::PathBuf>,
     create: bool,
 ) -> Result<(Config, Store), Error> {
-    let c = match &config {
-        Some(path) => Config::from_file(path).map_err(Error::Config)?,
-        None => Config::default(),
-    };
-    let dir = data_dir
-        .or(c.data_dir.clone())
-        .ok_or_else(|| Error::Config("data_dir: the config file sets no data_dir".into()))?;
+    let (c, dir) = config_and_dir(data_dir, config.as_deref())?;
     if !create && !dir.join("conf").exists() {
         return Err(Error::Startup(format!(
             "no kagi database in {}",

@@ -881,6 +881,21 @@ mod tests {
         panic!("cannot reopen {}", dir.display())
     }
 
+    /// Why opening `dir` is refused, once sled's background threads have
+    /// let go of it; empty if it opens.
+    fn refusal_at_open(dir: &Path) -> String {
+        for _ in 0..100 {
+            match Store::open(dir, 1 << 20, &default_key_file(dir)) {
+                Err(e) if e.to_string().contains("lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                Err(e) => return e.to_string(),
+                Ok(_) => break,
+            }
+        }
+        String::new()
+    }
+
     #[test]
     fn a_database_of_a_newer_format_is_refused_with_what_to_do() {
         let (store, dir) = temp_store();
@@ -890,19 +905,7 @@ mod tests {
         t.db.flush().unwrap();
         drop(t);
         drop(store);
-        let mut refused = String::new();
-        for _ in 0..100 {
-            match Store::open(&dir, 1 << 20, &default_key_file(&dir)) {
-                Err(e) if e.to_string().contains("lock") => {
-                    std::thread::sleep(std::time::Duration::from_millis(50))
-                }
-                Err(e) => {
-                    refused = e.to_string();
-                    break;
-                }
-                Ok(_) => break,
-            }
-        }
+        let refused = refusal_at_open(&dir);
         assert!(
             refused.contains("format 2, written by a newer kagi"),
             "{refused}"
@@ -1047,19 +1050,7 @@ mod tests {
         t.accounts.insert("kaigo:x", &b"{}"[..]).unwrap();
         t.db.flush().unwrap();
         drop(t);
-        let mut refused = String::new();
-        for _ in 0..100 {
-            match Store::open(&dir, 1 << 20, &default_key_file(&dir)) {
-                Err(e) if e.to_string().contains("lock") => {
-                    std::thread::sleep(std::time::Duration::from_millis(50))
-                }
-                Err(e) => {
-                    refused = e.to_string();
-                    break;
-                }
-                Ok(_) => break,
-            }
-        }
+        let refused = refusal_at_open(&dir);
         assert!(refused.contains("no key file"), "{refused}");
         assert!(!default_key_file(&dir).exists());
         std::fs::remove_dir_all(dir).unwrap();

@@ -70,24 +70,13 @@ fn backup(server: &crate::support::TestServer, file: &Path) -> std::process::Out
     ])
 }
 
-/// A lab `serve` (capture mail, cheap hashes, generous limits) on `dir`.
+/// A lab `serve` (cheap hashes, room for wrong passwords) on `dir`.
 fn serve_on(dir: &Path) -> kagi::Running {
-    let mut config = kagi::config::Config {
-        listen: "127.0.0.1:0".into(),
-        data_dir: Some(dir.to_path_buf()),
-        public_url: Some("http://lab.example.jp".into()),
-        ..Default::default()
-    };
-    config.mail.transport = Some(kagi::config::Transport::Capture);
-    config.argon2.memory_kib = 256;
-    config.argon2.iterations = 1;
-    config.guard.login_failures = 100;
-    kagi::start(kagi::Options {
-        config,
-        mode: kagi::Mode::Serve,
-        clock: kagi::clock::Clock::system(),
+    crate::support::lab_serve_on(dir, |c| {
+        c.argon2.memory_kib = 256;
+        c.argon2.iterations = 1;
+        c.guard.login_failures = 100;
     })
-    .expect("the restored database serves")
 }
 
 #[test]

@@ -48,19 +48,7 @@ fn imported_accounts_log_in_with_their_old_passwords_and_a_bad_line_imports_noth
     assert!(String::from_utf8_lossy(&ok.stdout).contains("imported 2 accounts"));
 
     // A lab serve on that database: both log in with their old passwords.
-    let mut config = kagi::config::Config {
-        listen: "127.0.0.1:0".into(),
-        data_dir: Some(dir.clone()),
-        public_url: Some("http://lab.example.jp".into()),
-        ..Default::default()
-    };
-    config.mail.transport = Some(kagi::config::Transport::Capture);
-    let running = kagi::start(kagi::Options {
-        config,
-        mode: kagi::Mode::Serve,
-        clock: kagi::clock::Clock::system(),
-    })
-    .unwrap();
+    let running = crate::support::lab_serve_on(&dir, |_| {});
     let mut c = crate::support::Client::new(running.addr());
     c.get("/kaigo/login");
     let menu = c.submit(

@@ -317,6 +317,25 @@ pub fn open_store(dir: &std::path::Path) -> kagi::store::Store {
     }
 }
 
+/// A lab `serve` in this process (capture transport, any port) on the
+/// database in `dir`, its config changed by `adjust` before it starts.
+pub fn lab_serve_on(dir: &std::path::Path, adjust: impl FnOnce(&mut Config)) -> Running {
+    let mut config = Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: Some(dir.to_path_buf()),
+        public_url: Some("http://lab.example.jp".into()),
+        ..Default::default()
+    };
+    config.mail.transport = Some(kagi::config::Transport::Capture);
+    adjust(&mut config);
+    kagi::start(Options {
+        config,
+        mode: Mode::Serve,
+        clock: Clock::system(),
+    })
+    .expect("a lab serve starts")
+}
+
 /// A lab `serve` config in `dir` (capture transport, cheap argon2, any
 /// port) over the database `data`, and `more` TOML after it.
 pub fn lab_config(dir: &std::path::Path, data: &std::path::Path, more: &str) -> PathBuf {

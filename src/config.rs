@@ -330,10 +330,41 @@ impl Argon2Config {
     }
 }
 
-/// The sled database.
+/// Which engine keeps the records.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreEngine {
+    /// sled, embedded, in `data_dir`: one kagi process owns it.
+    #[default]
+    Sled,
+    /// PostgreSQL at `store.postgres.url`: several kagi instances share it.
+    Postgres,
+}
+
+/// Where PostgreSQL is, when `store.engine = "postgres"`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// `postgresql://user:password@host:port/database` (or key=value
+    /// pairs), as libpq takes it.
+    pub url: Option<String>,
+}
+
+impl fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &self.url.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+/// The database.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
+    /// `sled` (the default) or `postgres`.
+    pub engine: StoreEngine,
+    pub postgres: PostgresConfig,
     /// sled's page cache in bytes; the main share of kagi's memory.
     pub cache_bytes: u64,
     /// How often the sweeper deletes expired flows and sessions. Reads treat
@@ -494,6 +525,8 @@ impl Default for Argon2Config {
 impl Default for StoreConfig {
     fn default() -> StoreConfig {
         StoreConfig {
+            engine: StoreEngine::Sled,
+            postgres: PostgresConfig::default(),
             cache_bytes: 8 * 1024 * 1024,
             sweep_interval_secs: 60,
             audit_retention_secs: 400 * 86_400,
@@ -589,6 +622,15 @@ impl Config {
         }
         TrustedProxies::parse(&self.http.trusted_proxies)
             .map_err(|e| bad("http.trusted_proxies", e))?;
+        if self.store.engine == StoreEngine::Postgres {
+            let url = self.store.postgres.url.as_deref().unwrap_or("");
+            if url.parse::<postgres::Config>().is_err() || url.is_empty() {
+                return Err(bad(
+                    "store.postgres.url",
+                    "store.engine = \"postgres\" needs a connection URL: postgresql://user:password@host:port/database",
+                ));
+            }
+        }
         for (field, value) in [
             ("http.max_connections", self.http.max_connections as u64),
             (

@@ -246,15 +246,20 @@ pub fn start(options: Options) -> Result<Running, Error> {
     let key_file = store::key_file(&config.store, &data_dir);
     // A full disk does not stop kagi: it serves the 503 page until the
     // database opens.
+    let (store, shown) = match (config.store.engine, &config.store.postgres.url) {
+        (crate::config::StoreEngine::Postgres, Some(url)) => (
+            Store::open_postgres_or_wait(url, &data_dir, &key_file),
+            store::shown_postgres(url),
+        ),
+        _ => (
+            Store::open_or_wait(&data_dir, config.store.cache_bytes, &key_file),
+            format!("in {}", data_dir.display()),
+        ),
+    };
     let store =
-        Store::open_or_wait(&data_dir, config.store.cache_bytes, &key_file).map_err(|e| {
-            Error::Startup(format!(
-                "cannot open the database in {}: {e}",
-                data_dir.display()
-            ))
-        })?;
+        store.map_err(|e| Error::Startup(format!("cannot open the database {shown}: {e}")))?;
     if let Some(why) = store.unavailable() {
-        say!("kagi: the database in {} cannot be opened yet ({why}); every page answers 503 until it can, tried again every second", data_dir.display());
+        say!("kagi: the database {shown} cannot be opened yet ({why}); every page answers 503 until it can, tried again every second");
     }
     let store = Arc::new(store);
     // One set of counters for every thread that counts; the `step` label

@@ -292,7 +292,7 @@ impl Store {
             id: String,
             email: Option<String>,
         }
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         let mut n = 0;
         for value in t.accounts.iter().values() {
             let row: Row = decode(&value?)?;
@@ -310,9 +310,9 @@ impl Store {
     /// the office index): an import of a million stays fast.
     pub fn put_accounts(&self, accounts: &[Account]) -> Result<()> {
         let t = self.trees()?;
-        let mut rows = sled::Batch::default();
-        let mut index = sled::Batch::default();
-        let mut emails = sled::Batch::default();
+        let mut rows = Batch::default();
+        let mut index = Batch::default();
+        let mut emails = Batch::default();
         for account in accounts {
             rows.insert(account_key(account.site, &account.id), encode(account)?);
             if let Some(office) = &account.office {
@@ -377,8 +377,8 @@ impl Store {
         Ok(())
     }
 
-    pub fn account_count(&self) -> usize {
-        self.trees().map_or(0, |t| t.accounts.len())
+    pub fn account_count(&self) -> Result<usize> {
+        self.trees()?.accounts.len()
     }
 }
 

@@ -10,11 +10,11 @@
 //! elsewhere.
 
 use super::accounts::account_key;
-use super::{decode, encode, Result, Store, StoreError, Trees};
+use super::kv::{together, Batch};
+use super::{decode, encode, Result, Store, Trees};
 use crate::secret::Keys;
 use crate::site::Site;
 use crate::store::AuditEvent;
-use sled::Transactional;
 
 /// The labels of the three HMACs, so that none can stand for another.
 const LINK: &str = "audit-link";
@@ -43,17 +43,18 @@ impl Store {
         })?;
         let head = keys.audit_mac(HEAD, keys.audit_mac(LINK, &entry).as_bytes());
         let id = self.next_id()?.to_be_bytes();
-        let index = account_index_key(event, &id);
-        (&t.audit, &t.meta, &t.audit_accounts)
-            .transaction(|(audit, meta, accounts)| {
-                audit.insert(&id, entry.as_slice())?;
-                meta.insert("audit_head", head.as_bytes())?;
-                if let Some(index) = &index {
-                    accounts.insert(index.as_slice(), &[])?;
-                }
-                Ok(())
-            })
-            .map_err(StoreError::from_transaction)
+        let (mut audit, mut meta, mut accounts) =
+            (Batch::default(), Batch::default(), Batch::default());
+        audit.insert(&id[..], entry);
+        meta.insert("audit_head", head.as_bytes());
+        if let Some(index) = account_index_key(event, &id) {
+            accounts.insert(index, &[][..]);
+        }
+        together(&[
+            (&t.audit, &audit),
+            (&t.meta, &meta),
+            (&t.audit_accounts, &accounts),
+        ])
     }
 
     /// Deletes up to `batch` entries older than `before`, oldest first. The
@@ -78,18 +79,19 @@ impl Store {
             let tag = keys.audit_mac(ANCHOR, anchor.as_bytes());
             // The entry goes and the anchor moves in one transaction: a
             // crash cannot leave the one without the other.
-            let index = account_index_key(&event, &key);
-            (&t.audit, &t.meta, &t.audit_accounts)
-                .transaction(|(audit, meta, accounts)| {
-                    audit.remove(&key)?;
-                    meta.insert("audit_anchor", anchor.as_bytes())?;
-                    meta.insert("audit_anchor_tag", tag.as_bytes())?;
-                    if let Some(index) = &index {
-                        accounts.remove(index.as_slice())?;
-                    }
-                    Ok(())
-                })
-                .map_err(StoreError::from_transaction)?;
+            let (mut audit, mut meta, mut accounts) =
+                (Batch::default(), Batch::default(), Batch::default());
+            audit.remove(key.clone());
+            meta.insert("audit_anchor", anchor.as_bytes());
+            meta.insert("audit_anchor_tag", tag.as_bytes());
+            if let Some(index) = account_index_key(&event, &key) {
+                accounts.remove(index);
+            }
+            together(&[
+                (&t.audit, &audit),
+                (&t.meta, &meta),
+                (&t.audit_accounts, &accounts),
+            ])?;
             done += 1;
         }
         Ok(done)
@@ -192,7 +194,7 @@ impl Store {
         if t.meta.get("audit_indexed")?.is_some() {
             return Ok(0);
         }
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         let mut n = 0;
         for entry in t.audit.iter() {
             let (key, bytes) = entry?;
@@ -481,7 +483,7 @@ mod tests {
         store.trim_audit(1_010, 100).unwrap();
         assert_eq!(store.account_audit(Site::Kaigo, "b", 100).unwrap().len(), 7);
         let t = store.trees().unwrap();
-        assert_eq!(t.audit_accounts.len(), 20);
+        assert_eq!(t.audit_accounts.len().unwrap(), 20);
         t.audit_accounts.clear().unwrap();
         t.meta.remove("audit_indexed").unwrap();
         assert_eq!(store.index_audit_once().unwrap(), 20);

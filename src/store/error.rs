@@ -45,6 +45,11 @@ impl StoreError {
         StoreError::of(ErrorKind::Refused, message, None)
     }
 
+    /// A failure of no kind a caller acts on.
+    pub(super) fn other(message: impl Into<String>) -> StoreError {
+        StoreError::of(ErrorKind::Other, message, None)
+    }
+
     /// Something stored does not decode.
     pub(super) fn corrupt(message: impl Into<String>) -> StoreError {
         StoreError::of(ErrorKind::Corrupt, message, None)

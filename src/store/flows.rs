@@ -295,16 +295,15 @@ impl Store {
     }
 
     /// Records (of any expiring kind) physically present, expired or not.
-    pub fn expiring_record_count(&self) -> usize {
-        self.trees().map_or(0, |t| {
-            t.flows.len()
-                + t.sessions.len()
-                + t.links.len()
-                + t.captchas.len()
-                + t.guards.len()
-                + t.operator_sessions.len()
-                + t.registrations.len()
-        })
+    pub fn expiring_record_count(&self) -> Result<usize> {
+        let t = self.trees()?;
+        Ok(t.flows.len()?
+            + t.sessions.len()?
+            + t.links.len()?
+            + t.captchas.len()?
+            + t.guards.len()?
+            + t.operator_sessions.len()?
+            + t.registrations.len()?)
     }
 }
 
@@ -336,7 +335,7 @@ mod tests {
         assert_eq!(store.take_registration("k1", 50).unwrap(), None, "once");
         assert_eq!(store.take_registration("k2", 100).unwrap(), None, "expired");
         assert_eq!(store.sweep(100, 100).unwrap(), 2);
-        assert_eq!(store.trees().unwrap().registrations.len(), 0);
+        assert_eq!(store.trees().unwrap().registrations.len().unwrap(), 0);
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -370,7 +369,7 @@ mod tests {
         // f2 is rewritten to live longer: its old index entry goes at once,
         // and could not kill it anyway.
         store.put_flow("f2", &flow(), 400).unwrap();
-        assert_eq!(store.trees().unwrap().expiry.len(), 5);
+        assert_eq!(store.trees().unwrap().expiry.len().unwrap(), 5);
 
         assert_eq!(store.sweep(200, 1000).unwrap(), 2); // f1@100, s1@150
         assert!(store.trees().unwrap().flows.get("f1").unwrap().is_none());
@@ -378,13 +377,13 @@ mod tests {
         assert!(store.trees().unwrap().flows.get("f2").unwrap().is_some());
         assert!(store.trees().unwrap().flows.get("f3").unwrap().is_some());
         assert!(store.trees().unwrap().sessions.get("s2").unwrap().is_some());
-        assert_eq!(store.expiring_record_count(), 3);
+        assert_eq!(store.expiring_record_count().unwrap(), 3);
 
         // Bounded batches: one at a time.
         assert_eq!(store.sweep(1000, 1).unwrap(), 1);
         assert_eq!(store.sweep(1000, 10).unwrap(), 2);
-        assert_eq!(store.expiring_record_count(), 0);
-        assert_eq!(store.trees().unwrap().expiry.len(), 0);
+        assert_eq!(store.expiring_record_count().unwrap(), 0);
+        assert_eq!(store.trees().unwrap().expiry.len().unwrap(), 0);
 
         // Links ride the same index.
         let link = Link {
@@ -399,7 +398,7 @@ mod tests {
         assert_eq!(store.sweep(1999, 10).unwrap(), 0);
         assert_eq!(store.link("l1", 1999).unwrap(), Some(link));
         assert_eq!(store.sweep(2000, 10).unwrap(), 1);
-        assert_eq!(store.expiring_record_count(), 0);
+        assert_eq!(store.expiring_record_count().unwrap(), 0);
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -416,7 +415,7 @@ mod tests {
                 .update_login_guard(who, now, 0, |g| g.failures += 1)
                 .unwrap();
         }
-        assert_eq!(store.trees().unwrap().expiry.len(), 2);
+        assert_eq!(store.trees().unwrap().expiry.len().unwrap(), 2);
         // Kept `window` after the last change.
         assert_eq!(store.sweep(148, 10).unwrap(), 0);
         assert_eq!(store.sweep(149, 10).unwrap(), 1);

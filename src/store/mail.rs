@@ -165,16 +165,10 @@ impl Store {
         let t = self.trees()?;
         let key = mail.id.to_be_bytes();
         let value = self.seal_mail(mail.id, mail)?;
-        (&t.outbox, &t.mailbox)
-            .transaction(|(outbox, mailbox)| {
-                outbox.remove(&key)?;
-                mailbox.insert(&key, value.as_slice())?;
-                Ok(())
-            })
-            .map_err(|e: sled::transaction::TransactionError<()>| {
-                StoreError::from_transaction(e)
-            })?;
-        Ok(())
+        let (mut outbox, mut mailbox) = (Batch::default(), Batch::default());
+        outbox.remove(&key[..]);
+        mailbox.insert(&key[..], value);
+        kv::together(&[(&t.outbox, &outbox), (&t.mailbox, &mailbox)])
     }
 
     /// Captured mail, newest first.
@@ -202,7 +196,7 @@ impl Store {
     /// Deletes captured mail beyond the newest `keep`.
     pub fn trim_mailbox(&self, keep: usize, batch: usize) -> Result<usize> {
         let t = self.trees()?;
-        let excess = t.mailbox.len().saturating_sub(keep).min(batch);
+        let excess = t.mailbox.len()?.saturating_sub(keep).min(batch);
         let mut done = 0;
         for key in t.mailbox.iter().keys().take(excess) {
             t.mailbox.remove(key?)?;

@@ -9,9 +9,11 @@ mod audit;
 pub mod backup;
 mod error;
 mod flows;
+mod kv;
 mod mail;
 mod operators;
 mod postal;
+mod postgres;
 mod records;
 mod sweep;
 
@@ -70,51 +72,75 @@ struct Timed<T> {
     value: T,
 }
 
-/// The open sled database and its trees.
+/// The open database and its trees, on either engine.
 struct Trees {
-    db: sled::Db,
+    db: Engine,
     /// `site:id` → `Account`.
-    accounts: sled::Tree,
+    accounts: Tree,
     /// kaigo office number + billing prefecture → user ID.
-    offices: sled::Tree,
+    offices: Tree,
     /// Normalized e-mail, NUL, `site:id` → (): the console's search. An
     /// entry may be stale (the account's address changed since); a search
     /// checks the account it names.
-    emails: sled::Tree,
+    emails: Tree,
     /// Operators, by name.
-    operators: sled::Tree,
+    operators: Tree,
     /// Operators' console logins, by digest of their cookie.
-    operator_sessions: sled::Tree,
+    operator_sessions: Tree,
     /// Portal registrations waiting for their address, by token digest.
-    registrations: sled::Tree,
+    registrations: Tree,
     /// portal 医療機関等コード, NUL, user name → (): the accounts of an
     /// institution (a registration retires its provisional ones).
-    institutions: sled::Tree,
+    institutions: Tree,
     /// `site:id`, NUL, entry id (big-endian) → (): an account's entries in
     /// the audit trail, newest last.
-    audit_accounts: sled::Tree,
-    flows: sled::Tree,
-    sessions: sled::Tree,
+    audit_accounts: Tree,
+    flows: Tree,
+    sessions: Tree,
     /// Mailed reset links, by digest of their token.
-    links: sled::Tree,
+    links: Tree,
     /// CAPTCHA challenges of databases written before they moved to memory
     /// (`captcha::Challenges`): nothing writes here now; the sweep empties it.
-    captchas: sled::Tree,
+    captchas: Tree,
     /// Claim and login guards: `claim:<digest>`, `login:<site>:<user>`.
-    guards: sled::Tree,
+    guards: Tree,
     /// Mail not yet accepted by a server, by id.
-    outbox: sled::Tree,
+    outbox: Tree,
     /// Mail kept by the capture transport, by id.
-    mailbox: sled::Tree,
-    postal: sled::Tree,
-    audit: sled::Tree,
+    mailbox: Tree,
+    postal: Tree,
+    audit: Tree,
     /// (expires: u64 BE, tree tag: u8, key) → ().
-    expiry: sled::Tree,
+    expiry: Tree,
     /// Server-wide values: the format, the audit chain's anchor and head.
-    meta: sled::Tree,
+    meta: Tree,
     /// Added to sled's ids (`meta.id_base`): a database restored from a
     /// backup goes on from the ids the backup's server had reached.
     id_base: u64,
+}
+
+/// The engine under the trees.
+enum Engine {
+    Sled(sled::Db),
+    Postgres(Arc<postgres::Pool>),
+}
+
+impl Engine {
+    /// Writes everything to disk (sled); PostgreSQL's commits already are.
+    fn flush(&self) -> Result<()> {
+        match self {
+            Engine::Sled(db) => db.flush().map(drop).map_err(StoreError::from),
+            Engine::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// A fresh id, increasing across restarts (and across instances).
+    fn generate_id(&self) -> Result<u64> {
+        match self {
+            Engine::Sled(db) => Ok(db.generate_id()?),
+            Engine::Postgres(pool) => pool.generate_id(),
+        }
+    }
 }
 
 /// The format of the database this kagi reads and writes, marked in
@@ -149,7 +175,11 @@ fn format_problem(found: &[u8]) -> Option<String> {
 /// storage error, which the sites answer with 503. The keys live in a key
 /// file beside the database, never inside it.
 pub struct Store {
+    /// The data directory: sled's database, and beside it the key file
+    /// and backups, whichever the engine.
     dir: PathBuf,
+    /// PostgreSQL's connection URL, when the records live there.
+    postgres: Option<String>,
     key_file: PathBuf,
     cache_bytes: u64,
     open: RwLock<Option<Arc<Trees>>>,
@@ -300,6 +330,13 @@ impl Gate {
     }
 }
 
+pub use postgres::test_database;
+
+/// A PostgreSQL URL as logs show it, without its password.
+pub fn shown_postgres(url: &str) -> String {
+    postgres::shown(url)
+}
+
 /// Where the key file is unless the configuration puts it elsewhere.
 pub fn default_key_file(data_dir: &Path) -> PathBuf {
     data_dir.join("kagi.key")
@@ -389,35 +426,58 @@ impl Trees {
             .path(dir)
             .cache_capacity(cache_bytes)
             .open()?;
+        let trees = Trees::build(
+            |name| Ok(Tree::Sled(db.open_tree(name)?)),
+            Engine::Sled(db.clone()),
+        )?;
+        trees.read_format(&format!("in {}", dir.display()))
+    }
+
+    /// The trees in the PostgreSQL database at `url`, its schema brought up
+    /// to date (or refused, if newer than this kagi's).
+    fn open_postgres(url: &str, shown: &str) -> Result<Trees> {
+        let pool = postgres::Pool::open(url)?;
+        let trees = Trees::build(
+            |name| {
+                let number = Trees::NAMES.iter().position(|n| *n == name).unwrap_or(0);
+                Ok(Tree::Pg(pool.tree(number as i16)))
+            },
+            Engine::Postgres(pool.clone()),
+        )?;
+        trees.read_format(shown)
+    }
+
+    /// Every tree from `tree(name)`. In PostgreSQL a tree is its place in
+    /// `NAMES`: a new tree goes at the end, and none ever moves.
+    fn build(tree: impl Fn(&'static str) -> Result<Tree>, db: Engine) -> Result<Trees> {
         Ok(Trees {
-            accounts: db.open_tree("accounts")?,
-            offices: db.open_tree("offices")?,
-            emails: db.open_tree("emails")?,
-            operators: db.open_tree("operators")?,
-            operator_sessions: db.open_tree("operator_sessions")?,
-            registrations: db.open_tree("registrations")?,
-            institutions: db.open_tree("institutions")?,
-            audit_accounts: db.open_tree("audit_accounts")?,
-            flows: db.open_tree("flows")?,
-            sessions: db.open_tree("sessions")?,
-            links: db.open_tree("links")?,
-            captchas: db.open_tree("captchas")?,
-            guards: db.open_tree("guards")?,
-            outbox: db.open_tree("outbox")?,
-            mailbox: db.open_tree("mailbox")?,
-            postal: db.open_tree("postal")?,
-            audit: db.open_tree("audit")?,
-            expiry: db.open_tree("expiry")?,
-            meta: db.open_tree("meta")?,
+            accounts: tree("accounts")?,
+            offices: tree("offices")?,
+            emails: tree("emails")?,
+            operators: tree("operators")?,
+            operator_sessions: tree("operator_sessions")?,
+            registrations: tree("registrations")?,
+            institutions: tree("institutions")?,
+            audit_accounts: tree("audit_accounts")?,
+            flows: tree("flows")?,
+            sessions: tree("sessions")?,
+            links: tree("links")?,
+            captchas: tree("captchas")?,
+            guards: tree("guards")?,
+            outbox: tree("outbox")?,
+            mailbox: tree("mailbox")?,
+            postal: tree("postal")?,
+            audit: tree("audit")?,
+            expiry: tree("expiry")?,
+            meta: tree("meta")?,
             id_base: 0,
             db,
         })
-        .and_then(|t| t.read_format(dir))
     }
 
     /// Checks the format mark (a database without one, new or from before
     /// marks, is this format and gets the mark) and reads the id base.
-    fn read_format(mut self, dir: &Path) -> Result<Trees> {
+    fn read_format(mut self, shown: &str) -> Result<Trees> {
         match self.meta.get("format")? {
             None => {
                 self.meta.insert("format", FORMAT.to_string().as_bytes())?;
@@ -425,8 +485,7 @@ impl Trees {
             Some(found) => {
                 if let Some(problem) = format_problem(&found) {
                     return Err(StoreError::refused(format!(
-                        "kagi cannot open the database in {}: {problem}",
-                        dir.display()
+                        "kagi cannot open the database {shown}: {problem}"
                     )));
                 }
             }
@@ -466,7 +525,7 @@ impl Trees {
     ];
 
     /// The tree of that name (`NAMES`).
-    fn tree_named(&self, name: &str) -> Option<&sled::Tree> {
+    fn tree_named(&self, name: &str) -> Option<&Tree> {
         Some(match name {
             "accounts" => &self.accounts,
             "offices" => &self.offices,
@@ -515,7 +574,7 @@ impl Trees {
         Ok(())
     }
 
-    fn tree(&self, which: Expiring) -> &sled::Tree {
+    fn tree(&self, which: Expiring) -> &Tree {
         match which {
             Expiring::Flows => &self.flows,
             Expiring::Sessions => &self.sessions,
@@ -554,10 +613,10 @@ fn open_keys(trees: &Trees, dir: &Path, key_file: &Path) -> Result<Keys> {
         Ok(Some(text)) => Keys::from_file(&text)
             .map_err(|e| StoreError::refused(format!("the key file {shown}: {e}")))?,
         Ok(None) => {
-            let has_data = !(trees.accounts.is_empty()
-                && trees.audit.is_empty()
-                && trees.outbox.is_empty()
-                && trees.mailbox.is_empty());
+            let has_data = !(trees.accounts.is_empty()?
+                && trees.audit.is_empty()?
+                && trees.outbox.is_empty()?
+                && trees.mailbox.is_empty()?);
             if legacy.is_none() && has_data {
                 return Err(StoreError::refused(format!(
                     "the database in {} holds data, but there is no key file at {shown}: put the \
@@ -628,6 +687,7 @@ impl Store {
     fn closed(dir: &Path, cache_bytes: u64, key_file: &Path) -> Store {
         Store {
             dir: dir.to_path_buf(),
+            postgres: None,
             key_file: key_file.to_path_buf(),
             cache_bytes,
             open: RwLock::new(None),
@@ -668,6 +728,22 @@ impl Store {
         }
     }
 
+    /// The same on PostgreSQL at `url`, the key file and backups in `dir`:
+    /// a database that cannot be reached yet is waited for, one whose
+    /// schema is newer than this kagi's is refused.
+    pub fn open_postgres_or_wait(url: &str, dir: &Path, key_file: &Path) -> Result<Store> {
+        let mut store = Store::closed(dir, 0, key_file);
+        store.postgres = Some(url.to_string());
+        match store.open_now() {
+            Ok(()) => Ok(store),
+            Err(e) if e.is_disk_trouble() => {
+                store.set_closed(&e);
+                Ok(store)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn set_closed(&self, why: &StoreError) {
         *self.closed.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((why.to_string(), why.in_short()));
@@ -675,7 +751,10 @@ impl Store {
 
     /// Opens the trees, and the keys the first time.
     fn open_now(&self) -> Result<()> {
-        let trees = Trees::open(&self.dir, self.cache_bytes)?;
+        let trees = match &self.postgres {
+            Some(url) => Trees::open_postgres(url, &postgres::shown(url))?,
+            None => Trees::open(&self.dir, self.cache_bytes)?,
+        };
         if self.keys.get().is_none() {
             let keys = open_keys(&trees, &self.dir, &self.key_file)?;
             let _ = self.keys.set(Arc::new(keys));
@@ -692,6 +771,10 @@ impl Store {
     /// root's reserve); None if the system cannot tell.
     pub fn free_bytes(&self) -> Option<u64> {
         use std::os::unix::ffi::OsStrExt;
+        if self.postgres.is_some() {
+            // PostgreSQL's disk is its own, watched where it runs.
+            return None;
+        }
         let path = std::ffi::CString::new(self.dir.as_os_str().as_bytes()).ok()?;
         // SAFETY: a NUL-terminated path and a zeroed struct statvfs fills.
         let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
@@ -817,15 +900,9 @@ impl Store {
         if let Some(metrics) = self.metrics.get() {
             metrics.store_flushes.observe(began.elapsed());
         }
-        flushed.map_err(|e| {
-            let errno = match &e {
-                sled::Error::Io(io) => error::errno_of(io),
-                _ => None,
-            };
-            *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some((e.to_string(), errno));
-            StoreError::from(e)
-        })?;
-        Ok(())
+        flushed.inspect_err(|e| {
+            *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some((e.to_string(), e.errno));
+        })
     }
 
     /// Times every `flush` from now on in `metrics` (`/metrics`' store
@@ -841,22 +918,45 @@ impl Store {
     }
 }
 
-use sled::Transactional;
+use kv::{Batch, Tree};
 
 /// What the unit tests of every record family start from.
 #[cfg(test)]
 mod testing {
     use super::*;
 
+    /// A new store for one test, on the engine the tests run on.
     pub fn temp_store() -> (Store, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!(
             "kagi-store-test-{}",
             crate::secret::hex(&crate::secret::random_bytes::<8>())
         ));
-        (
-            Store::open(&dir, 1 << 20, &default_key_file(&dir)).unwrap(),
-            dir,
-        )
+        let key_file = default_key_file(&dir);
+        let store = match test_database(&dir.display().to_string(), true) {
+            Some(url) => {
+                crate::files::private_dir(&dir).unwrap();
+                Store::open_postgres_or_wait(&url, &dir, &key_file).unwrap()
+            }
+            None => Store::open(&dir, 1 << 20, &key_file).unwrap(),
+        };
+        assert!(store.unavailable().is_none(), "{:?}", store.unavailable());
+        (store, dir)
+    }
+
+    /// The store of `dir` (made by `temp_store`) opened again, on its
+    /// engine; Err while sled's threads still hold it, or if refused.
+    pub fn open_again(dir: &Path) -> Result<Store> {
+        let key_file = default_key_file(dir);
+        match test_database(&dir.display().to_string(), false) {
+            Some(url) => {
+                let store = Store::open_postgres_or_wait(&url, dir, &key_file)?;
+                match store.unavailable() {
+                    Some(why) => Err(StoreError::waiting(why, None)),
+                    None => Ok(store),
+                }
+            }
+            None => Store::open(dir, 1 << 20, &key_file),
+        }
     }
 
     pub fn flow() -> Flow {
@@ -873,6 +973,18 @@ mod tests {
     /// Opens `dir` again once sled's background threads let go of it.
     fn reopen(dir: &Path) -> Store {
         for _ in 0..100 {
+            if let Ok(store) = open_again(dir) {
+                return store;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("cannot reopen {}", dir.display())
+    }
+
+    /// The sled database in `dir` (made if new), once sled's background
+    /// threads let go of it: for what only sled's files show.
+    fn reopen_sled(dir: &Path) -> Store {
+        for _ in 0..100 {
             if let Ok(store) = Store::open(dir, 1 << 20, &default_key_file(dir)) {
                 return store;
             }
@@ -883,9 +995,9 @@ mod tests {
 
     /// Why opening `dir` is refused, once sled's background threads have
     /// let go of it; empty if it opens.
-    fn refusal_at_open(dir: &Path) -> String {
+    fn refusal_at_open(open: impl Fn() -> Result<Store>) -> String {
         for _ in 0..100 {
-            match Store::open(dir, 1 << 20, &default_key_file(dir)) {
+            match open() {
                 Err(e) if e.to_string().contains("lock") => {
                     std::thread::sleep(std::time::Duration::from_millis(50))
                 }
@@ -905,7 +1017,7 @@ mod tests {
         t.db.flush().unwrap();
         drop(t);
         drop(store);
-        let refused = refusal_at_open(&dir);
+        let refused = refusal_at_open(|| open_again(&dir));
         assert!(
             refused.contains("format 2, written by a newer kagi"),
             "{refused}"
@@ -982,7 +1094,7 @@ mod tests {
             t.meta.insert("audit_head", prev.as_bytes()).unwrap();
             t.db.flush().unwrap();
         }
-        let store = reopen(&dir);
+        let store = reopen_sled(&dir);
         assert!(store.keys().unwrap().digest_key_is(&[7u8; 32]));
         assert_eq!(store.verify_audit().unwrap(), Ok(3));
         assert!(store
@@ -1007,7 +1119,7 @@ mod tests {
         t.db.flush().unwrap();
         drop(t);
         drop(store);
-        let store = reopen(&dir);
+        let store = reopen_sled(&dir);
         assert!(store.verify_audit().unwrap().is_err());
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
@@ -1015,7 +1127,12 @@ mod tests {
 
     #[test]
     fn a_database_with_data_and_no_key_file_is_refused_and_an_emptied_trail_shows() {
-        let (store, dir) = temp_store();
+        // sled's files, whichever engine the other tests run on.
+        let dir = std::env::temp_dir().join(format!(
+            "kagi-store-nokey-{}",
+            crate::secret::hex(&crate::secret::random_bytes::<8>())
+        ));
+        let store = reopen_sled(&dir);
         assert_eq!(store.verify_audit().unwrap(), Ok(0), "a new, empty trail");
         store
             .audit(&AuditEvent {
@@ -1050,7 +1167,7 @@ mod tests {
         t.accounts.insert("kaigo:x", &b"{}"[..]).unwrap();
         t.db.flush().unwrap();
         drop(t);
-        let refused = refusal_at_open(&dir);
+        let refused = refusal_at_open(|| Store::open(&dir, 1 << 20, &default_key_file(&dir)));
         assert!(refused.contains("no key file"), "{refused}");
         assert!(!default_key_file(&dir).exists());
         std::fs::remove_dir_all(dir).unwrap();

@@ -328,7 +328,9 @@ fn a_restore_checks_its_file_and_key_and_without_the_key_keeps_accounts_but_no_l
         bare.as_os_str(),
     ]);
     assert!(verify.status.success(), "{}", text(&verify));
-    let bare_records = crate::support::open_store(&bare).expiring_record_count();
+    let bare_records = crate::support::open_store(&bare)
+        .expiring_record_count()
+        .unwrap();
     assert_eq!(
         bare_records, 0,
         "no flow, session, code or link without the key"
@@ -353,7 +355,9 @@ fn a_restore_checks_its_file_and_key_and_without_the_key_keeps_accounts_but_no_l
     // it is (and its code works: the first test's recoveries show it).
     let keyed = base.join("keyed");
     assert!(restore(&keyed, &file, Some(&key)).status.success());
-    let keyed_records = crate::support::open_store(&keyed).expiring_record_count();
+    let keyed_records = crate::support::open_store(&keyed)
+        .expiring_record_count()
+        .unwrap();
     assert!(keyed_records > 0, "the live flow is in a keyed restore");
     let _ = std::fs::remove_file(&file);
 }

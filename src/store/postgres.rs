@@ -1,0 +1,522 @@
+//! The PostgreSQL engine: every tree is the rows of one table with its
+//! tree's number, so that several kagi instances share one database. Each
+//! operation is one statement (a compare-and-swap is one `UPDATE … WHERE
+//! value = old`), or one transaction for what must happen together; every
+//! commit is durable before it returns, so `flush` has nothing to do.
+//!
+//! Connections come from a small pool; one that fails is dropped, and the
+//! call fails as the database being closed does (503, tried again later),
+//! so that kagi rides out PostgreSQL restarting without a restart of its own.
+
+use super::kv::{Batch, CompareAndSwapError, KeyRange, Tree};
+use super::{Result, StoreError};
+use sled::IVec;
+use std::collections::{HashMap, VecDeque};
+use std::ops::Bound;
+use std::sync::{Arc, Mutex};
+
+/// The schema, one step per format of the tables; applied in order at
+/// start, each in its own transaction, under an advisory lock so that
+/// instances starting together apply each step once.
+const MIGRATIONS: [&str; 1] = ["
+    CREATE TABLE kagi_kv (
+        tree smallint NOT NULL,
+        key bytea NOT NULL,
+        value bytea NOT NULL,
+        PRIMARY KEY (tree, key)
+    );
+    CREATE SEQUENCE kagi_ids;
+"];
+
+/// The advisory locks kagi takes: the schema's migration, and the writers
+/// that must take turns across instances (`Lock`).
+const MIGRATION_LOCK: i64 = 0x6b61_6769_0001;
+
+/// What one pool of connections reaches.
+pub struct Pool {
+    url: String,
+    idle: Mutex<Vec<Conn>>,
+}
+
+/// A connection and the statements prepared on it.
+struct Conn {
+    client: postgres::Client,
+    prepared: HashMap<&'static str, postgres::Statement>,
+}
+
+impl Conn {
+    fn statement(
+        &mut self,
+        sql: &'static str,
+    ) -> std::result::Result<postgres::Statement, postgres::Error> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.prepared.insert(sql, s.clone());
+        Ok(s)
+    }
+}
+
+/// A PostgreSQL failure as the store reports it: the connection lost or
+/// refused is the database being closed (waited out); anything else is
+/// not.
+fn failure(e: postgres::Error) -> StoreError {
+    let message = match e.as_db_error() {
+        Some(db) => format!("PostgreSQL: {}: {}", db.severity(), db.message()),
+        None => format!("PostgreSQL: {e}"),
+    };
+    match e.code() {
+        // A statement's own error: the database is there.
+        Some(code) if !code.code().starts_with("08") && !code.code().starts_with("57") => {
+            StoreError::other(message)
+        }
+        _ => StoreError::waiting(message, None),
+    }
+}
+
+impl Pool {
+    /// Connects to `url` and brings the schema up to date, or refuses a
+    /// database whose schema is newer than this kagi's.
+    pub fn open(url: &str) -> Result<Arc<Pool>> {
+        let pool = Arc::new(Pool {
+            url: url.to_string(),
+            idle: Mutex::new(Vec::new()),
+        });
+        pool.with(|c| migrate(&mut c.client))?;
+        let (found, known) = schema_versions(&pool)?;
+        if found > known {
+            return Err(StoreError::refused(format!(
+                "the PostgreSQL schema is at version {found}, made by a newer kagi; this kagi ({}) knows versions up to {known}: run the newer kagi",
+                env!("CARGO_PKG_VERSION")
+            )));
+        }
+        Ok(pool)
+    }
+
+    fn connect(&self) -> Result<Conn> {
+        let client = postgres::Client::connect(&self.url, postgres::NoTls).map_err(failure)?;
+        Ok(Conn {
+            client,
+            prepared: HashMap::new(),
+        })
+    }
+
+    /// Runs `f` on a connection of the pool (made when none is idle); a
+    /// connection that failed is not put back.
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut Conn) -> std::result::Result<R, postgres::Error>,
+    ) -> Result<R> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut conn = match idle {
+            Some(c) if !c.client.is_closed() => c,
+            _ => self.connect()?,
+        };
+        let done = f(&mut conn);
+        if !conn.client.is_closed() {
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(conn);
+        }
+        done.map_err(failure)
+    }
+
+    /// A fresh id from the shared sequence.
+    pub fn generate_id(&self) -> Result<u64> {
+        self.with(|c| {
+            let s = c.statement("SELECT nextval('kagi_ids')")?;
+            let id: i64 = c.client.query_one(&s, &[])?.get(0);
+            Ok(id as u64)
+        })
+    }
+
+    /// Runs `f` while holding the advisory lock `lock` (one holder across
+    /// every instance at a time); the lock goes with `f`'s end.
+    pub fn exclusively<R>(&self, lock: i64, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut conn = match idle {
+            Some(c) if !c.client.is_closed() => c,
+            _ => self.connect()?,
+        };
+        conn.client
+            .execute("SELECT pg_advisory_lock($1)", &[&lock])
+            .map_err(failure)?;
+        let done = f();
+        let unlocked = conn
+            .client
+            .execute("SELECT pg_advisory_unlock($1)", &[&lock]);
+        if unlocked.is_ok() && !conn.client.is_closed() {
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(conn);
+        }
+        done
+    }
+
+    /// The tree numbered `number`.
+    pub fn tree(self: &Arc<Pool>, number: i16) -> PgTree {
+        PgTree {
+            pool: self.clone(),
+            number,
+        }
+    }
+}
+
+/// Applies the migrations the database lacks, under the migration lock.
+fn migrate(client: &mut postgres::Client) -> std::result::Result<(), postgres::Error> {
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
+    let done = (|| {
+        client
+            .batch_execute("CREATE TABLE IF NOT EXISTS kagi_schema (version integer NOT NULL)")?;
+        let version: i32 = client
+            .query_one("SELECT coalesce(max(version), 0) FROM kagi_schema", &[])?
+            .get(0);
+        for (step, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            let mut tx = client.transaction()?;
+            tx.batch_execute(sql)?;
+            tx.execute("INSERT INTO kagi_schema VALUES ($1)", &[&(step as i32 + 1)])?;
+            tx.commit()?;
+        }
+        Ok(version)
+    })();
+    client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])?;
+    done.map(drop)
+}
+
+/// The schema version the database is at, and the newest this kagi knows.
+pub fn schema_versions(pool: &Pool) -> Result<(i32, i32)> {
+    let version = pool.with(|c| {
+        Ok(c.client
+            .query_one("SELECT coalesce(max(version), 0) FROM kagi_schema", &[])?
+            .get::<_, i32>(0))
+    })?;
+    Ok((version, MIGRATIONS.len() as i32))
+}
+
+/// The database `url` names, as logs and errors show it: without its
+/// password.
+pub fn shown(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("…"));
+            }
+            format!("at {u}")
+        }
+        Err(_) => "at the configured PostgreSQL".into(),
+    }
+}
+
+/// For the tests, run once on each engine: when `KAGI_TEST_ENGINE` is
+/// `postgres`, the URL of the database named after `name` on the cluster
+/// whose URL `KAGI_TEST_POSTGRES` gives (made anew when `fresh`); None
+/// when the tests run on sled.
+pub fn test_database(name: &str, fresh: bool) -> Option<String> {
+    if std::env::var("KAGI_TEST_ENGINE").ok()? != "postgres" {
+        return None;
+    }
+    let admin = std::env::var("KAGI_TEST_POSTGRES")
+        .expect("KAGI_TEST_ENGINE=postgres needs KAGI_TEST_POSTGRES, the URL of a cluster (scripts/postgres start DIR)");
+    let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
+    let database = format!("kagi_{}", crate::secret::hex(&digest.as_ref()[..10]));
+    if fresh {
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("the test cluster at {admin}: {e}"));
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+            format!("CREATE DATABASE {database}"),
+        ] {
+            client
+                .batch_execute(&sql)
+                .unwrap_or_else(|e| panic!("cannot make the test database {database}: {e:?}"));
+        }
+    }
+    let mut url = url::Url::parse(&admin).expect("KAGI_TEST_POSTGRES is a URL");
+    url.set_path(&format!("/{database}"));
+    Some(url.to_string())
+}
+
+/// One tree: the rows of `kagi_kv` with its number.
+#[derive(Clone)]
+pub struct PgTree {
+    pool: Arc<Pool>,
+    number: i16,
+}
+
+const GET: &str = "SELECT value FROM kagi_kv WHERE tree = $1 AND key = $2";
+/// The value replaced is read from the statement's snapshot, before it.
+const INSERT: &str = "INSERT INTO kagi_kv (tree, key, value) VALUES ($1, $2, $3) \
+     ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value \
+     RETURNING (SELECT value FROM kagi_kv WHERE tree = $1 AND key = $2)";
+const REMOVE: &str = "DELETE FROM kagi_kv WHERE tree = $1 AND key = $2 RETURNING value";
+const INSERT_NEW: &str = "INSERT INTO kagi_kv (tree, key, value) VALUES ($1, $2, $3) \
+     ON CONFLICT (tree, key) DO NOTHING";
+const REPLACE: &str = "UPDATE kagi_kv SET value = $4 WHERE tree = $1 AND key = $2 AND value = $3";
+const REMOVE_IF: &str = "DELETE FROM kagi_kv WHERE tree = $1 AND key = $2 AND value = $3";
+const PUT: &str = "INSERT INTO kagi_kv (tree, key, value) VALUES ($1, $2, $3) \
+     ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value";
+const DELETE: &str = "DELETE FROM kagi_kv WHERE tree = $1 AND key = $2";
+
+/// Rows an iterator reads at a time.
+const PAGE: i64 = 256;
+
+fn bytes(v: Option<Vec<u8>>) -> Option<IVec> {
+    v.map(IVec::from)
+}
+
+impl PgTree {
+    pub fn get(&self, key: &[u8]) -> Result<Option<IVec>> {
+        self.pool.with(|c| {
+            let s = c.statement(GET)?;
+            let row = c.client.query_opt(&s, &[&self.number, &key])?;
+            Ok(bytes(row.map(|r| r.get(0))))
+        })
+    }
+
+    pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<IVec>> {
+        self.pool.with(|c| {
+            let s = c.statement(INSERT)?;
+            let row = c.client.query_one(&s, &[&self.number, &key, &value])?;
+            Ok(bytes(row.get(0)))
+        })
+    }
+
+    pub fn remove(&self, key: &[u8]) -> Result<Option<IVec>> {
+        self.pool.with(|c| {
+            let s = c.statement(REMOVE)?;
+            let row = c.client.query_opt(&s, &[&self.number, &key])?;
+            Ok(bytes(row.map(|r| r.get(0))))
+        })
+    }
+
+    pub fn compare_and_swap(
+        &self,
+        key: &[u8],
+        old: Option<&[u8]>,
+        new: Option<IVec>,
+    ) -> Result<std::result::Result<(), CompareAndSwapError>> {
+        let swapped = self.pool.with(|c| {
+            let n = &self.number;
+            Ok(match (old, new.as_deref()) {
+                (None, Some(new)) => {
+                    let s = c.statement(INSERT_NEW)?;
+                    c.client.execute(&s, &[n, &key, &new])? == 1
+                }
+                (Some(old), Some(new)) => {
+                    let s = c.statement(REPLACE)?;
+                    c.client.execute(&s, &[n, &key, &old, &new])? == 1
+                }
+                (Some(old), None) => {
+                    let s = c.statement(REMOVE_IF)?;
+                    c.client.execute(&s, &[n, &key, &old])? == 1
+                }
+                (None, None) => {
+                    let s = c.statement(GET)?;
+                    c.client.query_opt(&s, &[n, &key])?.is_none()
+                }
+            })
+        })?;
+        if swapped {
+            return Ok(Ok(()));
+        }
+        Ok(Err(CompareAndSwapError {
+            current: self.get(key)?,
+            proposed: new,
+        }))
+    }
+
+    pub fn apply_batch(&self, batch: &Batch) -> Result<()> {
+        let tree = Tree::Pg(self.clone());
+        self.together(&[(&tree, batch)])
+    }
+
+    /// Applies a batch per tree in one transaction.
+    pub fn together(&self, writes: &[(&Tree, &Batch)]) -> Result<()> {
+        self.pool.with(|c| {
+            let (put, delete) = (c.statement(PUT)?, c.statement(DELETE)?);
+            let mut tx = c.client.transaction()?;
+            for (tree, batch) in writes {
+                let Tree::Pg(t) = tree else {
+                    continue;
+                };
+                for (key, value) in &batch.writes {
+                    let key: &[u8] = key;
+                    match value {
+                        Some(v) => tx.execute(&put, &[&t.number, &key, &&v[..]])?,
+                        None => tx.execute(&delete, &[&t.number, &key])?,
+                    };
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    pub fn len(&self) -> Result<usize> {
+        self.pool.with(|c| {
+            let s = c.statement("SELECT count(*) FROM kagi_kv WHERE tree = $1")?;
+            let n: i64 = c.client.query_one(&s, &[&self.number])?.get(0);
+            Ok(n as usize)
+        })
+    }
+
+    pub fn clear(&self) -> Result<()> {
+        self.pool.with(|c| {
+            let s = c.statement("DELETE FROM kagi_kv WHERE tree = $1")?;
+            c.client.execute(&s, &[&self.number])?;
+            Ok(())
+        })
+    }
+
+    pub fn range(&self, (low, high): KeyRange) -> PgIter {
+        PgIter {
+            tree: self.clone(),
+            low,
+            high,
+            front: VecDeque::new(),
+            back: VecDeque::new(),
+            front_done: false,
+            back_done: false,
+        }
+    }
+
+    /// Up to `PAGE` rows between `low` and `high`, ascending or not.
+    fn page(
+        &self,
+        low: &Bound<Vec<u8>>,
+        high: &Bound<Vec<u8>>,
+        ascending: bool,
+    ) -> Result<Vec<(IVec, IVec)>> {
+        let mut sql = String::from("SELECT key, value FROM kagi_kv WHERE tree = $1");
+        let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&self.number];
+        let low_key;
+        let high_key;
+        match low {
+            Bound::Included(k) => {
+                low_key = k.as_slice();
+                params.push(&low_key);
+                sql.push_str(&format!(" AND key >= ${}", params.len()));
+            }
+            Bound::Excluded(k) => {
+                low_key = k.as_slice();
+                params.push(&low_key);
+                sql.push_str(&format!(" AND key > ${}", params.len()));
+            }
+            Bound::Unbounded => {}
+        }
+        match high {
+            Bound::Included(k) => {
+                high_key = k.as_slice();
+                params.push(&high_key);
+                sql.push_str(&format!(" AND key <= ${}", params.len()));
+            }
+            Bound::Excluded(k) => {
+                high_key = k.as_slice();
+                params.push(&high_key);
+                sql.push_str(&format!(" AND key < ${}", params.len()));
+            }
+            Bound::Unbounded => {}
+        }
+        sql.push_str(if ascending {
+            " ORDER BY key LIMIT "
+        } else {
+            " ORDER BY key DESC LIMIT "
+        });
+        sql.push_str(&PAGE.to_string());
+        self.pool.with(|c| {
+            let rows = c.client.query(sql.as_str(), &params)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| {
+                    (
+                        IVec::from(r.get::<_, Vec<u8>>(0)),
+                        IVec::from(r.get::<_, Vec<u8>>(1)),
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+/// Entries of a range, read a page at a time from whichever end is asked.
+/// `low` and `high` move past what either end has returned, so the two
+/// ends never return an entry twice.
+pub struct PgIter {
+    tree: PgTree,
+    low: Bound<Vec<u8>>,
+    high: Bound<Vec<u8>>,
+    front: VecDeque<(IVec, IVec)>,
+    back: VecDeque<(IVec, IVec)>,
+    front_done: bool,
+    back_done: bool,
+}
+
+fn below(key: &[u8], high: &Bound<Vec<u8>>) -> bool {
+    match high {
+        Bound::Included(h) => key <= h.as_slice(),
+        Bound::Excluded(h) => key < h.as_slice(),
+        Bound::Unbounded => true,
+    }
+}
+
+fn above(key: &[u8], low: &Bound<Vec<u8>>) -> bool {
+    match low {
+        Bound::Included(l) => key >= l.as_slice(),
+        Bound::Excluded(l) => key > l.as_slice(),
+        Bound::Unbounded => true,
+    }
+}
+
+impl Iterator for PgIter {
+    type Item = Result<(IVec, IVec)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.front.is_empty() && !self.front_done {
+            match self.tree.page(&self.low, &self.high, true) {
+                Ok(rows) => {
+                    self.front_done = (rows.len() as i64) < PAGE;
+                    self.front.extend(rows);
+                }
+                Err(e) => {
+                    self.front_done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        let (key, value) = self.front.pop_front()?;
+        if !below(&key, &self.high) {
+            self.front.clear();
+            self.front_done = true;
+            return None;
+        }
+        self.low = Bound::Excluded(key.to_vec());
+        Some(Ok((key, value)))
+    }
+}
+
+impl DoubleEndedIterator for PgIter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.back.is_empty() && !self.back_done {
+            match self.tree.page(&self.low, &self.high, false) {
+                Ok(rows) => {
+                    self.back_done = (rows.len() as i64) < PAGE;
+                    self.back.extend(rows);
+                }
+                Err(e) => {
+                    self.back_done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        let (key, value) = self.back.pop_front()?;
+        if !above(&key, &self.low) {
+            self.back.clear();
+            self.back_done = true;
+            return None;
+        }
+        self.high = Bound::Excluded(key.to_vec());
+        Some(Ok((key, value)))
+    }
+}

@@ -2,9 +2,12 @@
 //! new directory: every password change answered before the backup began
 //! logs in on the restored database, its audit trail verifies, and a
 //! backup restored without its key file keeps the accounts but no live
-//! code.
+//! code. `kagi backup` is sled's: these servers are on sled whatever
+//! engine the tests run on (PostgreSQL is backed up by its own tools).
 
-use crate::support::{kagi_cli, kaigo, mails_at, scratch_dir, scratch_path, spawn_with, Client};
+use crate::support::{
+    kagi_cli, kaigo, mails_at, scratch_dir, scratch_path, spawn_on_sled_with, Client,
+};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -81,7 +84,7 @@ fn serve_on(dir: &Path) -> kagi::Running {
 
 #[test]
 fn a_backup_under_load_restores_every_password_change_answered_before_it_and_verifies() {
-    let server = spawn_with(|c| {
+    let server = spawn_on_sled_with(|c| {
         c.guard.otps_per_day = 10_000;
         c.guard.send_cooldown_secs = 0;
         for bucket in [
@@ -200,7 +203,7 @@ fn a_backup_under_load_restores_every_password_change_answered_before_it_and_ver
 
 #[test]
 fn a_restore_checks_its_file_and_key_and_without_the_key_keeps_accounts_but_no_live_code() {
-    let server = spawn_with(|_| {});
+    let server = spawn_on_sled_with(|_| {});
     let addr = server.addr;
     // A code is live at the time of the backup.
     let mut browser = Client::new(addr);

@@ -116,7 +116,8 @@ fn logins_cost_the_same_whatever_cost_the_imported_hash_has_and_a_right_one_is_m
         "{said}"
     );
     let d = dir.clone();
-    let server = crate::support::spawn_with(move |c| {
+    // `kagi import` writes sled's data directory.
+    let server = crate::support::spawn_on_sled_with(move |c| {
         c.data_dir = Some(d);
         c.rate_limit.login.burst = 1_000;
     });

@@ -762,7 +762,8 @@ fn postal_requests_are_limited_per_client_and_one_waits_per_office() {
 #[test]
 fn below_min_free_bytes_nothing_new_starts_but_logins_go_on() {
     // Every disk is "low" against this threshold.
-    let server = spawn_with(|c| c.store.min_free_bytes = u64::MAX);
+    // The free space of sled's disk: PostgreSQL's disk is its own.
+    let server = crate::support::spawn_on_sled_with(|c| c.store.min_free_bytes = u64::MAX);
     let mut r = server.client();
     let refused = kaigo::start_recovery(&mut r, OSAKA_OFFICE, OSAKA_MAIL);
     assert_eq!(refused.status, 503);

@@ -91,7 +91,8 @@ fn the_portal_notice_locks_too_and_a_not_me_link_is_no_reset_link() {
 
 #[test]
 fn kagi_audit_verify_finds_an_edited_or_removed_entry_and_export_writes_csv() {
-    let server = spawn_with(|c| c.rate_limit.login.burst = 100);
+    // `kagi audit` reads sled's data directory.
+    let server = crate::support::spawn_on_sled_with(|c| c.rate_limit.login.burst = 100);
     for _ in 0..6 {
         kaigo::login(&mut server.client(), "KJ272711111111", "wrong-password1");
     }
@@ -152,7 +153,8 @@ fn kagi_audit_verify_finds_an_edited_or_removed_entry_and_export_writes_csv() {
 
 #[test]
 fn an_edited_trail_chained_anew_without_the_key_file_fails_verify() {
-    let server = spawn_with(|c| c.rate_limit.login.burst = 100);
+    // `kagi audit` reads sled's data directory.
+    let server = crate::support::spawn_on_sled_with(|c| c.rate_limit.login.burst = 100);
     for _ in 0..6 {
         kaigo::login(&mut server.client(), "KJ272711111111", "wrong-password1");
     }

@@ -30,6 +30,16 @@ pub fn spawn() -> TestServer {
 }
 
 pub fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+    spawn_on(adjust, true)
+}
+
+/// A demo-mode server on sled whatever engine the tests run on: for what
+/// only sled has (its data directory's disk, its files, `kagi backup`).
+pub fn spawn_on_sled_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+    spawn_on(adjust, false)
+}
+
+fn spawn_on(adjust: impl FnOnce(&mut Config), any_engine: bool) -> TestServer {
     let mut config = Config {
         listen: "127.0.0.1:0".into(),
         data_dir: Some(scratch_path("server")),
@@ -40,6 +50,9 @@ pub fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
     config.argon2.iterations = 1;
     adjust(&mut config);
     let dir = config.data_dir.clone().expect("a data directory");
+    if any_engine {
+        on_the_tests_engine(&mut config, &dir);
+    }
     let clock = Clock::system();
     let running = kagi::start(Options {
         config,
@@ -53,6 +66,27 @@ pub fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
         clock,
         dir,
     }
+}
+
+/// Puts the records of a test server whose config names no engine on the
+/// engine the tests run on: PostgreSQL when `KAGI_TEST_ENGINE=postgres`,
+/// in a new database of the test's own (named after its data directory).
+fn on_the_tests_engine(config: &mut Config, dir: &Path) {
+    if config.store.engine == kagi::config::StoreEngine::Sled {
+        // A database a test made beforehand (`open_store`) is kept.
+        let made = on_postgres().lock().unwrap().contains(dir);
+        if let Some(url) = kagi::store::test_database(&dir.display().to_string(), !made) {
+            config.store.engine = kagi::config::StoreEngine::Postgres;
+            config.store.postgres.url = Some(url);
+            on_postgres().lock().unwrap().insert(dir.to_path_buf());
+        }
+    }
+}
+
+/// The data directories of test servers whose records are in PostgreSQL.
+fn on_postgres() -> &'static std::sync::Mutex<std::collections::HashSet<PathBuf>> {
+    static DIRS: OnceLock<std::sync::Mutex<std::collections::HashSet<PathBuf>>> = OnceLock::new();
+    DIRS.get_or_init(Default::default)
 }
 
 fn unique() -> u64 {
@@ -302,14 +336,39 @@ impl Drop for TestServer {
     }
 }
 
-/// Opens the database of a stopped server. sled's background threads may
-/// hold its lock for a moment after the server's last handle is gone, so
-/// the open is retried for a few seconds.
+/// Opens the database of a stopped server, or a new one for a server to
+/// start on, on the engine the tests run on (a sled database already in
+/// `dir` stays sled's). sled's background threads may hold its lock for a
+/// moment after the server's last handle is gone, so the open is retried
+/// for a few seconds.
 pub fn open_store(dir: &std::path::Path) -> kagi::store::Store {
+    let new = !dir.join("db").exists() && !on_postgres().lock().unwrap().contains(dir);
+    let url = match new {
+        true => kagi::store::test_database(&dir.display().to_string(), true),
+        false => on_postgres()
+            .lock()
+            .unwrap()
+            .contains(dir)
+            .then(|| kagi::store::test_database(&dir.display().to_string(), false))
+            .flatten(),
+    };
+    if url.is_some() {
+        on_postgres().lock().unwrap().insert(dir.to_path_buf());
+        use std::os::unix::fs::DirBuilderExt;
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir);
+    }
     // sled lets go of its lock a moment after the server closed it.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        match kagi::store::Store::open(dir, 1 << 20, &kagi::store::default_key_file(dir)) {
+        let key_file = kagi::store::default_key_file(dir);
+        let opened = match &url {
+            Some(url) => kagi::store::Store::open_postgres_or_wait(url, dir, &key_file),
+            None => kagi::store::Store::open(dir, 1 << 20, &key_file),
+        };
+        match opened {
             Ok(store) => return store,
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => panic!("cannot open {}: {e}", dir.display()),

@@ -20,9 +20,31 @@ pub const MAX_LIVE: usize = 20_000;
 /// and expiry. Not in the database: a challenge is worth nothing after a
 /// restart (a new one is drawn), and storing one per page view made the
 /// database, and kagi's memory, grow with every visit to ①.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Challenges {
     table: Mutex<Table>,
+    /// The challenges in the shared database, when several instances run:
+    /// one drawn by one instance is answered at another.
+    shared: std::sync::OnceLock<std::sync::Arc<dyn Shared>>,
+}
+
+impl std::fmt::Debug for Challenges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Challenges(…)")
+    }
+}
+
+/// Where challenges are kept when instances share them.
+pub trait Shared: Send + Sync {
+    fn put_challenge(
+        &self,
+        id_digest: &str,
+        answer_digest: &str,
+        expires: u64,
+    ) -> Result<(), String>;
+    /// Removes the challenge (once, whichever instance asks first) and
+    /// returns its answer digest if it was still live.
+    fn take_challenge(&self, id_digest: &str, now: u64) -> Result<Option<String>, String>;
 }
 
 #[derive(Debug, Default)]
@@ -44,8 +66,19 @@ fn bytes32(hex: &str) -> [u8; 32] {
 }
 
 impl Challenges {
+    /// Keeps the challenges in `shared` from now on, instead of in memory.
+    pub fn share_through(&self, shared: std::sync::Arc<dyn Shared>) {
+        let _ = self.shared.set(shared);
+    }
+
     /// Keeps a challenge (both digests as hex, as the digester gives them).
     pub fn put(&self, id_digest: &str, answer_digest: &str, expires: u64, now: u64) {
+        if let Some(shared) = self.shared.get() {
+            if let Err(e) = shared.put_challenge(id_digest, answer_digest, expires) {
+                say!("kagi: a CAPTCHA challenge was not kept: {e}");
+            }
+            return;
+        }
         let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
         // Expired or already taken ones at the front go first.
         while let Some(front) = t.order.front().copied() {
@@ -65,6 +98,9 @@ impl Challenges {
     /// Removes a challenge and returns its answer digest (hex) if it was
     /// still live: each answers once, right or wrong.
     pub fn take(&self, id_digest: &str, now: u64) -> Option<String> {
+        if let Some(shared) = self.shared.get() {
+            return shared.take_challenge(id_digest, now).ok().flatten();
+        }
         let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
         let (answer, expires) = t.live.remove(&bytes32(id_digest))?;
         (expires > now).then(|| crate::secret::hex(&answer))

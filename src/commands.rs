@@ -326,6 +326,7 @@ pub fn backup(file: &Path, reach: cli::Reach) -> Result<(), Error> {
         admin_request(&server, "POST", "/admin/backup", &token).map_err(Error::Startup)?;
     match status {
         200 => {}
+        409 => return Err(Error::Check(body)),
         503 => {
             return Err(Error::Startup(format!(
                 "the server at {server} could not make the backup (see its log): {body}"
@@ -470,6 +471,23 @@ fn open_stopped(
     create: bool,
 ) -> Result<(Config, Store), Error> {
     let (c, dir) = config_and_dir(data_dir, config.as_deref())?;
+    if let (crate::config::StoreEngine::Postgres, Some(url)) =
+        (c.store.engine, &c.store.postgres.url)
+    {
+        // PostgreSQL is shared: the servers may go on running meanwhile.
+        let key_file = store::key_file(&c.store, &dir);
+        files::keep_new_files_private();
+        files::private_dir(&dir).map_err(Error::Startup)?;
+        let shown = store::shown_postgres(url);
+        let store = Store::open_postgres_or_wait(url, &dir, &key_file)
+            .map_err(|e| Error::Startup(format!("cannot open the database {shown}: {e}")))?;
+        if let Some(why) = store.unavailable() {
+            return Err(Error::Startup(format!(
+                "cannot open the database {shown}: {why}"
+            )));
+        }
+        return Ok((c, store));
+    }
     if !create && !dir.join("conf").exists() {
         return Err(Error::Startup(format!(
             "no kagi database in {}",

@@ -1,6 +1,7 @@
 //! Rate limits per client address: a token bucket per (action, address),
-//! in memory. IPv6 clients share a bucket per /64, which is what one
-//! client usually gets. Refused requests are tallied per client, action and
+//! in memory, or in the database that several instances share (`Shared`),
+//! so that N instances enforce one limit, not N. IPv6 clients share a
+//! bucket per /64, which is what one client usually gets. Refused requests are tallied per client, action and
 //! minute, so that the audit trail records a flood in a few entries
 //! instead of one per request.
 
@@ -69,10 +70,25 @@ const MAX_TALLIED: usize = 1024;
 /// Buckets beyond this many are pruned of the full ones.
 const PRUNE_ABOVE: usize = 50_000;
 
-#[derive(Debug)]
+/// Where the buckets are kept when instances share them.
+pub trait Shared: Send + Sync {
+    /// Applies `change` to the bucket stored under `key` (None when there
+    /// is none) in one step no other instance comes between (`change` may
+    /// run again if one did), keeping the result until `expires`.
+    fn change_bucket(
+        &self,
+        key: &str,
+        now: u64,
+        expires: u64,
+        change: &mut dyn FnMut(Option<State>) -> State,
+    ) -> Result<(), String>;
+}
+
 pub struct RateLimiter {
     config: RateLimitConfig,
     buckets: Mutex<HashMap<(Action, IpAddr), State>>,
+    /// The buckets in the shared database, when several instances run.
+    shared: std::sync::OnceLock<std::sync::Arc<dyn Shared>>,
     /// Refusals not yet written to the audit trail.
     refused: Mutex<Vec<Refusals>>,
     /// Refusals since the start, per action (`Action::ALL`'s order), for
@@ -80,11 +96,40 @@ pub struct RateLimiter {
     refused_total: [AtomicU64; 5],
 }
 
-#[derive(Clone, Copy, Debug)]
-struct State {
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RateLimiter(…)")
+    }
+}
+
+/// A bucket: its tokens when last brought up to date.
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+pub struct State {
     tokens: f64,
     /// When `tokens` was last brought up to date (Unix seconds).
     at: u64,
+}
+
+/// `state` (a full bucket when None) refilled at `now`, with a token taken
+/// if there is one: the bucket after, and Ok or the seconds until a token.
+fn take_from(state: Option<State>, bucket: Bucket, now: u64) -> (State, Result<(), u64>) {
+    let burst = f64::from(bucket.burst);
+    let rate = 1.0 / bucket.refill_secs as f64;
+    let mut state = state.unwrap_or(State {
+        tokens: burst,
+        at: now,
+    });
+    state.tokens = (state.tokens + now.saturating_sub(state.at) as f64 * rate).min(burst);
+    state.at = now;
+    if state.tokens >= 1.0 {
+        state.tokens -= 1.0;
+        (state, Ok(()))
+    } else {
+        (
+            state,
+            Err((((1.0 - state.tokens) / rate).ceil() as u64).max(1)),
+        )
+    }
 }
 
 impl RateLimiter {
@@ -92,6 +137,7 @@ impl RateLimiter {
         RateLimiter {
             config,
             buckets: Mutex::new(HashMap::new()),
+            shared: std::sync::OnceLock::new(),
             refused: Mutex::new(Vec::new()),
             refused_total: Default::default(),
         }
@@ -105,6 +151,11 @@ impl RateLimiter {
             Action::Login => self.config.login,
             Action::Postal => self.config.postal,
         }
+    }
+
+    /// Keeps the buckets in `shared` from now on, instead of in memory.
+    pub fn share_through(&self, shared: std::sync::Arc<dyn Shared>) {
+        let _ = self.shared.set(shared);
     }
 
     /// Requests refused per action since the start.
@@ -162,8 +213,21 @@ impl RateLimiter {
     /// Ok when there was one; otherwise the seconds until there is.
     pub fn take(&self, action: Action, client: IpAddr, now: u64) -> Result<(), u64> {
         let bucket = self.bucket(action);
-        let burst = f64::from(bucket.burst);
-        let rate = 1.0 / bucket.refill_secs as f64;
+        let group = client_group(client);
+        if let Some(shared) = self.shared.get() {
+            // Full again after this many seconds: the record can go then.
+            let full_in = u64::from(bucket.burst) * bucket.refill_secs + 1;
+            let key = format!("bucket:{}:{group}", action.name());
+            let mut answer = Ok(());
+            let changed = shared.change_bucket(&key, now, now + full_in, &mut |state| {
+                let (after, taken) = take_from(state, bucket, now);
+                answer = taken;
+                after
+            });
+            // A database that cannot be reached fails the request anyway,
+            // with its own 503; the limit does not add a second refusal.
+            return changed.map_or(Ok(()), |()| answer);
+        }
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() > PRUNE_ABOVE {
             buckets.retain(|(a, _), s| {
@@ -172,20 +236,13 @@ impl RateLimiter {
                 s.tokens + refilled < f64::from(b.burst)
             });
         }
-        let state = buckets
-            .entry((action, client_group(client)))
-            .or_insert(State {
-                tokens: burst,
-                at: now,
-            });
-        state.tokens = (state.tokens + now.saturating_sub(state.at) as f64 * rate).min(burst);
-        state.at = now;
-        if state.tokens >= 1.0 {
-            state.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err((((1.0 - state.tokens) / rate).ceil() as u64).max(1))
-        }
+        let state = buckets.entry((action, group)).or_insert(State {
+            tokens: f64::from(bucket.burst),
+            at: now,
+        });
+        let (after, taken) = take_from(Some(*state), bucket, now);
+        *state = after;
+        taken
     }
 }
 

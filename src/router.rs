@@ -407,7 +407,16 @@ impl App {
     /// data directory while the server goes on (its store calls held back
     /// for the copy), logged and audited; its size and counts as JSON.
     fn make_backup(&self, req: &Request, now: u64) -> crate::sites::Outcome {
-        let (counts, held) = self.store.backup_to_file(now)?;
+        let (counts, held) = match self.store.backup_to_file(now) {
+            Err(e) if e.kind() == crate::store::ErrorKind::Refused => {
+                return Ok(Response {
+                    status: 409,
+                    content_type: "text/plain; charset=utf-8",
+                    ..Response::json(e.to_string())
+                });
+            }
+            made => made?,
+        };
         let held_ms = held.as_millis();
         say!(
             "kagi: backup made for `kagi backup`: {} bytes, {} accounts, {} audit entries; store calls held back {held_ms} ms",

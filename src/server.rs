@@ -343,6 +343,13 @@ pub fn start(options: Options) -> Result<Running, Error> {
     let (outbox, mail_thread) =
         mail::start(&config.mail, store.clone(), clock.clone(), stop.clone());
     let limiter = Arc::new(limit::RateLimiter::new(config.rate_limit.clone()));
+    let challenges = captcha::Challenges::default();
+    if config.store.engine == crate::config::StoreEngine::Postgres {
+        // Several instances may share the database: their limits and
+        // CAPTCHA challenges live in it too.
+        limiter.share_through(store.clone());
+        challenges.share_through(store.clone());
+    }
     let sweeper = {
         let (limiter, clock, metrics) = (limiter.clone(), clock.clone(), metrics.clone());
         let mut trouble = None;
@@ -381,7 +388,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
         hasher,
         outbox,
         limiter: limiter.clone(),
-        challenges: captcha::Challenges::default(),
+        challenges,
         utc_offset,
         dev_pages: mode == Mode::Demo || lab_capture,
         demo: mode == Mode::Demo,

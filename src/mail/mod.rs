@@ -102,6 +102,7 @@ impl Outbox {
                 decoy,
                 site,
                 failed: None,
+                claimed_until: 0,
             }
         })?;
         // The thread may be busy or gone; the mail is on disk either way.
@@ -201,6 +202,10 @@ fn deliver_forever(
 
 /// One due mail: dropped (a decoy, or its code or link has expired), given
 /// up (too old), or tried once. True when it was delivered.
+/// How long a mail thread holds a mail it took: longer than any try (the
+/// relay's timeouts), so that no other thread sends it meanwhile.
+const CLAIM_SECS: u64 = 300;
+
 fn deliver_one(
     config: &MailConfig,
     store: &Store,
@@ -212,6 +217,15 @@ fn deliver_one(
         let _ = store.remove_mail(mail.id);
         return false;
     }
+    // Taken first: another mail thread on the same database (another
+    // instance) may be at this mail too.
+    if !store
+        .claim_mail(mail.id, now, now + CLAIM_SECS)
+        .unwrap_or(false)
+    {
+        return false;
+    }
+    mail.claimed_until = 0;
     if mail.not_after <= now {
         say!(
             "kagi: mail {}: dropped, its code or link expired before delivery",

@@ -11,6 +11,7 @@
 
 use super::accounts::account_key;
 use super::kv::{together, Batch};
+use super::postgres::Lock;
 use super::{decode, encode, Result, Store, Trees};
 use crate::secret::Keys;
 use crate::site::Site;
@@ -33,6 +34,12 @@ impl Store {
         let t = self.trees()?;
         let keys = self.keys()?;
         let _one_writer = self.audit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        t.exclusively(Lock::Audit, true, || self.append_audit(&t, &keys, event))
+            .map(drop)
+    }
+
+    /// `audit`'s work, as the one writer.
+    fn append_audit(&self, t: &Trees, keys: &Keys, event: &AuditEvent) -> Result<()> {
         let prev = match t.audit.last()? {
             Some((_, bytes)) => keys.audit_mac(LINK, &bytes),
             None => text(t.meta.get("audit_anchor")?).unwrap_or_default(),
@@ -65,38 +72,12 @@ impl Store {
         let t = self.trees()?;
         let keys = self.keys()?;
         let _one_writer = self.audit_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut done = 0;
-        for entry in t.audit.iter() {
-            if done == batch {
-                break;
-            }
-            let (key, bytes) = entry?;
-            let event: AuditEvent = decode(&bytes)?;
-            if event.time >= before {
-                break;
-            }
-            let anchor = keys.audit_mac(LINK, &bytes);
-            let tag = keys.audit_mac(ANCHOR, anchor.as_bytes());
-            // The entry goes and the anchor moves in one transaction: a
-            // crash cannot leave the one without the other.
-            let (mut audit, mut meta, mut accounts) =
-                (Batch::default(), Batch::default(), Batch::default());
-            audit.remove(key.clone());
-            meta.insert("audit_anchor", anchor.as_bytes());
-            meta.insert("audit_anchor_tag", tag.as_bytes());
-            if let Some(index) = account_index_key(&event, &key) {
-                accounts.remove(index);
-            }
-            together(&[
-                (&t.audit, &audit),
-                (&t.meta, &meta),
-                (&t.audit_accounts, &accounts),
-            ])?;
-            done += 1;
-        }
-        Ok(done)
+        t.exclusively(Lock::Audit, true, || trim(&t, &keys, before, batch))
+            .map(Option::unwrap_or_default)
     }
+}
 
+impl Store {
     /// Checks the chain: Ok(number of entries), or the first place where an
     /// entry was changed, removed or added.
     pub fn verify_audit(&self) -> Result<std::result::Result<usize, String>> {
@@ -433,6 +414,40 @@ impl Trees {
             Some(problem) => format!("the audit trail ({count} entries) is now chained under the key file's key, but the old chain was BROKEN: {problem}"),
         })
     }
+}
+
+/// `trim_audit`'s work, as the one writer.
+fn trim(t: &Trees, keys: &Keys, before: u64, batch: usize) -> Result<usize> {
+    let mut done = 0;
+    for entry in t.audit.iter() {
+        if done == batch {
+            break;
+        }
+        let (key, bytes) = entry?;
+        let event: AuditEvent = decode(&bytes)?;
+        if event.time >= before {
+            break;
+        }
+        let anchor = keys.audit_mac(LINK, &bytes);
+        let tag = keys.audit_mac(ANCHOR, anchor.as_bytes());
+        // The entry goes and the anchor moves in one transaction: a
+        // crash cannot leave the one without the other.
+        let (mut audit, mut meta, mut accounts) =
+            (Batch::default(), Batch::default(), Batch::default());
+        audit.remove(key.clone());
+        meta.insert("audit_anchor", anchor.as_bytes());
+        meta.insert("audit_anchor_tag", tag.as_bytes());
+        if let Some(index) = account_index_key(&event, &key) {
+            accounts.remove(index);
+        }
+        together(&[
+            (&t.audit, &audit),
+            (&t.meta, &meta),
+            (&t.audit_accounts, &accounts),
+        ])?;
+        done += 1;
+    }
+    Ok(done)
 }
 
 #[cfg(test)]

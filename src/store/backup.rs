@@ -111,6 +111,12 @@ impl Store {
     /// it held them is returned). What it copies is the database between
     /// two calls, with everything a page has reported done.
     pub fn backup(&self, out: impl Write, made: u64) -> Result<(Counts, Duration)> {
+        if self.postgres.is_some() {
+            // The gate holds back this instance's calls, not the others'.
+            return Err(StoreError::refused(
+                "kagi backup copies sled's database; PostgreSQL's is backed up with its own tools (pg_dump, or its base backups and WAL)",
+            ));
+        }
         let trees = self
             .open
             .read()

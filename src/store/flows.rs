@@ -312,6 +312,54 @@ fn claim_record(claim: &str) -> String {
     format!("claim:{claim}")
 }
 
+/// Rate-limit buckets, with the claims' guards, when instances share them
+/// (`store.engine = "postgres"`): one limit for all of them.
+impl crate::limit::Shared for Store {
+    fn change_bucket(
+        &self,
+        key: &str,
+        now: u64,
+        expires: u64,
+        change: &mut dyn FnMut(Option<crate::limit::State>) -> crate::limit::State,
+    ) -> std::result::Result<(), String> {
+        self.update_live(Expiring::Guards, key, now, expires, |state| {
+            *state = Some(change(*state));
+        })
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// CAPTCHA challenges when instances share them: drawn by one, answered
+/// at another, each answered once.
+impl crate::captcha::Shared for Store {
+    fn put_challenge(
+        &self,
+        id_digest: &str,
+        answer_digest: &str,
+        expires: u64,
+    ) -> std::result::Result<(), String> {
+        self.put_live(Expiring::Captchas, id_digest, &answer_digest, expires)
+            .map_err(|e| e.to_string())
+    }
+
+    fn take_challenge(
+        &self,
+        id_digest: &str,
+        now: u64,
+    ) -> std::result::Result<Option<String>, String> {
+        let taken = (|| {
+            let t = self.trees()?;
+            // One removal: of two instances asked at once, one gets it.
+            let Some(bytes) = t.captchas.remove(id_digest)? else {
+                return Ok(None);
+            };
+            let timed: Timed<String> = decode(&bytes)?;
+            Ok((timed.expires > now).then_some(timed.value))
+        })();
+        taken.map_err(|e: StoreError| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -159,6 +159,7 @@ impl Tree {
         Ok(self.iter().next().transpose()?.is_none())
     }
 
+    #[cfg(test)]
     pub fn clear(&self) -> Result<()> {
         match self {
             Tree::Sled(t) => Ok(t.clear()?),

@@ -154,6 +154,29 @@ impl Store {
         Ok(())
     }
 
+    /// Takes mail `id` for the calling mail thread until `until`, unless a
+    /// mail thread (of this instance or another on the same database) has
+    /// it: true when taken. One compare-and-swap, so that two mail threads
+    /// never both take it; a thread that dies with it lets go at `until`.
+    pub fn claim_mail(&self, id: u64, now: u64, until: u64) -> Result<bool> {
+        let t = self.trees()?;
+        let key = id.to_be_bytes();
+        let Some(old) = t.outbox.get(key)? else {
+            return Ok(false);
+        };
+        let Some(mut mail) = self.open_mail::<OutboxMail>(&old)? else {
+            return Ok(false);
+        };
+        if mail.claimed_until > now {
+            return Ok(false);
+        }
+        mail.claimed_until = until;
+        let new = self.seal_mail(id, &mail)?;
+        Ok(t.outbox
+            .compare_and_swap(key, Some(&old[..]), Some(new))?
+            .is_ok())
+    }
+
     pub fn remove_mail(&self, id: u64) -> Result<()> {
         let t = self.trees()?;
         t.outbox.remove(id.to_be_bytes())?;

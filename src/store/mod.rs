@@ -99,8 +99,8 @@ struct Trees {
     sessions: Tree,
     /// Mailed reset links, by digest of their token.
     links: Tree,
-    /// CAPTCHA challenges of databases written before they moved to memory
-    /// (`captcha::Challenges`): nothing writes here now; the sweep empties it.
+    /// CAPTCHA challenges on PostgreSQL, shared by the instances (on sled
+    /// they are in memory, `captcha::Challenges`), by digest of their id.
     captchas: Tree,
     /// Claim and login guards: `claim:<digest>`, `login:<site>:<user>`.
     guards: Tree,
@@ -420,6 +420,22 @@ fn remove_unfinished_snapshots(dir: &Path) -> Result<()> {
 }
 
 impl Trees {
+    /// Runs `f` as the one instance doing `lock`'s work: on PostgreSQL
+    /// under its advisory lock (waiting for it, or with `wait` false giving
+    /// up at once: None); on sled, where one process owns the database,
+    /// at once.
+    fn exclusively<R>(
+        &self,
+        lock: postgres::Lock,
+        wait: bool,
+        f: impl FnOnce() -> Result<R>,
+    ) -> Result<Option<R>> {
+        match &self.db {
+            Engine::Sled(_) => f().map(Some),
+            Engine::Postgres(pool) => pool.exclusively(lock, wait, f),
+        }
+    }
+
     fn open(dir: &Path, cache_bytes: u64) -> Result<Trees> {
         remove_unfinished_snapshots(dir)?;
         let db = sled::Config::new()
@@ -613,10 +629,13 @@ fn open_keys(trees: &Trees, dir: &Path, key_file: &Path) -> Result<Keys> {
         Ok(Some(text)) => Keys::from_file(&text)
             .map_err(|e| StoreError::refused(format!("the key file {shown}: {e}")))?,
         Ok(None) => {
+            // An anchor: keys were made for this database (by another
+            // instance on the same PostgreSQL, say), even with no entry yet.
             let has_data = !(trees.accounts.is_empty()?
                 && trees.audit.is_empty()?
                 && trees.outbox.is_empty()?
-                && trees.mailbox.is_empty()?);
+                && trees.mailbox.is_empty()?
+                && trees.meta.get("audit_anchor")?.is_none());
             if legacy.is_none() && has_data {
                 return Err(StoreError::refused(format!(
                     "the database in {} holds data, but there is no key file at {shown}: put the \
@@ -756,7 +775,13 @@ impl Store {
             None => Trees::open(&self.dir, self.cache_bytes)?,
         };
         if self.keys.get().is_none() {
-            let keys = open_keys(&trees, &self.dir, &self.key_file)?;
+            // Two instances starting together on a new PostgreSQL database
+            // must not both make keys and an anchor.
+            let keys = trees
+                .exclusively(postgres::Lock::Keys, true, || {
+                    open_keys(&trees, &self.dir, &self.key_file)
+                })?
+                .ok_or_else(|| StoreError::other("the keys' lock was not taken"))?;
             let _ = self.keys.set(Arc::new(keys));
             // A backup the last run made and `kagi backup` never fetched.
             backup::remove_leftovers(&self.dir);
@@ -909,6 +934,22 @@ impl Store {
     /// flush histogram); the first call's metrics are kept.
     pub fn time_flushes_in(&self, metrics: Arc<crate::metrics::Metrics>) {
         let _ = self.metrics.set(metrics);
+    }
+
+    /// Runs `f` as the one sweeper of the database: on PostgreSQL, unless
+    /// another instance is sweeping it now (then None, and `f` is not run).
+    pub fn as_the_sweeper<R>(&self, f: impl FnOnce() -> R) -> Result<Option<R>> {
+        let t = self.trees()?;
+        let db = match &t.db {
+            Engine::Sled(_) => None,
+            Engine::Postgres(pool) => Some(pool.clone()),
+        };
+        // Not inside the store's gate: the round's own calls take it.
+        drop(t);
+        match db {
+            None => Ok(Some(f())),
+            Some(pool) => pool.exclusively(postgres::Lock::Sweep, false, || Ok(f())),
+        }
     }
 
     /// A fresh id, increasing across restarts (and restores).

@@ -28,9 +28,33 @@ const MIGRATIONS: [&str; 1] = ["
     CREATE SEQUENCE kagi_ids;
 "];
 
-/// The advisory locks kagi takes: the schema's migration, and the writers
-/// that must take turns across instances (`Lock`).
+/// The advisory locks kagi takes: the schema's migration, and the work
+/// that one instance at a time does (`Lock`).
 const MIGRATION_LOCK: i64 = 0x6b61_6769_0001;
+
+/// What one instance at a time does, across every instance on a database.
+#[derive(Clone, Copy, Debug)]
+pub enum Lock {
+    /// Appending to (or trimming) the audit chain: one writer, so that it
+    /// never forks.
+    Audit,
+    /// A sweep round: one instance sweeps, the others skip theirs.
+    Sweep,
+    /// Making the keys and the audit chain's anchor of a new database.
+    Keys,
+}
+
+impl Lock {
+    /// Its key among PostgreSQL's advisory locks.
+    fn id(self) -> i64 {
+        MIGRATION_LOCK
+            + match self {
+                Lock::Audit => 1,
+                Lock::Sweep => 2,
+                Lock::Keys => 3,
+            }
+    }
+}
 
 /// What one pool of connections reaches.
 pub struct Pool {
@@ -132,22 +156,40 @@ impl Pool {
         })
     }
 
-    /// Runs `f` while holding the advisory lock `lock` (one holder across
-    /// every instance at a time); the lock goes with `f`'s end.
-    pub fn exclusively<R>(&self, lock: i64, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    /// Runs `f` while holding the advisory lock `lock`: one holder across
+    /// every instance at a time. With `wait`, waits for it; without, runs
+    /// nothing (None) when another holds it. The lock is held on a
+    /// connection of its own, let go after `f` (or with the connection,
+    /// should this instance die).
+    pub fn exclusively<R>(
+        &self,
+        lock: Lock,
+        wait: bool,
+        f: impl FnOnce() -> Result<R>,
+    ) -> Result<Option<R>> {
+        let lock = lock.id();
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut conn = match idle {
             Some(c) if !c.client.is_closed() => c,
             _ => self.connect()?,
         };
-        conn.client
-            .execute("SELECT pg_advisory_lock($1)", &[&lock])
-            .map_err(failure)?;
-        let done = f();
-        let unlocked = conn
-            .client
-            .execute("SELECT pg_advisory_unlock($1)", &[&lock]);
-        if unlocked.is_ok() && !conn.client.is_closed() {
+        let taken = if wait {
+            conn.client
+                .execute("SELECT pg_advisory_lock($1)", &[&lock])
+                .map(|_| true)
+        } else {
+            conn.client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&lock])
+                .map(|row| row.get::<_, bool>(0))
+        };
+        let taken = taken.map_err(failure)?;
+        let done = if taken { f().map(Some) } else { Ok(None) };
+        let unlocked = !taken
+            || conn
+                .client
+                .execute("SELECT pg_advisory_unlock($1)", &[&lock])
+                .is_ok();
+        if unlocked && !conn.client.is_closed() {
             self.idle
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -362,6 +404,7 @@ impl PgTree {
         })
     }
 
+    #[cfg(test)]
     pub fn clear(&self) -> Result<()> {
         self.pool.with(|c| {
             let s = c.statement("DELETE FROM kagi_kv WHERE tree = $1")?;

@@ -464,6 +464,10 @@ pub struct OutboxMail {
     /// again unless an operator says `kagi mail retry`.
     #[serde(default)]
     pub failed: Option<u64>,
+    /// Until when a mail thread has taken it to deliver (`claim_mail`):
+    /// no other takes it meanwhile, on this instance or another.
+    #[serde(default)]
+    pub claimed_until: u64,
 }
 
 fn kaigo() -> Site {

@@ -57,7 +57,14 @@ impl Sweeper {
                     }
                     // A database that is not open has nothing to sweep yet.
                     if Instant::now() >= next_sweep && store.unavailable().is_none() {
-                        sweep(&store, &limits, clock.now(), &stopped, &metrics);
+                        // On PostgreSQL one instance sweeps at a time;
+                        // the others skip the round.
+                        let round = store.as_the_sweeper(|| {
+                            sweep(&store, &limits, clock.now(), &stopped, &metrics)
+                        });
+                        if let Err(e) = round {
+                            say!("kagi: sweep: {e}");
+                        }
                         next_sweep = Instant::now() + every;
                     }
                     drop(store);

@@ -10,6 +10,7 @@ mod front;
 mod hashing;
 mod http;
 mod import;
+mod instances;
 mod kaigo;
 mod language;
 mod limits;

@@ -127,7 +127,7 @@ impl Drop for Smtpd {
 
 /// The Message-ID of a raw message: the same for every copy of one
 /// outbox mail, another for every other mail.
-fn message_id(raw: &[u8]) -> String {
+pub(crate) fn message_id(raw: &[u8]) -> String {
     MessageParser::default()
         .parse(raw)
         .and_then(|m| m.message_id().map(str::to_string))

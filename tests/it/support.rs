@@ -83,6 +83,57 @@ fn on_the_tests_engine(config: &mut Config, dir: &Path) {
     }
 }
 
+/// A private PostgreSQL cluster for the tests that need one whatever
+/// engine the others run on (two instances on one database, a restart):
+/// its directory and a guard that stops it, by its postmaster's PID, when
+/// dropped (`scripts/postgres`).
+pub struct Cluster {
+    pub dir: PathBuf,
+}
+
+const CLUSTER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/postgres");
+
+impl Cluster {
+    /// Makes and starts a cluster of the test's own in `dir`.
+    pub fn start(name: &str) -> Cluster {
+        let cluster = Cluster {
+            dir: scratch_path(name),
+        };
+        cluster.run("start");
+        cluster
+    }
+
+    /// `scripts/postgres ACTION DIR`'s output; panics when it fails.
+    pub fn run(&self, action: &str) -> String {
+        let out = Command::new(CLUSTER_SCRIPT)
+            .arg(action)
+            .arg(&self.dir)
+            .output()
+            .expect("scripts/postgres runs");
+        assert!(
+            out.status.success(),
+            "scripts/postgres {action}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The URL of the cluster's `kagi` database.
+    pub fn url(&self) -> String {
+        self.run("url")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(CLUSTER_SCRIPT)
+            .arg("stop")
+            .arg(&self.dir)
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// The data directories of test servers whose records are in PostgreSQL.
 fn on_postgres() -> &'static std::sync::Mutex<std::collections::HashSet<PathBuf>> {
     static DIRS: OnceLock<std::sync::Mutex<std::collections::HashSet<PathBuf>>> = OnceLock::new();
@@ -532,6 +583,13 @@ impl Client {
     /// The address of the server this browser talks to.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Goes on at another server (another instance on the same database),
+    /// with the same cookies and form token, as a load balancer would send
+    /// the browser's next request.
+    pub fn switch_to(&mut self, addr: SocketAddr) {
+        self.addr = addr;
     }
 
     /// The value of a cookie this browser holds.

@@ -2,7 +2,8 @@
 versions of tests/requirements.txt).
 
 Usage: python server.py MODE PORT OUTDIR
-MODE: plain | starttls | starttls_auth | smtps | reject_data | silent
+MODE: plain | slow | starttls | starttls_auth | smtps | reject_data | silent
+(slow: plain, but each DATA waits 1.5 s before it is accepted)
 Prints READY once it listens. Every message received is saved as
 OUTDIR/<n>.eml (the raw bytes) and OUTDIR/<n>.json (envelope, TLS, AUTH)
 before it is accepted; every DATA refused in reject_data mode leaves
@@ -106,6 +107,13 @@ class Save:
         return "250 Message accepted for delivery"
 
 
+class Slow(Save):
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+        await asyncio.sleep(1.5)
+        return await super().handle_DATA(server, session, envelope)
+
+
 class RefuseData(Save):
     async def handle_DATA(self, server, session, envelope):
         with open(os.path.join(self.outdir, uuid.uuid4().hex + ".refused"), "wb") as f:
@@ -174,7 +182,7 @@ def main():
     if mode in ("starttls", "starttls_auth", "smtps"):
         make_certs(certdir)
     from aiosmtpd.controller import Controller
-    handler = (RefuseData if mode == "reject_data" else Save)(outdir)
+    handler = {"reject_data": RefuseData, "slow": Slow}.get(mode, Save)(outdir)
     options = {}
     if mode in ("starttls", "starttls_auth"):
         options.update(tls_context=tls_context(certdir), require_starttls=True)

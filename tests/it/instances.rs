@@ -268,3 +268,177 @@ fn outbox_len(at: SocketAddr, data_dir: &Path) -> u64 {
     let health: serde_json::Value = serde_json::from_str(&page.body).unwrap();
     health["outbox"].as_u64().unwrap() + health["failed"].as_u64().unwrap()
 }
+
+/// One step of a recovery under way when PostgreSQL may be away: the page
+/// if it came with `status`, else None (the step is to be taken again).
+fn step(page: crate::support::Page, status: u16) -> Option<crate::support::Page> {
+    (page.status == status).then_some(page)
+}
+
+/// How far a recovery under way when PostgreSQL may be away came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Came {
+    /// Refused before its new password was sent.
+    NotToTheEnd,
+    /// Its new password was sent and not answered: it may or may not
+    /// have been written.
+    Unanswered,
+    /// Its end was answered: the new password is written.
+    Answered,
+}
+
+/// One whole kaigo recovery of the Osaka office to `password`; `last_code`
+/// is the code of the one before (the new one must differ).
+fn recover_through_outages(at: SocketAddr, password: &str, last_code: &mut String) -> Came {
+    let mut c = kaigo::at_step_2(at);
+    let Some(_) = step(
+        c.post(
+            "/kaigo/recovery/auth",
+            &[("office", OSAKA_OFFICE), ("email", OSAKA_MAIL)],
+        ),
+        303,
+    ) else {
+        return Came::NotToTheEnd;
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        let page = Client::new(at).get("/dev/mail.json");
+        if page.status == 200 {
+            let mails: Vec<serde_json::Value> = serde_json::from_str(&page.body).unwrap();
+            let newest = mails.iter().find(|m| {
+                m["to"] == OSAKA_MAIL
+                    && m["body"]
+                        .as_str()
+                        .unwrap()
+                        .contains("[ワンタイムパスワード]")
+            });
+            let code = newest.map(|m| {
+                let body = m["body"].as_str().unwrap();
+                let mut lines = body.lines();
+                lines.find(|l| *l == "[ワンタイムパスワード]");
+                lines.next().unwrap().to_string()
+            });
+            if let Some(code) = code.filter(|c| c != last_code) {
+                break code;
+            }
+        }
+        if Instant::now() > deadline {
+            return Came::NotToTheEnd;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    last_code.clone_from(&code);
+    c.get("/kaigo/recovery/otp");
+    if step(c.post("/kaigo/recovery/otp", &[("otp", &code)]), 303).is_none() {
+        return Came::NotToTheEnd;
+    }
+    c.get("/kaigo/recovery/reset");
+    let done = c.post(
+        "/kaigo/recovery/reset",
+        &[("password", password), ("password_confirm", password)],
+    );
+    if done.status == 303 && done.location() == "/kaigo/recovery/done" {
+        Came::Answered
+    } else {
+        Came::Unanswered
+    }
+}
+
+#[test]
+fn postgresql_restarted_under_load_gets_503_pages_then_kagi_goes_on_losing_nothing_answered() {
+    let shared = Shared::new("restart");
+    let (mut kagi, at) = shared.serve(
+        "one",
+        "[mail]\ntransport = \"capture\"\n\
+         [rate_limit.recovery]\nburst = 100000\nrefill_secs = 1\n\
+         [rate_limit.otp]\nburst = 100000\nrefill_secs = 1",
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The load: recovery after recovery, each new password noted when its
+    // end is answered (or tried and not answered).
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut tried: Vec<(String, Came)> = Vec::new();
+            let (mut n, mut last_code) = (0, String::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let password = format!("restart{n}x");
+                let came = recover_through_outages(at, &password, &mut last_code);
+                if came != Came::NotToTheEnd {
+                    tried.push((password, came));
+                }
+            }
+            tried
+        })
+    };
+    let wait_for = |what: &str, mut done: Box<dyn FnMut() -> bool>| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // Recoveries answered before the restart: each mails a code and a
+    // notice.
+    wait_for(
+        "recoveries before the restart",
+        Box::new(|| mails_at(at).len() >= 6),
+    );
+
+    // PostgreSQL goes away: a login gets the readable 503 page.
+    shared.cluster.run("stop");
+    let mut login = Client::new(at);
+    login.get("/kaigo/login");
+    let refused = login.post(
+        "/kaigo/login",
+        &[("user_id", OSAKA_USER), ("password", "whatever1")],
+    );
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused.header("retry-after").is_some());
+    assert!(
+        refused.body.contains("一時的に処理できない状態です"),
+        "{}",
+        refused.body
+    );
+
+    // It comes back; kagi goes on by itself, the same process.
+    shared.cluster.run("start");
+    let before = Instant::now();
+    wait_for(
+        "a recovery answered after PostgreSQL came back",
+        Box::new(move || {
+            let mut c = kaigo::at_step_2(at);
+            c.post(
+                "/kaigo/recovery/auth",
+                &[("office", OSAKA_OFFICE), ("email", OSAKA_MAIL)],
+            )
+            .status
+                == 303
+        }),
+    );
+    let resumed = before.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let tried = load.join().unwrap();
+    assert!(kagi.0.try_wait().unwrap().is_none(), "kagi kept running");
+    let answered = tried.iter().filter(|(_, c)| *c == Came::Answered).count();
+    assert!(answered >= 2, "{tried:?}");
+
+    // Nothing answered is lost: the last password whose change was
+    // answered logs in, or one sent after it whose answer was lost.
+    let last = tried
+        .iter()
+        .rposition(|(_, c)| *c == Came::Answered)
+        .unwrap();
+    let logs_in = tried[last..].iter().rev().any(|(password, _)| {
+        kaigo::login(&mut Client::new(at), OSAKA_USER, password).title() == "メニュー"
+    });
+    assert!(logs_in, "{tried:?}");
+    let verified = shared.verify();
+    assert!(verified.status.success(), "{}", text(&verified));
+    kagi.kill();
+    eprintln!(
+        "kagi answered again {} ms after PostgreSQL was started again",
+        resumed.as_millis()
+    );
+}

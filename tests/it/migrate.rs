@@ -48,11 +48,13 @@ impl Database {
             let name = format!("kagi_migrate_{}", std::process::id());
             let mut client = postgres::Client::connect(&admin, postgres::NoTls)
                 .unwrap_or_else(|e| panic!("the test cluster at {admin}: {e}"));
-            client
-                .batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-                ))
-                .unwrap();
+            // One statement at a time: DROP DATABASE runs in no transaction.
+            for sql in [
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                format!("CREATE DATABASE {name}"),
+            ] {
+                client.batch_execute(&sql).unwrap();
+            }
             let mut url = url::Url::parse(&admin).unwrap();
             url.set_path(&format!("/{name}"));
             return Database {

@@ -47,6 +47,13 @@ pub enum Command {
         config: Option<PathBuf>,
         key_file: Option<PathBuf>,
     },
+    /// `kagi migrate`: a stopped server's sled database (`data_dir`, or
+    /// the config's) moved into the empty PostgreSQL database at `to`.
+    Migrate {
+        data_dir: Option<PathBuf>,
+        config: Option<PathBuf>,
+        to: String,
+    },
     /// `kagi import FILE`: accounts with pre-hashed passwords.
     Import {
         file: PathBuf,
@@ -162,6 +169,18 @@ Usage:
       backup is checked whole first; the audit trail is verified after.
       Then start kagi on DIR.
 
+  kagi migrate (--from-data-dir DIR | --config FILE) --to URL
+      Move a stopped server's embedded database (DIR, or the config's
+      data_dir) into the PostgreSQL database at URL, which must hold no
+      kagi records (it is never merged into). Everything in the database
+      moves: accounts, operators, the audit trail (it still verifies),
+      postal requests, and the flows, sessions, links and mail in flight;
+      what the server kept only in memory (CAPTCHA challenges, rate-limit
+      counts) does not. The key file stays as it is (DIR/kagi.key, or the
+      config's store.key_file): every PostgreSQL instance must read it.
+      Refused while a server has DIR open. See docs/operations.md,
+      \"Moving to PostgreSQL\".
+
   kagi import FILE [--data-dir DIR | --config FILE]
       Load accounts from another system, one JSON object a line, with
       their passwords as argon2id PHC strings (see docs/operations.md). FILE - reads
@@ -219,6 +238,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         "import" => parse_import(rest),
         "backup" => parse_backup(rest),
         "restore" => parse_restore(rest),
+        "migrate" => parse_migrate(rest),
         other => Err(format!("unknown command `{other}`; try `kagi help`")),
     }
 }
@@ -337,6 +357,29 @@ fn parse_restore(args: &[String]) -> Result<Command, String> {
         data_dir: f.path("--data-dir"),
         config: f.path("--config"),
         key_file,
+    })
+}
+
+fn parse_migrate(args: &[String]) -> Result<Command, String> {
+    let f = Flags::read(
+        args,
+        "migrate",
+        &["--from-data-dir", "--config", "--to"],
+        &[],
+    )?;
+    let to = f
+        .text("--to")
+        .ok_or("`kagi migrate` needs --to URL, the PostgreSQL database to move into")?;
+    if f.path("--from-data-dir").is_none() && f.path("--config").is_none() {
+        return Err(
+            "`kagi migrate` needs --from-data-dir DIR (the database to move) or --config FILE"
+                .into(),
+        );
+    }
+    Ok(Command::Migrate {
+        data_dir: f.path("--from-data-dir"),
+        config: f.path("--config"),
+        to,
     })
 }
 
@@ -504,7 +547,7 @@ mod tests {
             .unwrap_err()
             .contains("needs a value"));
         assert!(p(&["start"]).unwrap_err().contains("unknown command"));
-        for command in ["backup", "restore", "import", "postal", "mail"] {
+        for command in ["backup", "restore", "migrate", "import", "postal", "mail"] {
             assert_eq!(p(&[command, "--help"]), Ok(Command::Help), "{command}");
         }
         assert_eq!(
@@ -551,6 +594,26 @@ mod tests {
         ])
         .unwrap_err()
         .contains("--without-key"));
+        assert_eq!(
+            p(&[
+                "migrate",
+                "--from-data-dir",
+                "/d",
+                "--to",
+                "postgresql://k@h/kagi"
+            ]),
+            Ok(Command::Migrate {
+                data_dir: Some("/d".into()),
+                config: None,
+                to: "postgresql://k@h/kagi".into()
+            })
+        );
+        assert!(p(&["migrate", "--from-data-dir", "/d"])
+            .unwrap_err()
+            .contains("--to URL"));
+        assert!(p(&["migrate", "--to", "postgresql://k@h/kagi"])
+            .unwrap_err()
+            .contains("--from-data-dir"));
         assert_eq!(
             p(&["audit", "verify", "--data-dir", "/d"]),
             Ok(Command::Audit {

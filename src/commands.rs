@@ -1,6 +1,6 @@
-//! The commands beside `serve`: `mail` asks the running server, `audit`
-//! and `import` work on a stopped server's database, and the demo's
-//! welcome.
+//! The commands beside `serve`: `mail` asks the running server, `audit`,
+//! `import` and `migrate` work on a stopped server's database, and the
+//! demo's welcome.
 
 use crate::config::Config;
 use crate::server::Running;
@@ -460,6 +460,62 @@ pub fn restore(
         }
         Err(problem) => Err(Error::Check(format!("audit trail BROKEN: {problem}"))),
     }
+}
+
+/// `kagi migrate`: a stopped server's sled database moved into an empty
+/// PostgreSQL database, and what to do next.
+pub fn migrate(data_dir: Option<PathBuf>, config: Option<PathBuf>, to: &str) -> Result<(), Error> {
+    let (c, dir) = config_and_dir(data_dir, config.as_deref())?;
+    files::keep_new_files_private();
+    let now = crate::clock::Clock::system().now();
+    let key_file = store::key_file(&c.store, &dir);
+    let shown = store::shown_postgres(to);
+    let migrated = store::migrate::migrate(&dir, c.store.cache_bytes, &key_file, to, now)
+        .map_err(Error::Check)?;
+    let m = &migrated.counts;
+    println!(
+        "kagi: moved the database in {} into PostgreSQL {shown}: {} accounts, {} operators, {} audit entries, {} postal requests",
+        dir.display(),
+        m.of("accounts"),
+        m.of("operators"),
+        m.of("audit"),
+        m.of("postal")
+    );
+    println!(
+        "kagi: and what was in flight, which opens there under the same key file: {} recovery flows, {} sessions, {} operators' sessions, {} registrations, {} reset links, {} guards, {} mails queued, {} captured",
+        m.of("flows"),
+        m.of("sessions"),
+        m.of("operator_sessions"),
+        m.of("registrations"),
+        m.of("links"),
+        m.of("guards"),
+        m.of("outbox"),
+        m.of("mailbox")
+    );
+    println!("kagi: dropped: {}", store::migrate::LEFT_BEHIND);
+    println!(
+        "kagi: ids go on above {}: no new record takes the id of one moved",
+        migrated.next_id
+    );
+    match migrated.audit {
+        Ok(n) => println!(
+            "kagi: audit trail intact on PostgreSQL: {n} entries, each chained to the one before"
+        ),
+        Err(problem) => {
+            return Err(Error::Check(format!(
+                "audit trail BROKEN on PostgreSQL: {problem}"
+            )))
+        }
+    }
+    println!(
+        "kagi: next: in every instance's config set store.engine = \"postgres\", store.postgres.url, \
+         and store.key_file = \"{}\" (a copy of that file on each machine), then start them. \
+         The database in {} is left as it was: start no server on it again, or what it \
+         writes is not in PostgreSQL",
+        key_file.display(),
+        dir.display()
+    );
+    Ok(())
 }
 
 /// The configuration and the database of a stopped server, for the

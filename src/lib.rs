@@ -161,6 +161,11 @@ pub fn run(args: &[String]) -> Result<(), Error> {
             config,
             key_file,
         } => commands::restore(&file, data_dir, config, key_file.as_deref()),
+        cli::Command::Migrate {
+            data_dir,
+            config,
+            to,
+        } => commands::migrate(data_dir, config, &to),
         cli::Command::Serve { config } => {
             let c = Config::from_file(&config).map_err(Error::Config)?;
             os::hold_stop_signals();

@@ -369,6 +369,79 @@ impl Hashed {
     }
 }
 
+/// Records written into a new database, a batch per tree at a time: the
+/// one way a restore (from a backup's file) and a migration (from sled's
+/// trees into PostgreSQL's) fill the database they make, so that both
+/// keep and leave out the same records and go on from the same ids.
+pub(super) struct Filling<'a> {
+    target: &'a Trees,
+    /// Whether the records come with the key file they were written under:
+    /// without it, those that need it (`NEED_THE_KEY`) are left out.
+    with_key: bool,
+    batches: BTreeMap<String, Batch>,
+    pending: usize,
+    /// The records written, per tree.
+    pub written: Counts,
+}
+
+/// Records a filling holds before it writes them.
+const FILL_BATCH: usize = 10_000;
+
+impl<'a> Filling<'a> {
+    pub(super) fn new(target: &'a Trees, with_key: bool) -> Filling<'a> {
+        Filling {
+            target,
+            with_key,
+            batches: BTreeMap::new(),
+            pending: 0,
+            written: Counts::default(),
+        }
+    }
+
+    /// Takes a record of the tree named `tree` (`Trees::NAMES`).
+    pub(super) fn put(&mut self, tree: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        let keyed = NEED_THE_KEY.contains(&tree);
+        // The source's id base is replaced by its next id (`finish`).
+        if (keyed && !self.with_key) || (tree == "meta" && key == b"id_base") {
+            return Ok(());
+        }
+        if self.target.tree_named(tree).is_none() {
+            return Err(StoreError::corrupt(format!("no tree named {tree}")));
+        }
+        self.batches
+            .entry(tree.to_string())
+            .or_default()
+            .insert(key, value);
+        *self.written.records.entry(tree.to_string()).or_default() += 1;
+        self.written.bytes += (key.len() + value.len()) as u64;
+        self.pending += 1;
+        if self.pending == FILL_BATCH {
+            self.write()?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self) -> Result<()> {
+        self.pending = 0;
+        for (name, batch) in std::mem::take(&mut self.batches) {
+            if let Some(tree) = self.target.tree_named(&name) {
+                tree.apply_batch(batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what is left, and the id base: every id the new database
+    /// gives is above `next_id`, the next one the source would have given,
+    /// so that no new record takes the id of one copied.
+    pub(super) fn finish(mut self, next_id: u64) -> Result<Counts> {
+        self.write()?;
+        self.target.meta.insert("id_base", &next_id.to_be_bytes())?;
+        self.target.db.flush()?;
+        Ok(self.written)
+    }
+}
+
 /// What a restore did.
 #[derive(Debug)]
 pub struct Restored {
@@ -424,38 +497,14 @@ pub fn restore(
     };
     crate::files::private_dir(dir)?;
     let t = Trees::open(dir, 16 << 20).map_err(|e| e.to_string())?;
-    let mut batches: BTreeMap<String, Batch> = BTreeMap::new();
-    let mut pending = 0;
-    let write = |batches: &mut BTreeMap<String, Batch>| {
-        for (name, batch) in std::mem::take(batches) {
-            let tree = t.tree_named(&name).ok_or("no such tree")?;
-            tree.apply_batch(batch).map_err(|e| e.to_string())?;
-        }
-        Ok::<_, String>(())
-    };
+    let fail = |e: StoreError| e.to_string();
+    let mut filling = Filling::new(&t, key_text.is_some());
     // Read again to write: a file changed since fails its checksum at the
     // end, and the directory is then left to be removed.
     let (header, counts) = walk(file, &mut |tree, key, value| {
-        let keyed = NEED_THE_KEY.contains(&tree);
-        if (keyed && key_text.is_none()) || (tree == "meta" && key == b"id_base") {
-            return Ok(());
-        }
-        batches
-            .entry(tree.to_string())
-            .or_default()
-            .insert(key, value);
-        pending += 1;
-        if pending == 10_000 {
-            pending = 0;
-            write(&mut batches)?;
-        }
-        Ok(())
+        filling.put(tree, key, value).map_err(fail)
     })?;
-    write(&mut batches)?;
-    let fail = |e: StoreError| e.to_string();
-    t.meta
-        .insert("id_base", &header.next_id.to_be_bytes())
-        .map_err(|e| e.to_string())?;
+    filling.finish(header.next_id).map_err(fail)?;
     let without_key = match key_text {
         Some(_) => None,
         None => Some(restore_without_key(&t, &keys).map_err(fail)?),

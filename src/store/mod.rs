@@ -11,6 +11,7 @@ mod error;
 mod flows;
 mod kv;
 mod mail;
+pub mod migrate;
 mod operators;
 mod postal;
 mod postgres;
@@ -505,6 +506,11 @@ impl Trees {
                     )));
                 }
             }
+        }
+        if self.meta.get(migrate::UNFINISHED)?.is_some() {
+            return Err(StoreError::refused(format!(
+                "kagi cannot open the database {shown}: a `kagi migrate` into it was cut short,                  and it holds part of the records. Drop it, create it again, and migrate again"
+            )));
         }
         self.id_base = match self.meta.get("id_base")? {
             Some(b) => u64::from_be_bytes(
@@ -1067,6 +1073,19 @@ mod tests {
         assert!(format_problem(b"x")
             .unwrap()
             .contains("not one any kagi writes"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_database_a_migration_left_unfinished_is_refused_at_open() {
+        let (store, dir) = temp_store();
+        let t = store.trees().unwrap();
+        t.meta.insert(migrate::UNFINISHED, &b"1"[..]).unwrap();
+        t.db.flush().unwrap();
+        drop(t);
+        drop(store);
+        let refused = refusal_at_open(|| open_again(&dir));
+        assert!(refused.contains("was cut short"), "{refused}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

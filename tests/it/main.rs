@@ -16,6 +16,7 @@ mod language;
 mod limits;
 mod logs;
 mod metrics;
+mod migrate;
 mod notices;
 mod portal;
 mod postal;

@@ -582,7 +582,7 @@ fn open_when_free(dir: &Path, key_file: &Path) -> std::result::Result<Store, Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testing::temp_store;
+    use crate::store::testing::{temp_sled_store, temp_store};
     use crate::store::AuditEvent;
     use std::sync::Arc;
 
@@ -632,7 +632,7 @@ mod tests {
 
     #[test]
     fn a_backup_waits_for_a_call_in_progress_and_holds_new_ones_back() {
-        let (store, dir) = temp_store();
+        let (store, dir) = temp_sled_store();
         let store = Arc::new(store);
         let (began, wrote_first) = (std::sync::mpsc::channel(), std::sync::mpsc::channel());
         // A call that writes twice, the backup asked for between the two.
@@ -669,7 +669,7 @@ mod tests {
 
     #[test]
     fn a_restored_database_has_every_record_and_goes_on_from_the_backups_ids() {
-        let (store, dir) = temp_store();
+        let (store, dir) = temp_sled_store();
         for n in 0..3 {
             store.audit(&event(n)).unwrap();
         }

@@ -972,6 +972,16 @@ use kv::{Batch, Tree};
 mod testing {
     use super::*;
 
+    /// A new sled store for one test of what only sled has (`kagi backup`).
+    pub fn temp_sled_store() -> (Store, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "kagi-store-test-{}",
+            crate::secret::hex(&crate::secret::random_bytes::<8>())
+        ));
+        let store = Store::open(&dir, 1 << 20, &default_key_file(&dir)).unwrap();
+        (store, dir)
+    }
+
     /// A new store for one test, on the engine the tests run on.
     pub fn temp_store() -> (Store, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!(

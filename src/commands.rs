@@ -479,7 +479,7 @@ fn open_stopped(
         files::keep_new_files_private();
         files::private_dir(&dir).map_err(Error::Startup)?;
         let shown = store::shown_postgres(url);
-        let store = Store::open_postgres_or_wait(url, &dir, &key_file)
+        let store = Store::open_postgres_or_wait(&c.store.postgres, &dir, &key_file)
             .map_err(|e| Error::Startup(format!("cannot open the database {shown}: {e}")))?;
         if let Some(why) = store.unavailable() {
             return Err(Error::Startup(format!(

@@ -37,3 +37,23 @@ pub fn client_config(ca_file: Option<&Path>, field: &str) -> Result<rustls::Clie
         .with_root_certificates(roots)
         .with_no_client_auth())
 }
+
+/// What a refused handshake says about the certificate, when that was
+/// the reason: rustls' words, and whom kagi trusts.
+pub fn certificate_problem(
+    e: &std::io::Error,
+    ca_file: Option<&Path>,
+    field: &str,
+) -> Option<String> {
+    let rustls::Error::InvalidCertificate(why) = e.get_ref()?.downcast_ref::<rustls::Error>()?
+    else {
+        return None;
+    };
+    let trusted = match ca_file {
+        Some(path) => format!("kagi trusts only the CAs in {} ({field})", path.display()),
+        None => format!("kagi trusts the public web roots (set {field} for a private CA)"),
+    };
+    Some(format!(
+        "the server's certificate is refused: {why}; {trusted}"
+    ))
+}

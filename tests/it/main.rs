@@ -16,6 +16,7 @@ mod limits;
 mod logs;
 mod metrics;
 mod notices;
+mod pgtls;
 mod portal;
 mod postal;
 mod register;

@@ -470,7 +470,12 @@ pub fn migrate(data_dir: Option<PathBuf>, config: Option<PathBuf>, to: &str) -> 
     let now = crate::clock::Clock::system().now();
     let key_file = store::key_file(&c.store, &dir);
     let shown = store::shown_postgres(to);
-    let migrated = store::migrate::migrate(&dir, c.store.cache_bytes, &key_file, to, now)
+    // The target over TLS as the config says (its ca_file), at `to`.
+    let target = crate::config::PostgresConfig {
+        url: Some(to.to_string()),
+        ..c.store.postgres.clone()
+    };
+    let migrated = store::migrate::migrate(&dir, c.store.cache_bytes, &key_file, &target, now)
         .map_err(Error::Check)?;
     let m = &migrated.counts;
     println!(
@@ -535,7 +540,7 @@ fn open_stopped(
         files::keep_new_files_private();
         files::private_dir(&dir).map_err(Error::Startup)?;
         let shown = store::shown_postgres(url);
-        let store = Store::open_postgres_or_wait(url, &dir, &key_file)
+        let store = Store::open_postgres_or_wait(&c.store.postgres, &dir, &key_file)
             .map_err(|e| Error::Startup(format!("cannot open the database {shown}: {e}")))?;
         if let Some(why) = store.unavailable() {
             return Err(Error::Startup(format!(

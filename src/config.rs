@@ -346,16 +346,215 @@ pub enum StoreEngine {
 #[serde(default, deny_unknown_fields)]
 pub struct PostgresConfig {
     /// `postgresql://user:password@host:port/database` (or key=value
-    /// pairs), as libpq takes it.
+    /// pairs), as libpq takes it; its `sslmode` says whether the
+    /// connections use TLS (`PostgresTls`).
     pub url: Option<String>,
+    /// PEM file of the CA(s) that signed the server's certificate, for a
+    /// server with a private CA; the public web roots are used when unset.
+    /// Setting it asks for TLS: without `sslmode=disable`, a server that
+    /// offers no TLS is refused. There is no switch to accept any
+    /// certificate.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for PostgresConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresConfig")
             .field("url", &self.url.as_ref().map(|_| "…"))
+            .field("ca_file", &self.ca_file)
             .finish()
     }
+}
+
+/// What kagi's connections to PostgreSQL do about TLS, from the URL's
+/// `sslmode` and `ca_file`. Whenever TLS is used, the server's certificate
+/// chain and its host name are verified (libpq's `verify-full`); what the
+/// modes change is only whether a server without TLS is spoken to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PostgresTls {
+    /// `sslmode=disable`: no TLS.
+    Off,
+    /// `sslmode=prefer`, the default without a CA file: TLS, verified,
+    /// when the server offers it; in the clear when it does not (and over
+    /// a Unix socket, where PostgreSQL never offers it).
+    Preferred,
+    /// `require`, `verify-ca` or `verify-full`, or any mode but `disable`
+    /// with a CA file: TLS, verified, or no connection.
+    Required,
+}
+
+impl PostgresConfig {
+    /// The settings for `url` alone, e.g. a test's database.
+    pub fn at(url: &str) -> PostgresConfig {
+        PostgresConfig {
+            url: Some(url.to_string()),
+            ca_file: None,
+        }
+    }
+
+    /// The URL as the postgres crate takes it, and what its connections do
+    /// about TLS. The crate knows `sslmode` only up to `require`, so libpq's
+    /// `verify-ca` and `verify-full` are read here (kagi verifies whenever
+    /// it uses TLS) and handed on as `require`.
+    pub fn connection(&self) -> Result<(postgres::Config, PostgresTls), ConfigError> {
+        let url = self.url.as_deref().unwrap_or("");
+        let needed = || {
+            bad(
+                "store.postgres.url",
+                "store.engine = \"postgres\" needs a connection URL: postgresql://user:password@host:port/database",
+            )
+        };
+        if url.trim().is_empty() {
+            return Err(needed());
+        }
+        let mut tls = None;
+        let mut given = String::with_capacity(url.len());
+        let mut rest = 0;
+        for Parameter { key, value, span } in connection_parameters(url) {
+            if key != "sslmode" {
+                continue;
+            }
+            let (mode, word) = match value.as_str() {
+                "disable" => (PostgresTls::Off, "disable"),
+                "prefer" => (PostgresTls::Preferred, "prefer"),
+                "require" | "verify-ca" | "verify-full" => (PostgresTls::Required, "require"),
+                "allow" => {
+                    return Err(bad(
+                        "store.postgres.url",
+                        "sslmode=allow (the clear first, TLS if refused) is not supported: use prefer, require or verify-full",
+                    ))
+                }
+                other => {
+                    return Err(bad(
+                        "store.postgres.url",
+                        format!("sslmode={other}: use disable, prefer, require or verify-full"),
+                    ))
+                }
+            };
+            tls = Some(mode);
+            given.push_str(&url[rest..span.start]);
+            given.push_str(word);
+            rest = span.end;
+        }
+        given.push_str(&url[rest..]);
+        let config: postgres::Config = given.parse().map_err(|e: postgres::Error| {
+            let hint = if given.contains("sslrootcert") {
+                "; the CA goes in store.postgres.ca_file"
+            } else {
+                ""
+            };
+            // The crate's message names the option (or the character) at
+            // fault, never the URL with its password.
+            let cause = std::error::Error::source(&e).map_or(String::new(), |c| format!(": {c}"));
+            bad(
+                "store.postgres.url",
+                format!("{}{cause}{hint}", needed().problem),
+            )
+        })?;
+        let tls = match (tls.unwrap_or(PostgresTls::Preferred), &self.ca_file) {
+            (PostgresTls::Off, Some(_)) => {
+                return Err(bad(
+                    "store.postgres.ca_file",
+                    "is set, but the URL's sslmode=disable turns TLS off: remove one of them",
+                ))
+            }
+            // A CA to verify the server against means TLS is wanted: falling
+            // back to the clear would make the file pointless.
+            (PostgresTls::Preferred, Some(_)) => PostgresTls::Required,
+            (mode, _) => mode,
+        };
+        Ok((config, tls))
+    }
+}
+
+/// One parameter of a connection string: its key, its value as meant,
+/// and where the value is written in the string.
+struct Parameter {
+    key: String,
+    value: String,
+    span: std::ops::Range<usize>,
+}
+
+/// The parameters of a libpq connection string, either form: a URL's
+/// query (`?key=value&…`, percent-encoded), or `key=value …` pairs (a
+/// value 'quoted' with \\ escapes, or running to the next space).
+fn connection_parameters(url: &str) -> Vec<Parameter> {
+    let decode = |s: &str| -> String {
+        // form_urlencoded reads `+` as a space, as libpq does not; no key
+        // or value kagi looks at has one.
+        url::form_urlencoded::parse(s.as_bytes())
+            .map(|(k, v)| {
+                if v.is_empty() {
+                    k.into_owned()
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect()
+    };
+    let mut found = Vec::new();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let Some(query) = url.find('?') else {
+            return found;
+        };
+        let mut at = query + 1;
+        for pair in url[query + 1..].split('&') {
+            if let Some((key, value)) = pair.split_once('=') {
+                let start = at + key.len() + 1;
+                found.push(Parameter {
+                    key: decode(key),
+                    value: decode(value),
+                    span: start..start + value.len(),
+                });
+            }
+            at += pair.len() + 1;
+        }
+        return found;
+    }
+    let bytes = url.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let key_start = i;
+        while i < bytes.len() && bytes[i] != b'=' && !bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let key = url[key_start..i].to_string();
+        while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'=') {
+            i += 1;
+        }
+        let start = i;
+        let quoted = bytes.get(i) == Some(&b'\'');
+        if quoted {
+            i += 1;
+        }
+        let mut value = Vec::new();
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' if i + 1 < bytes.len() => {
+                    value.push(bytes[i + 1]);
+                    i += 1;
+                }
+                b'\'' if quoted => {
+                    i += 1;
+                    break;
+                }
+                c if !quoted && c.is_ascii_whitespace() => break,
+                c => value.push(c),
+            }
+            i += 1;
+        }
+        if !key.is_empty() {
+            found.push(Parameter {
+                key,
+                value: String::from_utf8_lossy(&value).into_owned(),
+                span: start..i,
+            });
+        }
+    }
+    found
 }
 
 /// The database.
@@ -623,12 +822,9 @@ impl Config {
         TrustedProxies::parse(&self.http.trusted_proxies)
             .map_err(|e| bad("http.trusted_proxies", e))?;
         if self.store.engine == StoreEngine::Postgres {
-            let url = self.store.postgres.url.as_deref().unwrap_or("");
-            if url.parse::<postgres::Config>().is_err() || url.is_empty() {
-                return Err(bad(
-                    "store.postgres.url",
-                    "store.engine = \"postgres\" needs a connection URL: postgresql://user:password@host:port/database",
-                ));
+            self.store.postgres.connection()?;
+            if let Some(ca) = &self.store.postgres.ca_file {
+                check_ca_file("store.postgres.ca_file", ca)?;
             }
         }
         for (field, value) in [
@@ -769,18 +965,7 @@ impl Config {
                 return Err(bad("mail.smtp.timeout_secs", "must be above 0"));
             }
             if let Some(ca) = &smtp.ca_file {
-                let pem = std::fs::read_to_string(ca).map_err(|e| {
-                    bad(
-                        "mail.smtp.ca_file",
-                        format!("cannot read {}: {e}", ca.display()),
-                    )
-                })?;
-                if !pem.contains("-----BEGIN CERTIFICATE-----") {
-                    return Err(bad(
-                        "mail.smtp.ca_file",
-                        format!("{} holds no PEM certificate", ca.display()),
-                    ));
-                }
+                check_ca_file("mail.smtp.ca_file", ca)?;
             }
             if smtp.username.is_some() != smtp.password.is_some() {
                 return Err(bad(
@@ -846,6 +1031,20 @@ impl Config {
             .and_then(|u| url::Url::parse(u).ok())
             .is_some_and(|u| u.scheme() == "https")
     }
+}
+
+/// A CA file must be there, readable, and hold a PEM certificate: found
+/// at start, not at the first connection.
+fn check_ca_file(field: &'static str, ca: &Path) -> Result<(), ConfigError> {
+    let pem = std::fs::read_to_string(ca)
+        .map_err(|e| bad(field, format!("cannot read {}: {e}", ca.display())))?;
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(bad(
+            field,
+            format!("{} holds no PEM certificate", ca.display()),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_zone(zone: &str) -> Option<i32> {
@@ -1004,6 +1203,108 @@ mod tests {
         assert!(c.is_https());
         c.public_url = Some("http://login.example.jp".into());
         assert!(!c.is_https());
+    }
+
+    fn postgres(url: &str, ca_file: Option<&str>) -> PostgresConfig {
+        PostgresConfig {
+            url: Some(url.into()),
+            ca_file: ca_file.map(PathBuf::from),
+        }
+    }
+
+    #[test]
+    fn sslmode_is_read_in_either_form_and_verify_full_reaches_the_crate_as_require() {
+        use postgres::config::SslMode;
+        for (url, tls, crate_mode) in [
+            (
+                "postgresql://k@db/kagi",
+                PostgresTls::Preferred,
+                SslMode::Prefer,
+            ),
+            (
+                "postgresql://k@db/kagi?sslmode=disable",
+                PostgresTls::Off,
+                SslMode::Disable,
+            ),
+            (
+                "postgresql://k@db/kagi?sslmode=require",
+                PostgresTls::Required,
+                SslMode::Require,
+            ),
+            (
+                "postgresql://k@db/kagi?application_name=kagi&sslmode=verify-full",
+                PostgresTls::Required,
+                SslMode::Require,
+            ),
+            (
+                "postgresql://k@db/kagi?sslmode=verify%2Dca",
+                PostgresTls::Required,
+                SslMode::Require,
+            ),
+            (
+                "host=db user=k sslmode = verify-full",
+                PostgresTls::Required,
+                SslMode::Require,
+            ),
+            (
+                "host=db sslmode='verify-full' dbname=kagi",
+                PostgresTls::Required,
+                SslMode::Require,
+            ),
+            (
+                "host=db sslmode=disable",
+                PostgresTls::Off,
+                SslMode::Disable,
+            ),
+        ] {
+            let (config, mode) = postgres(url, None).connection().expect(url);
+            assert_eq!((mode, config.get_ssl_mode()), (tls, crate_mode), "{url}");
+        }
+        let (config, _) = postgres("host=db sslmode='verify-full' dbname=kagi", None)
+            .connection()
+            .unwrap();
+        assert_eq!(config.get_dbname(), Some("kagi"), "the rest is kept");
+    }
+
+    #[test]
+    fn a_ca_file_asks_for_tls_and_cannot_go_with_sslmode_disable() {
+        let ca = Some("/etc/kagi/db-ca.pem");
+        let (_, mode) = postgres("postgresql://k@db/kagi", ca).connection().unwrap();
+        assert_eq!(mode, PostgresTls::Required);
+        let refused = postgres("postgresql://k@db/kagi?sslmode=disable", ca)
+            .connection()
+            .unwrap_err();
+        assert_eq!(refused.field, "store.postgres.ca_file");
+        for url in [
+            "postgresql://k@db/kagi?sslmode=allow",
+            "postgresql://k@db/kagi?sslmode=sometimes",
+            "postgresql://k@db/kagi?sslrootcert=/etc/ca.pem",
+            "",
+        ] {
+            let refused = postgres(url, None).connection().unwrap_err();
+            assert_eq!(refused.field, "store.postgres.url", "{url}");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_postgres_ca_file_is_named() {
+        let mut c = serve_config();
+        c.store.engine = StoreEngine::Postgres;
+        c.store.postgres = postgres(
+            "postgresql://k@db/kagi?sslmode=verify-full",
+            Some("/nonexistent/db-ca.pem"),
+        );
+        let refused = c.validate_for_serve().unwrap_err();
+        assert_eq!(refused.field, "store.postgres.ca_file");
+        assert!(
+            refused.problem.contains("/nonexistent/db-ca.pem"),
+            "{refused}"
+        );
+        c.store.postgres.ca_file = Some(PathBuf::from("Cargo.toml"));
+        let refused = c.validate_for_serve().unwrap_err();
+        assert!(refused.problem.contains("no PEM certificate"), "{refused}");
+        c.store.postgres.ca_file = None;
+        assert!(c.validate_for_serve().is_ok());
     }
 
     #[test]

@@ -62,6 +62,7 @@ mod secret;
 mod server;
 mod sites;
 pub mod text;
+mod tls;
 
 use clock::Clock;
 use config::Config;

@@ -248,7 +248,7 @@ pub fn start(options: Options) -> Result<Running, Error> {
     // database opens.
     let (store, shown) = match (config.store.engine, &config.store.postgres.url) {
         (crate::config::StoreEngine::Postgres, Some(url)) => (
-            Store::open_postgres_or_wait(url, &data_dir, &key_file),
+            Store::open_postgres_or_wait(&config.store.postgres, &data_dir, &key_file),
             store::shown_postgres(url),
         ),
         _ => (

@@ -11,8 +11,6 @@ use crate::config::{MailConfig, Security};
 use crate::store::OutboxMail;
 use mail_send::smtp::message::Message;
 use mail_send::{SmtpClient, SmtpClientBuilder};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -155,19 +153,7 @@ fn tls_connector(
     let Some(path) = ca_file else {
         return Ok(None);
     };
-    let problem = |e: &dyn std::fmt::Display| format!("mail.smtp.ca_file {}: {e}", path.display());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(path).map_err(|e| problem(&e))? {
-        roots
-            .add(cert.map_err(|e| problem(&e))?)
-            .map_err(|e| problem(&e))?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| problem(&e))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = crate::tls::client_config(Some(path), "mail.smtp.ca_file")?;
     Ok(Some(tokio_rustls::TlsConnector::from(Arc::new(config))))
 }
 

@@ -34,7 +34,7 @@ pub struct Migrated {
 }
 
 /// Moves the sled database in `from` (whose key file is `key_file`) into
-/// the PostgreSQL database at `url`, which must hold no kagi record. Refused
+/// the PostgreSQL database `to` names, which must hold no kagi record. Refused
 /// while a server has the sled database open, without the key file, when
 /// the sled trail does not verify under it (a key file of another server),
 /// and into a database that holds kagi's records: a migration never merges.
@@ -42,9 +42,10 @@ pub fn migrate(
     from: &Path,
     cache_bytes: u64,
     key_file: &Path,
-    url: &str,
+    to: &crate::config::PostgresConfig,
     now: u64,
 ) -> std::result::Result<Migrated, String> {
+    let url = to.url.as_deref().unwrap_or_default();
     let dir = from.display();
     if !from.join("conf").exists() {
         return Err(format!("no kagi database in {dir}"));
@@ -80,7 +81,7 @@ pub fn migrate(
         Err(e) => return Err(e.to_string()),
     }
     let shown = super::postgres::shown(url);
-    let target = Trees::open_postgres(url, &shown)
+    let target = Trees::open_postgres(to, &shown)
         .map_err(|e| format!("cannot open the database {shown}: {e}"))?;
     let moved = {
         let s = source.trees().map_err(|e| e.to_string())?;
@@ -95,7 +96,7 @@ pub fn migrate(
     // The sled database is let go only now: no server wrote it meanwhile.
     drop(source);
     let (counts, next_id) = moved;
-    let store = Store::open_postgres_or_wait(url, from, key_file)
+    let store = Store::open_postgres_or_wait(to, from, key_file)
         .map_err(|e| format!("cannot open the database {shown}: {e}"))?;
     if let Some(why) = store.unavailable() {
         return Err(format!("cannot open the database {shown}: {why}"));

@@ -179,8 +179,9 @@ pub struct Store {
     /// The data directory: sled's database, and beside it the key file
     /// and backups, whichever the engine.
     dir: PathBuf,
-    /// PostgreSQL's connection URL, when the records live there.
-    postgres: Option<String>,
+    /// Where PostgreSQL is (and how to trust it), when the records live
+    /// there.
+    postgres: Option<crate::config::PostgresConfig>,
     key_file: PathBuf,
     cache_bytes: u64,
     open: RwLock<Option<Arc<Trees>>>,
@@ -450,10 +451,10 @@ impl Trees {
         trees.read_format(&format!("in {}", dir.display()))
     }
 
-    /// The trees in the PostgreSQL database at `url`, its schema brought up
-    /// to date (or refused, if newer than this kagi's).
-    fn open_postgres(url: &str, shown: &str) -> Result<Trees> {
-        let pool = postgres::Pool::open(url)?;
+    /// The trees in the PostgreSQL database `db` names, its schema brought
+    /// up to date (or refused, if newer than this kagi's).
+    fn open_postgres(db: &crate::config::PostgresConfig, shown: &str) -> Result<Trees> {
+        let pool = postgres::Pool::open(db)?;
         let trees = Trees::build(
             |name| {
                 let number = Trees::NAMES.iter().position(|n| *n == name).unwrap_or(0);
@@ -753,12 +754,17 @@ impl Store {
         }
     }
 
-    /// The same on PostgreSQL at `url`, the key file and backups in `dir`:
-    /// a database that cannot be reached yet is waited for, one whose
-    /// schema is newer than this kagi's is refused.
-    pub fn open_postgres_or_wait(url: &str, dir: &Path, key_file: &Path) -> Result<Store> {
+    /// The same on the PostgreSQL `db` names, the key file and backups in
+    /// `dir`: a database that cannot be reached yet (or whose certificate
+    /// is refused) is waited for, one whose schema is newer than this
+    /// kagi's is refused.
+    pub fn open_postgres_or_wait(
+        db: &crate::config::PostgresConfig,
+        dir: &Path,
+        key_file: &Path,
+    ) -> Result<Store> {
         let mut store = Store::closed(dir, 0, key_file);
-        store.postgres = Some(url.to_string());
+        store.postgres = Some(db.clone());
         match store.open_now() {
             Ok(()) => Ok(store),
             Err(e) if e.is_disk_trouble() => {
@@ -777,7 +783,9 @@ impl Store {
     /// Opens the trees, and the keys the first time.
     fn open_now(&self) -> Result<()> {
         let trees = match &self.postgres {
-            Some(url) => Trees::open_postgres(url, &postgres::shown(url))?,
+            Some(db) => {
+                Trees::open_postgres(db, &postgres::shown(db.url.as_deref().unwrap_or_default()))?
+            }
             None => Trees::open(&self.dir, self.cache_bytes)?,
         };
         if self.keys.get().is_none() {
@@ -971,6 +979,7 @@ use kv::{Batch, Tree};
 #[cfg(test)]
 mod testing {
     use super::*;
+    use crate::config::PostgresConfig;
 
     /// A new sled store for one test of what only sled has (`kagi backup`).
     pub fn temp_sled_store() -> (Store, std::path::PathBuf) {
@@ -992,7 +1001,7 @@ mod testing {
         let store = match test_database(&dir.display().to_string(), true) {
             Some(url) => {
                 crate::files::private_dir(&dir).unwrap();
-                Store::open_postgres_or_wait(&url, &dir, &key_file).unwrap()
+                Store::open_postgres_or_wait(&PostgresConfig::at(&url), &dir, &key_file).unwrap()
             }
             None => Store::open(&dir, 1 << 20, &key_file).unwrap(),
         };
@@ -1006,7 +1015,8 @@ mod testing {
         let key_file = default_key_file(dir);
         match test_database(&dir.display().to_string(), false) {
             Some(url) => {
-                let store = Store::open_postgres_or_wait(&url, dir, &key_file)?;
+                let store =
+                    Store::open_postgres_or_wait(&PostgresConfig::at(&url), dir, &key_file)?;
                 match store.unavailable() {
                     Some(why) => Err(StoreError::waiting(why, None)),
                     None => Ok(store),

@@ -7,12 +7,21 @@
 //! Connections come from a small pool; one that fails is dropped, and the
 //! call fails as the database being closed does (503, tried again later),
 //! so that kagi rides out PostgreSQL restarting without a restart of its own.
+//!
+//! Over TCP they use TLS as the URL's `sslmode` says (`PostgresTls`):
+//! rustls through `crate::tls`, the server's certificate and name always
+//! verified, against `store.postgres.ca_file` or the public web roots. A
+//! certificate refused is a connection refused: the store stays closed
+//! (503), saying why, and tries again each second, reading the CA file
+//! anew.
 
 use super::kv::{Batch, CompareAndSwapError, KeyRange, Tree};
 use super::{Result, StoreError};
+use crate::config::{PostgresConfig, PostgresTls};
 use sled::IVec;
 use std::collections::{HashMap, VecDeque};
 use std::ops::Bound;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// The schema, one step per format of the tables; applied in order at
@@ -58,7 +67,9 @@ impl Lock {
 
 /// What one pool of connections reaches.
 pub struct Pool {
-    url: String,
+    config: postgres::Config,
+    /// None with `sslmode=disable`.
+    tls: Option<Tls>,
     idle: Mutex<Vec<Conn>>,
 }
 
@@ -88,7 +99,17 @@ impl Conn {
 fn failure(e: postgres::Error) -> StoreError {
     let message = match e.as_db_error() {
         Some(db) => format!("PostgreSQL: {}: {}", db.severity(), db.message()),
-        None => format!("PostgreSQL: {e}"),
+        None => {
+            // The crate's own words say only what failed ("error performing
+            // TLS handshake"); the why is in its sources.
+            let mut message = format!("PostgreSQL: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            message
+        }
     };
     match e.code() {
         // A statement's own error: the database is there.
@@ -100,11 +121,19 @@ fn failure(e: postgres::Error) -> StoreError {
 }
 
 impl Pool {
-    /// Connects to `url` and brings the schema up to date, or refuses a
-    /// database whose schema is newer than this kagi's.
-    pub fn open(url: &str) -> Result<Arc<Pool>> {
+    /// Connects to the database `db` names and brings the schema up to
+    /// date, or refuses a database whose schema is newer than this kagi's.
+    pub fn open(db: &PostgresConfig) -> Result<Arc<Pool>> {
+        let (config, tls) = db
+            .connection()
+            .map_err(|e| StoreError::refused(e.to_string()))?;
+        let tls = match tls {
+            PostgresTls::Off => None,
+            PostgresTls::Preferred | PostgresTls::Required => Some(Tls::new(db)?),
+        };
         let pool = Arc::new(Pool {
-            url: url.to_string(),
+            config,
+            tls,
             idle: Mutex::new(Vec::new()),
         });
         pool.with(|c| migrate(&mut c.client))?;
@@ -119,7 +148,11 @@ impl Pool {
     }
 
     fn connect(&self) -> Result<Conn> {
-        let client = postgres::Client::connect(&self.url, postgres::NoTls).map_err(failure)?;
+        let client = match &self.tls {
+            Some(tls) => self.config.connect(tls.clone()),
+            None => self.config.connect(postgres::NoTls),
+        }
+        .map_err(failure)?;
         Ok(Conn {
             client,
             prepared: HashMap::new(),
@@ -204,6 +237,129 @@ impl Pool {
             pool: self.clone(),
             number,
         }
+    }
+}
+
+/// TLS for the pool's connections: a rustls client that verifies the
+/// server's certificate and name, as tokio-postgres asks for one. Written
+/// here rather than taken from tokio-postgres-rustls, which would add
+/// x509-cert and its DER crates to the build for channel binding alone.
+#[derive(Clone)]
+struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    /// For the message when the server's certificate is refused.
+    ca_file: Option<PathBuf>,
+}
+
+impl Tls {
+    /// Reads the CA file (at every open, so that a new one is taken up
+    /// without a restart).
+    fn new(db: &PostgresConfig) -> Result<Tls> {
+        let mut config = crate::tls::client_config(db.ca_file.as_deref(), "store.postgres.ca_file")
+            .map_err(|e| StoreError::waiting(e, None))?;
+        // What PostgreSQL 17 checks of a client that starts TLS at once
+        // (`sslnegotiation=direct`); older servers ignore it.
+        config.alpn_protocols = vec![b"postgresql".to_vec()];
+        Ok(Tls {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            ca_file: db.ca_file.clone(),
+        })
+    }
+}
+
+impl postgres::tls::MakeTlsConnect<postgres::Socket> for Tls {
+    type Stream = TlsStream;
+    type TlsConnect = TlsConnect;
+    type Error = std::convert::Infallible;
+
+    fn make_tls_connect(&mut self, host: &str) -> std::result::Result<TlsConnect, Self::Error> {
+        // Over a Unix socket there is no host, and the server answers the
+        // request for TLS with no: the name is checked when it is needed.
+        Ok(TlsConnect {
+            tls: self.clone(),
+            host: host.to_string(),
+        })
+    }
+}
+
+/// One handshake to come, with the host name the URL gave.
+struct TlsConnect {
+    tls: Tls,
+    host: String,
+}
+
+type Handshake =
+    std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TlsStream>> + Send>>;
+
+impl postgres::tls::TlsConnect<postgres::Socket> for TlsConnect {
+    type Stream = TlsStream;
+    type Error = std::io::Error;
+    type Future = Handshake;
+
+    fn connect(self, socket: postgres::Socket) -> Handshake {
+        Box::pin(async move {
+            let name = rustls::pki_types::ServerName::try_from(self.host.clone()).map_err(|e| {
+                std::io::Error::other(format!("`{}` is no host name to verify: {e}", self.host))
+            })?;
+            match self.tls.connector.connect(name, socket).await {
+                Ok(stream) => Ok(TlsStream(stream)),
+                Err(e) => Err(
+                    match crate::tls::certificate_problem(
+                        &e,
+                        self.tls.ca_file.as_deref(),
+                        "store.postgres.ca_file",
+                    ) {
+                        Some(problem) => std::io::Error::other(problem),
+                        None => e,
+                    },
+                ),
+            }
+        })
+    }
+}
+
+/// A connection over TLS. It offers no channel binding (SCRAM's `-PLUS`):
+/// the server's certificate is verified instead, and `channel_binding`
+/// stays at its default, `prefer`.
+struct TlsStream(tokio_rustls::client::TlsStream<postgres::Socket>);
+
+impl postgres::tls::TlsStream for TlsStream {
+    fn channel_binding(&self) -> postgres::tls::ChannelBinding {
+        postgres::tls::ChannelBinding::none()
+    }
+}
+
+impl tokio::io::AsyncRead for TlsStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 

@@ -18,6 +18,7 @@ mod logs;
 mod metrics;
 mod migrate;
 mod notices;
+mod pgtls;
 mod portal;
 mod postal;
 mod register;

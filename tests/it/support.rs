@@ -416,7 +416,11 @@ pub fn open_store(dir: &std::path::Path) -> kagi::store::Store {
     loop {
         let key_file = kagi::store::default_key_file(dir);
         let opened = match &url {
-            Some(url) => kagi::store::Store::open_postgres_or_wait(url, dir, &key_file),
+            Some(url) => kagi::store::Store::open_postgres_or_wait(
+                &kagi::config::PostgresConfig::at(url),
+                dir,
+                &key_file,
+            ),
             None => kagi::store::Store::open(dir, 1 << 20, &key_file),
         };
         match opened {

@@ -124,9 +124,15 @@ impl Pool {
     /// Connects to the database `db` names and brings the schema up to
     /// date, or refuses a database whose schema is newer than this kagi's.
     pub fn open(db: &PostgresConfig) -> Result<Arc<Pool>> {
-        let (config, tls) = db
+        let (mut config, tls) = db
             .connection()
             .map_err(|e| StoreError::refused(e.to_string()))?;
+        // A database host that does not answer must not hold a request
+        // (and the request thread) for the system's TCP timeout of minutes:
+        // 5 s, unless the URL says otherwise (`connect_timeout`).
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(5));
+        }
         let tls = match tls {
             PostgresTls::Off => None,
             PostgresTls::Preferred | PostgresTls::Required => Some(Tls::new(db)?),

@@ -83,6 +83,28 @@ def stop(proc):
         proc.wait()
 
 
+def postgres_store(url, key_file):
+    """A config's [store] on the PostgreSQL database at `url`; `key_file`
+    is the one every instance on that database uses."""
+    return f'''[store]
+engine = "postgres"
+key_file = "{key_file}"
+[store.postgres]
+url = "{url}"
+'''
+
+
+def fresh_database(cluster, name):
+    """Makes database `name` anew (dropped first if there) on the cluster
+    whose URL is `cluster` (scripts/postgres start DIR prints it), with
+    psql; returns the database's URL."""
+    assert re.fullmatch(r"[a-z_][a-z0-9_]*", name), name
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", cluster,
+                    "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", "-c", f"CREATE DATABASE {name}"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(cluster)._replace(path="/" + name))
+
+
 class Browser:
     """Keeps kagi's cookie and CSRF token, as the tests' client does."""
 

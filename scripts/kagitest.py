@@ -36,6 +36,30 @@ def thread_times(pid):
     return out
 
 
+def cpu_seconds(pid, children=False):
+    """CPU time (user + system) a process has used; with `children`, also
+    that of its children, living (by their parent PID) and reaped
+    (/proc/PID/stat)."""
+    def fields(p):
+        with open(f"/proc/{p}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    f = fields(pid)
+    total = int(f[11]) + int(f[12])
+    if children:
+        total += int(f[13]) + int(f[14])
+        for other in os.listdir("/proc"):
+            if not other.isdigit():
+                continue
+            try:
+                g = fields(other)
+            except OSError:
+                continue
+            if int(g[1]) == pid:
+                total += int(g[11]) + int(g[12])
+    return total / tick
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:

@@ -16,6 +16,7 @@ import importlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -203,6 +204,9 @@ def setup(work, cluster, postmaster, engine, instances, accounts):
 
 
 def main():
+    # Stopped from outside (scripts/bench's trap, a terminal closed), the
+    # `finally`s still stop the kagi processes this run started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cluster, cluster_dir = sys.argv[1], sys.argv[2]
     with open(os.path.join(cluster_dir, "data", "postmaster.pid")) as f:
         postmaster = int(f.readline())

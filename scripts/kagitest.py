@@ -125,7 +125,8 @@ def fresh_database(cluster, name):
     assert re.fullmatch(r"[a-z_][a-z0-9_]*", name), name
     subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", cluster,
                     "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", "-c", f"CREATE DATABASE {name}"],
-                   check=True, stdout=subprocess.DEVNULL)
+                   check=True, stdout=subprocess.DEVNULL,
+                   env={**os.environ, "PGOPTIONS": "-c client_min_messages=warning"})
     return urllib.parse.urlunsplit(urllib.parse.urlsplit(cluster)._replace(path="/" + name))
 
 

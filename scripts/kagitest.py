@@ -36,6 +36,30 @@ def thread_times(pid):
     return out
 
 
+def cpu_seconds(pid, children=False):
+    """CPU time (user + system) a process has used; with `children`, also
+    that of its children, living (by their parent PID) and reaped
+    (/proc/PID/stat)."""
+    def fields(p):
+        with open(f"/proc/{p}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    f = fields(pid)
+    total = int(f[11]) + int(f[12])
+    if children:
+        total += int(f[13]) + int(f[14])
+        for other in os.listdir("/proc"):
+            if not other.isdigit():
+                continue
+            try:
+                g = fields(other)
+            except OSError:
+                continue
+            if int(g[1]) == pid:
+                total += int(g[11]) + int(g[12])
+    return total / tick
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -81,6 +105,29 @@ def stop(proc):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def postgres_store(url, key_file):
+    """A config's [store] on the PostgreSQL database at `url`; `key_file`
+    is the one every instance on that database uses."""
+    return f'''[store]
+engine = "postgres"
+key_file = "{key_file}"
+[store.postgres]
+url = "{url}"
+'''
+
+
+def fresh_database(cluster, name):
+    """Makes database `name` anew (dropped first if there) on the cluster
+    whose URL is `cluster` (scripts/postgres start DIR prints it), with
+    psql; returns the database's URL."""
+    assert re.fullmatch(r"[a-z_][a-z0-9_]*", name), name
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", cluster,
+                    "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", "-c", f"CREATE DATABASE {name}"],
+                   check=True, stdout=subprocess.DEVNULL,
+                   env={**os.environ, "PGOPTIONS": "-c client_min_messages=warning"})
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(cluster)._replace(path="/" + name))
 
 
 class Browser:

@@ -743,12 +743,17 @@ impl Store {
     /// a disk is full. Err for what waiting cannot mend (another process
     /// holds the database, an unreadable key file).
     pub fn open_or_wait(dir: &Path, cache_bytes: u64, key_file: &Path) -> Result<Store> {
-        let store = Store::closed(dir, cache_bytes, key_file);
-        match store.open_now() {
-            Ok(()) => Ok(store),
+        Store::closed(dir, cache_bytes, key_file).opened_or_waiting()
+    }
+
+    /// This closed store opened, or left closed (to be opened again by
+    /// `reopen`) if what stops it is the disk's or the database's to mend.
+    fn opened_or_waiting(self) -> Result<Store> {
+        match self.open_now() {
+            Ok(()) => Ok(self),
             Err(e) if e.is_disk_trouble() => {
-                store.set_closed(&e);
-                Ok(store)
+                self.set_closed(&e);
+                Ok(self)
             }
             Err(e) => Err(e),
         }
@@ -765,14 +770,7 @@ impl Store {
     ) -> Result<Store> {
         let mut store = Store::closed(dir, 0, key_file);
         store.postgres = Some(db.clone());
-        match store.open_now() {
-            Ok(()) => Ok(store),
-            Err(e) if e.is_disk_trouble() => {
-                store.set_closed(&e);
-                Ok(store)
-            }
-            Err(e) => Err(e),
-        }
+        store.opened_or_waiting()
     }
 
     fn set_closed(&self, why: &StoreError) {

@@ -587,12 +587,30 @@ impl PgTree {
         }
     }
 
+    /// The entry with the smallest key (`ascending`) or the greatest: one
+    /// row read, not a page.
+    pub fn edge(&self, ascending: bool) -> Result<Option<(IVec, IVec)>> {
+        let rows = self.rows(&Bound::Unbounded, &Bound::Unbounded, ascending, 1)?;
+        Ok(rows.into_iter().next())
+    }
+
     /// Up to `PAGE` rows between `low` and `high`, ascending or not.
     fn page(
         &self,
         low: &Bound<Vec<u8>>,
         high: &Bound<Vec<u8>>,
         ascending: bool,
+    ) -> Result<Vec<(IVec, IVec)>> {
+        self.rows(low, high, ascending, PAGE)
+    }
+
+    /// Up to `limit` rows between `low` and `high`, ascending or not.
+    fn rows(
+        &self,
+        low: &Bound<Vec<u8>>,
+        high: &Bound<Vec<u8>>,
+        ascending: bool,
+        limit: i64,
     ) -> Result<Vec<(IVec, IVec)>> {
         let mut sql = String::from("SELECT key, value FROM kagi_kv WHERE tree = $1");
         let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&self.number];
@@ -629,7 +647,7 @@ impl PgTree {
         } else {
             " ORDER BY key DESC LIMIT "
         });
-        sql.push_str(&PAGE.to_string());
+        sql.push_str(&limit.to_string());
         self.pool.with(|c| {
             let rows = c.client.query(sql.as_str(), &params)?;
             Ok(rows
@@ -674,54 +692,59 @@ fn above(key: &[u8], low: &Bound<Vec<u8>>) -> bool {
     }
 }
 
-impl Iterator for PgIter {
-    type Item = Result<(IVec, IVec)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.front.is_empty() && !self.front_done {
-            match self.tree.page(&self.low, &self.high, true) {
+impl PgIter {
+    /// The next entry from the front (`ascending`) or the back: from the
+    /// page read last at that end, or a new page, and never one the other
+    /// end has returned already.
+    fn take(&mut self, ascending: bool) -> Option<Result<(IVec, IVec)>> {
+        let (buffer, done) = if ascending {
+            (&mut self.front, &mut self.front_done)
+        } else {
+            (&mut self.back, &mut self.back_done)
+        };
+        if buffer.is_empty() && !*done {
+            match self.tree.page(&self.low, &self.high, ascending) {
                 Ok(rows) => {
-                    self.front_done = (rows.len() as i64) < PAGE;
-                    self.front.extend(rows);
+                    *done = (rows.len() as i64) < PAGE;
+                    buffer.extend(rows);
                 }
                 Err(e) => {
-                    self.front_done = true;
+                    *done = true;
                     return Some(Err(e));
                 }
             }
         }
-        let (key, value) = self.front.pop_front()?;
-        if !below(&key, &self.high) {
-            self.front.clear();
-            self.front_done = true;
+        let (key, value) = buffer.pop_front()?;
+        let inside = if ascending {
+            below(&key, &self.high)
+        } else {
+            above(&key, &self.low)
+        };
+        if !inside {
+            buffer.clear();
+            *done = true;
             return None;
         }
-        self.low = Bound::Excluded(key.to_vec());
+        let past = Bound::Excluded(key.to_vec());
+        if ascending {
+            self.low = past;
+        } else {
+            self.high = past;
+        }
         Some(Ok((key, value)))
+    }
+}
+
+impl Iterator for PgIter {
+    type Item = Result<(IVec, IVec)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.take(true)
     }
 }
 
 impl DoubleEndedIterator for PgIter {
     fn next_back(&mut self) -> Option<Self::Item> {
-        if self.back.is_empty() && !self.back_done {
-            match self.tree.page(&self.low, &self.high, false) {
-                Ok(rows) => {
-                    self.back_done = (rows.len() as i64) < PAGE;
-                    self.back.extend(rows);
-                }
-                Err(e) => {
-                    self.back_done = true;
-                    return Some(Err(e));
-                }
-            }
-        }
-        let (key, value) = self.back.pop_front()?;
-        if !above(&key, &self.low) {
-            self.back.clear();
-            self.back_done = true;
-            return None;
-        }
-        self.high = Bound::Excluded(key.to_vec());
-        Some(Ok((key, value)))
+        self.take(false)
     }
 }

@@ -442,3 +442,52 @@ fn postgresql_restarted_under_load_gets_503_pages_then_kagi_goes_on_losing_nothi
         resumed.as_millis()
     );
 }
+
+#[test]
+fn a_database_whose_schema_is_newer_than_this_kagi_is_refused_with_what_to_do() {
+    let cluster = Cluster::start("newer-schema");
+    let url = cluster.url();
+    let dir = scratch_dir("newer-schema");
+    let config = crate::support::serve_config(
+        &dir,
+        &dir.join("data"),
+        &format!("[store]\nengine = \"postgres\"\n[store.postgres]\nurl = \"{url}\""),
+    );
+    let serve = ["serve".as_ref(), "--config".as_ref(), config.as_os_str()];
+    // This kagi makes its schema and serves.
+    let (mut kagi, _) = run_kagi(&serve, None, None);
+    kagi.kill();
+    // A newer kagi moved the schema on; this one refuses it, untouched.
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    db.execute("INSERT INTO kagi_schema VALUES (99)", &[])
+        .unwrap();
+    // Not served: it stops (a kagi that served would be killed here, and
+    // the test fail).
+    let mut refused = std::process::Command::new(env!("CARGO_BIN_EXE_kagi"))
+        .args(serve)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while refused.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = refused.kill();
+            panic!("kagi served a database whose schema is newer than it");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = refused.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("version 99, made by a newer kagi") && said.contains("run the newer kagi"),
+        "{said}"
+    );
+    let newest: i32 = db
+        .query_one("SELECT max(version) FROM kagi_schema", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(newest, 99, "the schema was left as it was");
+    drop(cluster);
+}

@@ -3,9 +3,8 @@
 //! logs in there, the operator logs in with the same second factor, the
 //! postal request waits in the queue, a recovery in flight goes on, and
 //! the audit trail verifies under the same key file. The test runs on
-//! every run of the suite, whichever engine the others use: on a private
-//! PostgreSQL cluster of its own (`scripts/postgres`), or in a new
-//! database of the cluster `KAGI_TEST_POSTGRES` names.
+//! every run of the suite, whichever engine the others use, on a private
+//! PostgreSQL cluster of its own (`support::Cluster`).
 
 use crate::support::console::{
     link_path, login as console_login, open_enrolment, operator_cli, totp,
@@ -14,7 +13,7 @@ use crate::support::{
     admin_get, kagi_cli, kagi_cli_once_closed, kaigo, mails_at, scratch_dir, spawn_on_sled_with,
     wait_until, Client,
 };
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 /// The demo's office in Osaka and its account.
@@ -25,89 +24,6 @@ const TOKYO_ID: &str = "KJ131311111111";
 const SAPPORO: &str = "0111111111";
 const SAPPORO_ID: &str = "KJ010111111111";
 const OPERATOR_PASSWORD: &str = "OperatorTest2026";
-
-/// A PostgreSQL database for the test, and what to stop or drop at the
-/// end, failed or not.
-struct Database {
-    url: String,
-    /// The admin URL and the database's name, when it is made in the
-    /// cluster `KAGI_TEST_POSTGRES` names (dropped at the end).
-    shared: Option<(String, String)>,
-    /// The private cluster's directory, when the test started one
-    /// (stopped at the end, by the PID its postmaster wrote).
-    cluster: Option<PathBuf>,
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres")
-}
-
-impl Database {
-    fn new() -> Database {
-        if let Ok(admin) = std::env::var("KAGI_TEST_POSTGRES") {
-            let name = format!("kagi_migrate_{}", std::process::id());
-            let mut client = postgres::Client::connect(&admin, postgres::NoTls)
-                .unwrap_or_else(|e| panic!("the test cluster at {admin}: {e}"));
-            // One statement at a time: DROP DATABASE runs in no transaction.
-            for sql in [
-                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                format!("CREATE DATABASE {name}"),
-            ] {
-                client.batch_execute(&sql).unwrap();
-            }
-            let mut url = url::Url::parse(&admin).unwrap();
-            url.set_path(&format!("/{name}"));
-            return Database {
-                url: url.to_string(),
-                shared: Some((admin, name)),
-                cluster: None,
-            };
-        }
-        let dir = scratch_dir("migrate-postgres");
-        // The guard exists before the start, so that a start that fails
-        // half-way is stopped too.
-        let mut database = Database {
-            url: String::new(),
-            shared: None,
-            cluster: Some(dir.clone()),
-        };
-        let out = std::process::Command::new(script())
-            .arg("start")
-            .arg(&dir)
-            .output()
-            .expect("scripts/postgres runs");
-        assert!(
-            out.status.success(),
-            "scripts/postgres start: {}",
-            text(&out)
-        );
-        database.url = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        assert!(
-            database.url.starts_with("postgresql://"),
-            "{}",
-            database.url
-        );
-        database
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.cluster {
-            let _ = std::process::Command::new(script())
-                .arg("stop")
-                .arg(dir)
-                .status();
-            let _ = std::fs::remove_dir_all(dir);
-        }
-        if let Some((admin, name)) = &self.shared {
-            if let Ok(mut client) = postgres::Client::connect(admin, postgres::NoTls) {
-                let _ =
-                    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            }
-        }
-    }
-}
 
 fn text(out: &Output) -> String {
     format!(
@@ -145,7 +61,8 @@ fn code_to(addr: std::net::SocketAddr, email: &str) -> String {
 
 #[test]
 fn a_sled_installation_moves_into_postgresql_and_goes_on_there() {
-    let database = Database::new();
+    let cluster = crate::support::Cluster::start("migrate-postgres");
+    let database_url = cluster.url();
     let server = spawn_on_sled_with(|_| {});
     let addr = server.addr;
 
@@ -209,7 +126,7 @@ fn a_sled_installation_moves_into_postgresql_and_goes_on_there() {
         "--from-data-dir".as_ref(),
         server.dir.as_os_str(),
         "--to".as_ref(),
-        database.url.as_ref() as &std::ffi::OsStr,
+        database_url.as_ref() as &std::ffi::OsStr,
     ]);
     assert!(!refused.status.success(), "{}", text(&refused));
     assert!(
@@ -239,12 +156,12 @@ fn a_sled_installation_moves_into_postgresql_and_goes_on_there() {
         "--config".as_ref(),
         config.as_os_str(),
         "--to".as_ref(),
-        database.url.as_ref() as &std::ffi::OsStr,
+        database_url.as_ref() as &std::ffi::OsStr,
     ]);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("no key file"), "{}", text(&out));
 
-    let out = migrate(&dir, &database.url);
+    let out = migrate(&dir, &database_url);
     let said = text(&out);
     assert!(out.status.success(), "{said}");
     assert!(said.contains("2 operators, "), "{said}");
@@ -270,7 +187,7 @@ fn a_sled_installation_moves_into_postgresql_and_goes_on_there() {
     config.argon2.memory_kib = 256;
     config.argon2.iterations = 1;
     config.store.engine = kagi::config::StoreEngine::Postgres;
-    config.store.postgres.url = Some(database.url.clone());
+    config.store.postgres.url = Some(database_url.clone());
     config.store.key_file = Some(key_file.clone());
     // Its clock a TOTP step ahead: the enrolment's code opened one login.
     let clock = kagi::clock::Clock::system();
@@ -339,7 +256,7 @@ fn a_sled_installation_moves_into_postgresql_and_goes_on_there() {
             "data_dir = \"{}\"\n[store]\nengine = \"postgres\"\nkey_file = \"{}\"\n[store.postgres]\nurl = \"{}\"\n",
             pg_dir.display(),
             key_file.display(),
-            database.url
+            database_url
         ),
     )
     .unwrap();
@@ -357,7 +274,7 @@ fn a_sled_installation_moves_into_postgresql_and_goes_on_there() {
     );
 
     // Never into a database that holds kagi's records.
-    let again = migrate(&dir, &database.url);
+    let again = migrate(&dir, &database_url);
     assert!(!again.status.success(), "{}", text(&again));
     assert!(
         text(&again).contains("holds kagi's records already"),

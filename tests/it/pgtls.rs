@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const CERTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/certs.py");
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/postgres");
 
 /// A new test CA and a certificate it signed for localhost and
 /// 127.0.0.1, in `dir`: ca.pem, server.pem, server.key.
@@ -30,7 +29,7 @@ fn make_certs(dir: &Path) {
 /// removed.
 struct Cluster {
     root: PathBuf,
-    dir: PathBuf,
+    cluster: crate::support::Cluster,
     port: u16,
     ca: PathBuf,
     other_ca: PathBuf,
@@ -40,35 +39,22 @@ impl Cluster {
     fn start() -> Cluster {
         let root = scratch_path("pgtls");
         // The cluster runs as `nobody` when the tests run as root, and must
-        // reach its directory through this one, whatever umask another
-        // test left the process with (kagi's start sets 077).
+        // reach the certificates through this directory, whatever umask
+        // another test left the process with (kagi's start sets 077).
         std::fs::create_dir_all(&root).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
         let (certs, other) = (root.join("certs"), root.join("other-ca"));
         make_certs(&certs);
         make_certs(&other);
-        let dir = root.join("cluster");
-        let started = Command::new(SCRIPT)
-            .arg("start")
-            .arg(&dir)
-            .env("PG_TLS_DIR", &certs)
-            .output()
-            .expect("scripts/postgres");
-        let cluster = Cluster {
-            port: std::fs::read_to_string(dir.join("port"))
-                .map_or(0, |p| p.trim().parse().unwrap_or(0)),
+        let cluster = crate::support::Cluster::start_with_tls("pgtls-cluster", Some(&certs));
+        Cluster {
+            port: cluster.port(),
+            cluster,
             root,
-            dir,
             ca: certs.join("ca.pem"),
             other_ca: other.join("ca.pem"),
-        };
-        assert!(
-            started.status.success(),
-            "scripts/postgres start: {}",
-            String::from_utf8_lossy(&started.stderr)
-        );
-        cluster
+        }
     }
 
     /// kagi's settings for `database` over TCP: the URL's host `host`
@@ -95,7 +81,7 @@ impl Cluster {
     fn psql(&self, sql: &str) -> String {
         let out = Command::new("psql")
             .arg("-h")
-            .arg(self.dir.join("socket"))
+            .arg(self.cluster.dir.join("socket"))
             .args(["-p", &self.port.to_string(), "-U", "kagi", "-d", "kagi"])
             .args(["-X", "-A", "-t", "-c", sql])
             .output()
@@ -123,7 +109,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = Command::new(SCRIPT).arg("stop").arg(&self.dir).status();
+        // The cluster itself is stopped by its own guard.
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }

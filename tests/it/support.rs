@@ -94,22 +94,40 @@ pub struct Cluster {
 const CLUSTER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/postgres");
 
 impl Cluster {
-    /// Makes and starts a cluster of the test's own in `dir`.
+    /// Makes and starts a cluster of the test's own.
     pub fn start(name: &str) -> Cluster {
+        Cluster::start_with_tls(name, None)
+    }
+
+    /// The same, with TLS on (and listening on 127.0.0.1) when `tls` names
+    /// a directory with server.pem and server.key (`PG_TLS_DIR`).
+    pub fn start_with_tls(name: &str, tls: Option<&Path>) -> Cluster {
+        // The guard is made first: a start that fails half-way is stopped.
         let cluster = Cluster {
             dir: scratch_path(name),
         };
-        cluster.run("start");
+        cluster.run_with(&["start"], tls);
         cluster
     }
 
     /// `scripts/postgres ACTION DIR`'s output; panics when it fails.
     pub fn run(&self, action: &str) -> String {
-        let out = Command::new(CLUSTER_SCRIPT)
-            .arg(action)
-            .arg(&self.dir)
-            .output()
-            .expect("scripts/postgres runs");
+        self.run_with(&[action], None)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        std::fs::read_to_string(self.dir.join("port")).map_or(0, |p| p.trim().parse().unwrap_or(0))
+    }
+
+    fn run_with(&self, args: &[&str], tls: Option<&Path>) -> String {
+        let mut command = Command::new(CLUSTER_SCRIPT);
+        command.args(args).arg(&self.dir);
+        if let Some(tls) = tls {
+            command.env("PG_TLS_DIR", tls);
+        }
+        let action = args.join(" ");
+        let out = command.output().expect("scripts/postgres runs");
         assert!(
             out.status.success(),
             "scripts/postgres {action}: {}",

@@ -614,33 +614,20 @@ impl PgTree {
     ) -> Result<Vec<(IVec, IVec)>> {
         let mut sql = String::from("SELECT key, value FROM kagi_kv WHERE tree = $1");
         let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&self.number];
-        let low_key;
-        let high_key;
-        match low {
-            Bound::Included(k) => {
-                low_key = k.as_slice();
-                params.push(&low_key);
-                sql.push_str(&format!(" AND key >= ${}", params.len()));
-            }
-            Bound::Excluded(k) => {
-                low_key = k.as_slice();
-                params.push(&low_key);
-                sql.push_str(&format!(" AND key > ${}", params.len()));
-            }
-            Bound::Unbounded => {}
-        }
-        match high {
-            Bound::Included(k) => {
-                high_key = k.as_slice();
-                params.push(&high_key);
-                sql.push_str(&format!(" AND key <= ${}", params.len()));
-            }
-            Bound::Excluded(k) => {
-                high_key = k.as_slice();
-                params.push(&high_key);
-                sql.push_str(&format!(" AND key < ${}", params.len()));
-            }
-            Bound::Unbounded => {}
+        // Each bound as a condition on the key: (bound, its operator when
+        // included, when excluded).
+        let bounds = [(low, ">=", ">"), (high, "<=", "<")];
+        let keys: Vec<(&[u8], &str)> = bounds
+            .iter()
+            .filter_map(|(bound, included, excluded)| match bound {
+                Bound::Included(k) => Some((k.as_slice(), *included)),
+                Bound::Excluded(k) => Some((k.as_slice(), *excluded)),
+                Bound::Unbounded => None,
+            })
+            .collect();
+        for (key, operator) in &keys {
+            params.push(key);
+            sql.push_str(&format!(" AND key {operator} ${}", params.len()));
         }
         sql.push_str(if ascending {
             " ORDER BY key LIMIT "

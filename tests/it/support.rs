@@ -494,6 +494,18 @@ pub fn serve_config(dir: &std::path::Path, data: &std::path::Path, more: &str) -
     config
 }
 
+/// Asserts that `page` is kagi's readable 503: the page that says to try
+/// again, and `Retry-After`.
+pub fn assert_readable_503(page: &Page) {
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(page.header("retry-after").is_some());
+    assert!(
+        page.body.contains("一時的に処理できない状態です"),
+        "{}",
+        page.body
+    );
+}
+
 /// A captured mail.
 #[derive(Debug, Clone)]
 pub struct Mail {

@@ -202,9 +202,12 @@ fn deliver_forever(
 
 /// One due mail: dropped (a decoy, or its code or link has expired), given
 /// up (too old), or tried once. True when it was delivered.
-/// How long a mail thread holds a mail it took: longer than any try (the
-/// relay's timeouts), so that no other thread sends it meanwhile.
-const CLAIM_SECS: u64 = 300;
+/// How long a mail thread (on PostgreSQL) holds a mail it took, in relay
+/// timeouts: longer than any try (connect, greeting, data, each under the
+/// timeout), so that no other instance sends it meanwhile; and short, so
+/// that the mail of an instance that died while sending goes out soon.
+const CLAIM_TIMEOUTS: u64 = 4;
+const MIN_CLAIM_SECS: u64 = 60;
 
 fn deliver_one(
     config: &MailConfig,
@@ -219,10 +222,8 @@ fn deliver_one(
     }
     // Taken first: another mail thread on the same database (another
     // instance) may be at this mail too.
-    if !store
-        .claim_mail(mail.id, now, now + CLAIM_SECS)
-        .unwrap_or(false)
-    {
+    let lease = (config.smtp.timeout_secs * CLAIM_TIMEOUTS).max(MIN_CLAIM_SECS);
+    if !store.claim_mail(mail.id, now, now + lease).unwrap_or(false) {
         return false;
     }
     mail.claimed_until = 0;

@@ -485,3 +485,72 @@ fn a_database_whose_schema_is_newer_than_this_kagi_is_refused_with_what_to_do() 
     assert_eq!(newest, 99, "the schema was left as it was");
     drop(cluster);
 }
+
+#[test]
+fn two_instances_started_at_once_on_an_empty_database_make_one_schema_and_one_set_of_keys() {
+    let cluster = Cluster::start("at-once");
+    let url = cluster.url();
+    let dir = scratch_dir("at-once");
+    let key_file = dir.join("kagi.key");
+    let config = |name: &str| {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "listen = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1\"\n\
+                 data_dir = \"{}\"\n[mail]\ntransport = \"capture\"\n\
+                 [store]\nengine = \"postgres\"\nkey_file = \"{}\"\n\
+                 [store.postgres]\nurl = \"{url}\"\n",
+                dir.join(name).display(),
+                key_file.display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let (a, b) = (config("a"), config("b"));
+    // Both at the same moment: each migrates the schema and makes keys
+    // under an advisory lock, so one does and the other finds it done.
+    let start = |config: PathBuf| {
+        std::thread::spawn(move || {
+            run_kagi(
+                &["serve".as_ref(), "--config".as_ref(), config.as_os_str()],
+                None,
+                None,
+            )
+        })
+    };
+    let (first, second) = (start(a.clone()), start(b));
+    let ((_a, at_a), (_b, at_b)) = (first.join().unwrap(), second.join().unwrap());
+    // Each writes to the one audit chain (a login of no such user).
+    for at in [at_a, at_b, at_a] {
+        let page = kaigo::login(&mut Client::new(at), "KJ999999999999", "nobody99x");
+        assert_eq!(page.status, 200, "{}", page.body);
+    }
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let versions: Vec<i32> = db
+        .query("SELECT version FROM kagi_schema ORDER BY version", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, vec![1], "each step of the schema applied once");
+    let anchors: i64 = db
+        .query_one(
+            "SELECT count(*) FROM kagi_kv WHERE key = 'audit_anchor'::bytea",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(anchors, 1, "one audit chain");
+    // One set of keys: what one instance seals and chains, the other and
+    // `kagi audit verify` open.
+    let verified = kagi_cli(&[
+        "audit".as_ref(),
+        "verify".as_ref(),
+        "--config".as_ref(),
+        a.as_os_str(),
+    ]);
+    assert!(verified.status.success(), "{}", text(&verified));
+    drop(cluster);
+}

@@ -293,8 +293,12 @@ fn a_code_mailed_to_a_real_address_is_counted_and_a_decoy_is_not() {
     };
     assert_eq!(auth(&after_code) - auth(&at_first), 2.0, "{after_code}");
     assert!(flushes(&after_code) - flushes(&at_first) >= 2.0);
+    // On sled a flush writes to disk and takes time; on PostgreSQL every
+    // write was durable when it returned, and the flush has nothing to do.
     let flush_time = value(&after_code, "kagi_store_flush_duration_seconds_sum", &[]);
-    assert!(flush_time.unwrap() > 0.0);
+    if kagi::store::test_database("metrics-engine", false).is_none() {
+        assert!(flush_time.unwrap() > 0.0);
+    }
 }
 
 #[test]
